@@ -1,0 +1,99 @@
+/*
+ * config.h - danerelay.conf: "name = value" lines, '#' comments.
+ *
+ * config_load() fills a struct config from a file on top of the built-in
+ * defaults (config_defaults()).  Unknown names, bad values and a missing
+ * file are refused with a "file:line: reason" message in err.  The caller
+ * owns the struct and releases it with config_free().
+ */
+#ifndef DR_CONFIG_H
+#define DR_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct acl;
+
+/* Per-destination TLS security levels (DESIGN.md). */
+enum policy_level {
+	POLICY_NONE = 0,	/* cleartext, only when written for a domain */
+	POLICY_MAY,		/* opportunistic TLS */
+	POLICY_ENCRYPT,		/* mandatory TLS, unauthenticated */
+	POLICY_DANE,		/* RFC 7672, then MTA-STS, else may (default) */
+	POLICY_DANE_ONLY,	/* DANE or defer */
+	POLICY_VERIFY,		/* mandatory TLS, WebPKI, name = MX host */
+	POLICY_SECURE,		/* mandatory TLS, WebPKI, name = next-hop domain */
+};
+int policy_level_parse(const char *s, enum policy_level *out);
+const char *policy_level_name(enum policy_level l);
+
+#define CONFIG_MAX_LISTEN 16
+
+struct listen_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[80];			/* as written: "127.0.0.1:10025", "[::1]:25" */
+};
+
+struct config {
+	char *file;			/* path it was loaded from */
+
+	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	int nlisten;			/* default 127.0.0.1:10025 */
+	char *myhostname;		/* default gethostname() */
+	char *spool_dir;		/* default LOCALSTATEDIR/spool/danerelay */
+	char *state_dir;		/* default LOCALSTATEDIR/lib/danerelay */
+	char *pid_file;			/* default RUNSTATEDIR/danerelayd.pid */
+	char *control_socket;		/* default <spool_dir>/control.sock */
+	char *user;			/* default "danerelay"; used when root */
+
+	/* inbound */
+	struct acl *allow_clients;	/* default "127.0.0.0/8 ::1" */
+	char *allow_clients_text;
+	char *auth_file;		/* NULL: no AUTH */
+	char *tls_cert_file;		/* NULL: no STARTTLS inbound */
+	char *tls_key_file;
+	unsigned long long max_message_size;	/* default 50M */
+	int max_recipients;		/* default 1000 */
+	int smtpd_max_errors;		/* default 10 */
+	long long smtpd_timeout;	/* idle, default 300s */
+	long long smtpd_session_timeout; /* total, default 1h */
+	int smtpd_max_clients;		/* default 1000 */
+
+	/* outbound */
+	enum policy_level default_policy;	/* default dane */
+	char *policy_file;
+	char *dns_config;		/* libunbound config file, optional */
+	char *trust_anchor_file;	/* default /usr/share/dns/root.key */
+	int smtp_port;			/* default 25 */
+	long long smtp_connect_timeout;	/* default 30s */
+	long long smtp_timeout;		/* per command, default 300s */
+	char *smtp_bind_address;	/* optional source address */
+	int mta_sts;			/* default yes */
+	int https_port;			/* default 443 */
+	char *ca_file;			/* NULL: system default roots */
+	long long queue_lifetime;	/* default 5d */
+	long long delay_warning_time;	/* 0 = off (default) */
+	long long min_backoff;		/* default 300s */
+	long long max_backoff;		/* default 3600s */
+	int max_connections;		/* global outbound, default 100 */
+	int max_connections_per_destination;	/* default 10 */
+
+	/* TLSRPT */
+	int tlsrpt;			/* default yes */
+	char *tlsrpt_org_name;
+	char *tlsrpt_contact;
+	char *tlsrpt_from;
+
+	char *metrics_listen;		/* optional "127.0.0.1:9125" */
+};
+
+void config_defaults(struct config *cf);
+/* 0 ok; -1 with "file:line: reason" (or "file: reason") in err. */
+int config_load(const char *path, struct config *cf, char *err, size_t errlen);
+void config_free(struct config *cf);
+
+/* Parse "host:port", "[v6]:port" or "host" (port dflt) into a listen_addr. */
+int listen_addr_parse(const char *s, int dflt_port, struct listen_addr *out);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * smtpd.h - the inbound SMTP server (the local MTA's side).
+ *
+ * smtpd_new() binds every configured listen address (before privileges
+ * are dropped); smtpd_start() begins accepting on the event base.  Each
+ * accepted message is committed to the spool before "250" and then
+ * announced through the on_message callback (the scheduler picks it up).
+ */
+#ifndef DR_SMTPD_H
+#define DR_SMTPD_H
+
+#include <stddef.h>
+
+struct event_base;
+struct config;
+struct spool;
+struct spool_env;
+
+struct smtpd;
+
+typedef void smtpd_message_cb(const struct spool_env *env, void *arg);
+
+struct smtpd *smtpd_new(const struct config *cf, char *err, size_t errlen);
+int smtpd_start(struct smtpd *sd, struct event_base *base, struct spool *sp,
+    smtpd_message_cb *cb, void *cbarg, char *err, size_t errlen);
+/* New config after SIGHUP: limits, ACL, TLS and AUTH are re-read; listen
+ * addresses stay as bound.  0 ok, -1 (old settings kept, err set). */
+int smtpd_reload(struct smtpd *sd, const struct config *cf, char *err,
+    size_t errlen);
+/* Stop accepting; sessions in progress are closed (a message not yet
+ * committed is not acknowledged, so the client keeps it).  */
+void smtpd_stop(struct smtpd *sd);
+/* Number of open sessions. */
+int smtpd_sessions(const struct smtpd *sd);
+void smtpd_free(struct smtpd *sd);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * spool.h - the durable queue on disk.
+ *
+ * Layout under spool_dir: tmp/ (being written), queue/ID.msg (message
+ * data, RFC 5322 with CRLF line ends, not dot-stuffed) and queue/ID.env
+ * (envelope).  A message exists once queue/ID.env exists: commit writes
+ * both to tmp/, fsyncs them, renames data then envelope into queue/ and
+ * fsyncs the directory, so "250" after DATA means it survives a crash.
+ * spool_open() recovers: removes tmp/ leftovers and data without
+ * envelope, logging each.
+ */
+#ifndef DR_SPOOL_H
+#define DR_SPOOL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "util.h"
+
+enum rcpt_state {
+	RCPT_PENDING = 0,	/* not yet delivered: first attempt or deferred */
+	RCPT_DELIVERED,		/* 2xx from a server */
+	RCPT_FAILED,		/* permanent failure, DSN owed/sent */
+};
+const char *rcpt_state_name(enum rcpt_state s);
+
+struct spool_rcpt {
+	char *addr;		/* without <> */
+	char *orcpt;		/* DSN ORCPT param, or NULL */
+	enum rcpt_state state;
+	int attempts;
+	time_t next_attempt;	/* 0 = as soon as possible */
+	char *last_error;	/* last reply or reason, or NULL */
+	char *relay;		/* where it went / was last tried, or NULL */
+};
+
+struct spool_env {
+	char id[QUEUE_ID_LEN + 1];
+	char *sender;		/* without <>, "" for the null sender */
+	time_t created;
+	off_t size;		/* bytes of data file */
+	char *client_addr;	/* "127.0.0.1" */
+	char *client_helo;
+	char *auth_user;	/* or NULL */
+	int body_8bit;		/* BODY=8BITMIME */
+	int smtputf8;
+	char *envid;		/* DSN ENVID or NULL */
+	char *ret;		/* DSN RET (FULL|HDRS) or NULL */
+	int hold;		/* on hold by the operator */
+	int is_bounce;		/* generated DSN (sender "") */
+	int is_report;		/* generated TLSRPT report: deliver despite TLS */
+	struct spool_rcpt *rcpts;
+	size_t nrcpt;
+};
+
+struct spool;
+struct spool_writer;
+
+/* Open (creating tmp/ and queue/ if needed) and recover. */
+struct spool *spool_open(const char *dir, char *err, size_t errlen);
+void spool_close(struct spool *sp);
+const char *spool_dir(const struct spool *sp);
+
+/* Start a new message: allocates a queue id, opens tmp data file. */
+struct spool_writer *spool_writer_new(struct spool *sp, char *err, size_t errlen);
+const char *spool_writer_id(const struct spool_writer *w);
+/* Append data (buffered). 0 ok, -1 on I/O error (errno set). */
+int spool_writer_write(struct spool_writer *w, const void *buf, size_t len);
+off_t spool_writer_size(const struct spool_writer *w);
+/* Make durable with this envelope (env->id and size are filled in).
+ * 0 ok and the writer is freed; -1 error, the writer is aborted. */
+int spool_writer_commit(struct spool_writer *w, struct spool_env *env,
+    char *err, size_t errlen);
+/* Throw away a message being written. Accepts NULL. */
+void spool_writer_abort(struct spool_writer *w);
+
+/* Envelopes. */
+int spool_env_load(struct spool *sp, const char *id, struct spool_env **out,
+    char *err, size_t errlen);
+/* Atomically rewrite (tmp + fsync + rename + dir fsync). */
+int spool_env_save(struct spool *sp, const struct spool_env *env,
+    char *err, size_t errlen);
+void spool_env_free(struct spool_env *env);
+struct spool_env *spool_env_new(void);
+struct spool_rcpt *spool_env_add_rcpt(struct spool_env *env, const char *addr);
+
+/* Open the data file read-only; returns fd or -1. */
+int spool_data_open(struct spool *sp, const char *id);
+/* Remove a message (envelope first, then data). 0 ok, -1 not found/err. */
+int spool_remove(struct spool *sp, const char *id);
+/* All queue ids currently committed, sorted; *n set. Caller frees with
+ * spool_ids_free. */
+char **spool_list_ids(struct spool *sp, size_t *n);
+void spool_ids_free(char **ids, size_t n);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * util.h - small helpers shared by every module: allocation that aborts
+ * on exhaustion, bounded string copies, durations and sizes as written in
+ * the config, queue ids, directory fsync.
+ */
+#ifndef DR_UTIL_H
+#define DR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copy with truncation; returns strlen(src) like BSD strlcpy. */
+size_t dr_strlcpy(char *dst, const char *src, size_t size);
+
+/* "300", "300s", "5m", "1h", "5d", "2w" -> seconds. 0 ok, -1 bad. */
+int parse_duration(const char *s, long long *secs);
+/* "1048576", "10k", "50M", "1G" (powers of 1024) -> bytes. 0 ok, -1 bad. */
+int parse_size(const char *s, unsigned long long *bytes);
+/* "yes"/"no" (also true/false, on/off, 1/0). 0 ok, -1 bad. */
+int parse_bool(const char *s, int *out);
+
+/* Queue ids: 16 upper-case hex characters, unique per host and time. */
+#define QUEUE_ID_LEN 16
+void queue_id_new(char id[QUEUE_ID_LEN + 1]);
+int queue_id_valid(const char *id);
+
+/* fsync a directory by path. 0 ok, -1 errno set. */
+int fsync_dir(const char *path);
+/* mkdir -p with mode for created components. 0 ok, -1 errno set. */
+int mkdir_p(const char *path, mode_t mode);
+
+/* Monotonic time in seconds (double) for delays and timeouts. */
+double mono_now(void);
+
+/* Lower-case an ASCII string in place; returns s. */
+char *str_lower(char *s);
+/* Strip leading/trailing ASCII white space in place; returns start. */
+char *str_trim(char *s);
+
+#endif

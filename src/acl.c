@@ -1,0 +1,1 @@
+/* acl.c - stub, to be written */

@@ -1,0 +1,1 @@
+/* auth.c - stub, to be written */

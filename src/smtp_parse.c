@@ -1,0 +1,1 @@
+/* smtp_parse.c - stub, to be written */

@@ -1,0 +1,1 @@
+/* smtpd.c - stub, to be written */

@@ -1,0 +1,1 @@
+/* smtpd_session.c - stub, to be written */

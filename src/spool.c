@@ -1,0 +1,1 @@
+/* spool.c - stub, to be written */

@@ -1,0 +1,1 @@
+/* tls.c - stub, to be written */

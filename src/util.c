@@ -1,0 +1,264 @@
+/*
+ * util.c - allocation, strings, config value parsing, queue ids, fsync.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static void
+oom(void)
+{
+	log_errx("out of memory");
+	abort();
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		oom();
+	return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		oom();
+	return p;
+}
+
+size_t
+dr_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+
+	if (size > 0) {
+		size_t c = n < size - 1 ? n : size - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+/* A non-negative decimal number followed by an optional unit. */
+static int
+parse_scaled(const char *s, unsigned long long *out, const char *units,
+    const unsigned long long *mult)
+{
+	unsigned long long v = 0, m = 1;
+	const char *p = s, *u;
+
+	if (s == NULL || !isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (~0ULL - 9) / 10)
+			return -1;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (*p != '\0') {
+		if (p[1] != '\0' && !(tolower((unsigned char)p[1]) == 'b' &&
+		    p[2] == '\0' && strchr(units, 'k') != NULL))
+			return -1;
+		if ((u = strchr(units, tolower((unsigned char)*p))) == NULL)
+			return -1;
+		m = mult[u - units];
+	}
+	if (m != 0 && v > ~0ULL / m)
+		return -1;
+	*out = v * m;
+	return 0;
+}
+
+int
+parse_duration(const char *s, long long *secs)
+{
+	static const unsigned long long mult[] = { 1, 60, 3600, 86400, 604800 };
+	unsigned long long v;
+
+	if (parse_scaled(s, &v, "smhdw", mult) == -1 || v > (1ULL << 40))
+		return -1;
+	*secs = (long long)v;
+	return 0;
+}
+
+int
+parse_size(const char *s, unsigned long long *bytes)
+{
+	static const unsigned long long mult[] = { 1024ULL, 1ULL << 20,
+	    1ULL << 30 };
+
+	return parse_scaled(s, bytes, "kmg", mult);
+}
+
+int
+parse_bool(const char *s, int *out)
+{
+	if (!strcasecmp(s, "yes") || !strcasecmp(s, "true") ||
+	    !strcasecmp(s, "on") || !strcmp(s, "1"))
+		*out = 1;
+	else if (!strcasecmp(s, "no") || !strcasecmp(s, "false") ||
+	    !strcasecmp(s, "off") || !strcmp(s, "0"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * 8 hex digits of seconds, 8 of random: sortable by arrival, and two ids
+ * collide only with a 2^-32 chance within one second.  The spool refuses
+ * to overwrite an existing id anyway (O_EXCL).
+ */
+void
+queue_id_new(char id[QUEUE_ID_LEN + 1])
+{
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)random() ^ (uint32_t)getpid();
+	snprintf(id, QUEUE_ID_LEN + 1, "%08X%08X",
+	    (unsigned)(time(NULL) & 0xffffffff), (unsigned)r);
+}
+
+int
+queue_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < QUEUE_ID_LEN; i++)
+		if (!isxdigit((unsigned char)id[i]) ||
+		    islower((unsigned char)id[i]))
+			return 0;
+	return id[i] == '\0';
+}
+
+int
+fsync_dir(const char *path)
+{
+	int fd, r, saved;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	r = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+int
+mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096], *p;
+
+	if (dr_strlcpy(buf, path, sizeof(buf)) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+char *
+str_lower(char *s)
+{
+	char *p;
+
+	for (p = s; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return s;
+}
+
+char *
+str_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
