@@ -1,0 +1,57 @@
+/*
+ * delivery.h - one delivery job: the recipients of one message that share
+ * a destination domain, taken through DNS (MX, addresses, TLSA), the
+ * security decision and SMTP attempts to the candidate hosts, ending with
+ * a result per recipient.
+ *
+ * The queue owns the envelope; delivery_start() only reads it and the
+ * indexes of the recipients it is given, and reports through done() exactly
+ * once.  delivery_cancel() reports with nres == 0: nothing was decided and
+ * the recipients keep their state.  After done() returns the job is freed
+ * by the delivery module; done() may start new jobs.  done() is never
+ * called from within delivery_start(); delivery_cancel() calls it
+ * synchronously, with nres == 0.
+ */
+#ifndef DR_DELIVERY_H
+#define DR_DELIVERY_H
+
+#include <stddef.h>
+
+struct event_base;
+struct config;
+struct spool;
+struct spool_env;
+struct resolver;
+
+enum dlv_status {
+	DLV_SENT = 0,		/* a server accepted it (2xx) */
+	DLV_DEFER,		/* try again later */
+	DLV_FAIL,		/* permanent: bounce */
+};
+
+struct dlv_rcpt_result {
+	size_t rcpt;		/* index into env->rcpts */
+	enum dlv_status status;
+	char *text;		/* reply or reason (owned by the job) */
+	char *relay;		/* "host[ip]:port" or NULL */
+};
+
+struct delivery;
+struct dlv_job;
+
+typedef void dlv_done_cb(struct dlv_job *job, const struct dlv_rcpt_result *res,
+    size_t nres, void *arg);
+
+struct delivery *delivery_new(struct event_base *base, const struct config *cf,
+    struct spool *sp, char *err, size_t errlen);
+void delivery_free(struct delivery *d);
+/* New config (policy table, limits); 0 ok, -1 old kept. */
+int delivery_reload(struct delivery *d, const struct config *cf, char *err,
+    size_t errlen);
+
+struct dlv_job *delivery_start(struct delivery *d, const struct spool_env *env,
+    const char *domain, const size_t *rcpts, size_t nrcpts, dlv_done_cb *cb,
+    void *arg);
+void delivery_cancel(struct dlv_job *job);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * queue.h - the scheduler over the spool: which recipient is due when,
+ * retries with backoff, expiry, limits on concurrent deliveries.
+ */
+#ifndef DR_QUEUE_H
+#define DR_QUEUE_H
+
+#include <stddef.h>
+
+struct event_base;
+struct config;
+struct spool;
+struct spool_env;
+struct delivery;
+
+struct queue;
+
+struct queue *queue_new(struct event_base *base, const struct config *cf,
+    struct spool *sp, struct delivery *dlv);
+/* Load every message of the spool and schedule it. 0 ok. */
+int queue_load(struct queue *q);
+/* A message just committed by smtpd (or a bounce/report we generated). */
+void queue_add(struct queue *q, const struct spool_env *env);
+/* Retry now: everything (id NULL), one queue id, or one domain. */
+int queue_flush(struct queue *q, const char *id_or_domain);
+void queue_reload(struct queue *q, const struct config *cf);
+/* Stop starting deliveries; cancel those in flight (deferred). */
+void queue_stop(struct queue *q);
+size_t queue_active(const struct queue *q);
+size_t queue_size(const struct queue *q);
+void queue_free(struct queue *q);
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * bounce.c - delivery status notifications.
+ *
+ * One DSN per message, when all its recipients are final and at least one
+ * failed: multipart/report; report-type=delivery-status (RFC 3462/6522),
+ * a human-readable part, the message/delivery-status part (RFC 3464 §2.2
+ * per-message and §2.3 per-recipient fields) and the original headers as
+ * text/rfc822-headers.  Sent from <> to the original sender, spooled
+ * durably like any other message and delivered by the queue.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bounce.h"
+#include "config.h"
+#include "log.h"
+#include "queue.h"
+#include "spool.h"
+#include "util.h"
+
+#define HDR_MAX (64 * 1024)
+
+int
+bounce_owed(const struct spool_env *env)
+{
+	size_t i;
+
+	if (env->sender == NULL || env->sender[0] == '\0' || env->is_bounce ||
+	    env->is_report)
+		return 0;
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].state == RCPT_FAILED)
+			return 1;
+	return 0;
+}
+
+static void
+rfc5322_date(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* "550 5.1.1 user unknown" -> status "5.1.1" and 1 (an SMTP reply). */
+static int
+reply_status(const char *text, char status[16])
+{
+	const char *p = text;
+	int n = 0;
+
+	if (text == NULL)
+		return 0;
+	if (!(isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
+	    isdigit((unsigned char)p[2]) && (p[3] == ' ' || p[3] == '-')))
+		return 0;
+	p += 4;
+	if ((p[0] == '4' || p[0] == '5') && p[1] == '.' &&
+	    sscanf(p, "%*1d.%*3d.%*3d%n", &n) >= 0 && n > 0 && n < 15 &&
+	    (p[n] == ' ' || p[n] == '\0')) {
+		memcpy(status, p, (size_t)n);
+		status[n] = '\0';
+		status[0] = '5';
+	} else
+		snprintf(status, 16, "5.0.0");
+	return 1;
+}
+
+/* Keep header text 7-bit and free of lines that could end a MIME part. */
+static void
+put_clean(FILE *f, const char *s)
+{
+	for (; *s; s++)
+		fputc((*s >= 0x20 && *s < 0x7f) ? *s : '?', f);
+}
+
+int
+bounce_enqueue(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, struct queue *q, char *err, size_t errlen)
+{
+	struct spool_writer *w;
+	struct spool_env *benv;
+	char date[64], adate[64], boundary[64], *text = NULL, status[16];
+	char *hdrs;
+	size_t textlen = 0, i, hlen = 0;
+	FILE *f;
+	int fd;
+	ssize_t r;
+
+	if ((f = open_memstream(&text, &textlen)) == NULL) {
+		snprintf(err, errlen, "open_memstream: %s", strerror(errno));
+		return -1;
+	}
+	rfc5322_date(time(NULL), date, sizeof(date));
+	rfc5322_date(env->created, adate, sizeof(adate));
+	snprintf(boundary, sizeof(boundary), "%s/%s.DSN", env->id,
+	    cf->myhostname);
+
+	fprintf(f, "From: MAILER-DAEMON@%s (Mail Delivery System)\r\n",
+	    cf->myhostname);
+	fprintf(f, "To: <");
+	put_clean(f, env->sender);
+	fprintf(f, ">\r\nSubject: Undelivered Mail Returned to Sender\r\n");
+	fprintf(f, "Date: %s\r\nMessage-ID: <%s.DSN@%s>\r\n", date, env->id,
+	    cf->myhostname);
+	fprintf(f, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
+	fprintf(f, "Content-Type: multipart/report; report-type=delivery-status;"
+	    "\r\n\tboundary=\"%s\"\r\n\r\n", boundary);
+	fprintf(f, "This is a MIME-encapsulated message.\r\n\r\n");
+
+	fprintf(f, "--%s\r\nContent-Description: Notification\r\n"
+	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
+	fprintf(f, "This is the mail system at host %s.\r\n\r\n"
+	    "Your message could not be delivered to one or more recipients.\r\n"
+	    "It is attached below.\r\n\r\n", cf->myhostname);
+	for (i = 0; i < env->nrcpt; i++) {
+		const struct spool_rcpt *r = &env->rcpts[i];
+
+		if (r->state != RCPT_FAILED)
+			continue;
+		fprintf(f, "<");
+		put_clean(f, r->addr);
+		fprintf(f, ">: ");
+		put_clean(f, r->last_error ? r->last_error : "delivery failed");
+		fprintf(f, "\r\n\r\n");
+	}
+
+	fprintf(f, "--%s\r\nContent-Description: Delivery report\r\n"
+	    "Content-Type: message/delivery-status\r\n\r\n", boundary);
+	fprintf(f, "Reporting-MTA: dns; %s\r\nX-Danerelay-Queue-ID: %s\r\n",
+	    cf->myhostname, env->id);
+	if (env->envid != NULL) {
+		fprintf(f, "Original-Envelope-Id: ");
+		put_clean(f, env->envid);
+		fprintf(f, "\r\n");
+	}
+	fprintf(f, "Arrival-Date: %s\r\n", adate);
+	for (i = 0; i < env->nrcpt; i++) {
+		const struct spool_rcpt *r = &env->rcpts[i];
+		int smtp;
+
+		if (r->state != RCPT_FAILED)
+			continue;
+		smtp = reply_status(r->last_error, status);
+		if (!smtp)
+			snprintf(status, sizeof(status), "%s",
+			    r->last_error != NULL &&
+			    strncmp(r->last_error, "delivery time expired",
+			    21) == 0 ? "4.4.7" : "5.0.0");
+		fprintf(f, "\r\n");
+		if (r->orcpt != NULL) {
+			fprintf(f, "Original-Recipient: ");
+			put_clean(f, r->orcpt);
+			fprintf(f, "\r\n");
+		}
+		fprintf(f, "Final-Recipient: rfc822; ");
+		put_clean(f, r->addr);
+		fprintf(f, "\r\nAction: failed\r\nStatus: %s\r\n", status);
+		if (r->relay != NULL) {
+			char host[256];
+			size_t k;
+
+			dr_strlcpy(host, r->relay, sizeof(host));
+			k = strcspn(host, "[:");
+			host[k] = '\0';
+			fprintf(f, "Remote-MTA: dns; ");
+			put_clean(f, host);
+			fprintf(f, "\r\n");
+		}
+		fprintf(f, "Diagnostic-Code: %s; ", smtp ? "smtp" : "x-unix");
+		put_clean(f, r->last_error ? r->last_error : "delivery failed");
+		fprintf(f, "\r\n");
+	}
+
+	fprintf(f, "\r\n--%s\r\nContent-Description: Undelivered Message "
+	    "Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
+	/* The original headers: everything before the first empty line. */
+	hdrs = xmalloc(HDR_MAX + 1);
+	if ((fd = spool_data_open(sp, env->id)) != -1) {
+		while (hlen < HDR_MAX &&
+		    (r = read(fd, hdrs + hlen, HDR_MAX - hlen)) > 0)
+			hlen += (size_t)r;
+		close(fd);
+	}
+	hdrs[hlen] = '\0';
+	{
+		char *end = strstr(hdrs, "\r\n\r\n");
+
+		if (end != NULL)
+			end[2] = '\0';
+		else if (hlen > 0) {
+			/* headers longer than we keep: cut at a line end */
+			char *nl = strrchr(hdrs, '\n');
+			if (nl != NULL)
+				nl[1] = '\0';
+		}
+		fputs(hdrs, f);
+	}
+	free(hdrs);
+	fprintf(f, "\r\n--%s--\r\n", boundary);
+	fclose(f);
+
+	if ((w = spool_writer_new(sp, err, errlen)) == NULL) {
+		free(text);
+		return -1;
+	}
+	if (spool_writer_write(w, text, textlen) == -1) {
+		snprintf(err, errlen, "write: %s", strerror(errno));
+		spool_writer_abort(w);
+		free(text);
+		return -1;
+	}
+	free(text);
+	benv = spool_env_new();
+	benv->sender = xstrdup("");
+	benv->created = time(NULL);
+	benv->client_addr = xstrdup("127.0.0.1");
+	benv->client_helo = xstrdup(cf->myhostname);
+	benv->is_bounce = 1;
+	spool_env_add_rcpt(benv, env->sender);
+	if (spool_writer_commit(w, benv, err, errlen) == -1) {
+		spool_env_free(benv);
+		return -1;
+	}
+	log_info("%s: sender non-delivery notification: %s", env->id, benv->id);
+	if (q != NULL)
+		queue_add(q, benv);
+	spool_env_free(benv);
+	return 0;
+}

@@ -1,0 +1,532 @@
+/*
+ * queue.c - the scheduler over the spool.
+ *
+ * Owns one in-memory record per spooled message (its envelope, loaded at
+ * start or handed over by smtpd) and decides when each pending recipient
+ * is tried: recipients of one message that share a domain go to the
+ * delivery module as one job (one SMTP transaction, RFC 5321 §3.3),
+ * within the global and per-destination concurrency limits.  Results are
+ * written back to the envelope (spool_env_save) before anything else
+ * happens, so a crash never forgets a delivery or repeats more than the
+ * attempt in flight.  A deferred recipient waits min_backoff * 2^(n-1),
+ * capped at max_backoff, with +-10% jitter; past queue_lifetime it fails.
+ * A message whose recipients are all final is removed from the spool.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "bounce.h"
+#include "config.h"
+#include "delivery.h"
+#include "log.h"
+#include "queue.h"
+#include "spool.h"
+#include "util.h"
+
+struct qmsg;
+
+struct qjob {
+	TAILQ_ENTRY(qjob) entry;
+	struct queue *q;
+	struct qmsg *m;
+	struct dlv_job *job;
+	char *domain;
+	size_t *idx;
+	size_t n;
+};
+TAILQ_HEAD(qjob_list, qjob);
+
+struct qmsg {
+	TAILQ_ENTRY(qmsg) entry;
+	struct spool_env *env;
+	unsigned char *busy;	/* per recipient: in a job now */
+	int njobs;
+};
+TAILQ_HEAD(qmsg_list, qmsg);
+
+struct qdest {
+	TAILQ_ENTRY(qdest) entry;
+	char *domain;
+	int active;
+};
+TAILQ_HEAD(qdest_list, qdest);
+
+struct queue {
+	struct event_base *base;
+	const struct config *cf;
+	struct spool *sp;
+	struct delivery *dlv;
+	struct qmsg_list msgs;
+	struct qjob_list jobs;
+	struct qdest_list dests;
+	size_t nmsgs;
+	int active;
+	int stopping;
+	int in_run;
+	struct event *timer;
+};
+
+static void queue_schedule(struct queue *q, double delay);
+
+static char *
+rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return str_lower(xstrdup(at != NULL ? at + 1 : ""));
+}
+
+static struct qdest *
+dest_get(struct queue *q, const char *domain)
+{
+	struct qdest *d;
+
+	TAILQ_FOREACH(d, &q->dests, entry)
+		if (strcmp(d->domain, domain) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->domain = xstrdup(domain);
+	TAILQ_INSERT_TAIL(&q->dests, d, entry);
+	return d;
+}
+
+static void
+dest_release(struct queue *q, struct qdest *d)
+{
+	if (--d->active > 0)
+		return;
+	TAILQ_REMOVE(&q->dests, d, entry);
+	free(d->domain);
+	free(d);
+}
+
+static long long
+backoff(const struct config *cf, int attempts)
+{
+	long long b = cf->min_backoff > 0 ? cf->min_backoff : 1;
+	int i;
+
+	for (i = 1; i < attempts && b < cf->max_backoff; i++)
+		b *= 2;
+	if (b > cf->max_backoff && cf->max_backoff > 0)
+		b = cf->max_backoff;
+	/* +-10% so that a burst of deferrals does not come back as a burst */
+	if (b >= 10)
+		b += (long long)(random() % (b / 5 + 1)) - b / 10;
+	return b;
+}
+
+static void
+qmsg_free(struct qmsg *m)
+{
+	if (m == NULL)
+		return;
+	spool_env_free(m->env);
+	free(m->busy);
+	free(m);
+}
+
+static int
+qmsg_pending(const struct qmsg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->env->nrcpt; i++)
+		if (m->env->rcpts[i].state == RCPT_PENDING)
+			return 1;
+	return 0;
+}
+
+/* All recipients final: send the DSN we owe, then forget the message. */
+static void
+qmsg_finish(struct queue *q, struct qmsg *m)
+{
+	char err[256];
+
+	if (bounce_owed(m->env) &&
+	    bounce_enqueue(q->sp, q->cf, m->env, q, err, sizeof(err)) == -1) {
+		/* Keep the message: the next start will try again. */
+		log_warnx("%s: cannot create delivery status notification: %s",
+		    m->env->id, err);
+		return;
+	}
+	if (spool_remove(q->sp, m->env->id) == -1)
+		log_warn("%s: cannot remove from spool", m->env->id);
+	else
+		log_info("%s: removed", m->env->id);
+	TAILQ_REMOVE(&q->msgs, m, entry);
+	q->nmsgs--;
+	qmsg_free(m);
+}
+
+static void
+qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
+{
+	char err[256];
+	size_t i;
+	int changed = 0;
+
+	if (q->cf->queue_lifetime <= 0 ||
+	    now - m->env->created < q->cf->queue_lifetime)
+		return;
+	for (i = 0; i < m->env->nrcpt; i++) {
+		struct spool_rcpt *r = &m->env->rcpts[i];
+		char *why;
+
+		if (r->state != RCPT_PENDING || m->busy[i])
+			continue;
+		why = xasprintf("delivery time expired%s%s",
+		    r->last_error ? ": " : "", r->last_error ? r->last_error : "");
+		free(r->last_error);
+		r->last_error = why;
+		r->state = RCPT_FAILED;
+		changed = 1;
+		log_info("%s: to=<%s>, status=expired, returned to sender (%s)",
+		    m->env->id, r->addr, why);
+	}
+	if (changed && spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", m->env->id, err);
+}
+
+static void
+job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
+    void *arg)
+{
+	struct qjob *j = arg;
+	struct queue *q = j->q;
+	struct qmsg *m = j->m;
+	time_t now = time(NULL);
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < j->n; i++)
+		m->busy[j->idx[i]] = 0;
+	for (i = 0; i < nres; i++) {
+		struct spool_rcpt *r;
+
+		if (res[i].rcpt >= m->env->nrcpt)
+			continue;
+		r = &m->env->rcpts[res[i].rcpt];
+		r->attempts++;
+		if (res[i].text != NULL) {
+			free(r->last_error);
+			r->last_error = xstrdup(res[i].text);
+		}
+		if (res[i].relay != NULL) {
+			free(r->relay);
+			r->relay = xstrdup(res[i].relay);
+		}
+		switch (res[i].status) {
+		case DLV_SENT:
+			r->state = RCPT_DELIVERED;
+			break;
+		case DLV_FAIL:
+			r->state = RCPT_FAILED;
+			break;
+		case DLV_DEFER:
+			r->next_attempt = now + backoff(q->cf, r->attempts);
+			break;
+		}
+	}
+	if (nres > 0 && spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)
+		log_warnx("%s: cannot record delivery results: %s",
+		    m->env->id, err);
+
+	TAILQ_REMOVE(&q->jobs, j, entry);
+	m->njobs--;
+	q->active--;
+	dest_release(q, dest_get(q, j->domain));
+	free(j->domain);
+	free(j->idx);
+	free(j);
+
+	if (m->njobs == 0 && !qmsg_pending(m))
+		qmsg_finish(q, m);
+	if (!q->stopping)
+		queue_schedule(q, 0);
+}
+
+/* Start jobs for the due recipients of one message; 1 if limits hit. */
+static int
+qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
+{
+	struct spool_env *env = m->env;
+	size_t i, k;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		struct spool_rcpt *r = &env->rcpts[i];
+		struct qdest *d;
+		struct qjob *j;
+		char *dom;
+
+		if (r->state != RCPT_PENDING || m->busy[i])
+			continue;
+		if (r->next_attempt > now) {
+			if (*next == 0 || r->next_attempt < *next)
+				*next = r->next_attempt;
+			continue;
+		}
+		if (q->active >= q->cf->max_connections)
+			return 1;
+		dom = rcpt_domain(r->addr);
+		d = dest_get(q, dom);
+		if (d->active >= q->cf->max_connections_per_destination) {
+			if (d->active == 0)
+				dest_release(q, d);
+			free(dom);
+			continue;	/* a finishing job reschedules */
+		}
+		j = xcalloc(1, sizeof(*j));
+		j->q = q;
+		j->m = m;
+		j->domain = dom;
+		j->idx = xcalloc(env->nrcpt, sizeof(*j->idx));
+		/* every due recipient of this message in the same domain */
+		for (k = i; k < env->nrcpt; k++) {
+			struct spool_rcpt *rk = &env->rcpts[k];
+			char *dk;
+
+			if (rk->state != RCPT_PENDING || m->busy[k] ||
+			    rk->next_attempt > now)
+				continue;
+			dk = rcpt_domain(rk->addr);
+			if (strcmp(dk, dom) == 0) {
+				j->idx[j->n++] = k;
+				m->busy[k] = 1;
+			}
+			free(dk);
+		}
+		d->active++;
+		q->active++;
+		m->njobs++;
+		TAILQ_INSERT_TAIL(&q->jobs, j, entry);
+		j->job = delivery_start(q->dlv, env, dom, j->idx, j->n,
+		    job_done, j);
+		if (j->job == NULL) {
+			/* cannot even start: treat as a deferral of nothing */
+			log_warnx("%s: cannot start delivery to %s", env->id,
+			    dom);
+			for (k = 0; k < j->n; k++) {
+				m->busy[j->idx[k]] = 0;
+				env->rcpts[j->idx[k]].next_attempt = now +
+				    q->cf->min_backoff;
+			}
+			TAILQ_REMOVE(&q->jobs, j, entry);
+			m->njobs--;
+			q->active--;
+			dest_release(q, d);
+			free(j->domain);
+			free(j->idx);
+			free(j);
+		}
+	}
+	return 0;
+}
+
+static void
+queue_run(evutil_socket_t fd, short ev, void *arg)
+{
+	struct queue *q = arg;
+	struct qmsg *m, *tmp;
+	time_t now = time(NULL), next = 0;
+
+	if (q->stopping || q->dlv == NULL)
+		return;
+	q->in_run = 1;
+	for (m = TAILQ_FIRST(&q->msgs); m != NULL; m = tmp) {
+		tmp = TAILQ_NEXT(m, entry);
+		if (m->env->hold)
+			continue;
+		qmsg_expire(q, m, now);
+		if (m->njobs == 0 && !qmsg_pending(m)) {
+			qmsg_finish(q, m);
+			continue;
+		}
+		if (qmsg_run(q, m, now, &next))
+			break;	/* global limit: a finishing job reschedules */
+	}
+	q->in_run = 0;
+	if (next != 0)
+		queue_schedule(q, (double)(next - now));
+	if (q->cf->queue_lifetime > 0 && !TAILQ_EMPTY(&q->msgs))
+		queue_schedule(q, 3600);	/* expiry check at least hourly */
+}
+
+/* Run the queue after delay seconds, or sooner if already armed sooner. */
+static void
+queue_schedule(struct queue *q, double delay)
+{
+	struct timeval tv, now_tv, left;
+	struct timeval when;
+
+	if (delay < 0)
+		delay = 0;
+	tv.tv_sec = (time_t)delay;
+	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
+	if (evtimer_pending(q->timer, &when)) {
+		event_base_gettimeofday_cached(q->base, &now_tv);
+		timersub(&when, &now_tv, &left);
+		if (timercmp(&left, &tv, <=))
+			return;
+	}
+	evtimer_add(q->timer, &tv);
+}
+
+static struct qmsg *
+qmsg_find(struct queue *q, const char *id)
+{
+	struct qmsg *m;
+
+	TAILQ_FOREACH(m, &q->msgs, entry)
+		if (strcmp(m->env->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+queue_insert(struct queue *q, struct spool_env *env)
+{
+	struct qmsg *m = xcalloc(1, sizeof(*m));
+
+	m->env = env;
+	m->busy = xcalloc(env->nrcpt ? env->nrcpt : 1, 1);
+	TAILQ_INSERT_TAIL(&q->msgs, m, entry);
+	q->nmsgs++;
+}
+
+struct queue *
+queue_new(struct event_base *base, const struct config *cf, struct spool *sp,
+    struct delivery *dlv)
+{
+	struct queue *q = xcalloc(1, sizeof(*q));
+
+	q->base = base;
+	q->cf = cf;
+	q->sp = sp;
+	q->dlv = dlv;
+	TAILQ_INIT(&q->msgs);
+	TAILQ_INIT(&q->jobs);
+	TAILQ_INIT(&q->dests);
+	q->timer = evtimer_new(base, queue_run, q);
+	return q;
+}
+
+int
+queue_load(struct queue *q)
+{
+	char **ids, err[256];
+	size_t n, i, loaded = 0;
+
+	ids = spool_list_ids(q->sp, &n);
+	for (i = 0; i < n; i++) {
+		struct spool_env *env;
+
+		if (qmsg_find(q, ids[i]) != NULL)
+			continue;
+		if (spool_env_load(q->sp, ids[i], &env, err, sizeof(err)) == -1) {
+			log_warnx("%s: cannot load envelope: %s", ids[i], err);
+			continue;
+		}
+		queue_insert(q, env);
+		loaded++;
+	}
+	spool_ids_free(ids, n);
+	log_info("queue: %zu messages loaded", loaded);
+	queue_schedule(q, 0);
+	return 0;
+}
+
+void
+queue_add(struct queue *q, const struct spool_env *env)
+{
+	struct spool_env *copy;
+	char err[256];
+
+	/* The spool has the authoritative copy; read it back. */
+	if (spool_env_load(q->sp, env->id, &copy, err, sizeof(err)) == -1) {
+		log_warnx("%s: cannot load envelope: %s", env->id, err);
+		return;
+	}
+	queue_insert(q, copy);
+	queue_schedule(q, 0);
+}
+
+int
+queue_flush(struct queue *q, const char *what)
+{
+	struct qmsg *m;
+	int found = 0;
+	size_t i;
+
+	TAILQ_FOREACH(m, &q->msgs, entry) {
+		int hit = what == NULL || strcmp(m->env->id, what) == 0;
+
+		for (i = 0; i < m->env->nrcpt; i++) {
+			struct spool_rcpt *r = &m->env->rcpts[i];
+			char *dom;
+
+			if (r->state != RCPT_PENDING)
+				continue;
+			dom = rcpt_domain(r->addr);
+			if (hit || strcasecmp(dom, what) == 0) {
+				r->next_attempt = 0;
+				found = 1;
+			}
+			free(dom);
+		}
+	}
+	queue_schedule(q, 0);
+	return found ? 0 : -1;
+}
+
+void
+queue_reload(struct queue *q, const struct config *cf)
+{
+	q->cf = cf;
+	queue_schedule(q, 0);
+}
+
+void
+queue_stop(struct queue *q)
+{
+	struct qjob *j;
+
+	q->stopping = 1;
+	evtimer_del(q->timer);
+	/* delivery_cancel calls job_done synchronously, which unlinks j */
+	while ((j = TAILQ_FIRST(&q->jobs)) != NULL)
+		delivery_cancel(j->job);
+}
+
+size_t
+queue_active(const struct queue *q)
+{
+	return (size_t)q->active;
+}
+
+size_t
+queue_size(const struct queue *q)
+{
+	return q->nmsgs;
+}
+
+void
+queue_free(struct queue *q)
+{
+	struct qmsg *m;
+
+	if (q == NULL)
+		return;
+	queue_stop(q);
+	while ((m = TAILQ_FIRST(&q->msgs)) != NULL) {
+		TAILQ_REMOVE(&q->msgs, m, entry);
+		qmsg_free(m);
+	}
+	event_free(q->timer);
+	free(q);
+}
