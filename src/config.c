@@ -1,1 +1,860 @@
-/* config.c - stub, to be written */
+/*
+ * config.c - danerelay.conf: the configuration file parser.
+ *
+ * SYNTAX
+ *	One setting per line:  name = value
+ *	Blank lines and lines whose first non-blank character is '#' are
+ *	ignored.  Outside quotes, a '#' at the start of the value or after
+ *	white space begins a trailing comment ("listen = 127.0.0.1:25 # lo").
+ *	White space around the name, the '=' and the value is ignored.
+ *	A value may be written in double quotes to keep leading/trailing
+ *	blanks or a " #"; inside quotes \" and \\ stand for " and \.
+ *	Lines are at most CONFIG_LINE_MAX bytes; NUL bytes are refused.
+ *	Every name may appear at most once.
+ *
+ * VALUES
+ *	durations  parse_duration(): 300, 300s, 5m, 1h, 5d, 2w
+ *	sizes      parse_size(): 1048576, 10k, 50M, 1G (powers of 1024)
+ *	booleans   parse_bool(): yes/no, true/false, on/off, 1/0
+ *	ports      1-65535
+ *	levels     none may encrypt dane dane-only verify secure
+ *	paths      a relative path is taken relative to the directory of the
+ *	           config file (so a daemon that chdir()s to / keeps working);
+ *	           optional paths may be given an empty value to unset them.
+ *	listen     one or more of IPv4:port, [IPv6]:port, IPv4, IPv6 (port
+ *	           10025), separated by commas or blanks; numeric only.
+ *
+ * API (include/config.h)
+ *	config_defaults() fills a zeroed struct with built-in defaults.
+ *	config_load() initialises *cf itself (it calls config_defaults(); do
+ *	not call it first) and applies the file.  On error it returns -1 with
+ *	"file:line: reason" (or "file: reason" for an unreadable file) in
+ *	err and leaves *cf zeroed, so config_free() on it is harmless.
+ *	config_free() releases every string and the ACL and zeroes *cf.
+ *
+ * No RFC is implemented here; the option names are the contract in
+ * DESIGN.md ("Config contract").
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acl.h"
+#include "config.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/var"
+#endif
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR "/run"
+#endif
+
+#define CONFIG_LINE_MAX		4096
+#define CONFIG_DFLT_LISTEN	"127.0.0.1:10025"
+#define CONFIG_DFLT_LISTEN_PORT	10025
+#define CONFIG_DFLT_ACL		"127.0.0.0/8 ::1"
+#define CONFIG_INT_MAX		1000000
+
+/*
+ * Policy levels
+ */
+
+static const struct {
+	enum policy_level	 level;
+	const char		*name;
+} policy_levels[] = {
+	{ POLICY_NONE,		"none" },
+	{ POLICY_MAY,		"may" },
+	{ POLICY_ENCRYPT,	"encrypt" },
+	{ POLICY_DANE,		"dane" },
+	{ POLICY_DANE_ONLY,	"dane-only" },
+	{ POLICY_VERIFY,	"verify" },
+	{ POLICY_SECURE,	"secure" },
+};
+
+int
+policy_level_parse(const char *s, enum policy_level *out)
+{
+	size_t i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < sizeof(policy_levels) / sizeof(policy_levels[0]); i++)
+		if (strcmp(s, policy_levels[i].name) == 0) {
+			*out = policy_levels[i].level;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+policy_level_name(enum policy_level l)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(policy_levels) / sizeof(policy_levels[0]); i++)
+		if (policy_levels[i].level == l)
+			return policy_levels[i].name;
+	return "unknown";
+}
+
+/*
+ * Listen addresses
+ */
+
+static int
+parse_port(const char *s, int *port)
+{
+	long v;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1 || v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+/* Numeric address + port into a sockaddr; 0 ok, -1 with reason. */
+static int
+listen_addr_parse_err(const char *s, int dflt_port, struct listen_addr *out,
+    char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *h, *p = NULL, *colon;
+	size_t hlen;
+	int port = dflt_port;
+	struct sockaddr_in *sin;
+	struct sockaddr_in6 *sin6;
+
+	if (s == NULL || *s == '\0') {
+		snprintf(err, errlen, "empty address");
+		return -1;
+	}
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL) {
+			snprintf(err, errlen, "missing ']' in \"%s\"", s);
+			return -1;
+		}
+		h = s + 1;
+		hlen = (size_t)(rb - h);
+		if (rb[1] == ':')
+			p = rb + 2;
+		else if (rb[1] != '\0') {
+			snprintf(err, errlen, "junk after ']' in \"%s\"", s);
+			return -1;
+		}
+	} else if ((colon = strchr(s, ':')) != NULL &&
+	    strchr(colon + 1, ':') == NULL) {
+		/* exactly one colon: IPv4 (or name) with a port */
+		h = s;
+		hlen = (size_t)(colon - s);
+		p = colon + 1;
+	} else {
+		/* no colon (IPv4) or several (bare IPv6): no port */
+		h = s;
+		hlen = strlen(s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		snprintf(err, errlen, "bad address \"%s\"", s);
+		return -1;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (p != NULL && parse_port(p, &port) == -1) {
+		snprintf(err, errlen, "bad port \"%s\" in \"%s\" (want 1-65535)",
+		    p, s);
+		return -1;
+	}
+	if (port < 1 || port > 65535) {
+		snprintf(err, errlen, "no port in \"%s\"", s);
+		return -1;
+	}
+
+	memset(out, 0, sizeof(*out));
+	sin = (struct sockaddr_in *)&out->ss;
+	sin6 = (struct sockaddr_in6 *)&out->ss;
+	if (*s != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		out->len = sizeof(*sin);
+		snprintf(out->text, sizeof(out->text), "%s:%d", host, port);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		out->len = sizeof(*sin6);
+		snprintf(out->text, sizeof(out->text), "[%s]:%d", host, port);
+	} else {
+		memset(out, 0, sizeof(*out));
+		snprintf(err, errlen, "bad address \"%s\" (want a numeric "
+		    "IPv4 or [IPv6] address)", s);
+		return -1;
+	}
+	return 0;
+}
+
+int
+listen_addr_parse(const char *s, int dflt_port, struct listen_addr *out)
+{
+	char err[256];
+
+	return listen_addr_parse_err(s, dflt_port, out, err, sizeof(err));
+}
+
+/*
+ * Defaults
+ */
+
+static char *
+default_hostname(void)
+{
+	char buf[256];
+
+	if (gethostname(buf, sizeof(buf)) == -1 || buf[0] == '\0')
+		return xstrdup("localhost");
+	buf[sizeof(buf) - 1] = '\0';
+	return xstrdup(buf);
+}
+
+void
+config_defaults(struct config *cf)
+{
+	char err[256];
+
+	memset(cf, 0, sizeof(*cf));
+	if (listen_addr_parse(CONFIG_DFLT_LISTEN, CONFIG_DFLT_LISTEN_PORT,
+	    &cf->listen[0]) == 0)
+		cf->nlisten = 1;
+	cf->myhostname = default_hostname();
+	cf->spool_dir = xstrdup(LOCALSTATEDIR "/spool/danerelay");
+	cf->state_dir = xstrdup(LOCALSTATEDIR "/lib/danerelay");
+	cf->pid_file = xstrdup(RUNSTATEDIR "/danerelayd.pid");
+	cf->control_socket = xasprintf("%s/control.sock", cf->spool_dir);
+	cf->user = xstrdup("danerelay");
+
+	cf->allow_clients_text = xstrdup(CONFIG_DFLT_ACL);
+	cf->allow_clients = acl_parse(CONFIG_DFLT_ACL, err, sizeof(err));
+	cf->max_message_size = 50ULL << 20;
+	cf->max_recipients = 1000;
+	cf->smtpd_max_errors = 10;
+	cf->smtpd_timeout = 300;
+	cf->smtpd_session_timeout = 3600;
+	cf->smtpd_max_clients = 1000;
+
+	cf->default_policy = POLICY_DANE;
+	cf->trust_anchor_file = xstrdup("/usr/share/dns/root.key");
+	cf->smtp_port = 25;
+	cf->smtp_connect_timeout = 30;
+	cf->smtp_timeout = 300;
+	cf->mta_sts = 1;
+	cf->https_port = 443;
+	cf->queue_lifetime = 5 * 86400;
+	cf->delay_warning_time = 0;
+	cf->min_backoff = 300;
+	cf->max_backoff = 3600;
+	cf->max_connections = 100;
+	cf->max_connections_per_destination = 10;
+
+	cf->tlsrpt = 1;
+}
+
+void
+config_free(struct config *cf)
+{
+	if (cf == NULL)
+		return;
+	free(cf->file);
+	free(cf->myhostname);
+	free(cf->spool_dir);
+	free(cf->state_dir);
+	free(cf->pid_file);
+	free(cf->control_socket);
+	free(cf->user);
+	acl_free(cf->allow_clients);
+	free(cf->allow_clients_text);
+	free(cf->auth_file);
+	free(cf->tls_cert_file);
+	free(cf->tls_key_file);
+	free(cf->policy_file);
+	free(cf->dns_config);
+	free(cf->trust_anchor_file);
+	free(cf->smtp_bind_address);
+	free(cf->ca_file);
+	free(cf->tlsrpt_org_name);
+	free(cf->tlsrpt_contact);
+	free(cf->tlsrpt_from);
+	free(cf->metrics_listen);
+	memset(cf, 0, sizeof(*cf));
+}
+
+/*
+ * The option table: one row per name in struct config.
+ */
+
+enum opt_type {
+	T_LISTEN,	/* listen list into cf->listen[] */
+	T_HOSTNAME,	/* DNS host name */
+	T_STRING,	/* non-empty free text */
+	T_OSTRING,	/* free text, empty = unset */
+	T_USER,		/* user name */
+	T_DIR,		/* path, required */
+	T_PATH,		/* path, required (file need not exist yet) */
+	T_FILE,		/* path to an existing file, empty = unset */
+	T_ACL,		/* allow_clients */
+	T_SIZE,		/* parse_size, > 0 */
+	T_COUNT,	/* integer 1..CONFIG_INT_MAX */
+	T_DURATION,	/* parse_duration, > 0 */
+	T_DURATION0,	/* parse_duration, 0 allowed */
+	T_POLICY,	/* default_policy */
+	T_PORT,		/* 1-65535 */
+	T_BOOL,		/* parse_bool */
+	T_ADDRESS,	/* numeric IP address, empty = unset */
+	T_OLISTEN,	/* one listen address kept as text, empty = unset */
+};
+
+#define OFF(f)	offsetof(struct config, f)
+
+static const struct option {
+	const char	*name;
+	enum opt_type	 type;
+	size_t		 off;
+} options[] = {
+	{ "listen",			T_LISTEN,	0 },
+	{ "myhostname",			T_HOSTNAME,	OFF(myhostname) },
+	{ "spool_dir",			T_DIR,		OFF(spool_dir) },
+	{ "state_dir",			T_DIR,		OFF(state_dir) },
+	{ "pid_file",			T_PATH,		OFF(pid_file) },
+	{ "control_socket",		T_PATH,		OFF(control_socket) },
+	{ "user",			T_USER,		OFF(user) },
+
+	{ "allow_clients",		T_ACL,		0 },
+	{ "auth_file",			T_FILE,		OFF(auth_file) },
+	{ "tls_cert_file",		T_FILE,		OFF(tls_cert_file) },
+	{ "tls_key_file",		T_FILE,		OFF(tls_key_file) },
+	{ "max_message_size",		T_SIZE,		OFF(max_message_size) },
+	{ "max_recipients",		T_COUNT,	OFF(max_recipients) },
+	{ "smtpd_max_errors",		T_COUNT,	OFF(smtpd_max_errors) },
+	{ "smtpd_timeout",		T_DURATION,	OFF(smtpd_timeout) },
+	{ "smtpd_session_timeout",	T_DURATION,
+	    OFF(smtpd_session_timeout) },
+	{ "smtpd_max_clients",		T_COUNT,	OFF(smtpd_max_clients) },
+
+	{ "default_policy",		T_POLICY,	OFF(default_policy) },
+	{ "policy_file",		T_FILE,		OFF(policy_file) },
+	{ "dns_config",			T_FILE,		OFF(dns_config) },
+	{ "trust_anchor_file",		T_FILE,		OFF(trust_anchor_file) },
+	{ "smtp_port",			T_PORT,		OFF(smtp_port) },
+	{ "smtp_connect_timeout",	T_DURATION,
+	    OFF(smtp_connect_timeout) },
+	{ "smtp_timeout",		T_DURATION,	OFF(smtp_timeout) },
+	{ "smtp_bind_address",		T_ADDRESS,	OFF(smtp_bind_address) },
+	{ "mta_sts",			T_BOOL,		OFF(mta_sts) },
+	{ "https_port",			T_PORT,		OFF(https_port) },
+	{ "ca_file",			T_FILE,		OFF(ca_file) },
+	{ "queue_lifetime",		T_DURATION,	OFF(queue_lifetime) },
+	{ "delay_warning_time",		T_DURATION0,
+	    OFF(delay_warning_time) },
+	{ "min_backoff",		T_DURATION,	OFF(min_backoff) },
+	{ "max_backoff",		T_DURATION,	OFF(max_backoff) },
+	{ "max_connections",		T_COUNT,	OFF(max_connections) },
+	{ "max_connections_per_destination", T_COUNT,
+	    OFF(max_connections_per_destination) },
+
+	{ "tlsrpt",			T_BOOL,		OFF(tlsrpt) },
+	{ "tlsrpt_org_name",		T_OSTRING,	OFF(tlsrpt_org_name) },
+	{ "tlsrpt_contact",		T_OSTRING,	OFF(tlsrpt_contact) },
+	{ "tlsrpt_from",		T_OSTRING,	OFF(tlsrpt_from) },
+
+	{ "metrics_listen",		T_OLISTEN,	OFF(metrics_listen) },
+};
+#define NOPTIONS	(sizeof(options) / sizeof(options[0]))
+
+#define FIELD(cf, o, type)	((type *)(void *)((char *)(cf) + (o)->off))
+
+/* State of one config_load() run. */
+struct parser {
+	const char	*file;
+	char		*dir;		/* directory of file, for relative paths */
+	int		 lineno;
+	int		 seen[NOPTIONS];	/* line where set, 0 = not set */
+	char		*err;
+	size_t		 errlen;
+};
+
+static int
+perr(struct parser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+perr(struct parser *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->lineno > 0)
+		snprintf(p->err, p->errlen, "%s:%d: %s", p->file, p->lineno,
+		    msg);
+	else
+		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+	return -1;
+}
+
+static void
+set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v != NULL ? xstrdup(v) : NULL;
+}
+
+static char *
+make_path(struct parser *p, const char *v)
+{
+	if (v[0] == '/' || p->dir == NULL)
+		return xstrdup(v);
+	if (strcmp(p->dir, "/") == 0)
+		return xasprintf("/%s", v);
+	return xasprintf("%s/%s", p->dir, v);
+}
+
+static int
+valid_hostname(const char *s)
+{
+	size_t len = strlen(s), lab = 0;
+	const char *c;
+
+	if (len == 0 || len > 253 || *s == '.' || *s == '-')
+		return 0;
+	for (c = s; *c; c++) {
+		if (*c == '.') {
+			if (lab == 0 || c[-1] == '-')
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*c) && *c != '-')
+			return 0;
+		if (lab == 0 && *c == '-')
+			return 0;
+		if (++lab > 63)
+			return 0;
+	}
+	return c[-1] != '-';
+}
+
+static int
+valid_user(const char *s)
+{
+	const char *c;
+
+	if (*s == '\0' || *s == '-' || strlen(s) > 32)
+		return 0;
+	for (c = s; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' &&
+		    *c != '.')
+			return 0;
+	return 1;
+}
+
+static int
+valid_text(const char *s)
+{
+	for (; *s; s++)
+		if (iscntrl((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+static int
+set_listen(struct parser *p, struct config *cf, const char *name,
+    const char *v)
+{
+	char buf[CONFIG_LINE_MAX], reason[256], *tok, *save = NULL;
+	int n = 0;
+
+	dr_strlcpy(buf, v, sizeof(buf));
+	for (tok = strtok_r(buf, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		if (n == CONFIG_MAX_LISTEN)
+			return perr(p, "%s: more than %d addresses", name,
+			    CONFIG_MAX_LISTEN);
+		if (listen_addr_parse_err(tok, CONFIG_DFLT_LISTEN_PORT,
+		    &cf->listen[n], reason, sizeof(reason)) == -1)
+			return perr(p, "%s: %s", name, reason);
+		n++;
+	}
+	if (n == 0)
+		return perr(p, "%s: no address given", name);
+	cf->nlisten = n;
+	return 0;
+}
+
+static int
+set_option(struct parser *p, struct config *cf, const struct option *o,
+    const char *v)
+{
+	char reason[256];
+	long long d;
+	unsigned long long sz;
+	long n;
+	char *end;
+	int b, port;
+	enum policy_level lvl;
+	struct listen_addr la;
+	struct in6_addr a6;
+	struct in_addr a4;
+	struct stat st;
+	char *path;
+	struct acl *acl;
+
+	switch (o->type) {
+	case T_LISTEN:
+		return set_listen(p, cf, o->name, v);
+	case T_HOSTNAME:
+		if (!valid_hostname(v))
+			return perr(p, "%s: bad host name \"%s\"", o->name, v);
+		set_str(FIELD(cf, o, char *), v);
+		return 0;
+	case T_STRING:
+	case T_OSTRING:
+		if (*v == '\0' && o->type == T_STRING)
+			return perr(p, "%s: missing value", o->name);
+		if (!valid_text(v))
+			return perr(p, "%s: control character in value",
+			    o->name);
+		set_str(FIELD(cf, o, char *), *v ? v : NULL);
+		return 0;
+	case T_USER:
+		if (!valid_user(v))
+			return perr(p, "%s: bad user name \"%s\"", o->name, v);
+		set_str(FIELD(cf, o, char *), v);
+		return 0;
+	case T_DIR:
+	case T_PATH:
+		if (*v == '\0')
+			return perr(p, "%s: missing value", o->name);
+		if (!valid_text(v))
+			return perr(p, "%s: control character in path",
+			    o->name);
+		path = make_path(p, v);
+		free(*FIELD(cf, o, char *));
+		*FIELD(cf, o, char *) = path;
+		return 0;
+	case T_FILE:
+		if (*v == '\0') {
+			set_str(FIELD(cf, o, char *), NULL);
+			return 0;
+		}
+		if (!valid_text(v))
+			return perr(p, "%s: control character in path",
+			    o->name);
+		path = make_path(p, v);
+		if (stat(path, &st) == -1) {
+			perr(p, "%s: \"%s\": %s", o->name, path,
+			    strerror(errno));
+			free(path);
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			perr(p, "%s: \"%s\": not a regular file", o->name,
+			    path);
+			free(path);
+			return -1;
+		}
+		free(*FIELD(cf, o, char *));
+		*FIELD(cf, o, char *) = path;
+		return 0;
+	case T_ACL:
+		if (!valid_text(v))
+			return perr(p, "%s: control character in value",
+			    o->name);
+		reason[0] = '\0';
+		if ((acl = acl_parse(v, reason, sizeof(reason))) == NULL)
+			return perr(p, "%s: %s", o->name,
+			    reason[0] ? reason : "bad address list");
+		acl_free(cf->allow_clients);
+		cf->allow_clients = acl;
+		set_str(&cf->allow_clients_text, v);
+		return 0;
+	case T_SIZE:
+		if (parse_size(v, &sz) == -1 || sz == 0)
+			return perr(p, "%s: bad size \"%s\" (want e.g. "
+			    "10485760, 10240k, 50M, 1G)", o->name, v);
+		*FIELD(cf, o, unsigned long long) = sz;
+		return 0;
+	case T_COUNT:
+		errno = 0;
+		n = isdigit((unsigned char)*v) ? strtol(v, &end, 10) : -1;
+		if (n < 1 || errno != 0 || *end != '\0' || n > CONFIG_INT_MAX)
+			return perr(p, "%s: bad number \"%s\" (want 1-%d)",
+			    o->name, v, CONFIG_INT_MAX);
+		*FIELD(cf, o, int) = (int)n;
+		return 0;
+	case T_DURATION:
+	case T_DURATION0:
+		if (parse_duration(v, &d) == -1)
+			return perr(p, "%s: bad duration \"%s\" (want e.g. "
+			    "300, 300s, 5m, 1h, 5d, 2w)", o->name, v);
+		if (d == 0 && o->type == T_DURATION)
+			return perr(p, "%s: must be greater than 0", o->name);
+		*FIELD(cf, o, long long) = d;
+		return 0;
+	case T_POLICY:
+		if (policy_level_parse(v, &lvl) == -1)
+			return perr(p, "%s: bad policy level \"%s\" (want "
+			    "dane, dane-only, verify, secure, encrypt or may)",
+			    o->name, v);
+		if (lvl == POLICY_NONE)
+			return perr(p, "%s: \"none\" (cleartext) is not allowed "
+			    "as the default; write it for single domains in "
+			    "the policy_file", o->name);
+		*FIELD(cf, o, enum policy_level) = lvl;
+		return 0;
+	case T_PORT:
+		if (parse_port(v, &port) == -1)
+			return perr(p, "%s: bad port \"%s\" (want 1-65535)",
+			    o->name, v);
+		*FIELD(cf, o, int) = port;
+		return 0;
+	case T_BOOL:
+		if (parse_bool(v, &b) == -1)
+			return perr(p, "%s: bad boolean \"%s\" (want yes or "
+			    "no)", o->name, v);
+		*FIELD(cf, o, int) = b;
+		return 0;
+	case T_ADDRESS:
+		if (*v != '\0' && inet_pton(AF_INET, v, &a4) != 1 &&
+		    inet_pton(AF_INET6, v, &a6) != 1)
+			return perr(p, "%s: bad IP address \"%s\"", o->name, v);
+		set_str(FIELD(cf, o, char *), *v ? v : NULL);
+		return 0;
+	case T_OLISTEN:
+		if (*v != '\0' && listen_addr_parse_err(v, 0, &la, reason,
+		    sizeof(reason)) == -1)
+			return perr(p, "%s: %s", o->name, reason);
+		set_str(FIELD(cf, o, char *), *v ? la.text : NULL);
+		return 0;
+	}
+	return perr(p, "%s: internal error: unknown option type", o->name);
+}
+
+/*
+ * Split one line into name and value.  Returns 1 with *name and *value
+ * pointing into line, 0 for a blank or comment line, -1 on error.
+ */
+static int
+split_line(struct parser *p, char *line, char **name, char **value)
+{
+	char *s, *e, *v, *w;
+
+	s = line;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '\0' || *s == '#')
+		return 0;
+	for (e = s; isalnum((unsigned char)*e) || *e == '_' || *e == '-'; e++)
+		;
+	if (e == s)
+		return perr(p, "syntax error: expected \"name = value\"");
+	*name = s;
+	v = e;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (*v != '=') {
+		*e = '\0';
+		return perr(p, "syntax error: expected \"=\" after \"%s\"", s);
+	}
+	*e = '\0';
+	v++;
+	while (*v == ' ' || *v == '\t')
+		v++;
+
+	if (*v == '"') {
+		/* quoted: unescape in place, then only a comment may follow */
+		for (w = v, s = v + 1; *s != '"'; s++) {
+			if (*s == '\0')
+				return perr(p, "%s: missing closing quote",
+				    *name);
+			if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+				s++;
+			*w++ = *s;
+		}
+		*w = '\0';
+		for (s++; *s == ' ' || *s == '\t'; s++)
+			;
+		if (*s != '\0' && *s != '#')
+			return perr(p, "%s: junk after closing quote",
+			    *name);
+		*value = v;
+		return 1;
+	}
+
+	/* unquoted: up to a '#' that starts the value or follows a blank */
+	for (s = v; *s; s++)
+		if (*s == '#' && (s == v || s[-1] == ' ' || s[-1] == '\t')) {
+			*s = '\0';
+			break;
+		}
+	e = v + strlen(v);
+	while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+		*--e = '\0';
+	*value = v;
+	return 1;
+}
+
+static const struct option *
+find_option(const char *name, size_t *idx)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTIONS; i++)
+		if (strcmp(options[i].name, name) == 0) {
+			*idx = i;
+			return &options[i];
+		}
+	return NULL;
+}
+
+static size_t
+option_index(const char *name)
+{
+	size_t i = 0;
+
+	find_option(name, &i);
+	return i;
+}
+
+/* Checks that involve more than one option, after the whole file. */
+static int
+check_config(struct parser *p, struct config *cf)
+{
+	int lc = p->seen[option_index("tls_cert_file")];
+	int lk = p->seen[option_index("tls_key_file")];
+	int lmin = p->seen[option_index("min_backoff")];
+	int lmax = p->seen[option_index("max_backoff")];
+
+	if ((cf->tls_cert_file == NULL) != (cf->tls_key_file == NULL)) {
+		p->lineno = lc > lk ? lc : lk;
+		return perr(p, "tls_cert_file and tls_key_file must be set "
+		    "together");
+	}
+	if (cf->max_backoff < cf->min_backoff) {
+		p->lineno = lmin > lmax ? lmin : lmax;
+		return perr(p, "max_backoff (%llds) is less than min_backoff "
+		    "(%llds)", cf->max_backoff, cf->min_backoff);
+	}
+	if (!p->seen[option_index("control_socket")]) {
+		free(cf->control_socket);
+		cf->control_socket = xasprintf("%s/control.sock",
+		    cf->spool_dir);
+	}
+	return 0;
+}
+
+static int
+parse_file(struct parser *p, FILE *fp, struct config *cf)
+{
+	char line[CONFIG_LINE_MAX + 2], *name = NULL, *value = NULL;
+	const struct option *o;
+	size_t len, idx;
+	int r;
+
+	for (;;) {
+		errno = 0;
+		if (fgets(line, sizeof(line), fp) == NULL) {
+			if (ferror(fp))
+				return perr(p, "read error: %s",
+				    strerror(errno ? errno : EIO));
+			break;
+		}
+		p->lineno++;
+		len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(fp))
+			return perr(p, "line too long (more than %d bytes)",
+			    CONFIG_LINE_MAX);
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (memchr(line, '\0', len) != NULL || len > CONFIG_LINE_MAX)
+			return perr(p, len > CONFIG_LINE_MAX ?
+			    "line too long (more than %d bytes)" :
+			    "NUL byte in line", CONFIG_LINE_MAX);
+
+		if ((r = split_line(p, line, &name, &value)) <= 0) {
+			if (r == -1)
+				return -1;
+			continue;
+		}
+		if ((o = find_option(name, &idx)) == NULL)
+			return perr(p, "unknown option \"%s\"", name);
+		if (p->seen[idx])
+			return perr(p, "duplicate option \"%s\" (first set "
+			    "on line %d)", name, p->seen[idx]);
+		p->seen[idx] = p->lineno;
+		if (set_option(p, cf, o, value) == -1)
+			return -1;
+	}
+	p->lineno = 0;
+	return check_config(p, cf);
+}
+
+int
+config_load(const char *path, struct config *cf, char *err, size_t errlen)
+{
+	struct parser p;
+	struct stat st;
+	FILE *fp;
+	char *slash;
+	int r;
+
+	memset(cf, 0, sizeof(*cf));
+	memset(&p, 0, sizeof(p));
+	p.file = path;
+	p.err = err;
+	p.errlen = errlen;
+
+	if ((fp = fopen(path, "re")) == NULL)
+		return perr(&p, "%s", strerror(errno));
+	if (fstat(fileno(fp), &st) == -1 || !S_ISREG(st.st_mode)) {
+		fclose(fp);
+		return perr(&p, "not a regular file");
+	}
+	if ((slash = strrchr(path, '/')) != NULL)
+		p.dir = slash == path ? xstrdup("/") :
+		    xstrndup(path, (size_t)(slash - path));
+
+	config_defaults(cf);
+	cf->file = xstrdup(path);
+	r = parse_file(&p, fp, cf);
+	fclose(fp);
+	free(p.dir);
+	if (r == -1)
+		config_free(cf);
+	return r;
+}
