@@ -1,0 +1,165 @@
+/*
+ * resolver.h - asynchronous DNS lookups with DNSSEC validation: one
+ * libunbound context driven from the libevent loop (RFC 4033-4035 states
+ * as libunbound reports them).
+ *
+ * resolver_new() builds the validating resolver: the trust anchor from
+ * cf->trust_anchor_file (a static DS/DNSKEY file such as Debian's
+ * /usr/share/dns/root.key), then cf->dns_config (a libunbound config
+ * file: forwarders, stub zones, extra trust anchors) if set.  No
+ * resolv.conf: danerelay validates itself and forwards only when
+ * dns_config says so.
+ *
+ * resolver_query() starts one lookup and returns a handle; the callback
+ * runs exactly once from the event loop (never from within
+ * resolver_query()) unless the query is cancelled first.  The handle is
+ * valid until the callback starts or resolver_cancel() returns.  After
+ * resolver_cancel() or resolver_free() no callback fires.  Callbacks may
+ * start and cancel queries and may call resolver_free().
+ *
+ * The callback OWNS the result and releases it with dns_result_free().
+ *
+ * Reading a result: check `status` first.  Only DNS_OK carries records.
+ * `security` says how far the answer can be trusted: DNS_SEC_BOGUS means
+ * validation failed (never treat it as insecure; status is then
+ * DNS_TEMPFAIL and there are no records), DNS_SEC_UNKNOWN means there was
+ * no usable answer at all (SERVFAIL, timeout, network, malformed data).
+ * NXDOMAIN and NODATA carry SECURE (denial proven) or INSECURE.
+ */
+#ifndef DR_RESOLVER_H
+#define DR_RESOLVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "dane.h"
+
+struct event_base;
+struct config;
+struct resolver;
+struct resolver_query;
+
+/* RR types the resolver decodes. */
+#define DNS_T_A		1
+#define DNS_T_MX	15
+#define DNS_T_TXT	16
+#define DNS_T_AAAA	28
+#define DNS_T_TLSA	52
+
+/* Presentation form of any name fits (255 octets, every octet "\DDD"). */
+#define DNS_NAME_BUF	1025
+
+/* Default overall guard per query (libunbound has its own timeouts). */
+#define RESOLVER_TIMEOUT	30
+
+enum dns_status {
+	DNS_OK = 0,		/* records of the asked type (n > 0) */
+	DNS_NXDOMAIN,		/* the name does not exist */
+	DNS_NODATA,		/* the name exists, no records of the type */
+	DNS_TEMPFAIL,		/* SERVFAIL, timeout, network, bogus, malformed */
+};
+
+enum dns_security {
+	DNS_SEC_UNKNOWN = 0,	/* no answer to judge (TEMPFAIL, not bogus) */
+	DNS_SEC_INSECURE,	/* no DNSSEC for this name (unsigned/insecure) */
+	DNS_SEC_SECURE,		/* validated (data, or proven denial) */
+	DNS_SEC_BOGUS,		/* validation failed: never use */
+};
+
+struct dns_mx {
+	uint16_t pref;
+	char host[DNS_NAME_BUF];	/* lower case, no trailing dot;
+					 * "" for the root "." */
+};
+
+struct dns_addr {
+	int family;			/* AF_INET or AF_INET6 */
+	char text[64];			/* "192.0.2.1", "2001:db8::1" */
+	struct sockaddr_storage ss;	/* port 0 */
+	socklen_t sslen;
+};
+
+struct dns_txt {
+	char *data;			/* character-strings concatenated,
+					 * NUL-terminated (may hold NULs) */
+	size_t len;			/* authoritative length */
+};
+
+struct dns_result {
+	char qname[DNS_NAME_BUF];	/* as asked */
+	int qtype;
+	int rcode;			/* DNS RCODE (0, 2 SERVFAIL, 3 NXDOMAIN..) */
+	enum dns_status status;
+	enum dns_security security;
+	char reason[512];		/* for non-OK: "SERVFAIL", "timeout",
+					 * the why_bogus text, "malformed MX
+					 * rdata: ..."; "" for OK */
+	char canonname[DNS_NAME_BUF];	/* final owner name after CNAMEs:
+					 * lower case, no trailing dot */
+	int cname;			/* 1 if a CNAME (or DNAME) was followed */
+	uint32_t ttl;
+
+	/* Records; which array is used depends on qtype. n counts them. */
+	size_t n;
+	struct dns_mx *mx;		/* DNS_T_MX */
+	int null_mx;			/* RFC 7505: exactly one MX, 0 "." */
+	struct dns_addr *addr;		/* DNS_T_A, DNS_T_AAAA */
+	struct tlsa_rr *tlsa;		/* DNS_T_TLSA */
+	struct dns_txt *txt;		/* DNS_T_TXT */
+};
+
+typedef void resolver_cb(struct dns_result *res, void *arg);
+
+/* NULL with a reason in err on failure. */
+struct resolver *resolver_new(struct event_base *base,
+    const struct config *cf, char *err, size_t errlen);
+/* Cancels every outstanding query (no callbacks) and frees.  NULL ok. */
+void resolver_free(struct resolver *r);
+/* Overall guard per query in seconds (default RESOLVER_TIMEOUT). */
+void resolver_set_timeout(struct resolver *r, int secs);
+
+/*
+ * Start a lookup of name (presentation form, trailing dot optional) for
+ * rrtype (one of the DNS_T_* above).  NULL with a reason in err if it
+ * could not be started (bad name, unsupported type, libunbound error).
+ */
+struct resolver_query *resolver_query(struct resolver *r, const char *name,
+    int rrtype, resolver_cb *cb, void *arg, char *err, size_t errlen);
+void resolver_cancel(struct resolver_query *q);
+/* Number of queries outstanding (for tests and shutdown). */
+size_t resolver_pending(const struct resolver *r);
+
+/*
+ * Synchronous lookup for the CLI: runs the resolver's event base until the
+ * answer is in.  Only for programs whose event base has nothing else to
+ * do; the daemon never calls it.  0 with *out set (caller frees), -1 with
+ * a reason in err if the query could not be started.
+ */
+int resolver_query_sync(struct resolver *r, const char *name, int rrtype,
+    struct dns_result **out, char *err, size_t errlen);
+
+void dns_result_free(struct dns_result *res);
+const char *dns_status_name(enum dns_status s);
+const char *dns_security_name(enum dns_security s);
+/* "MX", "TLSA", ... or NULL; and back (case-insensitive), -1 unknown. */
+const char *dns_type_name(int rrtype);
+int dns_type_parse(const char *s);
+
+/*
+ * Decode one rdata of res->qtype and append it to res (strict bounds:
+ * every length checked).  0 ok, -1 malformed with a reason in err.  Used
+ * by the resolver on libunbound's uncompressed rdata; exposed for the
+ * fuzzer and unit tests.  dns_result_finish() sets null_mx after the
+ * last record.
+ */
+int dns_result_add_rdata(struct dns_result *res, const uint8_t *rd,
+    size_t len, char *err, size_t errlen);
+void dns_result_finish(struct dns_result *res);
+/* Wire-format name (uncompressed) to presentation form, lower case, no
+ * trailing dot ("" for the root).  Returns octets consumed, -1 bad. */
+int dns_name_from_wire(const uint8_t *p, size_t len, char *out,
+    size_t outlen);
+
+#endif
