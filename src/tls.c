@@ -30,3 +30,39 @@ tls_errstr(char *buf, size_t len)
 	ERR_clear_error();
 	return buf;
 }
+
+/* ------------------------------------------------------------------ */
+/* Client side (outbound STARTTLS): engineer G.  Stubs, being written. */
+
+const char *
+tls_auth_name(enum tls_auth a)
+{
+	return "none";
+}
+
+SSL_CTX *
+tls_client_ctx_new(const char *ca_file, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "tls_client_ctx_new: not implemented yet");
+	return NULL;
+}
+
+SSL *
+tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
+    char *err, size_t errlen)
+{
+	snprintf(err, errlen, "tls_client_ssl_new: not implemented yet");
+	return NULL;
+}
+
+void
+tls_client_outcome(SSL *ssl, enum tls_client_mode mode, int handshake_ok,
+    const char *errtext, struct tls_outcome *out)
+{
+}
+
+const char *
+tls_verify_result_type(long verify_error)
+{
+	return "validation-failure";
+}

@@ -1,0 +1,166 @@
+/*
+ * smtp_client.h - the outbound SMTP session (RFC 5321) with STARTTLS
+ * (RFC 3207), DANE (RFC 7672) / WebPKI verification, PIPELINING (RFC
+ * 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531).
+ *
+ * Usage (one session = one TCP connection to one MX address):
+ *
+ *	c = smtp_client_connect(&params, &cb, arg, err, sizeof(err));
+ *	  -> cb.ready(c)             session set up (banner, EHLO, STARTTLS,
+ *	                             verification, EHLO again): send a message
+ *	     smtp_client_send(c, &msg)
+ *	  -> cb.rcpt(c, i, reply)    once per recipient whose RCPT got a reply
+ *	                             while MAIL FROM was accepted
+ *	  -> cb.done(c, result)      the transaction ended (or the session
+ *	                             failed at any point, also before ready)
+ *	     if result->usable: smtp_client_send() again (reuse; RSET is sent
+ *	     first when needed) or smtp_client_quit(c); else smtp_client_free(c)
+ *
+ * A recipient is delivered iff its rcpt() reply was 2xx AND done() has
+ * fail == SMTP_OK.  A recipient without rcpt() call, or with a 2xx rcpt()
+ * reply when done() reports a failure, takes the outcome of done()
+ * (result->permanent says bounce vs. defer).
+ *
+ * smtp_client_quit() sends QUIT and releases the session by itself (no
+ * more callbacks).  smtp_client_free() closes at once, without callbacks;
+ * both may be called from inside a callback.  Callbacks are never called
+ * from inside smtp_client_connect() or smtp_client_send().
+ *
+ * Security: when params.tls is SMTP_TLS_ENCRYPT, DANE or WEBPKI, no SMTP
+ * command other than EHLO, STARTTLS and QUIT is ever sent in cleartext:
+ * no STARTTLS offered -> SMTP_FAIL_STARTTLS_MISSING, a failed handshake or
+ * verification -> SMTP_FAIL_TLS; never a fallback.  Cleartext is allowed
+ * only for SMTP_TLS_NONE and SMTP_TLS_MAY (HELO fallback, too, only then).
+ */
+#ifndef DR_SMTP_CLIENT_H
+#define DR_SMTP_CLIENT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "smtp_reply.h"
+#include "tls.h"
+
+struct event_base;
+struct tlsa_rr;
+
+enum smtp_tls_mode {
+	SMTP_TLS_NONE = 0,	/* cleartext, never STARTTLS */
+	SMTP_TLS_MAY,		/* STARTTLS if offered, unauthenticated;
+				 * cleartext if not offered */
+	SMTP_TLS_ENCRYPT,	/* mandatory TLS, unauthenticated */
+	SMTP_TLS_DANE,		/* mandatory TLS, TLSA-authenticated */
+	SMTP_TLS_WEBPKI,	/* mandatory TLS, PKIX chain + names[] */
+};
+const char *smtp_tls_mode_name(enum smtp_tls_mode m);
+
+struct smtp_client_params {
+	struct event_base *base;
+	struct sockaddr_storage addr;	/* destination address and port */
+	socklen_t addrlen;
+	const struct sockaddr *bind;	/* optional source address (port 0) */
+	socklen_t bindlen;
+	const char *host;		/* MX name, for logs ("mx.example") */
+	const char *helo;		/* our name for EHLO/HELO */
+	const char *logid;		/* log prefix (queue id) or NULL */
+
+	unsigned connect_timeout_ms;	/* TCP connect + banner wait */
+	unsigned cmd_timeout_ms;	/* any other reply, TLS handshake,
+					 * and each write while sending DATA */
+	unsigned data_timeout_ms;	/* reply after the final "." */
+
+	/* TLS */
+	enum smtp_tls_mode tls;
+	SSL_CTX *ssl_ctx;		/* tls_client_ctx_new(); not owned;
+					 * required unless tls == NONE */
+	const char *sni;		/* MAY/ENCRYPT/WEBPKI (NULL: host) */
+	const char *const *names;	/* WEBPKI: names the certificate must
+					 * match; DANE: extra DANE-TA names */
+	size_t nnames;
+	const struct tlsa_rr *tlsa;	/* DANE: the TLSA RRset */
+	size_t ntlsa;
+	const char *tlsa_base;		/* DANE: TLSA base domain, also SNI */
+};
+
+/* A message to send.  Data: the spool file (RFC 5322, CRLF line ends,
+ * not dot-stuffed); read with pread() from offset 0, streamed with
+ * dot-stuffing; the fd is not owned and must stay open until done(). */
+struct smtp_msg {
+	const char *sender;		/* without <>, "" = null sender */
+	const char *const *rcpts;	/* without <> */
+	size_t nrcpt;
+	int data_fd;
+	off_t size;			/* bytes in data_fd (SIZE=) */
+	int body_8bit;			/* BODY=8BITMIME if offered */
+	int smtputf8;			/* needs SMTPUTF8 (RFC 6531) */
+};
+
+/* Failure classes: the caller maps them to defer/bounce. */
+enum smtp_fail {
+	SMTP_OK = 0,
+	SMTP_FAIL_CONN,		/* connect, I/O error, peer closed */
+	SMTP_FAIL_TIMEOUT,	/* a wait timed out */
+	SMTP_FAIL_PROTO,	/* malformed or unexpected reply */
+	SMTP_FAIL_STARTTLS_MISSING, /* TLS required, STARTTLS not offered
+				 * (or STARTTLS refused by the server) */
+	SMTP_FAIL_TLS,		/* handshake or verification failed */
+	SMTP_FAIL_RESP,		/* a 4xx/5xx reply: see code/reply */
+	SMTP_FAIL_IMPL,		/* server lacks what the message needs
+				 * (SMTPUTF8, SIZE too small): permanent */
+	SMTP_FAIL_INTERNAL,	/* our side: out of resources, read error
+				 * on the spool file */
+};
+const char *smtp_fail_name(enum smtp_fail f);
+
+struct smtp_result {
+	enum smtp_fail fail;
+	int permanent;		/* 1: bounce (5xx, FAIL_IMPL); else defer */
+	int usable;		/* session can take another message */
+	const char *stage;	/* "connect", "banner", "EHLO", "STARTTLS",
+				 * "TLS", "MAIL", "RCPT", "DATA", "end of
+				 * data", "RSET" */
+	int code;		/* server reply code, 0 if none */
+	char enh[SMTP_REPLY_ENH_MAX]; /* enhanced code, server's or ours
+				 * (e.g. "5.6.7"), or "" */
+	char reply[512];	/* server reply summary, or our reason */
+	const char *tlsrpt;	/* RFC 8460 result-type for FAIL_TLS and
+				 * FAIL_STARTTLS_MISSING, else NULL */
+	size_t naccepted;	/* recipients accepted by RCPT */
+};
+
+struct smtp_client;
+
+struct smtp_client_cb {
+	void (*ready)(struct smtp_client *c, void *arg);
+	void (*rcpt)(struct smtp_client *c, size_t idx,
+	    const struct smtp_reply *reply, void *arg);
+	void (*done)(struct smtp_client *c, const struct smtp_result *res,
+	    void *arg);
+};
+
+/* Start connecting.  NULL + err on immediate failure (bad params, socket
+ * error): no callback will come. */
+struct smtp_client *smtp_client_connect(const struct smtp_client_params *p,
+    const struct smtp_client_cb *cb, void *arg, char *err, size_t errlen);
+/* Start a transaction; only after ready() or a done() with usable.
+ * 0 ok, -1 (wrong state, bad message) with err set, no callback. */
+int smtp_client_send(struct smtp_client *c, const struct smtp_msg *msg,
+    char *err, size_t errlen);
+/* Polite end: QUIT, wait for the reply (bounded), close, free. */
+void smtp_client_quit(struct smtp_client *c);
+/* Close now and free.  Accepts NULL. */
+void smtp_client_free(struct smtp_client *c);
+
+/* TLS outcome of the session (established == 0: cleartext so far). */
+const struct tls_outcome *smtp_client_tls(const struct smtp_client *c);
+/* Extensions of the last EHLO reply. */
+const struct smtp_ext *smtp_client_ext(const struct smtp_client *c);
+/* "mx.example[192.0.2.1]:25" */
+const char *smtp_client_relay(const struct smtp_client *c);
+/* Messages sent on this session so far (for reuse limits). */
+int smtp_client_nmsg(const struct smtp_client *c);
+
+#endif
