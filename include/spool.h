@@ -57,8 +57,16 @@ struct spool_env {
 struct spool;
 struct spool_writer;
 
-/* Open (creating tmp/ and queue/ if needed) and recover. */
+/* Open (creating tmp/ and queue/ if needed), take the spool lock and
+ * recover.  Only one process at a time may hold a spool this way (the
+ * daemon); a second spool_open() of the same directory fails. */
 struct spool *spool_open(const char *dir, char *err, size_t errlen);
+/* spool_open_flags(): SPOOL_NO_RECOVER opens an existing spool without
+ * the lock, without creating anything and without recovery, so a tool can
+ * read (list, delete) the queue of a running or stopped daemon. */
+#define SPOOL_NO_RECOVER	0x01
+struct spool *spool_open_flags(const char *dir, int flags, char *err,
+    size_t errlen);
 void spool_close(struct spool *sp);
 const char *spool_dir(const struct spool *sp);
 
@@ -83,7 +91,15 @@ int spool_env_save(struct spool *sp, const struct spool_env *env,
     char *err, size_t errlen);
 void spool_env_free(struct spool_env *env);
 struct spool_env *spool_env_new(void);
+/* Appends a pending recipient; the returned pointer (and env->rcpts) is
+ * valid until the next call. */
 struct spool_rcpt *spool_env_add_rcpt(struct spool_env *env, const char *addr);
+/* The envelope text format (see spool.c), exposed for tests and fuzzing.
+ * parse: 0 ok (*out allocated), -1 malformed with the reason in err.
+ * format: returns a malloc'ed buffer of *lenp bytes. */
+int spool_env_parse(const char *buf, size_t len, struct spool_env **out,
+    char *err, size_t errlen);
+char *spool_env_format(const struct spool_env *env, size_t *lenp);
 
 /* Open the data file read-only; returns fd or -1. */
 int spool_data_open(struct spool *sp, const char *id);

@@ -1,12 +1,100 @@
 /*
- * spool.c - the durable queue on disk (stub; being implemented by B).
+ * spool.c - the durable queue on disk: per message one data file and one
+ * envelope file, written so that a crash at any instant neither loses a
+ * message that was acknowledged nor ever shows half a message.
+ *
+ * RFC 5321 §4.1.1.4 and §6.1: once the server has answered 250 to the end
+ * of DATA it is responsible for the message.  spool_writer_commit()
+ * returning 0 is the only point at which that reply may be sent: by then
+ * data, envelope and both directory entries are on stable storage.
+ *
+ * Layout under spool_dir (directories 0700, files 0600):
+ *   lock       flock()ed by the process that owns the spool (the daemon)
+ *   tmp/       files being written: ID.msg and ID.env of a new message,
+ *              ID.env.<pid>.<n> for an envelope rewrite
+ *   queue/     committed messages: ID.msg (data) and ID.env (envelope)
+ *   corrupt/   envelopes that failed to load at recovery, with their data
+ * A message exists iff queue/ID.env exists.  Commit: write tmp/ID.msg and
+ * fsync it; write tmp/ID.env and fsync it; rename the data into queue/;
+ * fsync queue/; rename the envelope into queue/; fsync queue/ and tmp/.
+ * The fsync between the two renames orders them on every file system, so
+ * a visible envelope always has its complete data.  Removal unlinks the
+ * envelope first.  Recovery (spool_open) therefore only ever finds
+ * leftovers in tmp/ and data without an envelope, and deletes both: no
+ * 250 was given for them.  Anything else unexpected is moved to corrupt/
+ * and logged, never deleted.
+ *
+ * queue/ is one flat directory.  ext4 and xfs index large directories, so
+ * this stays fast to some 10^5 messages; a bigger queue would want hashed
+ * subdirectories queue/XX/ (first two id digits are time, so use the last).
+ *
+ * Envelope format, version 1 - text, one "key value" line each, LF ends:
+ *   danerelay-envelope 1
+ *   id 65A1B2C3D4E5F6A7
+ *   created 1700000000          (unix time)
+ *   size 1234                   (bytes of ID.msg)
+ *   sender alice@example.org    ("sender" alone: the null sender <>)
+ *   client-addr, client-helo, auth-user, envid, ret   (optional strings)
+ *   body-8bit, smtputf8, hold, bounce, report         (optional, 0 or 1)
+ *   rcpt bob@example.net        (starts a recipient; its lines follow)
+ *   rcpt-state pending          (pending | delivered | failed)
+ *   rcpt-attempts 0
+ *   rcpt-next 0                 (unix time of the next attempt, 0 = now)
+ *   rcpt-orcpt, rcpt-relay, rcpt-error                (optional strings)
+ *   end
+ * In values every byte 0x00-0x20, 0x7f and '%' is written as %XX; other
+ * bytes (UTF-8 addresses) are written as they are.  So nothing a client or
+ * a remote server puts into an address or a reply can add a line or a
+ * field.  The parser is strict: unknown or repeated keys, raw control
+ * bytes, bad escapes, %00, numbers out of range, a missing "end" or
+ * anything after it are errors, reported as "line N: reason".
  */
 
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "spool.h"
+#include "util.h"
+
+#define ENV_MAGIC	"danerelay-envelope 1"
+#define ENV_MAXFILE	(32 * 1024 * 1024)	/* bytes of one envelope */
+#define ENV_MAXVALUE	(64 * 1024)		/* decoded bytes of one value */
+#define ENV_MAXRCPT	100000
+#define WBUF_SIZE	(64 * 1024)
+#define ID_TRIES	100
+
+struct spool {
+	char		*dir;
+	int		 dirfd;
+	int		 tmpfd;
+	int		 queuefd;
+	int		 lockfd;	/* -1 with SPOOL_NO_RECOVER */
+	unsigned	 serial;	/* unique tmp names for rewrites */
+};
+
+struct spool_writer {
+	struct spool	*sp;
+	char		 id[QUEUE_ID_LEN + 1];
+	char		 msgname[QUEUE_ID_LEN + 8];
+	int		 fd;
+	int		 error;		/* errno of the first failure */
+	off_t		 size;
+	size_t		 buflen;
+	unsigned char	 buf[WBUF_SIZE];
+};
 
 const char *
 rcpt_state_name(enum rcpt_state s)
@@ -22,59 +110,1368 @@ rcpt_state_name(enum rcpt_state s)
 	return "unknown";
 }
 
-struct spool *
-spool_open(const char *dir, char *err, size_t errlen)
+/* ---------------------------------------------------------------- */
+/* Small file helpers. */
+
+static int
+write_full(int fd, const void *buf, size_t len)
 {
-	snprintf(err, errlen, "spool: not implemented");
+	const unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* close() that reports a deferred write error (NFS) but not EINTR. */
+static int
+close_checked(int fd)
+{
+	if (close(fd) == -1 && errno != EINTR)
+		return -1;
+	return 0;
+}
+
+/* Rename without replacing an existing target. */
+static int
+rename_noreplace(int fromfd, const char *from, int tofd, const char *to)
+{
+	struct stat st;
+
+	if (renameat2(fromfd, from, tofd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* File system without RENAME_NOREPLACE: check, then rename. */
+	if (fstatat(tofd, to, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return renameat(fromfd, from, tofd, to);
+}
+
+static int
+exists_at(int dfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT;
+}
+
+static void
+msg_name(char *buf, size_t len, const char *id)
+{
+	snprintf(buf, len, "%s.msg", id);
+}
+
+static void
+env_name(char *buf, size_t len, const char *id)
+{
+	snprintf(buf, len, "%s.env", id);
+}
+
+/* ---------------------------------------------------------------- */
+/* Envelopes in memory. */
+
+struct spool_env *
+spool_env_new(void)
+{
+	return xcalloc(1, sizeof(struct spool_env));
+}
+
+static void
+rcpt_clear(struct spool_rcpt *r)
+{
+	free(r->addr);
+	free(r->orcpt);
+	free(r->last_error);
+	free(r->relay);
+}
+
+void
+spool_env_free(struct spool_env *env)
+{
+	size_t i;
+
+	if (env == NULL)
+		return;
+	for (i = 0; i < env->nrcpt; i++)
+		rcpt_clear(&env->rcpts[i]);
+	free(env->rcpts);
+	free(env->sender);
+	free(env->client_addr);
+	free(env->client_helo);
+	free(env->auth_user);
+	free(env->envid);
+	free(env->ret);
+	free(env);
+}
+
+struct spool_rcpt *
+spool_env_add_rcpt(struct spool_env *env, const char *addr)
+{
+	struct spool_rcpt *r;
+
+	env->rcpts = xrealloc(env->rcpts,
+	    (env->nrcpt + 1) * sizeof(struct spool_rcpt));
+	r = &env->rcpts[env->nrcpt++];
+	memset(r, 0, sizeof(*r));
+	r->addr = xstrdup(addr);
+	r->state = RCPT_PENDING;
+	return r;
+}
+
+/* ---------------------------------------------------------------- */
+/* Envelope text: writing. */
+
+struct sbuf {
+	char	*p;
+	size_t	 len, cap;
+};
+
+static void
+sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		while (b->len + n + 1 > b->cap)
+			b->cap = b->cap ? b->cap * 2 : 1024;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sbuf_str(struct sbuf *b, const char *s)
+{
+	sbuf_add(b, s, strlen(s));
+}
+
+static void
+sbuf_num(struct sbuf *b, const char *key, long long v)
+{
+	char tmp[64];
+	int n;
+
+	n = snprintf(tmp, sizeof(tmp), "%s %lld\n", key, v);
+	sbuf_add(b, tmp, (size_t)n);
+}
+
+static int
+needs_escape(unsigned char c)
+{
+	return c <= 0x20 || c == 0x7f || c == '%';
+}
+
+/* "key value\n" with the value escaped; nothing for a NULL value. */
+static void
+sbuf_kv(struct sbuf *b, const char *key, const char *v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	char esc[3];
+
+	if (v == NULL)
+		return;
+	sbuf_str(b, key);
+	if (*v != '\0')
+		sbuf_add(b, " ", 1);
+	for (p = (const unsigned char *)v; *p; p++) {
+		if (!needs_escape(*p)) {
+			sbuf_add(b, (const char *)p, 1);
+			continue;
+		}
+		esc[0] = '%';
+		esc[1] = hex[*p >> 4];
+		esc[2] = hex[*p & 0xf];
+		sbuf_add(b, esc, 3);
+	}
+	sbuf_add(b, "\n", 1);
+}
+
+char *
+spool_env_format(const struct spool_env *env, size_t *lenp)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	const struct spool_rcpt *r;
+	size_t i;
+
+	sbuf_str(&b, ENV_MAGIC "\n");
+	sbuf_kv(&b, "id", env->id);
+	sbuf_num(&b, "created", (long long)env->created);
+	sbuf_num(&b, "size", (long long)env->size);
+	sbuf_kv(&b, "sender", env->sender ? env->sender : "");
+	sbuf_kv(&b, "client-addr", env->client_addr);
+	sbuf_kv(&b, "client-helo", env->client_helo);
+	sbuf_kv(&b, "auth-user", env->auth_user);
+	sbuf_kv(&b, "envid", env->envid);
+	sbuf_kv(&b, "ret", env->ret);
+	sbuf_num(&b, "body-8bit", env->body_8bit != 0);
+	sbuf_num(&b, "smtputf8", env->smtputf8 != 0);
+	sbuf_num(&b, "hold", env->hold != 0);
+	sbuf_num(&b, "bounce", env->is_bounce != 0);
+	sbuf_num(&b, "report", env->is_report != 0);
+	for (i = 0; i < env->nrcpt; i++) {
+		r = &env->rcpts[i];
+		sbuf_kv(&b, "rcpt", r->addr ? r->addr : "");
+		sbuf_kv(&b, "rcpt-state", rcpt_state_name(r->state));
+		sbuf_num(&b, "rcpt-attempts", r->attempts);
+		sbuf_num(&b, "rcpt-next", (long long)r->next_attempt);
+		sbuf_kv(&b, "rcpt-orcpt", r->orcpt);
+		sbuf_kv(&b, "rcpt-relay", r->relay);
+		sbuf_kv(&b, "rcpt-error", r->last_error);
+	}
+	sbuf_str(&b, "end\n");
+	*lenp = b.len;
+	return b.p;
+}
+
+/* ---------------------------------------------------------------- */
+/* Envelope text: parsing. */
+
+enum env_key {
+	K_ID, K_CREATED, K_SIZE, K_SENDER, K_CLIENT_ADDR, K_CLIENT_HELO,
+	K_AUTH_USER, K_ENVID, K_RET, K_BODY8, K_SMTPUTF8, K_HOLD, K_BOUNCE,
+	K_REPORT,
+	K_RCPT, K_R_STATE, K_R_ATTEMPTS, K_R_NEXT, K_R_ORCPT, K_R_RELAY,
+	K_R_ERROR,
+	K_END,
+	K_COUNT
+};
+
+static const char *const env_keys[K_COUNT] = {
+	[K_ID] = "id", [K_CREATED] = "created", [K_SIZE] = "size",
+	[K_SENDER] = "sender", [K_CLIENT_ADDR] = "client-addr",
+	[K_CLIENT_HELO] = "client-helo", [K_AUTH_USER] = "auth-user",
+	[K_ENVID] = "envid", [K_RET] = "ret", [K_BODY8] = "body-8bit",
+	[K_SMTPUTF8] = "smtputf8", [K_HOLD] = "hold", [K_BOUNCE] = "bounce",
+	[K_REPORT] = "report",
+	[K_RCPT] = "rcpt", [K_R_STATE] = "rcpt-state",
+	[K_R_ATTEMPTS] = "rcpt-attempts", [K_R_NEXT] = "rcpt-next",
+	[K_R_ORCPT] = "rcpt-orcpt", [K_R_RELAY] = "rcpt-relay",
+	[K_R_ERROR] = "rcpt-error",
+	[K_END] = "end",
+};
+
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decode an escaped value into a new string; NULL with *why on error. */
+static char *
+value_decode(const char *v, size_t len, const char **why)
+{
+	char *out, *o;
+	size_t i;
+	int hi, lo;
+
+	if (len > 3 * (size_t)ENV_MAXVALUE) {
+		*why = "value too long";
+		return NULL;
+	}
+	o = out = xmalloc(len + 1);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '%') {
+			if (len - i < 3 || (hi = hexval((unsigned char)v[i + 1]))
+			    == -1 || (lo = hexval((unsigned char)v[i + 2])) == -1) {
+				*why = "bad %-escape";
+				goto fail;
+			}
+			if (hi == 0 && lo == 0) {
+				*why = "escaped NUL byte";
+				goto fail;
+			}
+			*o++ = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c <= 0x20 || c == 0x7f) {
+			*why = "unescaped control character or space";
+			goto fail;
+		} else
+			*o++ = (char)c;
+	}
+	*o = '\0';
+	if ((size_t)(o - out) > ENV_MAXVALUE) {
+		*why = "value too long";
+		goto fail;
+	}
+	return out;
+ fail:
+	free(out);
 	return NULL;
 }
 
-void spool_close(struct spool *sp) { }
-const char *spool_dir(const struct spool *sp) { return NULL; }
+/* A decimal number without sign in [0, max]. */
+static int
+num_decode(const char *v, size_t len, long long max, long long *out)
+{
+	long long n = 0;
+	size_t i;
+
+	if (len == 0 || len > 19 || (len > 1 && v[0] == '0'))
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		if (n > (LLONG_MAX - (v[i] - '0')) / 10)
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	if (n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int
+state_decode(const char *v, size_t len, enum rcpt_state *out)
+{
+	static const enum rcpt_state all[] = { RCPT_PENDING, RCPT_DELIVERED,
+	    RCPT_FAILED };
+	size_t i;
+	const char *n;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		n = rcpt_state_name(all[i]);
+		if (strlen(n) == len && memcmp(n, v, len) == 0) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+#define TIME_MAX_ENV	((long long)1 << 40)	/* far beyond any real date */
+
+int
+spool_env_parse(const char *buf, size_t len, struct spool_env **out,
+    char *err, size_t errlen)
+{
+	struct spool_env *env;
+	struct spool_rcpt *r = NULL;
+	const char *line, *nl, *val, *why = NULL;
+	size_t llen, klen, vlen, lineno = 0;
+	unsigned long seen = 0, rseen = 0;
+	long long n;
+	char **sp, *s;
+	int k, *flag, ended = 0;
+
+	*out = NULL;
+	if (len > ENV_MAXFILE) {
+		snprintf(err, errlen, "envelope larger than %d bytes",
+		    ENV_MAXFILE);
+		return -1;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		snprintf(err, errlen, "NUL byte in envelope");
+		return -1;
+	}
+	env = spool_env_new();
+	line = buf;
+	while (line < buf + len) {
+		lineno++;
+		if ((nl = memchr(line, '\n', (size_t)(buf + len - line)))
+		    == NULL) {
+			why = "last line not terminated (truncated file?)";
+			goto bad;
+		}
+		llen = (size_t)(nl - line);
+		if (ended) {
+			why = "data after \"end\"";
+			goto bad;
+		}
+		if (lineno == 1) {
+			if (llen != strlen(ENV_MAGIC) ||
+			    memcmp(line, ENV_MAGIC, llen) != 0) {
+				why = "not a danerelay version 1 envelope";
+				goto bad;
+			}
+			line = nl + 1;
+			continue;
+		}
+		val = memchr(line, ' ', llen);
+		klen = val ? (size_t)(val - line) : llen;
+		if (val != NULL) {
+			val++;
+			vlen = llen - klen - 1;
+		} else {
+			val = line + llen;
+			vlen = 0;
+		}
+		for (k = 0; k < K_COUNT; k++)
+			if (strlen(env_keys[k]) == klen &&
+			    memcmp(env_keys[k], line, klen) == 0)
+				break;
+		if (k == K_COUNT) {
+			why = "unknown key";
+			goto bad;
+		}
+		if (k < K_RCPT) {
+			if (env->nrcpt > 0) {
+				why = "envelope field after the first rcpt";
+				goto bad;
+			}
+			if (seen & (1UL << k)) {
+				why = "repeated key";
+				goto bad;
+			}
+			seen |= 1UL << k;
+		} else if (k > K_RCPT && k < K_END) {
+			if (r == NULL) {
+				why = "rcpt-* line before any rcpt";
+				goto bad;
+			}
+			if (rseen & (1UL << k)) {
+				why = "repeated key";
+				goto bad;
+			}
+			rseen |= 1UL << k;
+		}
+		if ((k == K_RCPT || k == K_END) && r != NULL &&
+		    (rseen & (1UL << K_R_STATE | 1UL << K_R_ATTEMPTS |
+		    1UL << K_R_NEXT)) != (1UL << K_R_STATE |
+		    1UL << K_R_ATTEMPTS | 1UL << K_R_NEXT)) {
+			why = "recipient without rcpt-state, rcpt-attempts "
+			    "and rcpt-next";
+			goto bad;
+		}
+
+		sp = NULL;
+		flag = NULL;
+		switch (k) {
+		case K_ID:
+			if (vlen != QUEUE_ID_LEN) {
+				why = "bad queue id";
+				goto bad;
+			}
+			memcpy(env->id, val, vlen);
+			env->id[vlen] = '\0';
+			if (!queue_id_valid(env->id)) {
+				why = "bad queue id";
+				goto bad;
+			}
+			break;
+		case K_CREATED:
+			if (num_decode(val, vlen, TIME_MAX_ENV, &n) == -1) {
+				why = "bad time";
+				goto bad;
+			}
+			env->created = (time_t)n;
+			break;
+		case K_SIZE:
+			if (num_decode(val, vlen, LLONG_MAX, &n) == -1) {
+				why = "bad size";
+				goto bad;
+			}
+			env->size = (off_t)n;
+			break;
+		case K_SENDER:
+			sp = &env->sender;
+			break;
+		case K_CLIENT_ADDR:
+			sp = &env->client_addr;
+			break;
+		case K_CLIENT_HELO:
+			sp = &env->client_helo;
+			break;
+		case K_AUTH_USER:
+			sp = &env->auth_user;
+			break;
+		case K_ENVID:
+			sp = &env->envid;
+			break;
+		case K_RET:
+			sp = &env->ret;
+			break;
+		case K_BODY8:
+			flag = &env->body_8bit;
+			break;
+		case K_SMTPUTF8:
+			flag = &env->smtputf8;
+			break;
+		case K_HOLD:
+			flag = &env->hold;
+			break;
+		case K_BOUNCE:
+			flag = &env->is_bounce;
+			break;
+		case K_REPORT:
+			flag = &env->is_report;
+			break;
+		case K_RCPT:
+			if (env->nrcpt >= ENV_MAXRCPT) {
+				why = "too many recipients";
+				goto bad;
+			}
+			if ((s = value_decode(val, vlen, &why)) == NULL)
+				goto bad;
+			if (*s == '\0') {
+				free(s);
+				why = "empty recipient address";
+				goto bad;
+			}
+			r = spool_env_add_rcpt(env, "");
+			free(r->addr);
+			r->addr = s;
+			rseen = 0;
+			break;
+		case K_R_STATE:
+			if (state_decode(val, vlen, &r->state) == -1) {
+				why = "bad recipient state";
+				goto bad;
+			}
+			break;
+		case K_R_ATTEMPTS:
+			if (num_decode(val, vlen, INT_MAX, &n) == -1) {
+				why = "bad attempt count";
+				goto bad;
+			}
+			r->attempts = (int)n;
+			break;
+		case K_R_NEXT:
+			if (num_decode(val, vlen, TIME_MAX_ENV, &n) == -1) {
+				why = "bad time";
+				goto bad;
+			}
+			r->next_attempt = (time_t)n;
+			break;
+		case K_R_ORCPT:
+			sp = &r->orcpt;
+			break;
+		case K_R_RELAY:
+			sp = &r->relay;
+			break;
+		case K_R_ERROR:
+			sp = &r->last_error;
+			break;
+		case K_END:
+			if (vlen != 0 || val != line + llen) {
+				why = "value after \"end\"";
+				goto bad;
+			}
+			ended = 1;
+			break;
+		}
+		if (sp != NULL) {
+			if ((*sp = value_decode(val, vlen, &why)) == NULL)
+				goto bad;
+		} else if (flag != NULL) {
+			if (vlen != 1 || (val[0] != '0' && val[0] != '1')) {
+				why = "flag must be 0 or 1";
+				goto bad;
+			}
+			*flag = val[0] == '1';
+		}
+		line = nl + 1;
+	}
+	if (lineno == 0) {
+		snprintf(err, errlen, "empty envelope");
+		goto fail;
+	}
+	if (!ended) {
+		snprintf(err, errlen, "no \"end\" line (truncated file?)");
+		goto fail;
+	}
+	for (k = K_ID; k <= K_SENDER; k++)
+		if (!(seen & (1UL << k))) {
+			snprintf(err, errlen, "missing \"%s\"", env_keys[k]);
+			goto fail;
+		}
+	if (env->nrcpt == 0) {
+		snprintf(err, errlen, "no recipients");
+		goto fail;
+	}
+	*out = env;
+	return 0;
+ bad:
+	snprintf(err, errlen, "line %zu: %s", lineno, why);
+ fail:
+	spool_env_free(env);
+	return -1;
+}
+
+/* ---------------------------------------------------------------- */
+/* Opening and recovery. */
+
+const char *
+spool_dir(const struct spool *sp)
+{
+	return sp->dir;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	if (sp->queuefd != -1)
+		close(sp->queuefd);
+	if (sp->tmpfd != -1)
+		close(sp->tmpfd);
+	if (sp->dirfd != -1)
+		close(sp->dirfd);
+	if (sp->lockfd != -1)
+		close(sp->lockfd);	/* releases the flock */
+	free(sp->dir);
+	free(sp);
+}
+
+static int
+open_subdir(struct spool *sp, const char *name, int create, char *err,
+    size_t errlen)
+{
+	int fd;
+
+	if (create && mkdirat(sp->dirfd, name, 0700) == 0) {
+		if (fsync(sp->dirfd) == -1) {
+			snprintf(err, errlen, "fsync %s: %s", sp->dir,
+			    strerror(errno));
+			return -1;
+		}
+	} else if (create && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s/%s: %s", sp->dir, name,
+		    strerror(errno));
+		return -1;
+	}
+	if ((fd = openat(sp->dirfd, name, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC | O_NOFOLLOW)) == -1)
+		snprintf(err, errlen, "%s/%s: %s", sp->dir, name,
+		    strerror(errno));
+	return fd;
+}
+
+/* Read a whole envelope file.  -1 with errno on I/O errors. */
+static char *
+read_env_file(int dfd, const char *name, size_t *lenp)
+{
+	struct stat st;
+	char *buf;
+	size_t off = 0;
+	ssize_t n;
+	int fd, saved;
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if (st.st_size > ENV_MAXFILE) {
+		errno = EFBIG;
+		goto fail;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	while (off < (size_t)st.st_size) {
+		n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			saved = errno;
+			free(buf);
+			errno = saved;
+			goto fail;
+		}
+		if (n == 0)
+			break;	/* shrank under us: the parser will complain */
+		off += (size_t)n;
+	}
+	close(fd);
+	buf[off] = '\0';
+	*lenp = off;
+	return buf;
+ fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return NULL;
+}
+
+/*
+ * Load and check an envelope: 0 ok, -1 I/O error (errno), -2 unusable
+ * (bad format, wrong id, data missing or of the wrong size).
+ */
+static int
+env_load(struct spool *sp, const char *id, struct spool_env **out,
+    char *err, size_t errlen)
+{
+	char name[QUEUE_ID_LEN + 8], why[256];
+	struct spool_env *env;
+	struct stat st;
+	char *buf;
+	size_t len;
+	int saved;
+
+	*out = NULL;
+	env_name(name, sizeof(name), id);
+	if ((buf = read_env_file(sp->queuefd, name, &len)) == NULL) {
+		saved = errno;
+		snprintf(err, errlen, "%s: queue/%s: %s", id, name,
+		    strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (spool_env_parse(buf, len, &env, why, sizeof(why)) == -1) {
+		free(buf);
+		snprintf(err, errlen, "%s: queue/%s: %s", id, name, why);
+		return -2;
+	}
+	free(buf);
+	if (strcmp(env->id, id) != 0) {
+		snprintf(err, errlen, "%s: queue/%s: envelope is for id %s",
+		    id, name, env->id);
+		spool_env_free(env);
+		return -2;
+	}
+	msg_name(name, sizeof(name), id);
+	if (fstatat(sp->queuefd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "%s: queue/%s: %s", id, name,
+		    strerror(saved));
+		spool_env_free(env);
+		errno = saved;
+		return saved == ENOENT ? -2 : -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size != env->size) {
+		snprintf(err, errlen, "%s: queue/%s is %lld bytes, the "
+		    "envelope says %lld", id, name, (long long)st.st_size,
+		    (long long)env->size);
+		spool_env_free(env);
+		return -2;
+	}
+	*out = env;
+	return 0;
+}
+
+/* Move queue/NAME to corrupt/NAME (or NAME.N if taken). */
+static int
+move_corrupt(struct spool *sp, int cfd, const char *name)
+{
+	char to[QUEUE_ID_LEN + 32];
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (i == 0)
+			dr_strlcpy(to, name, sizeof(to));
+		else
+			snprintf(to, sizeof(to), "%s.%d", name, i);
+		if (rename_noreplace(sp->queuefd, name, cfd, to) == 0) {
+			log_warnx("recovery: moved queue/%s to corrupt/%s",
+			    name, to);
+			return 0;
+		}
+		if (errno == ENOENT)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	log_warn("recovery: cannot move queue/%s to corrupt/", name);
+	return -1;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* All names in a directory (without . and ..), sorted; NULL on error. */
+static char **
+dir_names(int dfd, size_t *np)
+{
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0;
+	int fd, saved;
+
+	*np = 0;
+	if ((fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(char *));
+		names[n++] = xstrdup(de->d_name);
+		errno = 0;
+	}
+	if (errno != 0) {
+		saved = errno;
+		closedir(d);
+		spool_ids_free(names, n);
+		errno = saved;
+		return NULL;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(names, n, sizeof(char *), name_cmp);
+	else
+		names = xcalloc(1, sizeof(char *));
+	*np = n;
+	return names;
+}
+
+/* "ID.ext" with a valid id: copies the id and returns the extension. */
+static const char *
+split_name(const char *name, char id[QUEUE_ID_LEN + 1])
+{
+	if (strlen(name) != QUEUE_ID_LEN + 4 || name[QUEUE_ID_LEN] != '.')
+		return NULL;
+	memcpy(id, name, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	if (!queue_id_valid(id))
+		return NULL;
+	return name + QUEUE_ID_LEN + 1;
+}
+
+static int
+recover(struct spool *sp, char *err, size_t errlen)
+{
+	char **names, id[QUEUE_ID_LEN + 1], other[QUEUE_ID_LEN + 8];
+	char why[512];
+	struct spool_env *env;
+	const char *ext;
+	size_t i, n, good = 0, bad = 0;
+	int cfd = -1, r, rc = -1;
+
+	/* 1. Everything in tmp/ is a message that never got its 250. */
+	if ((names = dir_names(sp->tmpfd, &n)) == NULL) {
+		snprintf(err, errlen, "%s/tmp: %s", sp->dir, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (unlinkat(sp->tmpfd, names[i], 0) == -1)
+			log_warn("recovery: cannot remove tmp/%s", names[i]);
+		else
+			log_info("recovery: removed partial file tmp/%s",
+			    names[i]);
+	}
+	spool_ids_free(names, n);
+	if (fsync(sp->tmpfd) == -1) {
+		snprintf(err, errlen, "fsync %s/tmp: %s", sp->dir,
+		    strerror(errno));
+		return -1;
+	}
+
+	/* 2. queue/: envelopes must load; data needs an envelope. */
+	if ((names = dir_names(sp->queuefd, &n)) == NULL) {
+		snprintf(err, errlen, "%s/queue: %s", sp->dir,
+		    strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if ((ext = split_name(names[i], id)) == NULL ||
+		    (strcmp(ext, "env") != 0 && strcmp(ext, "msg") != 0)) {
+			log_warnx("recovery: ignoring unexpected file queue/%s",
+			    names[i]);
+			continue;
+		}
+		if (strcmp(ext, "msg") == 0) {
+			/* Sorted: ID.env came first and is dealt with. */
+			env_name(other, sizeof(other), id);
+			if (exists_at(sp->queuefd, other) ||
+			    !exists_at(sp->queuefd, names[i]))
+				continue;
+			if (unlinkat(sp->queuefd, names[i], 0) == -1)
+				log_warn("recovery: cannot remove queue/%s",
+				    names[i]);
+			else
+				log_info("%s: recovery: removed data without "
+				    "envelope queue/%s", id, names[i]);
+			continue;
+		}
+		r = env_load(sp, id, &env, why, sizeof(why));
+		if (r == 0) {
+			spool_env_free(env);
+			good++;
+			continue;
+		}
+		if (r == -1) {
+			snprintf(err, errlen, "recovery: %s", why);
+			goto out;
+		}
+		log_warnx("%s: recovery: unusable envelope: %s", id, why);
+		if (cfd == -1 && (cfd = open_subdir(sp, "corrupt", 1, err,
+		    errlen)) == -1)
+			goto out;
+		if (move_corrupt(sp, cfd, names[i]) == -1) {
+			snprintf(err, errlen, "recovery: cannot move queue/%s "
+			    "to corrupt/: %s", names[i], strerror(errno));
+			goto out;
+		}
+		msg_name(other, sizeof(other), id);
+		if (move_corrupt(sp, cfd, other) == -1) {
+			snprintf(err, errlen, "recovery: cannot move queue/%s "
+			    "to corrupt/: %s", other, strerror(errno));
+			goto out;
+		}
+		bad++;
+	}
+	if (fsync(sp->queuefd) == -1 || (cfd != -1 && fsync(cfd) == -1)) {
+		snprintf(err, errlen, "fsync %s: %s", sp->dir, strerror(errno));
+		goto out;
+	}
+	if (bad > 0)
+		log_warnx("spool: %zu unusable envelope(s) moved to %s/corrupt",
+		    bad, sp->dir);
+	log_info("spool: %zu messages in queue", good);
+	rc = 0;
+ out:
+	if (cfd != -1)
+		close(cfd);
+	spool_ids_free(names, n);
+	return rc;
+}
+
+struct spool *
+spool_open_flags(const char *dir, int flags, char *err, size_t errlen)
+{
+	struct spool *sp;
+	int create = !(flags & SPOOL_NO_RECOVER);
+
+	if (dir == NULL || *dir == '\0') {
+		snprintf(err, errlen, "spool_dir is not set");
+		return NULL;
+	}
+	if (create && mkdir_p(dir, 0700) == -1) {
+		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	sp = xcalloc(1, sizeof(*sp));
+	sp->dir = xstrdup(dir);
+	sp->tmpfd = sp->queuefd = sp->lockfd = -1;
+	if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (create) {
+		if ((sp->lockfd = openat(sp->dirfd, "lock", O_RDWR | O_CREAT |
+		    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
+			snprintf(err, errlen, "%s/lock: %s", dir,
+			    strerror(errno));
+			goto fail;
+		}
+		if (flock(sp->lockfd, LOCK_EX | LOCK_NB) == -1) {
+			snprintf(err, errlen, "%s: %s", dir,
+			    errno == EWOULDBLOCK ? "spool is in use by another "
+			    "process" : strerror(errno));
+			goto fail;
+		}
+	}
+	if ((sp->tmpfd = open_subdir(sp, "tmp", create, err, errlen)) == -1 ||
+	    (sp->queuefd = open_subdir(sp, "queue", create, err, errlen)) == -1)
+		goto fail;
+	if (create && recover(sp, err, errlen) == -1)
+		goto fail;
+	return sp;
+ fail:
+	spool_close(sp);
+	return NULL;
+}
+
+struct spool *
+spool_open(const char *dir, char *err, size_t errlen)
+{
+	return spool_open_flags(dir, 0, err, errlen);
+}
+
+/* ---------------------------------------------------------------- */
+/* Writing a new message. */
 
 struct spool_writer *
 spool_writer_new(struct spool *sp, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "spool: not implemented");
+	struct spool_writer *w;
+	char other[QUEUE_ID_LEN + 8];
+	int i, fd;
+
+	w = xmalloc(sizeof(*w));
+	w->sp = sp;
+	w->fd = -1;
+	w->error = 0;
+	w->size = 0;
+	w->buflen = 0;
+	for (i = 0; i < ID_TRIES; i++) {
+		queue_id_new(w->id);
+		msg_name(w->msgname, sizeof(w->msgname), w->id);
+		fd = openat(sp->tmpfd, w->msgname, O_WRONLY | O_CREAT |
+		    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd == -1 && errno == EEXIST)
+			continue;
+		if (fd == -1) {
+			snprintf(err, errlen, "%s/tmp/%s: %s", sp->dir,
+			    w->msgname, strerror(errno));
+			free(w);
+			return NULL;
+		}
+		/* The id is ours in tmp/; it must be free in queue/ too. */
+		env_name(other, sizeof(other), w->id);
+		if (exists_at(sp->queuefd, other) ||
+		    exists_at(sp->queuefd, w->msgname)) {
+			close(fd);
+			unlinkat(sp->tmpfd, w->msgname, 0);
+			continue;
+		}
+		w->fd = fd;
+		return w;
+	}
+	snprintf(err, errlen, "%s: no free queue id after %d tries", sp->dir,
+	    ID_TRIES);
+	free(w);
 	return NULL;
 }
 
-const char *spool_writer_id(const struct spool_writer *w) { return NULL; }
-int spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
-{ errno = ENOSYS; return -1; }
-off_t spool_writer_size(const struct spool_writer *w) { return 0; }
+const char *
+spool_writer_id(const struct spool_writer *w)
+{
+	return w->id;
+}
+
+off_t
+spool_writer_size(const struct spool_writer *w)
+{
+	return w->size;
+}
+
+static int
+writer_flush(struct spool_writer *w)
+{
+	if (w->error) {
+		errno = w->error;
+		return -1;
+	}
+	if (w->buflen > 0 && write_full(w->fd, w->buf, w->buflen) == -1) {
+		w->error = errno;
+		return -1;
+	}
+	w->buflen = 0;
+	return 0;
+}
+
+int
+spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
+{
+	if (w->error) {
+		errno = w->error;
+		return -1;
+	}
+	if (w->buflen + len > sizeof(w->buf)) {
+		if (writer_flush(w) == -1)
+			return -1;
+		if (len >= sizeof(w->buf)) {
+			if (write_full(w->fd, buf, len) == -1) {
+				w->error = errno;
+				return -1;
+			}
+			w->size += (off_t)len;
+			return 0;
+		}
+	}
+	memcpy(w->buf + w->buflen, buf, len);
+	w->buflen += len;
+	w->size += (off_t)len;
+	return 0;
+}
+
+void
+spool_writer_abort(struct spool_writer *w)
+{
+	char name[QUEUE_ID_LEN + 8];
+
+	if (w == NULL)
+		return;
+	if (w->fd != -1)
+		close(w->fd);
+	unlinkat(w->sp->tmpfd, w->msgname, 0);
+	env_name(name, sizeof(name), w->id);
+	unlinkat(w->sp->tmpfd, name, 0);
+	free(w);
+}
+
+/* Write a file in tmp/ completely and fsync it.  -1 errno set. */
+static int
+write_tmp_file(int dfd, const char *name, int excl, const char *buf,
+    size_t len)
+{
+	int fd, saved;
+
+	if ((fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW | (excl ? O_EXCL : O_TRUNC), 0600)) == -1)
+		return -1;
+	if (write_full(fd, buf, len) == -1 || fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		unlinkat(dfd, name, 0);
+		errno = saved;
+		return -1;
+	}
+	if (close_checked(fd) == -1) {
+		saved = errno;
+		unlinkat(dfd, name, 0);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+env_check(const struct spool_env *env, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (env->sender == NULL) {
+		snprintf(err, errlen, "envelope without sender");
+		return -1;
+	}
+	if (env->nrcpt == 0) {
+		snprintf(err, errlen, "envelope without recipients");
+		return -1;
+	}
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].addr == NULL ||
+		    env->rcpts[i].addr[0] == '\0') {
+			snprintf(err, errlen, "empty recipient address");
+			return -1;
+		}
+	return 0;
+}
 
 int
 spool_writer_commit(struct spool_writer *w, struct spool_env *env,
     char *err, size_t errlen)
 {
-	snprintf(err, errlen, "spool: not implemented");
+	struct spool *sp = w->sp;
+	char envname[QUEUE_ID_LEN + 8], *text = NULL;
+	const char *step;
+	size_t len;
+	int fd, data_in_queue = 0, env_in_queue = 0;
+
+	env_name(envname, sizeof(envname), w->id);
+	if (env_check(env, err, errlen) == -1) {
+		spool_writer_abort(w);
+		return -1;
+	}
+
+	/* 1. The data, on disk. */
+	step = "write data";
+	if (writer_flush(w) == -1)
+		goto fail;
+	step = "fsync data";
+	if (fsync(w->fd) == -1)
+		goto fail;
+	fd = w->fd;
+	w->fd = -1;
+	step = "close data";
+	if (close_checked(fd) == -1)
+		goto fail;
+
+	/* 2. The envelope, on disk in tmp/. */
+	dr_strlcpy(env->id, w->id, sizeof(env->id));
+	env->size = w->size;
+	if (env->created == 0)
+		env->created = time(NULL);
+	text = spool_env_format(env, &len);
+	step = "write envelope";
+	if (write_tmp_file(sp->tmpfd, envname, 0, text, len) == -1)
+		goto fail;
+
+	/* 3. Data into queue/, durably, before the envelope. */
+	step = "rename data into queue/";
+	if (rename_noreplace(sp->tmpfd, w->msgname, sp->queuefd,
+	    w->msgname) == -1)
+		goto fail;
+	data_in_queue = 1;
+	step = "fsync queue/";
+	if (fsync(sp->queuefd) == -1)
+		goto fail;
+
+	/* 4. The envelope makes the message exist. */
+	step = "rename envelope into queue/";
+	if (rename_noreplace(sp->tmpfd, envname, sp->queuefd, envname) == -1)
+		goto fail;
+	env_in_queue = 1;
+	step = "fsync queue/";
+	if (fsync(sp->queuefd) == -1)
+		goto fail;
+	step = "fsync tmp/";
+	if (fsync(sp->tmpfd) == -1)
+		goto fail;
+
+	log_debug("%s: committed to spool, size=%lld, nrcpt=%zu", w->id,
+	    (long long)env->size, env->nrcpt);
+	free(text);
+	free(w);
+	return 0;
+
+ fail:
+	snprintf(err, errlen, "%s: spool commit failed: %s: %s", w->id, step,
+	    strerror(errno));
+	log_warnx("%s", err);
+	/* Not acknowledged: take back whatever became visible. */
+	if (env_in_queue)
+		unlinkat(sp->queuefd, envname, 0);
+	if (data_in_queue)
+		unlinkat(sp->queuefd, w->msgname, 0);
+	if (env_in_queue || data_in_queue)
+		fsync(sp->queuefd);
+	free(text);
+	spool_writer_abort(w);
 	return -1;
 }
 
-void spool_writer_abort(struct spool_writer *w) { }
+/* ---------------------------------------------------------------- */
+/* Committed messages. */
 
 int
 spool_env_load(struct spool *sp, const char *id, struct spool_env **out,
     char *err, size_t errlen)
 {
-	snprintf(err, errlen, "spool: not implemented");
-	return -1;
+	*out = NULL;
+	if (id == NULL || !queue_id_valid(id)) {
+		snprintf(err, errlen, "invalid queue id");
+		errno = EINVAL;
+		return -1;
+	}
+	return env_load(sp, id, out, err, errlen) == 0 ? 0 : -1;
 }
 
 int
 spool_env_save(struct spool *sp, const struct spool_env *env,
     char *err, size_t errlen)
 {
-	snprintf(err, errlen, "spool: not implemented");
-	return -1;
+	char tmpname[64], envname[QUEUE_ID_LEN + 8], msgname[QUEUE_ID_LEN + 8];
+	char *text;
+	size_t len;
+
+	if (!queue_id_valid(env->id)) {
+		snprintf(err, errlen, "invalid queue id");
+		return -1;
+	}
+	if (env_check(env, err, errlen) == -1)
+		return -1;
+	env_name(envname, sizeof(envname), env->id);
+	msg_name(msgname, sizeof(msgname), env->id);
+	/* Never resurrect a removed message as an envelope without data. */
+	if (!exists_at(sp->queuefd, envname) ||
+	    !exists_at(sp->queuefd, msgname)) {
+		snprintf(err, errlen, "%s: not in the queue", env->id);
+		errno = ENOENT;
+		return -1;
+	}
+	snprintf(tmpname, sizeof(tmpname), "%s.%ld.%u", envname,
+	    (long)getpid(), sp->serial++);
+	text = spool_env_format(env, &len);
+	if (write_tmp_file(sp->tmpfd, tmpname, 1, text, len) == -1) {
+		snprintf(err, errlen, "%s: write tmp/%s: %s", env->id,
+		    tmpname, strerror(errno));
+		free(text);
+		return -1;
+	}
+	free(text);
+	if (renameat(sp->tmpfd, tmpname, sp->queuefd, envname) == -1) {
+		snprintf(err, errlen, "%s: rename tmp/%s: %s", env->id,
+		    tmpname, strerror(errno));
+		unlinkat(sp->tmpfd, tmpname, 0);
+		return -1;
+	}
+	if (fsync(sp->queuefd) == -1 || fsync(sp->tmpfd) == -1) {
+		snprintf(err, errlen, "%s: fsync %s: %s", env->id, sp->dir,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
-void spool_env_free(struct spool_env *env) { }
-struct spool_env *spool_env_new(void) { return NULL; }
-struct spool_rcpt *spool_env_add_rcpt(struct spool_env *env, const char *addr)
-{ return NULL; }
-int spool_data_open(struct spool *sp, const char *id) { return -1; }
-int spool_remove(struct spool *sp, const char *id) { return -1; }
-char **spool_list_ids(struct spool *sp, size_t *n) { *n = 0; return NULL; }
-void spool_ids_free(char **ids, size_t n) { }
+int
+spool_data_open(struct spool *sp, const char *id)
+{
+	char name[QUEUE_ID_LEN + 8];
+
+	if (id == NULL || !queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	msg_name(name, sizeof(name), id);
+	return openat(sp->queuefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+int
+spool_remove(struct spool *sp, const char *id)
+{
+	char name[QUEUE_ID_LEN + 8];
+
+	if (id == NULL || !queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	env_name(name, sizeof(name), id);
+	if (unlinkat(sp->queuefd, name, 0) == -1)
+		return -1;
+	msg_name(name, sizeof(name), id);
+	if (unlinkat(sp->queuefd, name, 0) == -1 && errno != ENOENT)
+		log_warn("%s: remove queue/%s", id, name);
+	if (fsync(sp->queuefd) == -1)
+		return -1;
+	log_debug("%s: removed from spool", id);
+	return 0;
+}
+
+char **
+spool_list_ids(struct spool *sp, size_t *np)
+{
+	char **names, **ids, id[QUEUE_ID_LEN + 1];
+	const char *ext;
+	size_t i, n, k = 0;
+
+	*np = 0;
+	if ((names = dir_names(sp->queuefd, &n)) == NULL)
+		return NULL;
+	ids = xcalloc(n + 1, sizeof(char *));
+	for (i = 0; i < n; i++)
+		if ((ext = split_name(names[i], id)) != NULL &&
+		    strcmp(ext, "env") == 0)
+			ids[k++] = xstrdup(id);
+	spool_ids_free(names, n);
+	*np = k;
+	return ids;	/* sorted, since names were */
+}
+
+void
+spool_ids_free(char **ids, size_t n)
+{
+	size_t i;
+
+	if (ids == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
