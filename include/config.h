@@ -43,7 +43,7 @@ struct config {
 	char *myhostname;		/* default gethostname() */
 	char *spool_dir;		/* default LOCALSTATEDIR/spool/danerelay */
 	char *state_dir;		/* default LOCALSTATEDIR/lib/danerelay */
-	char *pid_file;			/* default RUNSTATEDIR/danerelayd.pid */
+	char *pid_file;			/* default RUNSTATEDIR/danerelay/danerelayd.pid */
 	char *control_socket;		/* default <spool_dir>/control.sock */
 	char *user;			/* default "danerelay"; used when root */
 
@@ -89,7 +89,9 @@ struct config {
 };
 
 void config_defaults(struct config *cf);
-/* 0 ok; -1 with "file:line: reason" (or "file: reason") in err. */
+/* Initialises *cf itself (defaults, then the file): do not call
+ * config_defaults() first.  0 ok; -1 with "file:line: reason" (or
+ * "file: reason") in err and *cf left zeroed (config_free() harmless). */
 int config_load(const char *path, struct config *cf, char *err, size_t errlen);
 void config_free(struct config *cf);
 

@@ -251,7 +251,7 @@ config_defaults(struct config *cf)
 	cf->myhostname = default_hostname();
 	cf->spool_dir = xstrdup(LOCALSTATEDIR "/spool/danerelay");
 	cf->state_dir = xstrdup(LOCALSTATEDIR "/lib/danerelay");
-	cf->pid_file = xstrdup(RUNSTATEDIR "/danerelayd.pid");
+	cf->pid_file = xstrdup(RUNSTATEDIR "/danerelay/danerelayd.pid");
 	cf->control_socket = xasprintf("%s/control.sock", cf->spool_dir);
 	cf->user = xstrdup("danerelay");
 

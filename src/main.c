@@ -1,1 +1,672 @@
-int main(void) { return 0; }
+/*
+ * main.c - danerelayd, the daemon: start-up, privileges, signals.
+ *
+ *	danerelayd [-fdn] [-c file]
+ *
+ *	-c file	configuration (default SYSCONFDIR/danerelay.conf)
+ *	-f	stay in the foreground and log to stderr
+ *	-d	debug logging
+ *	-n	check the configuration, print the result and exit 0 or 1
+ *	-h	usage
+ *
+ * Start-up order, and why:
+ *	1. load the config (errors are "file:line: reason" on stderr, exit 1);
+ *	2. when root: look up `user` (refuse to start without it);
+ *	3. create spool_dir and state_dir (mode 0700, owned by `user`);
+ *	4. bind the listeners (smtpd_new) while still privileged, so port 25
+ *	   works;
+ *	5. without -f: fork; the parent waits (bounded) on a pipe until the
+ *	   child reports "ready" or an error, so a failing start-up still
+ *	   exits 1 with the reason on the terminal;
+ *	6. write the pid file (still root: its directory is created and handed
+ *	   to `user`, and the file is chowned, so it can be removed at exit
+ *	   after the drop);
+ *	7. drop privileges: setgroups, setresgid, setresuid, then check that
+ *	   root cannot be regained;
+ *	8. open the spool (recovery runs here), start the event loop.
+ *
+ * Signals go through libevent: SIGTERM/SIGINT stop accepting, let open
+ * work drain for at most DRAIN_TIMEOUT seconds and exit 0; SIGHUP re-reads
+ * the config file: a bad file is logged ("reload failed: file:line: ...")
+ * and the old config stays in force.  Settings that need the privileges
+ * or sockets of start-up (listen, user, spool_dir, state_dir, pid_file,
+ * control_socket) keep their old values until a restart, with a warning.
+ * SIGPIPE is ignored.
+ *
+ * Relative paths: the -c path is made absolute before loading, so paths
+ * in the file are resolved against its directory (config.c) and SIGHUP
+ * still finds it after the daemon has changed to "/".
+ */
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "smtpd.h"
+#include "spool.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "?"
+#endif
+
+#define DRAIN_TIMEOUT	10	/* seconds to let work finish on SIGTERM */
+#define READY_TIMEOUT	120	/* seconds the parent waits for the child */
+
+struct daemon {
+	struct config		*cf;
+	struct event_base	*base;
+	struct smtpd		*sd;
+	struct spool		*sp;
+	/*
+	 * DELIVERY HOOK (lead): the delivery engine lives here, e.g.
+	 *	struct queue	*q;
+	 * created with queue_start(base, cf, sp) once the spool is open.
+	 */
+	struct event		*ev_term, *ev_int, *ev_hup;
+	struct event		*ev_drain;
+	double			 drain_deadline;
+	int			 stopping;
+
+	int			 ready_fd;	/* pipe to the waiting parent */
+	int			 pid_written;
+	uid_t			 uid;		/* target of the drop */
+	gid_t			 gid;
+	int			 drop;		/* started as root */
+};
+
+static struct daemon	 dmn;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: danerelayd [-fdnh] [-c file]\n");
+	exit(1);
+}
+
+static void pidfile_remove(struct daemon *);
+
+/*
+ * Fatal error during start-up: log it, hand it to the waiting parent (if
+ * any), clean up the pid file and exit 1.
+ */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+fatal(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	ssize_t r;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_errx("%s", msg);
+	if (dmn.ready_fd != -1) {
+		r = write(dmn.ready_fd, msg, strlen(msg));
+		(void)r;
+		close(dmn.ready_fd);
+		dmn.ready_fd = -1;
+	}
+	pidfile_remove(&dmn);
+	exit(1);
+}
+
+/* "x.conf" -> "/cwd/x.conf" (no symlink resolution). */
+static char *
+absolute_path(const char *path)
+{
+	char cwd[PATH_MAX];
+
+	if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		return xstrdup(path);
+	while (path[0] == '.' && path[1] == '/')
+		path += 2;
+	return xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path);
+}
+
+/*
+ * Directories
+ */
+
+/* Create dir (parents 0755, dir itself `mode`); hand it to the user. */
+static int
+prepare_dir(const char *dir, mode_t mode, int chown_it, uid_t uid,
+    gid_t gid, char *err, size_t errlen)
+{
+	char *parent, *slash;
+	struct stat st;
+
+	if (stat(dir, &st) == -1) {
+		if (errno != ENOENT) {
+			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+		parent = xstrdup(dir);
+		if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+			*slash = '\0';
+			if (mkdir_p(parent, 0755) == -1) {
+				snprintf(err, errlen, "mkdir %s: %s", parent,
+				    strerror(errno));
+				free(parent);
+				return -1;
+			}
+		}
+		free(parent);
+		if (mkdir(dir, mode) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "mkdir %s: %s", dir,
+			    strerror(errno));
+			return -1;
+		}
+		log_info("created directory %s", dir);
+		if (stat(dir, &st) == -1) {
+			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a directory", dir);
+		return -1;
+	}
+	if (chown_it && (st.st_uid != uid || st.st_gid != gid) &&
+	    chown(dir, uid, gid) == -1) {
+		snprintf(err, errlen, "chown %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Pid file
+ */
+
+/* Refuse to start when the pid file names a live process. */
+static void
+pidfile_check(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	long pid;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	pid = strtol(buf, NULL, 10);
+	if (pid > 1 && pid != (long)getpid() &&
+	    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		fatal("already running as pid %ld (pid file %s)", pid, path);
+}
+
+static void
+pidfile_write(struct daemon *d)
+{
+	const char *path = d->cf->pid_file;
+	char buf[32], err[512], *dir, *slash;
+	int fd, n;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (access(dir, F_OK) == -1 && prepare_dir(dir, 0755,
+		    d->drop, d->uid, d->gid, err, sizeof(err)) == -1) {
+			free(dir);
+			fatal("pid file: %s", err);
+		}
+	}
+	free(dir);
+
+	(void)unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    0644);
+	if (fd == -1)
+		fatal("pid file %s: %s", path, strerror(errno));
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n || fchmod(fd, 0644) == -1 ||
+	    (d->drop && fchown(fd, d->uid, d->gid) == -1)) {
+		close(fd);
+		fatal("pid file %s: %s", path, strerror(errno));
+	}
+	close(fd);
+	d->pid_written = 1;
+}
+
+static void
+pidfile_remove(struct daemon *d)
+{
+	int fd;
+
+	if (!d->pid_written)
+		return;
+	d->pid_written = 0;
+	if (unlink(d->cf->pid_file) == 0)
+		return;
+	/* The directory is not ours: leave an empty file behind. */
+	log_warn("remove pid file %s", d->cf->pid_file);
+	if ((fd = open(d->cf->pid_file, O_WRONLY | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW)) != -1)
+		close(fd);
+}
+
+/*
+ * Privileges
+ */
+
+static void
+drop_privileges(struct daemon *d)
+{
+	if (!d->drop)
+		return;
+	if (setgroups(1, &d->gid) == -1)
+		fatal("setgroups: %s", strerror(errno));
+	if (setresgid(d->gid, d->gid, d->gid) == -1)
+		fatal("setresgid(%ld): %s", (long)d->gid, strerror(errno));
+	if (setresuid(d->uid, d->uid, d->uid) == -1)
+		fatal("setresuid(%ld): %s", (long)d->uid, strerror(errno));
+	/* Paranoia: root must be gone for good. */
+	if (setuid(0) != -1 || seteuid(0) != -1 || getuid() == 0 ||
+	    geteuid() == 0 || getgid() == 0 || getegid() == 0)
+		fatal("privileges not dropped: root can be regained");
+	log_debug("dropped privileges to user %s (uid %ld, gid %ld)",
+	    d->cf->user, (long)d->uid, (long)d->gid);
+}
+
+/*
+ * Daemonizing with a start-up report to the parent.
+ */
+
+static void __attribute__((noreturn))
+parent_wait(int fd, pid_t child)
+{
+	char buf[1024];
+	size_t len = 0;
+	ssize_t n;
+	struct pollfd pfd;
+	double deadline = mono_now() + READY_TIMEOUT;
+	int left;
+
+	for (;;) {
+		left = (int)((deadline - mono_now()) * 1000);
+		if (left <= 0) {
+			fprintf(stderr, "danerelayd: pid %ld still starting "
+			    "after %d seconds; see the mail log\n",
+			    (long)child, READY_TIMEOUT);
+			exit(0);
+		}
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, left) == -1) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "danerelayd: poll: %s\n",
+			    strerror(errno));
+			exit(1);
+		}
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0 || (len += (size_t)n) == sizeof(buf) - 1)
+			break;
+	}
+	buf[len] = '\0';
+	if (strcmp(buf, "ready") == 0)
+		exit(0);
+	fprintf(stderr, "danerelayd: %s\n", len ? buf :
+	    "daemon exited during start-up; see the mail log");
+	exit(1);
+}
+
+static void
+daemonize(struct daemon *d)
+{
+	int p[2], fd;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe: %s", strerror(errno));
+	fflush(NULL);
+	switch (pid = fork()) {
+	case -1:
+		fatal("fork: %s", strerror(errno));
+	case 0:
+		break;
+	default:
+		close(p[1]);
+		parent_wait(p[0], pid);
+	}
+	close(p[0]);
+	d->ready_fd = p[1];
+	if (setsid() == -1)
+		fatal("setsid: %s", strerror(errno));
+	if (chdir("/") == -1)
+		fatal("chdir /: %s", strerror(errno));
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		(void)dup2(fd, STDIN_FILENO);
+		(void)dup2(fd, STDOUT_FILENO);
+		(void)dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+static void
+report_ready(struct daemon *d)
+{
+	ssize_t r;
+
+	if (d->ready_fd == -1)
+		return;
+	r = write(d->ready_fd, "ready", 5);
+	(void)r;
+	close(d->ready_fd);
+	d->ready_fd = -1;
+}
+
+/*
+ * Inbound messages
+ */
+
+static void
+on_message(const struct spool_env *env, void *arg)
+{
+	log_info("%s: queued, from=<%s>, nrcpt=%zu, size=%lld", env->id,
+	    env->sender, env->nrcpt, (long long)env->size);
+	/*
+	 * DELIVERY HOOK (lead): hand the message to the delivery engine,
+	 * e.g. queue_add(((struct daemon *)arg)->q, env);
+	 */
+}
+
+/*
+ * Signals
+ */
+
+static void
+drain_check(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	int busy = smtpd_sessions(d->sd);
+
+	/* DELIVERY HOOK (lead): also wait for queue_active(d->q) == 0. */
+	if (busy == 0 || mono_now() >= d->drain_deadline) {
+		if (busy)
+			log_warnx("shutdown: %d session(s) still open after "
+			    "%d seconds, closing them", busy, DRAIN_TIMEOUT);
+		event_base_loopbreak(d->base);
+	}
+}
+
+static void
+shutdown_begin(struct daemon *d, const char *why)
+{
+	struct timeval tv = { 0, 100 * 1000 };
+
+	if (d->stopping) {
+		log_info("%s again: exiting now", why);
+		event_base_loopbreak(d->base);
+		return;
+	}
+	d->stopping = 1;
+	log_info("%s: shutting down (drain up to %d seconds)", why,
+	    DRAIN_TIMEOUT);
+	smtpd_stop(d->sd);
+	/* DELIVERY HOOK (lead): queue_stop(d->q); */
+	d->drain_deadline = mono_now() + DRAIN_TIMEOUT;
+	d->ev_drain = event_new(d->base, -1, EV_PERSIST, drain_check, d);
+	if (d->ev_drain == NULL || event_add(d->ev_drain, &tv) == -1) {
+		log_warnx("shutdown: cannot arm drain timer");
+		event_base_loopbreak(d->base);
+	}
+}
+
+static void
+keep_str(char **newv, char **oldv, const char *name)
+{
+	char *t;
+
+	if (strcmp(*newv, *oldv) != 0)
+		log_warnx("reload: %s changed to \"%s\": takes effect after a "
+		    "restart", name, *newv);
+	t = *newv;
+	*newv = *oldv;
+	*oldv = t;
+}
+
+/* Carry over the settings that only start-up can apply. */
+static void
+keep_startup_settings(struct config *ncf, struct config *ocf)
+{
+	int i, same = ncf->nlisten == ocf->nlisten;
+
+	for (i = 0; same && i < ncf->nlisten; i++)
+		same = strcmp(ncf->listen[i].text, ocf->listen[i].text) == 0;
+	if (!same) {
+		log_warnx("reload: listen changed: takes effect after a "
+		    "restart");
+		memcpy(ncf->listen, ocf->listen, sizeof(ncf->listen));
+		ncf->nlisten = ocf->nlisten;
+	}
+	keep_str(&ncf->user, &ocf->user, "user");
+	keep_str(&ncf->spool_dir, &ocf->spool_dir, "spool_dir");
+	keep_str(&ncf->state_dir, &ocf->state_dir, "state_dir");
+	keep_str(&ncf->pid_file, &ocf->pid_file, "pid_file");
+	keep_str(&ncf->control_socket, &ocf->control_socket,
+	    "control_socket");
+}
+
+static void
+reload(struct daemon *d)
+{
+	struct config *ncf;
+	char err[1024];
+
+	log_info("SIGHUP: reloading %s", d->cf->file);
+	ncf = xcalloc(1, sizeof(*ncf));
+	if (config_load(d->cf->file, ncf, err, sizeof(err)) == -1) {
+		log_warnx("reload failed: %s (keeping the old configuration)",
+		    err);
+		free(ncf);
+		return;
+	}
+	keep_startup_settings(ncf, d->cf);
+	if (smtpd_reload(d->sd, ncf, err, sizeof(err)) == -1) {
+		log_warnx("reload failed: %s (keeping the old configuration)",
+		    err);
+		config_free(ncf);
+		free(ncf);
+		return;
+	}
+	/* DELIVERY HOOK (lead): queue_reload(d->q, ncf); */
+	config_free(d->cf);
+	free(d->cf);
+	d->cf = ncf;
+	log_info("reloaded %s", d->cf->file);
+}
+
+static void
+on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon *d = arg;
+
+	switch (sig) {
+	case SIGTERM:
+		shutdown_begin(d, "SIGTERM");
+		break;
+	case SIGINT:
+		shutdown_begin(d, "SIGINT");
+		break;
+	case SIGHUP:
+		if (!d->stopping)
+			reload(d);
+		break;
+	}
+}
+
+static struct event *
+signal_add(struct daemon *d, int sig)
+{
+	struct event *ev;
+
+	if ((ev = evsignal_new(d->base, sig, on_signal, d)) == NULL ||
+	    evsignal_add(ev, NULL) == -1)
+		fatal("cannot handle signal %d", sig);
+	return ev;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon *d = &dmn;
+	const char *cfpath = SYSCONFDIR "/danerelay.conf";
+	char err[1024], *path;
+	struct passwd *pw;
+	int ch, foreground = 0, debug = 0, check = 0, i;
+
+	d->ready_fd = -1;
+	while ((ch = getopt(argc, argv, "c:dfnh")) != -1) {
+		switch (ch) {
+		case 'c':
+			cfpath = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	log_init("danerelayd", 1, debug);
+	signal(SIGPIPE, SIG_IGN);
+	umask(027);
+
+	path = absolute_path(cfpath);
+	d->cf = xcalloc(1, sizeof(*d->cf));
+	if (config_load(path, d->cf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "danerelayd: %s\n", err);
+		return 1;
+	}
+	free(path);
+	if (check) {
+		printf("%s: configuration OK\n", d->cf->file);
+		config_free(d->cf);
+		free(d->cf);
+		return 0;
+	}
+
+	/* Who we will run as. */
+	d->uid = getuid();
+	d->gid = getgid();
+	if (geteuid() == 0) {
+		errno = 0;
+		if ((pw = getpwnam(d->cf->user)) == NULL) {
+			fprintf(stderr, "danerelayd: user \"%s\" does not "
+			    "exist%s%s: create it (useradd --system %s) or "
+			    "set \"user\" in %s\n", d->cf->user,
+			    errno ? ": " : "", errno ? strerror(errno) : "",
+			    d->cf->user, d->cf->file);
+			return 1;
+		}
+		if (pw->pw_uid == 0) {
+			fprintf(stderr, "danerelayd: %s: user \"%s\" is root; "
+			    "set \"user\" to an unprivileged account\n",
+			    d->cf->file, d->cf->user);
+			return 1;
+		}
+		d->uid = pw->pw_uid;
+		d->gid = pw->pw_gid;
+		d->drop = 1;
+	}
+
+	if (prepare_dir(d->cf->spool_dir, 0700, d->drop, d->uid, d->gid, err,
+	    sizeof(err)) == -1 || prepare_dir(d->cf->state_dir, 0700,
+	    d->drop, d->uid, d->gid, err, sizeof(err)) == -1)
+		fatal("spool/state directory: %s", err);
+	pidfile_check(d->cf->pid_file);
+
+	/* Bind while privileged. */
+	if ((d->sd = smtpd_new(d->cf, err, sizeof(err))) == NULL)
+		fatal("listen: %s", err);
+
+	if (!foreground) {
+		daemonize(d);
+		log_init("danerelayd", 0, debug);
+	}
+	pidfile_write(d);
+	drop_privileges(d);
+
+	if ((d->sp = spool_open(d->cf->spool_dir, err, sizeof(err))) == NULL)
+		fatal("spool %s: %s", d->cf->spool_dir, err);
+	if ((d->base = event_base_new()) == NULL)
+		fatal("event_base_new failed");
+
+	/*
+	 * DELIVERY HOOK (lead): start the delivery engine here, before
+	 * smtpd, so recovered messages and new ones both reach it:
+	 *	d->q = queue_start(d->base, d->cf, d->sp);
+	 */
+
+	if (smtpd_start(d->sd, d->base, d->sp, on_message, d, err,
+	    sizeof(err)) == -1)
+		fatal("smtpd: %s", err);
+	d->ev_term = signal_add(d, SIGTERM);
+	d->ev_int = signal_add(d, SIGINT);
+	d->ev_hup = signal_add(d, SIGHUP);
+
+	for (i = 0; i < d->cf->nlisten; i++)
+		log_info("listening on %s", d->cf->listen[i].text);
+	log_info("danerelayd %s started: config=%s, user=%s, spool=%s",
+	    PACKAGE_VERSION, d->cf->file, d->drop ? d->cf->user :
+	    "(not root, unchanged)", d->cf->spool_dir);
+	report_ready(d);
+
+	if (event_base_dispatch(d->base) == -1)
+		log_warnx("event loop failed");
+
+	/* Tear down in reverse order. */
+	smtpd_free(d->sd);
+	/* DELIVERY HOOK (lead): queue_free(d->q); */
+	if (d->ev_drain != NULL)
+		event_free(d->ev_drain);
+	event_free(d->ev_term);
+	event_free(d->ev_int);
+	event_free(d->ev_hup);
+	spool_close(d->sp);
+	event_base_free(d->base);
+	pidfile_remove(d);
+	log_info("exiting");
+	config_free(d->cf);
+	free(d->cf);
+	return 0;
+}
