@@ -826,35 +826,35 @@ env_load(struct spool *sp, const char *id, struct spool_env **out,
 	env_name(name, sizeof(name), id);
 	if ((buf = read_env_file(sp->queuefd, name, &len)) == NULL) {
 		saved = errno;
-		snprintf(err, errlen, "%s: queue/%s: %s", id, name,
+		snprintf(err, errlen, "queue/%s: %s", name,
 		    strerror(saved));
 		errno = saved;
 		return -1;
 	}
 	if (spool_env_parse(buf, len, &env, why, sizeof(why)) == -1) {
 		free(buf);
-		snprintf(err, errlen, "%s: queue/%s: %s", id, name, why);
+		snprintf(err, errlen, "queue/%s: %s", name, why);
 		return -2;
 	}
 	free(buf);
 	if (strcmp(env->id, id) != 0) {
-		snprintf(err, errlen, "%s: queue/%s: envelope is for id %s",
-		    id, name, env->id);
+		snprintf(err, errlen, "queue/%s: envelope is for id %s",
+		    name, env->id);
 		spool_env_free(env);
 		return -2;
 	}
 	msg_name(name, sizeof(name), id);
 	if (fstatat(sp->queuefd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 		saved = errno;
-		snprintf(err, errlen, "%s: queue/%s: %s", id, name,
+		snprintf(err, errlen, "queue/%s: %s", name,
 		    strerror(saved));
 		spool_env_free(env);
 		errno = saved;
 		return saved == ENOENT ? -2 : -1;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size != env->size) {
-		snprintf(err, errlen, "%s: queue/%s is %lld bytes, the "
-		    "envelope says %lld", id, name, (long long)st.st_size,
+		snprintf(err, errlen, "queue/%s is %lld bytes, the "
+		    "envelope says %lld", name, (long long)st.st_size,
 		    (long long)env->size);
 		spool_env_free(env);
 		return -2;
@@ -876,8 +876,8 @@ move_corrupt(struct spool *sp, int cfd, const char *name)
 		else
 			snprintf(to, sizeof(to), "%s.%d", name, i);
 		if (rename_noreplace(sp->queuefd, name, cfd, to) == 0) {
-			log_warnx("recovery: moved queue/%s to corrupt/%s",
-			    name, to);
+			log_warnx("%.*s: recovery: moved queue/%s to corrupt/%s",
+			    QUEUE_ID_LEN, name, name, to);
 			return 0;
 		}
 		if (errno == ENOENT)
@@ -1332,9 +1332,9 @@ spool_writer_commit(struct spool_writer *w, struct spool_env *env,
 	return 0;
 
  fail:
-	snprintf(err, errlen, "%s: spool commit failed: %s: %s", w->id, step,
+	snprintf(err, errlen, "spool commit failed: %s: %s", step,
 	    strerror(errno));
-	log_warnx("%s", err);
+	log_warnx("%s: %s", w->id, err);
 	/* Not acknowledged: take back whatever became visible. */
 	if (env_in_queue)
 		unlinkat(sp->queuefd, envname, 0);
@@ -1382,7 +1382,7 @@ spool_env_save(struct spool *sp, const struct spool_env *env,
 	/* Never resurrect a removed message as an envelope without data. */
 	if (!exists_at(sp->queuefd, envname) ||
 	    !exists_at(sp->queuefd, msgname)) {
-		snprintf(err, errlen, "%s: not in the queue", env->id);
+		snprintf(err, errlen, "not in the queue");
 		errno = ENOENT;
 		return -1;
 	}
@@ -1390,20 +1390,20 @@ spool_env_save(struct spool *sp, const struct spool_env *env,
 	    (long)getpid(), sp->serial++);
 	text = spool_env_format(env, &len);
 	if (write_tmp_file(sp->tmpfd, tmpname, 1, text, len) == -1) {
-		snprintf(err, errlen, "%s: write tmp/%s: %s", env->id,
+		snprintf(err, errlen, "write tmp/%s: %s",
 		    tmpname, strerror(errno));
 		free(text);
 		return -1;
 	}
 	free(text);
 	if (renameat(sp->tmpfd, tmpname, sp->queuefd, envname) == -1) {
-		snprintf(err, errlen, "%s: rename tmp/%s: %s", env->id,
+		snprintf(err, errlen, "rename tmp/%s: %s",
 		    tmpname, strerror(errno));
 		unlinkat(sp->tmpfd, tmpname, 0);
 		return -1;
 	}
 	if (fsync(sp->queuefd) == -1 || fsync(sp->tmpfd) == -1) {
-		snprintf(err, errlen, "%s: fsync %s: %s", env->id, sp->dir,
+		snprintf(err, errlen, "fsync %s: %s", sp->dir,
 		    strerror(errno));
 		return -1;
 	}
