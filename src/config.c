@@ -776,36 +776,59 @@ check_config(struct parser *p, struct config *cf)
 	return 0;
 }
 
+/*
+ * Read one line (without its "\n" or "\r\n") into buf, byte by byte so
+ * NUL bytes are seen.  1 line, 0 end of file, -1 error (reported).
+ */
+static int
+read_line(struct parser *p, FILE *fp, char *buf, size_t size)
+{
+	size_t len = 0;
+	int c, nul = 0;
+
+	for (;;) {
+		if ((c = getc(fp)) == EOF) {
+			if (ferror(fp)) {
+				p->lineno++;
+				return perr(p, "read error: %s",
+				    strerror(errno ? errno : EIO));
+			}
+			if (len == 0)
+				return 0;
+			break;
+		}
+		if (c == '\n')
+			break;
+		if (c == '\0')
+			nul = 1;
+		if (len == size - 1) {
+			/* allow a final '\r' beyond the limit (CRLF) */
+			if (c == '\r' && (c = getc(fp)) == '\n')
+				break;
+			p->lineno++;
+			return perr(p, "line too long (more than %zu bytes)",
+			    size - 1);
+		}
+		buf[len++] = (char)c;
+	}
+	buf[len] = '\0';
+	p->lineno++;
+	if (len > 0 && buf[len - 1] == '\r')
+		buf[--len] = '\0';
+	if (nul)
+		return perr(p, "NUL byte in line");
+	return 1;
+}
+
 static int
 parse_file(struct parser *p, FILE *fp, struct config *cf)
 {
-	char line[CONFIG_LINE_MAX + 2], *name = NULL, *value = NULL;
+	char line[CONFIG_LINE_MAX + 1], *name = NULL, *value = NULL;
 	const struct option *o;
-	size_t len, idx;
+	size_t idx;
 	int r;
 
-	for (;;) {
-		errno = 0;
-		if (fgets(line, sizeof(line), fp) == NULL) {
-			if (ferror(fp))
-				return perr(p, "read error: %s",
-				    strerror(errno ? errno : EIO));
-			break;
-		}
-		p->lineno++;
-		len = strlen(line);
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
-		else if (!feof(fp))
-			return perr(p, "line too long (more than %d bytes)",
-			    CONFIG_LINE_MAX);
-		if (len > 0 && line[len - 1] == '\r')
-			line[--len] = '\0';
-		if (memchr(line, '\0', len) != NULL || len > CONFIG_LINE_MAX)
-			return perr(p, len > CONFIG_LINE_MAX ?
-			    "line too long (more than %d bytes)" :
-			    "NUL byte in line", CONFIG_LINE_MAX);
-
+	while ((r = read_line(p, fp, line, sizeof(line))) == 1) {
 		if ((r = split_line(p, line, &name, &value)) <= 0) {
 			if (r == -1)
 				return -1;
@@ -820,6 +843,8 @@ parse_file(struct parser *p, FILE *fp, struct config *cf)
 		if (set_option(p, cf, o, value) == -1)
 			return -1;
 	}
+	if (r == -1)
+		return -1;
 	p->lineno = 0;
 	return check_config(p, cf);
 }
