@@ -36,14 +36,24 @@ int dane_ctx_init(SSL_CTX *ctx, char *err, size_t errlen);
 /*
  * Arm one SSL for DANE: SSL_dane_enable(ssl, base) (base = TLSA base
  * domain, also used as SNI), extra reference names for DANE-TA name
- * checks (the MX name and the next-hop domain per RFC 7672 §3.2.2),
- * DANE_FLAG_NO_DANE_EE_NAMECHECKS, and the usable records.  Returns the
- * number of usable records added (0: all unusable, caller decides), -1 on
- * error.
+ * checks (the policy's decision_host.names: the MX name and its CNAME
+ * expansion, RFC 7672 §3.2.2; not the next-hop domain), wildcards only
+ * as the whole leftmost label, DANE_FLAG_NO_DANE_EE_NAMECHECKS, and the
+ * usable records.  With at least one record it also sets
+ * SSL_VERIFY_PEER, so a chain that matches no record fails the
+ * handshake.  Returns the number of usable records added (0: all
+ * unusable, caller decides), -1 on error.
  */
 int dane_ssl_setup(SSL *ssl, const char *base, const char *const *names,
     size_t nnames, const struct tlsa_rr *rrs, size_t nrr, char *err,
     size_t errlen);
+
+/* dane_ssl_setup() with flags; only tests use flags other than 0. */
+#define DANE_SETUP_ANY_USAGE	 0x01	/* also PKIX-TA/PKIX-EE (vectors) */
+#define DANE_SETUP_EE_NAMECHECKS 0x02	/* name checks for DANE-EE too */
+int dane_ssl_setup_ex(SSL *ssl, const char *base, const char *const *names,
+    size_t nnames, const struct tlsa_rr *rrs, size_t nrr, int flags,
+    char *err, size_t errlen);
 
 /* After a verified handshake: "dane-ta" or "dane-ee" and the matched
  * record as text (caller frees *rec), or NULL if not DANE-verified. */
