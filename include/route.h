@@ -1,0 +1,36 @@
+/*
+ * route.h - from a destination domain to a security decision: the DNS
+ * lookups in the order policy.h prescribes (MX, then A/AAAA of every
+ * host, then TLSA only where DANE may apply), then policy_decide().
+ *
+ * Used by the delivery engine and by `danerelay probe`.  route_start()
+ * never calls back from within itself; the callback runs once, after
+ * which route_decision()/route_input() are valid until route_free().
+ * route_free() before the callback cancels every lookup (no callback).
+ */
+#ifndef DR_ROUTE_H
+#define DR_ROUTE_H
+
+#include <stddef.h>
+
+struct event_base;
+struct resolver;
+struct config;
+struct policy_table;
+struct decision;
+struct policy_input;
+struct policy_sts;
+
+struct route;
+typedef void route_cb(struct route *rt, void *arg);
+
+struct route *route_start(struct event_base *base, struct resolver *r,
+    const struct config *cf, const struct policy_table *pt,
+    const char *domain, route_cb *cb, void *arg);
+const struct decision *route_decision(const struct route *rt);
+const struct policy_input *route_input(const struct route *rt);
+/* Where the level came from: "policy_file line N" or "default_policy". */
+const char *route_level_source(const struct route *rt);
+void route_free(struct route *rt);
+
+#endif

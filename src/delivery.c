@@ -1,0 +1,528 @@
+/*
+ * delivery.c - the delivery engine: one job = the recipients of one message
+ * for one destination domain.
+ *
+ * A job routes the domain (route.c: DNS with DNSSEC states, then the pure
+ * policy decision), then walks the candidate hosts in order, and each
+ * host's addresses, with an SMTP session (smtp_client.c) that enforces the
+ * host's TLS requirement.  Host-level failures before the transaction
+ * (connection, greeting, EHLO, missing STARTTLS, TLS handshake or
+ * verification failure) move on to the next address/host; they never
+ * lower the TLS requirement (RFC 7672 §2.2, RFC 8461 §5).  Once a
+ * transaction started, its outcome is final for this attempt: 2xx
+ * delivered, 4xx deferred, 5xx failed.  When no host is left the
+ * recipients are deferred with the last reason.
+ *
+ * Every attempt logs one line per recipient, Postfix style:
+ *   ID: to=<a@b>, relay=mx.b[192.0.2.1]:25, tls=TLSv1.3/..., auth=dane-ee,
+ *   tlsa="3 1 1 ...", delay=0.21, status=sent (250 2.0.0 Ok)
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "delivery.h"
+#include "log.h"
+#include "policy.h"
+#include "policy_table.h"
+#include "resolver.h"
+#include "route.h"
+#include "smtp_client.h"
+#include "spool.h"
+#include "tls.h"
+#include "util.h"
+
+struct delivery {
+	struct event_base *base;
+	const struct config *cf;
+	struct spool *sp;
+	struct resolver *res;
+	struct policy_table *pt;
+	SSL_CTX *ssl_ctx;
+};
+
+struct dlv_job {
+	struct delivery *d;
+	const struct spool_env *env;
+	char *domain;
+	dlv_done_cb *cb;
+	void *arg;
+	double start;
+
+	struct route *rt;
+	const struct decision *dec;
+	size_t host;		/* current index in dec->hosts */
+	size_t addr;		/* current index in its addrs */
+	struct smtp_client *c;
+	char relay[320];
+	int data_fd;
+
+	/* per recipient of the job */
+	struct dlv_rcpt_result *res;
+	int *final;		/* decided in this attempt */
+	int *code;		/* RCPT reply code in the current session */
+	char **rtext;		/* RCPT reply text in the current session */
+	size_t n;
+	const char **sendto;	/* addresses of the current transaction */
+	size_t *sendidx;	/* their job indexes */
+	size_t nsend;
+
+	char *last_error;	/* why the last host did not work */
+};
+
+static void job_next_host(struct dlv_job *j);
+static void job_free(struct dlv_job *j);
+
+struct delivery *
+delivery_new(struct event_base *base, const struct config *cf,
+    struct spool *sp, char *err, size_t errlen)
+{
+	struct delivery *d = xcalloc(1, sizeof(*d));
+
+	d->base = base;
+	d->cf = cf;
+	d->sp = sp;
+	if ((d->res = resolver_new(base, cf, err, errlen)) == NULL)
+		goto fail;
+	if (cf->policy_file != NULL &&
+	    (d->pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
+		goto fail;
+	if ((d->ssl_ctx = tls_client_ctx_new(cf->ca_file, err, errlen)) == NULL)
+		goto fail;
+	return d;
+fail:
+	delivery_free(d);
+	return NULL;
+}
+
+void
+delivery_free(struct delivery *d)
+{
+	if (d == NULL)
+		return;
+	resolver_free(d->res);
+	policy_table_free(d->pt);
+	SSL_CTX_free(d->ssl_ctx);
+	free(d);
+}
+
+int
+delivery_reload(struct delivery *d, const struct config *cf, char *err,
+    size_t errlen)
+{
+	struct policy_table *pt = NULL;
+
+	if (cf->policy_file != NULL &&
+	    (pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
+		return -1;
+	policy_table_free(d->pt);
+	d->pt = pt;
+	d->cf = cf;
+	return 0;
+}
+
+static const char *
+status_word(enum dlv_status s)
+{
+	return s == DLV_SENT ? "sent" : s == DLV_FAIL ? "bounced" : "deferred";
+}
+
+/* "tls=TLSv1.3/TLS_AES_256_GCM_SHA384, auth=dane-ee, tlsa=\"3 1 1 ..\"" */
+static void
+tls_summary(struct dlv_job *j, char *buf, size_t len)
+{
+	const struct tls_outcome *o = j->c ? smtp_client_tls(j->c) : NULL;
+
+	if (o == NULL || !o->established) {
+		snprintf(buf, len, "tls=none, auth=none");
+		return;
+	}
+	snprintf(buf, len, "tls=%s/%s, auth=%s%s%s%s", o->protocol, o->cipher,
+	    tls_auth_name(o->auth), o->tlsa[0] ? ", tlsa=\"" : "", o->tlsa,
+	    o->tlsa[0] ? "\"" : "");
+}
+
+static void
+set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
+{
+	char tls[400];
+
+	free(j->res[i].text);
+	j->res[i].text = xstrdup(text);
+	free(j->res[i].relay);
+	j->res[i].relay = j->relay[0] ? xstrdup(j->relay) : NULL;
+	j->res[i].status = st;
+	j->final[i] = 1;
+	tls_summary(j, tls, sizeof(tls));
+	log_info("%s: to=<%s>, relay=%s, %s, delay=%.2f, status=%s (%s)",
+	    j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
+	    j->relay[0] ? j->relay : "none", tls, mono_now() - j->start,
+	    status_word(st), text);
+}
+
+/* Report and free.  Results for every recipient not decided: deferred. */
+static void
+job_finish(struct dlv_job *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++)
+		if (!j->final[i])
+			set_result(j, i, DLV_DEFER, j->last_error ?
+			    j->last_error : "delivery temporarily suspended");
+	j->cb(j, j->res, j->n, j->arg);
+	job_free(j);
+}
+
+static void
+job_free(struct dlv_job *j)
+{
+	size_t i;
+
+	smtp_client_free(j->c);
+	route_free(j->rt);
+	if (j->data_fd != -1)
+		close(j->data_fd);
+	for (i = 0; i < j->n; i++) {
+		free(j->res[i].text);
+		free(j->res[i].relay);
+		free(j->rtext[i]);
+	}
+	free(j->res);
+	free(j->final);
+	free(j->code);
+	free(j->rtext);
+	free(j->sendto);
+	free(j->sendidx);
+	free(j->last_error);
+	free(j->domain);
+	free(j);
+}
+
+static void
+set_last_error(struct dlv_job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+set_last_error(struct dlv_job *j, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		s = NULL;
+	va_end(ap);
+	if (s == NULL)
+		return;
+	free(j->last_error);
+	j->last_error = s;
+}
+
+static enum smtp_tls_mode
+tls_mode(enum policy_tls t)
+{
+	switch (t) {
+	case PTLS_NONE:
+		return SMTP_TLS_NONE;
+	case PTLS_MAY:
+		return SMTP_TLS_MAY;
+	case PTLS_ENCRYPT:
+		return SMTP_TLS_ENCRYPT;
+	case PTLS_DANE:
+		return SMTP_TLS_DANE;
+	case PTLS_VERIFY:
+		return SMTP_TLS_WEBPKI;
+	}
+	return SMTP_TLS_ENCRYPT;
+}
+
+static void
+c_ready(struct smtp_client *c, void *arg)
+{
+	struct dlv_job *j = arg;
+	const struct tls_outcome *o = smtp_client_tls(c);
+	struct smtp_msg msg;
+	char err[256];
+	size_t i;
+
+	if (o->established)
+		log_info("%s: %s TLS connection established to %s: %s with "
+		    "cipher %s (auth=%s%s%s%s)", j->env->id,
+		    o->verified ? "Verified" : o->trusted ? "Trusted" :
+		    "Untrusted", j->relay, o->protocol, o->cipher,
+		    tls_auth_name(o->auth), o->tlsa[0] ? ", tlsa=\"" : "",
+		    o->tlsa, o->tlsa[0] ? "\"" : "");
+	j->nsend = 0;
+	for (i = 0; i < j->n; i++) {
+		j->code[i] = 0;
+		free(j->rtext[i]);
+		j->rtext[i] = NULL;
+		if (j->final[i])
+			continue;
+		j->sendidx[j->nsend] = i;
+		j->sendto[j->nsend++] = j->env->rcpts[j->res[i].rcpt].addr;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.sender = j->env->sender;
+	msg.rcpts = j->sendto;
+	msg.nrcpt = j->nsend;
+	msg.data_fd = j->data_fd;
+	msg.size = j->env->size;
+	msg.body_8bit = j->env->body_8bit;
+	msg.smtputf8 = j->env->smtputf8;
+	if (j->nsend == 0 || smtp_client_send(c, &msg, err, sizeof(err)) == -1) {
+		set_last_error(j, "cannot send: %s", j->nsend ? err :
+		    "no recipients");
+		smtp_client_quit(c);
+		j->c = NULL;
+		job_finish(j);
+	}
+}
+
+static void
+c_rcpt(struct smtp_client *c, size_t idx, const struct smtp_reply *reply,
+    void *arg)
+{
+	struct dlv_job *j = arg;
+	size_t i;
+
+	if (idx >= j->nsend)
+		return;
+	i = j->sendidx[idx];
+	j->code[i] = reply->code;
+	free(j->rtext[i]);
+	{
+		char sum[512];
+
+		j->rtext[i] = xasprintf("%s said: %s (in reply to RCPT TO "
+		    "command)", j->relay, smtp_reply_summary(reply, sum,
+		    sizeof(sum)));
+	}
+}
+
+/* The transaction (or the session) ended. */
+static void
+c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
+{
+	struct dlv_job *j = arg;
+	int in_txn = r->stage != NULL && (!strcmp(r->stage, "MAIL") ||
+	    !strcmp(r->stage, "RCPT") || !strcmp(r->stage, "DATA") ||
+	    !strcmp(r->stage, "end of data"));
+	char why[1536];
+	size_t k;
+
+	if (r->code != 0)
+		snprintf(why, sizeof(why), "%s said: %s (in reply to %s)",
+		    j->relay, r->reply, r->stage ? r->stage : "command");
+	else
+		snprintf(why, sizeof(why), "%s%s%s%s: %s (%s)",
+		    r->fail == SMTP_FAIL_TLS ? "TLS failure with " :
+		    r->fail == SMTP_FAIL_STARTTLS_MISSING ?
+		    "TLS is required, but was not offered by " : "",
+		    j->relay, r->stage ? ", stage " : "",
+		    r->stage ? r->stage : "", r->reply[0] ? r->reply : "",
+		    smtp_fail_name(r->fail));
+
+	if (r->fail == SMTP_OK) {
+		for (k = 0; k < j->nsend; k++) {
+			size_t i = j->sendidx[k];
+			int code = j->code[i];
+
+			if (code >= 200 && code < 300) {
+				set_result(j, i, DLV_SENT, r->reply);
+			} else if (code >= 500)
+				set_result(j, i, DLV_FAIL, j->rtext[i]);
+			else if (code >= 400)
+				set_result(j, i, DLV_DEFER, j->rtext[i]);
+		}
+	} else if (in_txn || r->fail == SMTP_FAIL_IMPL) {
+		/* Final for this attempt: RCPT verdicts stand, the rest
+		 * share the transaction's outcome. */
+		for (k = 0; k < j->nsend; k++) {
+			size_t i = j->sendidx[k];
+			int code = j->code[i];
+
+			if (code >= 500)
+				set_result(j, i, DLV_FAIL, j->rtext[i]);
+			else if (code >= 400)
+				set_result(j, i, DLV_DEFER, j->rtext[i]);
+			else
+				set_result(j, i, r->permanent ? DLV_FAIL :
+				    DLV_DEFER, why);
+		}
+	}
+	if (r->fail == SMTP_OK || in_txn || r->fail == SMTP_FAIL_IMPL) {
+		if (r->usable)
+			smtp_client_quit(c);
+		else
+			smtp_client_free(c);
+		j->c = NULL;
+		job_finish(j);
+		return;
+	}
+
+	/* The host did not work: log the attempt, try the next one. */
+	{
+		char tls[400];
+
+		tls_summary(j, tls, sizeof(tls));
+		log_info("%s: to=%zu recipient(s), relay=%s, %s, delay=%.2f, "
+		    "status=host-failed (%s)", j->env->id, j->nsend, j->relay,
+		    tls, mono_now() - j->start, why);
+	}
+	set_last_error(j, "%s", why);
+	if (r->usable)
+		smtp_client_quit(c);
+	else
+		smtp_client_free(c);
+	j->c = NULL;
+	j->addr++;
+	job_next_host(j);
+}
+
+static const struct smtp_client_cb client_cb = { c_ready, c_rcpt, c_done };
+
+/* Connect to the next address of the current or a following host. */
+static void
+job_next_host(struct dlv_job *j)
+{
+	const struct decision *dec = j->dec;
+	struct delivery *d = j->d;
+
+	while (j->host < dec->nhosts) {
+		const struct decision_host *h = &dec->hosts[j->host];
+		struct smtp_client_params p;
+		const struct dns_addr *a;
+		char err[256];
+
+		if (h->skip) {
+			log_info("%s: to=%zu recipient(s), relay=%s, "
+			    "status=skipped (%s)", j->env->id, j->n, h->name,
+			    h->reason ? h->reason : "");
+			set_last_error(j, "%s: %s", h->name,
+			    h->reason ? h->reason : "not usable");
+		}
+		if (h->skip || j->addr >= h->naddrs) {
+			j->host++;
+			j->addr = 0;
+			continue;
+		}
+		a = &h->addrs[j->addr];
+		memset(&p, 0, sizeof(p));
+		p.base = d->base;
+		memcpy(&p.addr, &a->ss, a->sslen);
+		p.addrlen = a->sslen;
+		if (a->family == AF_INET)
+			((struct sockaddr_in *)&p.addr)->sin_port =
+			    htons((uint16_t)d->cf->smtp_port);
+		else
+			((struct sockaddr_in6 *)&p.addr)->sin6_port =
+			    htons((uint16_t)d->cf->smtp_port);
+		p.host = h->name;
+		p.helo = d->cf->myhostname;
+		p.logid = j->env->id;
+		p.connect_timeout_ms = (unsigned)(d->cf->smtp_connect_timeout *
+		    1000);
+		p.cmd_timeout_ms = (unsigned)(d->cf->smtp_timeout * 1000);
+		p.data_timeout_ms = (unsigned)(d->cf->smtp_timeout * 1000);
+		p.tls = tls_mode(h->tls);
+		p.ssl_ctx = d->ssl_ctx;
+		p.sni = h->sni;
+		p.names = (const char *const *)h->names;
+		p.nnames = h->nnames;
+		p.tlsa = h->tlsa;
+		p.ntlsa = h->ntlsa;
+		p.tlsa_base = h->tlsa_base;
+		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
+		    a->text, d->cf->smtp_port);
+		log_debug("%s: connecting to %s, tls=%s (%s)", j->env->id,
+		    j->relay, policy_tls_name(h->tls),
+		    h->reason ? h->reason : "");
+		j->c = smtp_client_connect(&p, &client_cb, j, err, sizeof(err));
+		if (j->c != NULL)
+			return;
+		set_last_error(j, "connect to %s: %s", j->relay, err);
+		log_info("%s: connect to %s: %s", j->env->id, j->relay, err);
+		j->addr++;
+	}
+	job_finish(j);
+}
+
+static void
+job_routed(struct route *rt, void *arg)
+{
+	struct dlv_job *j = arg;
+	const struct decision *dec = route_decision(rt);
+	size_t i;
+
+	j->dec = dec;
+	if (dec->action != POLICY_DELIVER) {
+		char *why = xasprintf("%s%s%s", dec->dsn ? dec->dsn : "",
+		    dec->dsn ? " " : "", dec->reason ? dec->reason :
+		    "no route to destination");
+		for (i = 0; i < j->n; i++)
+			set_result(j, i, dec->action == POLICY_FAIL ?
+			    DLV_FAIL : DLV_DEFER, why);
+		free(why);
+		job_finish(j);
+		return;
+	}
+	if ((j->data_fd = spool_data_open(j->d->sp, j->env->id)) == -1) {
+		set_last_error(j, "cannot open queue file: %s",
+		    strerror(errno));
+		job_finish(j);
+		return;
+	}
+	j->host = 0;
+	j->addr = 0;
+	job_next_host(j);
+}
+
+struct dlv_job *
+delivery_start(struct delivery *d, const struct spool_env *env,
+    const char *domain, const size_t *rcpts, size_t n, dlv_done_cb *cb,
+    void *arg)
+{
+	struct dlv_job *j;
+	size_t i;
+
+	if (n == 0)
+		return NULL;
+	j = xcalloc(1, sizeof(*j));
+	j->d = d;
+	j->env = env;
+	j->domain = xstrdup(domain);
+	j->cb = cb;
+	j->arg = arg;
+	j->start = mono_now();
+	j->data_fd = -1;
+	j->n = n;
+	j->res = xcalloc(n, sizeof(*j->res));
+	j->final = xcalloc(n, sizeof(*j->final));
+	j->code = xcalloc(n, sizeof(*j->code));
+	j->rtext = xcalloc(n, sizeof(*j->rtext));
+	j->sendto = xcalloc(n, sizeof(*j->sendto));
+	j->sendidx = xcalloc(n, sizeof(*j->sendidx));
+	for (i = 0; i < n; i++) {
+		j->res[i].rcpt = rcpts[i];
+		j->res[i].status = DLV_DEFER;
+	}
+	j->rt = route_start(d->base, d->res, d->cf, d->pt, domain, job_routed,
+	    j);
+	return j;
+}
+
+void
+delivery_cancel(struct dlv_job *j)
+{
+	j->cb(j, NULL, 0, j->arg);
+	job_free(j);
+}

@@ -1,0 +1,266 @@
+/*
+ * route.c - resolve a destination domain and decide how to deliver to it.
+ *
+ * Sequencing of lookups per policy.h (RFC 7672 §2.2): the MX RRset; the
+ * A and AAAA RRsets of every host (in parallel); then, for each host
+ * whose addresses are secure and whose level is dane/dane-only, the TLSA
+ * owner names policy_tlsa_next() asks for (CNAME-expanded first).  An
+ * insecure host never gets a TLSA query.  When nothing is outstanding the
+ * pure policy_decide() turns the results into a decision.  Every lookup
+ * is asynchronous; the owner gets one callback.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "policy.h"
+#include "policy_table.h"
+#include "resolver.h"
+#include "route.h"
+#include "util.h"
+
+#define ROUTE_MAX_Q	(1 + POLICY_MAX_HOSTS * (2 + POLICY_MAX_TLSA))
+
+enum qkind { Q_MX, Q_A, Q_AAAA, Q_TLSA };
+
+struct rquery {
+	struct route *rt;
+	enum qkind kind;
+	size_t host;
+	struct resolver_query *h;	/* NULL once answered */
+};
+
+struct route {
+	struct event_base *base;
+	struct resolver *res;
+	const struct config *cf;
+	char *domain;
+	route_cb *cb;
+	void *arg;
+	struct event *kick;
+	char level_src[64];
+
+	struct policy_input in;
+	struct dns_result *mx;
+	struct policy_host *hosts;
+	size_t nhosts;
+	/* every result we own, to free at the end */
+	struct dns_result *owned[ROUTE_MAX_Q];
+	size_t nowned;
+	struct rquery q[ROUTE_MAX_Q];
+	size_t nq;
+	int outstanding;
+	int decided;
+	struct decision dec;
+};
+
+static void route_step(struct route *rt);
+
+static void
+route_answer(struct dns_result *res, void *arg)
+{
+	struct rquery *rq = arg;
+	struct route *rt = rq->rt;
+	struct policy_host *h;
+	size_t k;
+
+	rq->h = NULL;
+	rt->outstanding--;
+	if (rt->nowned < ROUTE_MAX_Q)
+		rt->owned[rt->nowned++] = res;
+	log_debug("route %s: %s %s: %s/%s%s%s", rt->domain,
+	    dns_type_name(res->qtype), res->qname, dns_status_name(res->status),
+	    dns_security_name(res->security), res->reason[0] ? ": " : "",
+	    res->reason);
+	switch (rq->kind) {
+	case Q_MX:
+		rt->mx = res;
+		rt->in.mx = res;
+		break;
+	case Q_A:
+		rt->hosts[rq->host].a = res;
+		break;
+	case Q_AAAA:
+		rt->hosts[rq->host].aaaa = res;
+		break;
+	case Q_TLSA:
+		h = &rt->hosts[rq->host];
+		for (k = 0; k < POLICY_MAX_TLSA && h->tlsa[k] != NULL; k++)
+			;
+		if (k < POLICY_MAX_TLSA)
+			h->tlsa[k] = res;
+		break;
+	}
+	route_step(rt);
+}
+
+static int
+route_query(struct route *rt, const char *name, int type, enum qkind kind,
+    size_t host)
+{
+	struct rquery *rq;
+	char err[256];
+
+	if (rt->nq >= ROUTE_MAX_Q)
+		return -1;
+	rq = &rt->q[rt->nq++];
+	rq->rt = rt;
+	rq->kind = kind;
+	rq->host = host;
+	rq->h = resolver_query(rt->res, name, type, route_answer, rq, err,
+	    sizeof(err));
+	if (rq->h == NULL) {
+		log_warnx("route %s: cannot look up %s %s: %s", rt->domain,
+		    dns_type_name(type), name, err);
+		return -1;
+	}
+	rt->outstanding++;
+	return 0;
+}
+
+/* Shuffle hosts of equal preference (RFC 5321 §5.1 "SHOULD randomize"). */
+static void
+shuffle_equal(struct policy_host *h, size_t n)
+{
+	size_t i, j, start = 0;
+
+	for (i = 1; i <= n; i++) {
+		if (i < n && h[i].pref == h[start].pref)
+			continue;
+		for (j = i - 1; j > start; j--) {
+			size_t k = start + (size_t)random() % (j - start + 1);
+			struct policy_host t = h[j];
+			h[j] = h[k];
+			h[k] = t;
+		}
+		start = i;
+	}
+}
+
+/*
+ * Called after every answer: start what the answers so far allow, and
+ * decide when nothing is outstanding any more.
+ */
+static void
+route_step(struct route *rt)
+{
+	char qname[DNS_NAME_BUF + 16];
+	size_t i;
+
+	if (rt->outstanding > 0 || rt->decided)
+		return;
+	if (rt->mx == NULL) {
+		if (route_query(rt, rt->domain, DNS_T_MX, Q_MX, 0) == 0)
+			return;
+		/* cannot even ask: decide with what we have (nothing) */
+	} else if (rt->hosts == NULL && rt->nhosts == 0 &&
+	    (rt->nhosts = policy_hosts(&rt->in, &rt->hosts)) > 0) {
+		shuffle_equal(rt->hosts, rt->nhosts);
+		rt->in.hosts = rt->hosts;
+		rt->in.nhosts = rt->nhosts;
+		for (i = 0; i < rt->nhosts; i++) {
+			route_query(rt, rt->hosts[i].name, DNS_T_A, Q_A, i);
+			route_query(rt, rt->hosts[i].name, DNS_T_AAAA, Q_AAAA,
+			    i);
+		}
+		if (rt->outstanding > 0)
+			return;
+	} else if (rt->nhosts > 0) {
+		/* addresses are in: TLSA where DANE may apply */
+		for (i = 0; i < rt->nhosts; i++) {
+			if (!policy_want_tlsa(&rt->in, i))
+				continue;
+			if (policy_tlsa_next(&rt->in, i, qname,
+			    sizeof(qname)) == 1)
+				route_query(rt, qname, DNS_T_TLSA, Q_TLSA, i);
+		}
+		if (rt->outstanding > 0)
+			return;
+	}
+	rt->decided = 1;
+	policy_decide(&rt->in, &rt->dec);
+	rt->cb(rt, rt->arg);
+}
+
+static void
+route_kick(evutil_socket_t fd, short ev, void *arg)
+{
+	route_step(arg);
+}
+
+struct route *
+route_start(struct event_base *base, struct resolver *r,
+    const struct config *cf, const struct policy_table *pt,
+    const char *domain, route_cb *cb, void *arg)
+{
+	struct route *rt = xcalloc(1, sizeof(*rt));
+	const struct policy_entry *pe = NULL;
+	struct timeval tv = { 0, 0 };
+
+	rt->base = base;
+	rt->res = r;
+	rt->cf = cf;
+	rt->domain = str_lower(xstrdup(domain));
+	rt->cb = cb;
+	rt->arg = arg;
+	if (pt != NULL)
+		pe = policy_table_lookup(pt, rt->domain);
+	rt->in.domain = rt->domain;
+	rt->in.port = cf->smtp_port;
+	if (pe != NULL) {
+		rt->in.level = pe->level;
+		rt->in.match = (const char *const *)pe->match;
+		rt->in.nmatch = pe->nmatch;
+		snprintf(rt->level_src, sizeof(rt->level_src),
+		    "policy_file line %d (%s)", pe->line, pe->domain);
+	} else {
+		rt->in.level = cf->default_policy;
+		snprintf(rt->level_src, sizeof(rt->level_src),
+		    "default_policy");
+	}
+	rt->kick = evtimer_new(base, route_kick, rt);
+	evtimer_add(rt->kick, &tv);
+	return rt;
+}
+
+const struct decision *
+route_decision(const struct route *rt)
+{
+	return rt->decided ? &rt->dec : NULL;
+}
+
+const struct policy_input *
+route_input(const struct route *rt)
+{
+	return &rt->in;
+}
+
+const char *
+route_level_source(const struct route *rt)
+{
+	return rt->level_src;
+}
+
+void
+route_free(struct route *rt)
+{
+	size_t i;
+
+	if (rt == NULL)
+		return;
+	for (i = 0; i < rt->nq; i++)
+		if (rt->q[i].h != NULL)
+			resolver_cancel(rt->q[i].h);
+	if (rt->decided)
+		decision_free(&rt->dec);
+	policy_hosts_free(rt->hosts, rt->nhosts);
+	for (i = 0; i < rt->nowned; i++)
+		dns_result_free(rt->owned[i]);
+	event_free(rt->kick);
+	free(rt->domain);
+	free(rt);
+}
