@@ -67,6 +67,8 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen);
 #define SPOOL_NO_RECOVER	0x01
 struct spool *spool_open_flags(const char *dir, int flags, char *err,
     size_t errlen);
+/* 1 if another process (a running daemon) holds the spool lock, else 0. */
+int spool_in_use(const struct spool *sp);
 void spool_close(struct spool *sp);
 const char *spool_dir(const struct spool *sp);
 

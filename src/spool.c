@@ -9,7 +9,7 @@
  * data, envelope and both directory entries are on stable storage.
  *
  * Layout under spool_dir (directories 0700, files 0600):
- *   lock       flock()ed by the process that owns the spool (the daemon)
+ *   lock       write-locked (F_OFD_SETLK) by the process owning the spool
  *   tmp/       files being written: ID.msg and ID.env of a new message,
  *              ID.env.<pid>.<n> for an envelope rewrite
  *   queue/     committed messages: ID.msg (data) and ID.env (envelope)
@@ -50,7 +50,6 @@
  * anything after it are errors, reported as "line N: reason".
  */
 
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -730,7 +729,7 @@ spool_close(struct spool *sp)
 	if (sp->dirfd != -1)
 		close(sp->dirfd);
 	if (sp->lockfd != -1)
-		close(sp->lockfd);	/* releases the flock */
+		close(sp->lockfd);	/* releases the lock */
 	free(sp->dir);
 	free(sp);
 }
@@ -1051,6 +1050,29 @@ recover(struct spool *sp, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * The spool lock is an open-file-description record lock on the whole
+ * "lock" file (released when the owner exits, however it exits).
+ * F_OFD_SETLK: 0 taken, -1 errno.  F_OFD_GETLK: 1 held by someone else,
+ * 0 free, -1 error.
+ */
+static int
+lock_op(int fd, int cmd, short type)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 0;
+	if (fcntl(fd, cmd, &fl) == -1)
+		return -1;
+	if (cmd == F_OFD_GETLK)
+		return fl.l_type != F_UNLCK;
+	return 0;
+}
+
 struct spool *
 spool_open_flags(const char *dir, int flags, char *err, size_t errlen)
 {
@@ -1079,10 +1101,10 @@ spool_open_flags(const char *dir, int flags, char *err, size_t errlen)
 			    strerror(errno));
 			goto fail;
 		}
-		if (flock(sp->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		if (lock_op(sp->lockfd, F_OFD_SETLK, F_WRLCK) == -1) {
 			snprintf(err, errlen, "%s: %s", dir,
-			    errno == EWOULDBLOCK ? "spool is in use by another "
-			    "process" : strerror(errno));
+			    errno == EAGAIN || errno == EACCES ? "spool is in "
+			    "use by another process" : strerror(errno));
 			goto fail;
 		}
 	}
@@ -1095,6 +1117,23 @@ spool_open_flags(const char *dir, int flags, char *err, size_t errlen)
  fail:
 	spool_close(sp);
 	return NULL;
+}
+
+int
+spool_in_use(const struct spool *sp)
+{
+	int fd, busy = 0;
+
+	if (sp->lockfd != -1)
+		return 0;	/* we hold it ourselves */
+	if ((fd = openat(sp->dirfd, "lock", O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return 0;	/* never opened by a daemon */
+	/* F_OFD_GETLK only tests: it never takes the lock, so it cannot
+	 * make a starting daemon fail. */
+	busy = lock_op(fd, F_OFD_GETLK, F_WRLCK);
+	close(fd);
+	return busy == 1;
 }
 
 struct spool *

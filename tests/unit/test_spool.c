@@ -687,8 +687,14 @@ test_lock_and_readonly(void)
 	CHECK(n == 1 && strcmp(ids[0], id) == 0);
 	spool_ids_free(ids, n);
 	CHECK(spool_remove(ro, id) == 0);
-	spool_close(ro);
+	CHECK(spool_in_use(ro) == 1);
+	CHECK(spool_in_use(sp) == 0);
 	spool_close(sp);
+	CHECK(spool_in_use(ro) == 0);
+	/* Testing the lock never takes it. */
+	CHECK((sp = spool_open(base, err, sizeof(err))) != NULL);
+	spool_close(sp);
+	spool_close(ro);
 	unlink(path("tmp/%s.msg", "0000000099999999", NULL));
 	/* Read-only open never creates a spool. */
 	CHECK(spool_open_flags(path("nonexistent", NULL, NULL),
