@@ -151,6 +151,7 @@ struct decision_host {
 	/* Not a candidate: why, and whether that is only temporary. */
 	int skip;
 	int skip_temp;			/* 1: a retry may help (DNS failure) */
+	const char *skip_dsn;		/* enhanced status for the skip */
 	char *reason;			/* skip reason, or how TLS was chosen */
 
 	/* TLSRPT. */
@@ -173,6 +174,10 @@ struct decision {
 	enum policy_level level;	/* the level that was applied */
 	char *reason;			/* DEFER/FAIL: for the log and DSN */
 	const char *dsn;		/* enhanced status: "5.1.10", "4.7.5"... */
+	/* Domain-level TLSRPT result-type when nothing could be tried
+	 * (bogus MX RRset: "dnssec-invalid"), else NULL. */
+	const char *rpt_failure;
+	int mx_secure;			/* MX RRset (or its denial) validated */
 	struct decision_host *hosts;	/* every host considered, in order */
 	size_t nhosts;
 	size_t ncandidates;		/* hosts with skip == 0 */
