@@ -31,7 +31,8 @@
  * and the old config stays in force.  Settings that need the privileges
  * or sockets of start-up (listen, user, spool_dir, state_dir, pid_file,
  * control_socket) keep their old values until a restart, with a warning.
- * SIGPIPE is ignored.
+ * SIGPIPE is ignored.  Until the handlers are installed, SIGTERM, SIGINT
+ * and SIGHUP are blocked (held, not lost).
  *
  * Relative paths: the -c path is made absolute before loading, so paths
  * in the file are resolved against its directory (config.c) and SIGHUP
@@ -353,9 +354,15 @@ daemonize(struct daemon *d)
 		fatal("fork: %s", strerror(errno));
 	case 0:
 		break;
-	default:
+	default: {
+		sigset_t all;
+
+		/* the parent may be interrupted while it waits */
+		sigfillset(&all);
+		sigprocmask(SIG_UNBLOCK, &all, NULL);
 		close(p[1]);
 		parent_wait(p[0], pid);
+	}
 	}
 	close(p[0]);
 	d->ready_fd = p[1];
@@ -543,6 +550,7 @@ main(int argc, char *argv[])
 	const char *cfpath = SYSCONFDIR "/danerelay.conf";
 	char err[1024], *path;
 	struct passwd *pw;
+	sigset_t sigs;
 	int ch, foreground = 0, debug = 0, check = 0, i;
 
 	d->ready_fd = -1;
@@ -570,6 +578,13 @@ main(int argc, char *argv[])
 	log_init("danerelayd", 1, debug);
 	signal(SIGPIPE, SIG_IGN);
 	umask(027);
+	/* Hold SIGTERM/SIGINT/SIGHUP until libevent handles them, so an
+	 * early signal cannot kill us half-started with a stale pid file. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 
 	path = absolute_path(cfpath);
 	d->cf = xcalloc(1, sizeof(*d->cf));
@@ -643,6 +658,7 @@ main(int argc, char *argv[])
 	d->ev_term = signal_add(d, SIGTERM);
 	d->ev_int = signal_add(d, SIGINT);
 	d->ev_hup = signal_add(d, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 
 	for (i = 0; i < d->cf->nlisten; i++)
 		log_info("listening on %s", d->cf->listen[i].text);
