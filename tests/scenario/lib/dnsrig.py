@@ -18,7 +18,8 @@ builds the chain of trust from the trust anchor (the DS of "test.") down.
     rig.zone("wrongds.test", ds="wrong", records=[...])   # bogus zone
     rig.zone("old.test", expired=True, records=[...])     # bogus zone
     rig.zone("lame.test", records=[...],
-             servfail=["_25._tcp.mx"])  # lookups at/below -> SERVFAIL
+             servfail=["_25._tcp.mx"],  # lookups at/below -> SERVFAIL
+             timeout=["_25._tcp.mx2"])  # lookups at/below never answer
     rig.start()
     conf = rig.unbound_conf()      # for danerelay's dns_config
     ta = rig.trust_anchor_file     # for danerelay's trust_anchor_file
@@ -202,13 +203,16 @@ class DnsRig:
 
     # -- describing the world -------------------------------------------
     def zone(self, name, secure=True, records=(), ds="auto", expired=False,
-             servfail=(), nsec3=False, ttl=None):
+             servfail=(), timeout=(), nsec3=False, ttl=None):
         """Add a zone (name under top).  secure=False: unsigned, no DS
         (insecure delegation).  ds="wrong": a DS that matches no key
         (bogus).  ds=None with secure=True: signed but no DS (an island,
         insecure to a validator).  expired=True: signatures expired.
-        servfail: names in the zone delegated to a dead server (lookups at
-        or below them SERVFAIL).  Returns the absolute zone name."""
+        servfail: names in the zone delegated to a nameserver that does
+        not exist (lookups at or below them SERVFAIL at once).  timeout:
+        names delegated to an address where nothing answers (lookups
+        hang until the client gives up).  Returns the absolute zone
+        name."""
         zname = name.rstrip(".").lower() + "."
         if zname != self.top and not zname.endswith("." + self.top):
             raise RigError("zone %s is not under %s" % (zname, self.top))
@@ -219,6 +223,7 @@ class DnsRig:
         z = _Zone(zname, secure, list(records), ds if secure else None,
                   expired, [_absname(n, zname) for n in servfail], nsec3,
                   ttl or self.ttl)
+        z.timeout = [_absname(n, zname) for n in timeout]
         if zname == self.top and self.top in self.zones:
             old = self.zones[self.top]
             z.records = old.records + z.records
@@ -304,6 +309,12 @@ class DnsRig:
                 m = _parse_rr(c.dsline, z.name, z.ttl)
                 rrs.append(_RR(c.name, z.ttl, "DS", m.rdata))
         for name in z.servfail:
+            # lame: the only nameserver's name does not exist (a proven
+            # NXDOMAIN in the top zone), so resolvers SERVFAIL at once
+            rrs.append(_RR(name, z.ttl, "NS", "no-such-ns.lame." + self.top))
+        for name in z.timeout:
+            # nameserver at an address where nothing answers: resolvers
+            # retry for minutes (danerelay's guard timer ends it)
             ns = "ns." + name
             rrs += [_RR(name, z.ttl, "NS", ns), _RR(ns, z.ttl, "A",
                                                      self.dead_ip)]
@@ -474,8 +485,6 @@ class DnsRig:
             '  trust-anchor-file: "%s"' % self.trust_anchor_file,
             "  val-log-level: 2",
             "  do-ip6: no",
-            # quick failure on dead servers keeps SERVFAIL tests short
-            "  infra-host-ttl: 60",
         ] + ["  " + e for e in extra] + [
             "stub-zone:",
             '  name: "%s"' % self.top,
