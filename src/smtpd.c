@@ -1,46 +1,305 @@
 /*
- * smtpd.c - inbound SMTP listeners (stub; being written by engineer C).
+ * smtpd.c - the inbound SMTP server: listening sockets, the client limit,
+ * settings snapshots, reload and shutdown.  The protocol itself (RFC 5321,
+ * RFC 3207, RFC 4954 ...) is in smtpd_session.c.
+ *
+ * smtpd_new() binds every `listen` address (IPv4 and IPv6, IPv6 sockets
+ * are IPV6_V6ONLY so "[::]:25" and "0.0.0.0:25" can coexist) while the
+ * daemon is still privileged; smtpd_start() hands them to libevent.  A
+ * client beyond smtpd_max_clients gets "421 4.7.0" and is closed at once
+ * (RFC 5321 §3.8: a server may refuse service with 421).
+ *
+ * Settings live in a reference-counted struct smtpd_conf: myhostname, the
+ * relay ACL (a private copy, parsed again from allow_clients), the AUTH
+ * table, the TLS context and the limits.  smtpd_reload() builds a new
+ * snapshot completely before switching, so a broken auth_file or
+ * certificate leaves the old settings in force.
  */
-#include <stddef.h>
-#include <stdio.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "acl.h"
+#include "auth.h"
+#include "config.h"
+#include "log.h"
 #include "smtpd.h"
+#include "smtpd_session.h"
+#include "tls.h"
+#include "util.h"
+
+#define SMTPD_BACKLOG	128
+#define SMTPD_DFLT_ACL	"127.0.0.0/8 ::1"
+
+struct smtpd_conf *
+smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
+{
+	struct smtpd_conf *c;
+	char why[512];
+	const char *acltext;
+
+	c = xcalloc(1, sizeof(*c));
+	c->refs = 1;
+	c->hostname = xstrdup(cf->myhostname != NULL && *cf->myhostname ?
+	    cf->myhostname : "localhost");
+	acltext = cf->allow_clients_text != NULL ? cf->allow_clients_text :
+	    SMTPD_DFLT_ACL;
+	if ((c->allow = acl_parse(acltext, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "allow_clients: %s", why);
+		goto fail;
+	}
+	if (cf->auth_file != NULL && *cf->auth_file != '\0') {
+		if ((c->auth = auth_load(cf->auth_file, why, sizeof(why)))
+		    == NULL) {
+			snprintf(err, errlen, "auth_file: %s", why);
+			goto fail;
+		}
+		if (cf->tls_cert_file == NULL)
+			log_warnx("auth_file is set but tls_cert_file is not: "
+			    "AUTH is only offered after STARTTLS, so it will "
+			    "never be offered");
+	}
+	if (cf->tls_cert_file != NULL && *cf->tls_cert_file != '\0') {
+		if ((c->tls = tls_server_ctx_new(cf->tls_cert_file,
+		    cf->tls_key_file != NULL ? cf->tls_key_file :
+		    cf->tls_cert_file, why, sizeof(why))) == NULL) {
+			snprintf(err, errlen, "%s", why);
+			goto fail;
+		}
+	}
+	c->max_size = cf->max_message_size;
+	c->max_rcpt = cf->max_recipients > 0 ? cf->max_recipients : 1000;
+	c->max_errors = cf->smtpd_max_errors > 0 ? cf->smtpd_max_errors : 10;
+	c->timeout = cf->smtpd_timeout > 0 ? cf->smtpd_timeout : 300;
+	c->session_timeout = cf->smtpd_session_timeout > 0 ?
+	    cf->smtpd_session_timeout : 3600;
+	c->max_clients = cf->smtpd_max_clients > 0 ? cf->smtpd_max_clients :
+	    1000;
+	return c;
+ fail:
+	smtpd_conf_unref(c);
+	return NULL;
+}
+
+struct smtpd_conf *
+smtpd_conf_ref(struct smtpd_conf *c)
+{
+	c->refs++;
+	return c;
+}
+
+void
+smtpd_conf_unref(struct smtpd_conf *c)
+{
+	if (c == NULL || --c->refs > 0)
+		return;
+	free(c->hostname);
+	acl_free(c->allow);
+	auth_free(c->auth);
+	SSL_CTX_free(c->tls);
+	free(c);
+}
+
+static int
+listen_socket(const struct listen_addr *la, char *err, size_t errlen)
+{
+	int fd, on = 1;
+	int family = la->ss.ss_family;
+
+	if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1) {
+		snprintf(err, errlen, "%s: socket: %s", la->text,
+		    strerror(errno));
+		return -1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+	    &on, sizeof(on)) == -1)) {
+		snprintf(err, errlen, "%s: setsockopt: %s", la->text,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) == -1) {
+		snprintf(err, errlen, "%s: bind: %s", la->text,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, SMTPD_BACKLOG) == -1) {
+		snprintf(err, errlen, "%s: listen: %s", la->text,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
 
 struct smtpd *
 smtpd_new(const struct config *cf, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "smtpd_new: not implemented yet");
-	return NULL;
+	struct smtpd *sd;
+	int i, fd;
+
+	if (cf->nlisten <= 0 || cf->nlisten > CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "no listen address");
+		return NULL;
+	}
+	sd = xcalloc(1, sizeof(*sd));
+	TAILQ_INIT(&sd->sessions);
+	if ((sd->conf = smtpd_conf_new(cf, err, errlen)) == NULL) {
+		free(sd);
+		return NULL;
+	}
+	for (i = 0; i < cf->nlisten; i++) {
+		if ((fd = listen_socket(&cf->listen[i], err, errlen)) == -1) {
+			smtpd_free(sd);
+			return NULL;
+		}
+		sd->listeners[i].fd = fd;
+		dr_strlcpy(sd->listeners[i].text, cf->listen[i].text,
+		    sizeof(sd->listeners[i].text));
+		sd->nlisteners++;
+	}
+	return sd;
+}
+
+static void
+client_addr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in6 *sin6;
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, buf, (socklen_t)len);
+	else if (sa->sa_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)len);
+	} else
+		dr_strlcpy(buf, "?", len);
+}
+
+static void
+accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct smtpd *sd = arg;
+	char addr[INET6_ADDRSTRLEN], reply[160];
+	int n;
+
+	if (sd->stopping) {
+		close(fd);
+		return;
+	}
+	if (sd->nsessions >= sd->conf->max_clients) {
+		client_addr_text(sa, addr, sizeof(addr));
+		log_warnx("too many clients (%d): refusing connection from "
+		    "[%s]", sd->nsessions, addr);
+		n = snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too "
+		    "many connections, try again later\r\n",
+		    sd->conf->hostname);
+		if (n > 0 && (size_t)n < sizeof(reply))
+			(void)send(fd, reply, (size_t)n,
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	(void)smtpd_session_new(sd, fd, sa, (socklen_t)salen);
+}
+
+static void
+accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: keep the listener, the next accept may work */
+	log_warnx("accept: %s", evutil_socket_error_to_string(e));
 }
 
 int
 smtpd_start(struct smtpd *sd, struct event_base *base, struct spool *sp,
     smtpd_message_cb *cb, void *cbarg, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "smtpd_start: not implemented yet");
-	return -1;
+	int i;
+
+	sd->base = base;
+	sd->spool = sp;
+	sd->cb = cb;
+	sd->cbarg = cbarg;
+	for (i = 0; i < sd->nlisteners; i++) {
+		/* backlog 0: the socket is already listening */
+		sd->listeners[i].evl = evconnlistener_new(base, accept_cb, sd,
+		    LEV_OPT_CLOSE_ON_EXEC, 0, sd->listeners[i].fd);
+		if (sd->listeners[i].evl == NULL) {
+			snprintf(err, errlen, "%s: cannot listen",
+			    sd->listeners[i].text);
+			return -1;
+		}
+		evconnlistener_set_error_cb(sd->listeners[i].evl,
+		    accept_error_cb);
+	}
+	return 0;
 }
 
 int
 smtpd_reload(struct smtpd *sd, const struct config *cf, char *err,
     size_t errlen)
 {
-	snprintf(err, errlen, "smtpd_reload: not implemented yet");
-	return -1;
+	struct smtpd_conf *c;
+
+	if ((c = smtpd_conf_new(cf, err, errlen)) == NULL)
+		return -1;
+	smtpd_conf_unref(sd->conf);
+	sd->conf = c;
+	log_info("smtpd: settings reloaded (auth users: %zu, STARTTLS: %s)",
+	    auth_count(c->auth), c->tls != NULL ? "yes" : "no");
+	return 0;
 }
 
 void
 smtpd_stop(struct smtpd *sd)
 {
+	int i;
+
+	if (sd == NULL || sd->stopping)
+		return;
+	sd->stopping = 1;
+	for (i = 0; i < sd->nlisteners; i++)
+		if (sd->listeners[i].evl != NULL)
+			evconnlistener_disable(sd->listeners[i].evl);
+	smtpd_sessions_shutdown(sd);
 }
 
 int
 smtpd_sessions(const struct smtpd *sd)
 {
-	return 0;
+	return sd == NULL ? 0 : sd->nsessions;
 }
 
 void
 smtpd_free(struct smtpd *sd)
 {
+	int i;
+
+	if (sd == NULL)
+		return;
+	smtpd_sessions_free(sd);
+	for (i = 0; i < sd->nlisteners; i++) {
+		if (sd->listeners[i].evl != NULL)
+			evconnlistener_free(sd->listeners[i].evl);
+		if (sd->listeners[i].fd != -1)
+			close(sd->listeners[i].fd);
+	}
+	smtpd_conf_unref(sd->conf);
+	free(sd);
 }

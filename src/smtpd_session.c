@@ -1,1 +1,1329 @@
-/* smtpd_session.c - stub, to be written */
+/*
+ * smtpd_session.c - one inbound SMTP session: the state machine between
+ * a client (the local MTA, an application, a remote MTA that
+ * authenticates) and the spool.
+ *
+ * Implements, as a server:
+ *   RFC 5321  SMTP: greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP,
+ *             QUIT, VRFY (252), EXPN (502), HELP (214); §4.5.3.1 size
+ *             limits; §4.4 the Received: trace header; §2.3.8 lines end
+ *             in CRLF (bare CR / LF refused: the SMTP smuggling fix);
+ *             §4.5.2 dot-stuffing (in smtp_parse.c); §4.5.3.2 timeouts.
+ *   RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 2920
+ *             PIPELINING, RFC 2034/3463 ENHANCEDSTATUSCODES,
+ *   RFC 3207  STARTTLS (state reset after the handshake, nothing may be
+ *             pipelined behind STARTTLS),
+ *   RFC 4954  AUTH PLAIN (RFC 4616) and LOGIN, offered and accepted only
+ *             over TLS; credentials checked by auth.c,
+ *   RFC 3848  "with ESMTP[S][A]" in Received:.
+ *
+ * The shape follows OpenSMTPD's smtp_session.c: an enum of states, a
+ * strstate[] table for the debug log, and one smtp_enter_state() that
+ * does what entering a state means.  The libevent callbacks only feed
+ * lines (or DATA bytes) in; the security rules sit in the command
+ * handlers where they are easy to find:
+ *   - relaying: smtp_rcpt(): the client address is in allow_clients or
+ *     the session authenticated, otherwise 554 5.7.1 (never an open
+ *     relay);
+ *   - AUTH only over TLS: smtp_auth() answers 538 5.7.11 in the clear;
+ *   - STARTTLS injection: smtp_starttls() refuses pipelined input;
+ *   - smuggling: smtp_data_end() refuses a message with a bare CR/LF and
+ *     drops the connection when the end of data itself was not
+ *     CRLF.CRLF;
+ *   - "250" after DATA only once spool_writer_commit() returned 0.
+ *
+ * Bounds: a command line is at most 512 octets (AUTH lines 12288, RFC
+ * 4954 §4), longer ones get "500 5.5.2" and are discarded up to their
+ * end without losing sync; a DATA text line 1000 octets; input is read
+ * in bounded chunks and the message streamed to the spool, never held in
+ * memory; when more than OBUF_MAX of replies wait unsent (a client that
+ * pipelines but does not read), input is not read until they drain.
+ * Every wait has a timeout: smtpd_timeout idle, smtpd_session_timeout in
+ * total.  More than smtpd_max_errors errors close the session with 421.
+ *
+ * Early talkers: a client that sent bytes before our greeting (seen with
+ * MSG_PEEK when the connection is accepted) is not speaking SMTP as RFC
+ * 5321 §4.3.1 requires: a browser made to POST to our port, a spam bot.
+ * It gets "554 5.5.0" and is disconnected, as are HTTP verbs (GET, POST,
+ * CONNECT ...) sent as commands.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "acl.h"
+#include "auth.h"
+#include "log.h"
+#include "smtp_parse.h"
+#include "smtpd.h"
+#include "smtpd_session.h"
+#include "spool.h"
+#include "util.h"
+
+#define OBUF_MAX	(64 * 1024)	/* unsent replies before we stop reading */
+#define IBUF_MAX	(128 * 1024)	/* read high-watermark */
+#define DATA_CHUNK	16384		/* DATA bytes scanned per step */
+#define REPLY_MAX	512		/* RFC 5321 §4.5.3.1.5 reply line */
+
+enum smtp_state {
+	S_CONNECTED = 0,	/* greeted, or TLS just started: EHLO needed */
+	S_HELO,			/* EHLO/HELO done, no transaction */
+	S_MAIL,			/* MAIL accepted, no recipient yet */
+	S_RCPT,			/* at least one recipient accepted */
+	S_DATA,			/* 354 sent: message text streams in */
+	S_STARTTLS,		/* 220 sent: flush, then the TLS handshake */
+	S_AUTH_PLAIN,		/* 334 sent, PLAIN response expected */
+	S_AUTH_USER,		/* LOGIN: "334 Username:" sent */
+	S_AUTH_PASS,		/* LOGIN: "334 Password:" sent */
+	S_QUIT,			/* last reply queued: close once flushed */
+};
+
+static const char *const strstate[] = {
+	"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "STARTTLS",
+	"AUTH_PLAIN", "AUTH_USER", "AUTH_PASS", "QUIT",
+};
+
+#define NCMD	(CMD_HTTP + 1)
+
+struct smtpd_session {
+	TAILQ_ENTRY(smtpd_session) entry;
+	struct smtpd		*sd;
+	struct smtpd_conf	*conf;		/* our snapshot of the settings */
+	enum smtp_state		 state;
+
+	int			 fd;
+	struct bufferevent	*bev;
+	int			 bev_owns_fd;	/* TLS bufferevent closes it */
+	struct event		*ev_session;	/* smtpd_session_timeout */
+	struct sockaddr_storage	 ss;
+	char			 addr[INET6_ADDRSTRLEN];
+
+	char			 helo[SMTP_HELO_MAX + 1];
+	int			 esmtp;		/* EHLO, not HELO */
+	int			 tls;		/* TLS established */
+	char			 tls_proto[16];
+	char			 tls_info[160];
+	char			*auth_user;
+	char			 login_user[SMTP_AUTH_USER_MAX + 1];
+	const char		*auth_mech;
+
+	int			 errors;
+	int			 discarding;	/* inside an overlong line */
+	int			 paused;	/* reading off until output drains */
+	int			 stopping;	/* server shutting down */
+	unsigned int		 ncmd[NCMD];
+	unsigned int		 ncommands;
+
+	/* the transaction */
+	struct smtp_mail	 mail;
+	struct smtp_rcpt	*rcpts;
+	size_t			 nrcpt;
+	int			 rcpt_rejected;
+	struct spool_writer	*w;
+	char			 qid[QUEUE_ID_LEN + 1];
+	struct smtp_data_scan	 ds;
+	unsigned long long	 msgsize;
+	int			 too_big;
+	int			 io_error;
+};
+
+static void smtp_enter_state(struct smtpd_session *, enum smtp_state);
+static void smtp_process_input(struct smtpd_session *);
+static void smtp_free(struct smtpd_session *);
+static void smtp_read_cb(struct bufferevent *, void *);
+static void smtp_write_cb(struct bufferevent *, void *);
+static void smtp_event_cb(struct bufferevent *, short, void *);
+
+/* The line buffer: sessions run one at a time, so one is enough. */
+static char linebuf[SMTP_AUTH_LINE_MAX + 1];
+
+/*
+ * Replies
+ */
+
+static void
+smtp_reply(struct smtpd_session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+smtp_reply(struct smtpd_session *s, int code, const char *fmt, ...)
+{
+	char text[REPLY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text) - 6, fmt, ap);
+	va_end(ap);
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%d %s\r\n",
+	    code, text);
+	log_debug("smtpd %s: >>> %d %s", s->addr, code, text);
+	if (code >= 500)
+		s->errors++;
+}
+
+/* For logs: a client-chosen string with controls and non-ASCII as '?'. */
+static const char *
+safe_str(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
+		out[i] = (in[i] < 0x20 || in[i] >= 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
+/*
+ * The state machine
+ */
+
+static void
+smtp_tx_reset(struct smtpd_session *s)
+{
+	if (s->w != NULL) {
+		spool_writer_abort(s->w);
+		s->w = NULL;
+	}
+	memset(&s->mail, 0, sizeof(s->mail));
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpt = 0;
+	s->rcpt_rejected = 0;
+	s->qid[0] = '\0';
+	s->msgsize = 0;
+	s->too_big = 0;
+	s->io_error = 0;
+}
+
+static void
+smtp_enter_state(struct smtpd_session *s, enum smtp_state new)
+{
+	log_debug("smtpd %s: %s -> %s", s->addr, strstate[s->state],
+	    strstate[new]);
+	s->state = new;
+
+	switch (new) {
+	case S_CONNECTED:
+		/* RFC 3207 §4.2: after the handshake, forget everything
+		 * the client told us in the clear, EHLO included. */
+		s->helo[0] = '\0';
+		s->esmtp = 0;
+		smtp_tx_reset(s);
+		break;
+	case S_HELO:
+		/* RSET, EHLO/HELO, end of DATA, end of AUTH */
+		smtp_tx_reset(s);
+		break;
+	case S_MAIL:
+	case S_RCPT:
+	case S_DATA:
+	case S_AUTH_PLAIN:
+	case S_AUTH_USER:
+	case S_AUTH_PASS:
+		break;
+	case S_STARTTLS:
+		/* RFC 3207 §4: nothing the client sent after STARTTLS may
+		 * be read as plaintext; the handshake starts once the 220
+		 * is out (smtp_write_cb). */
+		bufferevent_disable(s->bev, EV_READ);
+		break;
+	case S_QUIT:
+		bufferevent_disable(s->bev, EV_READ);
+		smtp_tx_reset(s);
+		break;
+	}
+}
+
+static int
+smtp_relay_allowed(struct smtpd_session *s)
+{
+	return acl_match(s->conf->allow, (struct sockaddr *)&s->ss) ||
+	    s->auth_user != NULL;
+}
+
+/*
+ * Commands
+ */
+
+static void
+smtp_helo(struct smtpd_session *s, const char *arg, int esmtp)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct smtp_perr e;
+
+	if (smtp_parse_helo(arg, &e) == -1) {
+		smtp_reply(s, e.code, "%s", e.text);
+		return;
+	}
+	dr_strlcpy(s->helo, arg, sizeof(s->helo));
+	s->esmtp = esmtp;
+	smtp_enter_state(s, S_HELO);
+	if (!esmtp) {
+		smtp_reply(s, 250, "%s", s->conf->hostname);
+		return;
+	}
+	evbuffer_add_printf(out, "250-%s\r\n", s->conf->hostname);
+	evbuffer_add_printf(out, "250-PIPELINING\r\n");
+	evbuffer_add_printf(out, "250-SIZE %llu\r\n", s->conf->max_size);
+	evbuffer_add_printf(out, "250-8BITMIME\r\n");
+	evbuffer_add_printf(out, "250-SMTPUTF8\r\n");
+	if (s->conf->tls != NULL && !s->tls)
+		evbuffer_add_printf(out, "250-STARTTLS\r\n");
+	/* RFC 4954 §4, and our rule: credentials only over TLS */
+	if (s->conf->auth != NULL && s->tls && s->auth_user == NULL)
+		evbuffer_add_printf(out, "250-AUTH PLAIN LOGIN\r\n");
+	evbuffer_add_printf(out, "250 ENHANCEDSTATUSCODES\r\n");
+	log_debug("smtpd %s: >>> 250 (EHLO keywords)", s->addr);
+}
+
+static void
+smtp_mail(struct smtpd_session *s, const char *arg)
+{
+	struct smtp_perr e;
+
+	switch (s->state) {
+	case S_CONNECTED:
+		smtp_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+		return;
+	case S_MAIL:
+	case S_RCPT:
+		smtp_reply(s, 503, "5.5.1 Error: nested MAIL command");
+		return;
+	default:
+		break;
+	}
+	if (smtp_parse_mail(arg, &s->mail, &e) == -1) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply(s, e.code, "%s", e.text);
+		return;
+	}
+	if (s->mail.has_size && s->conf->max_size > 0 &&
+	    s->mail.size > s->conf->max_size) {
+		log_info("NOQUEUE: reject: MAIL from unknown[%s]: 552 message "
+		    "size %llu exceeds limit %llu; from=<%s>", s->addr,
+		    s->mail.size, s->conf->max_size, s->mail.addr);
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply(s, 552, "5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	smtp_enter_state(s, S_MAIL);
+	smtp_reply(s, 250, "2.1.0 Ok");
+}
+
+static void
+smtp_rcpt(struct smtpd_session *s, const char *arg)
+{
+	struct smtp_rcpt r;
+	struct smtp_perr e;
+	size_t i;
+
+	if (s->state != S_MAIL && s->state != S_RCPT) {
+		smtp_reply(s, 503, "5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (smtp_parse_rcpt(arg, s->mail.smtputf8, &r, &e) == -1) {
+		s->rcpt_rejected = 1;
+		smtp_reply(s, e.code, "%s", e.text);
+		return;
+	}
+	/* Relay control: the one rule that keeps us from being an open
+	 * relay.  Every recipient is remote for us. */
+	if (!smtp_relay_allowed(s)) {
+		log_info("NOQUEUE: reject: RCPT from unknown[%s]: 554 5.7.1 "
+		    "<%s>: Relay access denied; from=<%s> to=<%s> helo=<%s>",
+		    s->addr, r.addr, s->mail.addr, r.addr, s->helo);
+		s->rcpt_rejected = 1;
+		smtp_reply(s, 554, "5.7.1 <%s>: Relay access denied", r.addr);
+		return;
+	}
+	for (i = 0; i < s->nrcpt; i++)
+		if (strcmp(s->rcpts[i].addr, r.addr) == 0) {
+			/* duplicate: accept once */
+			smtp_reply(s, 250, "2.1.5 Ok");
+			return;
+		}
+	if (s->nrcpt >= (size_t)s->conf->max_rcpt) {
+		smtp_reply(s, 452, "4.5.3 Error: too many recipients");
+		return;
+	}
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) * sizeof(*s->rcpts));
+	s->rcpts[s->nrcpt++] = r;
+	smtp_enter_state(s, S_RCPT);
+	smtp_reply(s, 250, "2.1.5 Ok");
+}
+
+static void
+rfc5322_date(char *buf, size_t len)
+{
+	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed",
+	    "Thu", "Fri", "Sat" };
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr",
+	    "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t now = time(NULL);
+	struct tm tm;
+	long off;
+
+	localtime_r(&now, &tm);
+	off = tm.tm_gmtoff / 60;
+	snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
+	    days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+}
+
+/* RFC 5321 §4.4 trace header, folded, CRLF-terminated.  Length or -1. */
+static int
+smtp_received(struct smtpd_session *s, char *buf, size_t len)
+{
+	char date[64], lit[INET6_ADDRSTRLEN + 8], proto[16];
+	size_t n;
+	int r;
+
+	if (strchr(s->addr, ':') != NULL)
+		snprintf(lit, sizeof(lit), "[IPv6:%s]", s->addr);
+	else
+		snprintf(lit, sizeof(lit), "[%s]", s->addr);
+	/* RFC 3848 and RFC 6531 §3.7.3 protocol names */
+	if (!s->esmtp)
+		dr_strlcpy(proto, "SMTP", sizeof(proto));
+	else
+		snprintf(proto, sizeof(proto), "%s%s%s",
+		    s->mail.smtputf8 ? "UTF8SMTP" : "ESMTP",
+		    s->tls ? "S" : "", s->auth_user != NULL ? "A" : "");
+	rfc5322_date(date, sizeof(date));
+
+	r = snprintf(buf, len, "Received: from %s (%s)\r\n", s->helo, lit);
+	if (r < 0 || (size_t)r >= len)
+		return -1;
+	n = (size_t)r;
+	if (s->tls) {
+		r = snprintf(buf + n, len - n, "\t(using %s)\r\n",
+		    s->tls_info);
+		if (r < 0 || (size_t)r >= len - n)
+			return -1;
+		n += (size_t)r;
+	}
+	r = snprintf(buf + n, len - n, "\tby %s (danerelay) with %s id %s",
+	    s->conf->hostname, proto, s->qid);
+	if (r < 0 || (size_t)r >= len - n)
+		return -1;
+	n += (size_t)r;
+	if (s->nrcpt == 1)
+		r = snprintf(buf + n, len - n, "\r\n\tfor <%s>; %s\r\n",
+		    s->rcpts[0].addr, date);
+	else
+		r = snprintf(buf + n, len - n, ";\r\n\t%s\r\n", date);
+	if (r < 0 || (size_t)r >= len - n)
+		return -1;
+	return (int)(n + (size_t)r);
+}
+
+static void
+smtp_data(struct smtpd_session *s)
+{
+	char err[256], hdr[2048];
+	int n;
+
+	switch (s->state) {
+	case S_CONNECTED:
+	case S_HELO:
+		smtp_reply(s, 503, "5.5.1 Error: need MAIL command");
+		return;
+	case S_MAIL:
+		if (s->rcpt_rejected)
+			smtp_reply(s, 554, "5.5.1 Error: no valid recipients");
+		else
+			smtp_reply(s, 503, "5.5.1 Error: need RCPT command");
+		return;
+	default:
+		break;
+	}
+	if ((s->w = spool_writer_new(s->sd->spool, err, sizeof(err))) ==
+	    NULL) {
+		log_warnx("smtpd %s: cannot create queue file: %s", s->addr,
+		    err);
+		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
+		return;
+	}
+	dr_strlcpy(s->qid, spool_writer_id(s->w), sizeof(s->qid));
+	smtp_data_scan_init(&s->ds);
+	s->msgsize = 0;
+	s->too_big = s->io_error = 0;
+	if ((n = smtp_received(s, hdr, sizeof(hdr))) < 0 ||
+	    spool_writer_write(s->w, hdr, (size_t)n) == -1) {
+		log_warn("%s: cannot write queue file", s->qid);
+		smtp_tx_reset(s);
+		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
+		return;
+	}
+	smtp_enter_state(s, S_DATA);
+	smtp_reply(s, 354, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* Message bytes (unstuffed) on their way to the spool. */
+static void
+smtp_data_write(struct smtpd_session *s, const char *buf, size_t n)
+{
+	if (n == 0)
+		return;
+	s->msgsize += n;
+	if (s->conf->max_size > 0 && s->msgsize > s->conf->max_size)
+		s->too_big = 1;
+	/* Once the message is doomed, stop filling the disk; we keep
+	 * reading (and discarding) to the end of the data. */
+	if (s->too_big || s->io_error ||
+	    (s->ds.flags & (DATA_BARE_NL | DATA_LONG_LINE))) {
+		if (s->w != NULL) {
+			spool_writer_abort(s->w);
+			s->w = NULL;
+		}
+		return;
+	}
+	if (spool_writer_write(s->w, buf, n) == -1) {
+		log_warn("%s: write to queue file", s->qid);
+		s->io_error = 1;
+		spool_writer_abort(s->w);
+		s->w = NULL;
+	}
+}
+
+static struct spool_env *
+smtp_envelope(struct smtpd_session *s)
+{
+	struct spool_env *env = spool_env_new();
+	struct spool_rcpt *r;
+	size_t i;
+
+	env->sender = xstrdup(s->mail.addr);
+	env->client_addr = xstrdup(s->addr);
+	env->client_helo = xstrdup(s->helo);
+	env->auth_user = s->auth_user != NULL ? xstrdup(s->auth_user) : NULL;
+	env->body_8bit = s->mail.body == BODY_8BITMIME;
+	env->smtputf8 = s->mail.smtputf8;
+	env->envid = s->mail.envid[0] ? xstrdup(s->mail.envid) : NULL;
+	env->ret = s->mail.ret[0] ? xstrdup(s->mail.ret) : NULL;
+	for (i = 0; i < s->nrcpt; i++) {
+		r = spool_env_add_rcpt(env, s->rcpts[i].addr);
+		if (s->rcpts[i].orcpt[0] != '\0')
+			r->orcpt = xstrdup(s->rcpts[i].orcpt);
+	}
+	return env;
+}
+
+static void
+smtp_data_reject(struct smtpd_session *s, int code, const char *text)
+{
+	log_info("%s: reject: DATA from unknown[%s]: %d %s; from=<%s> "
+	    "nrcpt=%zu helo=<%s>", s->qid, s->addr, code, text, s->mail.addr,
+	    s->nrcpt, s->helo);
+	smtp_reply(s, code, "%s", text);
+}
+
+/* The end-of-data marker arrived: decide, and only then reply. */
+static void
+smtp_data_end(struct smtpd_session *s)
+{
+	struct spool_env *env;
+	char err[512], text[128];
+	int flags = s->ds.flags, unclean = flags & DATA_UNCLEAN_END;
+
+	if (flags & DATA_BARE_NL)
+		smtp_data_reject(s, 550, "5.6.0 Error: bare <CR> or <LF> "
+		    "received; lines must end in <CR><LF> (RFC 5321 section "
+		    "2.3.8)");
+	else if (flags & DATA_LONG_LINE)
+		smtp_data_reject(s, 550, "5.5.2 Error: text line longer than "
+		    "1000 octets (RFC 5321 section 4.5.3.1.6)");
+	else if (s->too_big) {
+		snprintf(text, sizeof(text), "5.3.4 Error: message too big "
+		    "(limit %llu bytes)", s->conf->max_size);
+		smtp_data_reject(s, 552, text);
+	} else if (s->io_error || s->w == NULL) {
+		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
+	} else {
+		env = smtp_envelope(s);
+		if (spool_writer_commit(s->w, env, err, sizeof(err)) == -1) {
+			s->w = NULL;	/* the spool aborted it */
+			log_warnx("%s: cannot queue message from unknown[%s]: "
+			    "%s", s->qid, s->addr, err);
+			smtp_reply(s, 451, "4.3.0 Error: could not queue "
+			    "message, try again later");
+		} else {
+			s->w = NULL;
+			/* durable now (file and directory fsync'ed) */
+			smtp_reply(s, 250, "2.0.0 Ok: queued as %s", env->id);
+			log_info("%s: client=unknown[%s], helo=<%s>, from=<%s>, "
+			    "size=%lld, nrcpt=%zu, tls=%s%s%s", env->id,
+			    s->addr, s->helo, env->sender,
+			    (long long)env->size, env->nrcpt,
+			    s->tls ? s->tls_proto : "none",
+			    s->auth_user != NULL ? ", auth=" : "",
+			    s->auth_user != NULL ? s->auth_user : "");
+			if (s->sd->cb != NULL)
+				s->sd->cb(env, s->sd->cbarg);
+		}
+		spool_env_free(env);
+	}
+	smtp_enter_state(s, S_HELO);
+	if (unclean) {
+		/* "<LF>.<LF>" and friends: the client and we may disagree
+		 * about where the message ended; whatever follows could be
+		 * a smuggled transaction.  Do not read any of it. */
+		log_warnx("smtpd %s: end of data not <CR><LF>.<CR><LF> "
+		    "(SMTP smuggling attempt?): disconnecting", s->addr);
+		smtp_enter_state(s, S_QUIT);
+	} else if (s->stopping) {
+		smtp_reply(s, 421, "4.3.2 %s Service shutting down, closing "
+		    "connection", s->conf->hostname);
+		smtp_enter_state(s, S_QUIT);
+	}
+}
+
+/* DATA: scan what arrived, stream it out, stop at the end marker. */
+static void
+smtp_data_input(struct smtpd_session *s)
+{
+	static char in[DATA_CHUNK], out[DATA_CHUNK + 1];
+	struct evbuffer *ib = bufferevent_get_input(s->bev);
+	ev_ssize_t n;
+	size_t used, olen;
+
+	while (s->state == S_DATA &&
+	    (n = evbuffer_copyout(ib, in, sizeof(in))) > 0) {
+		used = smtp_data_scan(&s->ds, in, (size_t)n, out, &olen);
+		evbuffer_drain(ib, used);
+		smtp_data_write(s, out, olen);
+		if (s->ds.done)
+			smtp_data_end(s);
+	}
+}
+
+static void
+smtp_auth_result(struct smtpd_session *s, const char *user, char *pass)
+{
+	char safe[SMTP_AUTH_USER_MAX + 1];
+	int r;
+
+	r = auth_check(s->conf->auth, user, pass);
+	OPENSSL_cleanse(pass, strlen(pass));
+	smtp_enter_state(s, S_HELO);
+	safe_str(user, safe, sizeof(safe));
+	if (r == 1) {
+		s->auth_user = xstrdup(user);
+		log_info("smtpd: client=unknown[%s], sasl_method=%s, "
+		    "sasl_username=%s", s->addr, s->auth_mech, safe);
+		smtp_reply(s, 235, "2.7.0 Authentication successful");
+	} else if (r == 0) {
+		/* the line fail2ban looks for */
+		log_warnx("authentication failed: user=<%s>, client=[%s]",
+		    safe, s->addr);
+		smtp_reply(s, 535, "5.7.8 Authentication credentials invalid");
+	} else {
+		log_warnx("smtpd %s: password check failed for user=<%s>: "
+		    "crypt error", s->addr, safe);
+		smtp_reply(s, 454, "4.7.0 Temporary authentication failure");
+	}
+}
+
+static void
+smtp_auth_plain_response(struct smtpd_session *s, const char *b64)
+{
+	char user[SMTP_AUTH_USER_MAX + 1], pass[SMTP_AUTH_PASS_MAX + 1];
+	struct smtp_perr e;
+
+	if (smtp_auth_plain(b64, user, sizeof(user), pass, sizeof(pass),
+	    &e) == -1) {
+		smtp_enter_state(s, S_HELO);
+		if (e.code == 535)
+			log_warnx("authentication failed: user=<>, "
+			    "client=[%s]", s->addr);
+		smtp_reply(s, e.code, "%s", e.text);
+		return;
+	}
+	smtp_auth_result(s, user, pass);
+	OPENSSL_cleanse(pass, sizeof(pass));
+}
+
+/* A line in one of the S_AUTH_* states. */
+static void
+smtp_auth_response(struct smtpd_session *s, const char *line, size_t len)
+{
+	char pass[SMTP_AUTH_PASS_MAX + 1];
+	struct smtp_perr e;
+
+	if (strcmp(line, "*") == 0) {
+		smtp_enter_state(s, S_HELO);
+		smtp_reply(s, 501, "5.7.0 Authentication aborted");
+		return;
+	}
+	if (strlen(line) != len) {
+		smtp_enter_state(s, S_HELO);
+		smtp_reply(s, 501, "5.5.2 Cannot decode AUTH response");
+		return;
+	}
+	switch (s->state) {
+	case S_AUTH_PLAIN:
+		smtp_auth_plain_response(s, line);
+		break;
+	case S_AUTH_USER:
+		if (smtp_auth_login(line, s->login_user, sizeof(s->login_user),
+		    &e) == -1) {
+			smtp_enter_state(s, S_HELO);
+			smtp_reply(s, e.code, "%s", e.text);
+			break;
+		}
+		smtp_enter_state(s, S_AUTH_PASS);
+		smtp_reply(s, 334, "UGFzc3dvcmQ6");	/* "Password:" */
+		break;
+	case S_AUTH_PASS:
+		if (smtp_auth_login(line, pass, sizeof(pass), &e) == -1) {
+			smtp_enter_state(s, S_HELO);
+			smtp_reply(s, e.code, "%s", e.text);
+			break;
+		}
+		smtp_auth_result(s, s->login_user, pass);
+		OPENSSL_cleanse(pass, sizeof(pass));
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+smtp_auth(struct smtpd_session *s, const char *arg)
+{
+	char mech[32], *ir;
+	struct smtp_perr e;
+	size_t n;
+
+	if (s->conf->auth == NULL) {
+		smtp_reply(s, 503, "5.5.1 Error: authentication not enabled");
+		return;
+	}
+	/* Credentials never travel in the clear (RFC 4954 §4 allows us
+	 * to insist; 538 is its "encryption required" reply). */
+	if (!s->tls) {
+		smtp_reply(s, 538, "5.7.11 Encryption required for requested "
+		    "authentication mechanism");
+		return;
+	}
+	if (s->state == S_CONNECTED) {
+		smtp_reply(s, 503, "5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->state != S_HELO) {
+		smtp_reply(s, 503, "5.5.1 Error: MAIL transaction in "
+		    "progress");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		smtp_reply(s, 503, "5.5.1 Error: already authenticated");
+		return;
+	}
+	n = strcspn(arg, " ");
+	if (n >= sizeof(mech)) {
+		smtp_reply(s, 504, "5.5.4 Unrecognized authentication type");
+		return;
+	}
+	memcpy(mech, arg, n);
+	mech[n] = '\0';
+	ir = (char *)arg + n;
+	while (*ir == ' ')
+		ir++;
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		s->auth_mech = "PLAIN";
+		if (*ir == '\0') {
+			smtp_enter_state(s, S_AUTH_PLAIN);
+			smtp_reply(s, 334, " ");
+			return;
+		}
+		smtp_auth_plain_response(s, ir);
+	} else if (strcasecmp(mech, "LOGIN") == 0) {
+		s->auth_mech = "LOGIN";
+		if (*ir == '\0') {
+			smtp_enter_state(s, S_AUTH_USER);
+			smtp_reply(s, 334, "VXNlcm5hbWU6");	/* Username: */
+			return;
+		}
+		if (smtp_auth_login(ir, s->login_user, sizeof(s->login_user),
+		    &e) == -1) {
+			smtp_reply(s, e.code, "%s", e.text);
+			return;
+		}
+		smtp_enter_state(s, S_AUTH_PASS);
+		smtp_reply(s, 334, "UGFzc3dvcmQ6");		/* Password: */
+	} else
+		smtp_reply(s, 504, "5.5.4 Unrecognized authentication type");
+}
+
+static void
+smtp_starttls(struct smtpd_session *s)
+{
+	if (s->conf->tls == NULL) {
+		smtp_reply(s, 502, "5.5.1 Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		smtp_reply(s, 503, "5.5.1 Error: TLS already active");
+		return;
+	}
+	if (s->state == S_CONNECTED) {
+		smtp_reply(s, 503, "5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->state != S_HELO) {
+		smtp_reply(s, 503, "5.5.1 Error: MAIL transaction in "
+		    "progress");
+		return;
+	}
+	/* Anything pipelined behind STARTTLS would be injected into the
+	 * TLS session (CVE-2011-0411 and kin): refuse, and hang up. */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+		log_warnx("smtpd %s: data pipelined after STARTTLS (command "
+		    "injection attempt?): disconnecting", s->addr);
+		smtp_reply(s, 554, "5.5.0 Error: command pipelined after "
+		    "STARTTLS");
+		smtp_enter_state(s, S_QUIT);
+		return;
+	}
+	smtp_enter_state(s, S_STARTTLS);
+	smtp_reply(s, 220, "2.0.0 Ready to start TLS");
+}
+
+/* The 220 for STARTTLS is out: replace the plain bufferevent. */
+static void
+smtp_tls_begin(struct smtpd_session *s)
+{
+	struct timeval tv = { s->conf->timeout, 0 };
+	char ebuf[256];
+	SSL *ssl;
+
+	if ((ssl = SSL_new(s->conf->tls)) == NULL) {
+		log_warnx("smtpd %s: SSL_new: %s", s->addr,
+		    ERR_error_string(ERR_get_error(), ebuf));
+		smtp_free(s);
+		return;
+	}
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_free(s->bev);
+	s->bev = bufferevent_openssl_socket_new(s->sd->base, s->fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		log_warnx("smtpd %s: cannot start TLS", s->addr);
+		SSL_free(ssl);
+		smtp_free(s);
+		return;
+	}
+	s->bev_owns_fd = 1;
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb,
+	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, IBUF_MAX);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void
+smtp_tls_established(struct smtpd_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	int alg = 0, bits;
+
+	bits = SSL_CIPHER_get_bits(c, &alg);
+	dr_strlcpy(s->tls_proto, SSL_get_version(ssl), sizeof(s->tls_proto));
+	snprintf(s->tls_info, sizeof(s->tls_info), "%s with cipher %s "
+	    "(%d/%d bits)", s->tls_proto, SSL_CIPHER_get_name(c), bits, alg);
+	s->tls = 1;
+	log_info("smtpd: TLS connection established from unknown[%s]: %s",
+	    s->addr, s->tls_info);
+	smtp_enter_state(s, S_CONNECTED);
+}
+
+static void
+smtp_command(struct smtpd_session *s, struct smtp_cmd *cmd)
+{
+	s->ncmd[cmd->verb]++;
+	s->ncommands++;
+
+	switch (cmd->verb) {
+	case CMD_HELO:
+	case CMD_EHLO:
+		smtp_helo(s, cmd->arg, cmd->verb == CMD_EHLO);
+		break;
+	case CMD_MAIL:
+		smtp_mail(s, cmd->arg);
+		break;
+	case CMD_RCPT:
+		smtp_rcpt(s, cmd->arg);
+		break;
+	case CMD_DATA:
+		smtp_data(s);
+		break;
+	case CMD_RSET:
+		if (s->state != S_CONNECTED)
+			smtp_enter_state(s, S_HELO);
+		smtp_reply(s, 250, "2.0.0 Ok");
+		break;
+	case CMD_NOOP:
+		smtp_reply(s, 250, "2.0.0 Ok");
+		break;
+	case CMD_QUIT:
+		smtp_reply(s, 221, "2.0.0 Bye");
+		smtp_enter_state(s, S_QUIT);
+		break;
+	case CMD_VRFY:
+		smtp_reply(s, 252, "2.0.0 Cannot VRFY user, but will accept "
+		    "message and attempt delivery");
+		break;
+	case CMD_EXPN:
+		smtp_reply(s, 502, "5.5.1 Error: EXPN not supported");
+		break;
+	case CMD_HELP:
+		smtp_reply(s, 214, "2.0.0 Commands: EHLO HELO MAIL RCPT DATA "
+		    "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+		break;
+	case CMD_STARTTLS:
+		smtp_starttls(s);
+		break;
+	case CMD_AUTH:
+		smtp_auth(s, cmd->arg);
+		break;
+	case CMD_HTTP:
+		log_warnx("smtpd %s: HTTP or proxy request sent to the SMTP "
+		    "port (cross-protocol attack?): disconnecting", s->addr);
+		smtp_reply(s, 554, "5.5.0 Error: this is an SMTP server");
+		smtp_enter_state(s, S_QUIT);
+		break;
+	case CMD_UNKNOWN:
+		smtp_reply(s, 500, "5.5.2 Error: command not recognized");
+		break;
+	}
+}
+
+static void
+smtp_line(struct smtpd_session *s, char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	struct smtp_perr e;
+
+	if (s->state == S_AUTH_PLAIN || s->state == S_AUTH_USER ||
+	    s->state == S_AUTH_PASS) {
+		log_debug("smtpd %s: <<< (AUTH response)", s->addr);
+		smtp_auth_response(s, line, len);
+		OPENSSL_cleanse(line, len);
+		return;
+	}
+	if (smtp_parse_command(line, len, &cmd, &e) == -1) {
+		s->ncommands++;
+		log_debug("smtpd %s: <<< (bad command line)", s->addr);
+		smtp_reply(s, e.code, "%s", e.text);
+		return;
+	}
+	if (cmd.verb == CMD_AUTH)
+		log_debug("smtpd %s: <<< AUTH ...", s->addr);
+	else
+		log_debug("smtpd %s: <<< %s", s->addr, line);
+	smtp_command(s, &cmd);
+	if (cmd.verb == CMD_AUTH)
+		OPENSSL_cleanse(line, len);
+}
+
+/* RFC 5321 §4.5.3.1.4: 512 octets; AUTH lines 12288 (RFC 4954 §4). */
+static size_t
+smtp_line_limit(struct smtpd_session *s, struct evbuffer *in)
+{
+	char head[5];
+
+	if (s->state == S_AUTH_PLAIN || s->state == S_AUTH_USER ||
+	    s->state == S_AUTH_PASS)
+		return SMTP_AUTH_LINE_MAX;
+	if (evbuffer_copyout(in, head, sizeof(head)) == sizeof(head) &&
+	    strncasecmp(head, "AUTH ", 5) == 0)
+		return SMTP_AUTH_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
+}
+
+/*
+ * Next command line into linebuf (CR LF or LF removed).  1 a line,
+ * 0 need more input, -1 an overlong line ended (and was answered).
+ */
+static int
+smtp_getline(struct smtpd_session *s, size_t *lenp)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr p;
+	size_t avail = evbuffer_get_length(in), limit, n;
+
+	if (avail == 0)
+		return 0;
+	limit = smtp_line_limit(s, in);
+	p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (p.pos == -1) {
+		/* no end yet: if it is already too long, stop keeping it */
+		if (s->discarding || avail >= limit) {
+			evbuffer_drain(in, avail);
+			s->discarding = 1;
+		}
+		return 0;
+	}
+	n = (size_t)p.pos + 1;
+	if (s->discarding || n > limit) {
+		evbuffer_drain(in, n);
+		s->discarding = 0;
+		log_info("smtpd %s: command line longer than %zu octets",
+		    s->addr, limit);
+		smtp_reply(s, 500, "5.5.2 Error: line too long (limit %zu "
+		    "octets)", limit);
+		s->ncommands++;
+		return -1;
+	}
+	evbuffer_remove(in, linebuf, n);
+	n--;
+	if (n > 0 && linebuf[n - 1] == '\r')
+		n--;
+	linebuf[n] = '\0';
+	*lenp = n;
+	return 1;
+}
+
+/* Everything that arrived, in order, as far as the state allows. */
+static void
+smtp_process_input(struct smtpd_session *s)
+{
+	size_t len;
+	int r;
+
+	for (;;) {
+		if (s->state == S_QUIT || s->state == S_STARTTLS)
+			return;
+		if (s->state == S_DATA) {
+			smtp_data_input(s);
+			if (s->state == S_DATA)
+				return;
+			continue;
+		}
+		/* A client that pipelines without reading our replies
+		 * does not get to fill our memory with them. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    OBUF_MAX) {
+			s->paused = 1;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		if ((r = smtp_getline(s, &len)) == 0)
+			return;
+		if (r == 1)
+			smtp_line(s, linebuf, len);
+		if (s->errors > s->conf->max_errors && s->state != S_QUIT) {
+			log_warnx("smtpd %s: too many errors (%d): "
+			    "disconnecting", s->addr, s->errors);
+			smtp_reply(s, 421, "4.7.0 %s Error: too many errors",
+			    s->conf->hostname);
+			smtp_enter_state(s, S_QUIT);
+		}
+	}
+}
+
+/* Free the session if it is done and its last reply went out. */
+static int
+smtp_check_close(struct smtpd_session *s)
+{
+	if (s->state == S_QUIT &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		smtp_free(s);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * libevent callbacks
+ */
+
+static void
+smtp_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	smtp_process_input(s);
+	smtp_check_close(s);
+}
+
+/* The output buffer drained. */
+static void
+smtp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	if (smtp_check_close(s))
+		return;
+	if (s->state == S_STARTTLS && !s->bev_owns_fd) {
+		smtp_tls_begin(s);
+		return;
+	}
+	if (s->paused) {
+		s->paused = 0;
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
+		smtp_check_close(s);
+	}
+}
+
+static void
+smtp_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtpd_session *s = arg;
+	char ebuf[256];
+	unsigned long e;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done */
+		smtp_tls_established(s);
+		smtp_process_input(s);
+		smtp_check_close(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if ((what & BEV_EVENT_READING) && s->state != S_QUIT &&
+		    s->state != S_STARTTLS) {
+			log_info("smtpd %s: timeout after %s", s->addr,
+			    strstate[s->state]);
+			smtp_reply(s, 421, "4.4.2 %s Error: timeout exceeded",
+			    s->conf->hostname);
+			smtp_enter_state(s, S_QUIT);
+			return;
+		}
+		log_info("smtpd %s: %s timeout in state %s", s->addr,
+		    (what & BEV_EVENT_READING) ? "read" : "write",
+		    strstate[s->state]);
+		smtp_free(s);
+		return;
+	}
+	if (s->state == S_STARTTLS && (what & BEV_EVENT_ERROR) &&
+	    s->bev_owns_fd) {
+		ebuf[0] = '\0';
+		while ((e = bufferevent_get_openssl_error(bev)) != 0)
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+		log_warnx("smtpd: TLS handshake failed from unknown[%s]: %s",
+		    s->addr, ebuf[0] ? ebuf : strerror(errno));
+	} else if (what & BEV_EVENT_ERROR)
+		log_info("smtpd %s: connection error in state %s: %s",
+		    s->addr, strstate[s->state], strerror(errno));
+	else if (s->state != S_QUIT && s->state != S_HELO &&
+	    s->state != S_CONNECTED)
+		log_info("smtpd %s: lost connection in state %s", s->addr,
+		    strstate[s->state]);
+	smtp_free(s);
+}
+
+static void
+smtp_session_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	if (s->state == S_QUIT)
+		return;
+	log_info("smtpd %s: session time limit (%llds) exceeded in state %s",
+	    s->addr, s->conf->session_timeout, strstate[s->state]);
+	if (s->state == S_STARTTLS) {
+		smtp_free(s);
+		return;
+	}
+	smtp_reply(s, 421, "4.4.2 %s Error: session time limit exceeded",
+	    s->conf->hostname);
+	smtp_enter_state(s, S_QUIT);
+	smtp_check_close(s);
+}
+
+/*
+ * Life cycle
+ */
+
+static void
+smtp_log_disconnect(struct smtpd_session *s)
+{
+	static const enum smtp_verb order[] = { CMD_EHLO, CMD_HELO,
+	    CMD_STARTTLS, CMD_AUTH, CMD_MAIL, CMD_RCPT, CMD_DATA, CMD_RSET,
+	    CMD_NOOP, CMD_VRFY, CMD_EXPN, CMD_HELP, CMD_QUIT, CMD_UNKNOWN,
+	    CMD_HTTP };
+	char buf[512], name[16];
+	size_t i, n = 0, k;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (s->ncmd[order[i]] == 0)
+			continue;
+		dr_strlcpy(name, smtp_verb_name(order[i]), sizeof(name));
+		for (k = 0; name[k]; k++)
+			name[k] = (char)(name[k] | 0x20);	/* lower */
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s=%u",
+		    order[i] == CMD_HTTP ? "http" : name, s->ncmd[order[i]]);
+		if (n >= sizeof(buf))
+			break;
+	}
+	log_info("smtpd: disconnect from unknown[%s]%s commands=%u", s->addr,
+	    buf, s->ncommands);
+}
+
+static void
+smtp_free(struct smtpd_session *s)
+{
+	struct smtpd *sd = s->sd;
+
+	TAILQ_REMOVE(&sd->sessions, s, entry);
+	sd->nsessions--;
+	smtp_log_disconnect(s);
+	smtp_tx_reset(s);
+	if (s->ev_session != NULL)
+		event_free(s->ev_session);
+	if (s->bev != NULL) {
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		bufferevent_free(s->bev);
+	}
+	if (!s->bev_owns_fd)
+		close(s->fd);
+	if (s->auth_user != NULL)
+		free(s->auth_user);
+	OPENSSL_cleanse(s->login_user, sizeof(s->login_user));
+	smtpd_conf_unref(s->conf);
+	free(s);
+}
+
+static void
+sockaddr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const struct sockaddr_in6 *sin6;
+	const struct sockaddr_in *sin;
+
+	buf[0] = '\0';
+	if (ss->ss_family == AF_INET) {
+		sin = (const struct sockaddr_in *)(const void *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len);
+	} else if (ss->ss_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)(const void *)ss;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], buf,
+			    (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
+			    (socklen_t)len);
+	}
+	if (buf[0] == '\0')
+		dr_strlcpy(buf, "unknown", len);
+}
+
+struct smtpd_session *
+smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct smtpd_session *s;
+	struct timeval tv;
+	char peek;
+	int early;
+
+	if (evutil_make_socket_nonblocking(fd) == -1) {
+		close(fd);
+		return NULL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->sd = sd;
+	s->fd = fd;
+	s->conf = smtpd_conf_ref(sd->conf);
+	s->state = S_CONNECTED;
+	if (salen > sizeof(s->ss))
+		salen = sizeof(s->ss);
+	memcpy(&s->ss, sa, salen);
+	sockaddr_text(&s->ss, s->addr, sizeof(s->addr));
+
+	/* Did it talk before we did? */
+	early = recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+
+	if ((s->bev = bufferevent_socket_new(sd->base, fd, 0)) == NULL) {
+		log_warnx("smtpd %s: cannot set up connection", s->addr);
+		smtpd_conf_unref(s->conf);
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
+	sd->nsessions++;
+	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb,
+	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, IBUF_MAX);
+	tv.tv_sec = s->conf->timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->ev_session = evtimer_new(sd->base, smtp_session_timeout, s);
+	tv.tv_sec = s->conf->session_timeout;
+	if (s->ev_session != NULL)
+		evtimer_add(s->ev_session, &tv);
+
+	log_info("smtpd: connect from unknown[%s]", s->addr);
+	if (early) {
+		log_warnx("smtpd %s: client sent data before the greeting "
+		    "(RFC 5321 section 4.3.1): disconnecting", s->addr);
+		smtp_reply(s, 554, "5.5.0 %s Error: data sent before the "
+		    "greeting", s->conf->hostname);
+		smtp_enter_state(s, S_QUIT);
+		return s;
+	}
+	smtp_reply(s, 220, "%s ESMTP danerelay", s->conf->hostname);
+	return s;
+}
+
+void
+smtpd_sessions_shutdown(struct smtpd *sd)
+{
+	struct smtpd_session *s, *next;
+
+	for (s = TAILQ_FIRST(&sd->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		s->stopping = 1;
+		switch (s->state) {
+		case S_DATA:	/* finish this message, then 421 */
+		case S_QUIT:
+			break;
+		case S_STARTTLS:
+			smtp_free(s);
+			break;
+		default:
+			smtp_reply(s, 421, "4.3.2 %s Service shutting down, "
+			    "closing connection", s->conf->hostname);
+			smtp_enter_state(s, S_QUIT);
+			break;
+		}
+	}
+}
+
+void
+smtpd_sessions_free(struct smtpd *sd)
+{
+	struct smtpd_session *s;
+
+	while ((s = TAILQ_FIRST(&sd->sessions)) != NULL) {
+		if (s->state == S_DATA)
+			log_info("smtpd %s: shutting down: message in progress "
+			    "discarded (not acknowledged)", s->addr);
+		smtp_free(s);
+	}
+}

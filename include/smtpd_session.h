@@ -1,0 +1,77 @@
+/*
+ * smtpd_session.h - internal to the inbound server (smtpd.c and
+ * smtpd_session.c); nothing else includes it.  Other modules use smtpd.h.
+ *
+ * struct smtpd_conf is a reference-counted snapshot of the settings a
+ * session needs.  smtpd_reload() makes a new one; sessions that are
+ * already running keep theirs until they end, so a reload never changes
+ * the rules in the middle of a transaction.
+ */
+#ifndef DR_SMTPD_SESSION_H
+#define DR_SMTPD_SESSION_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "smtpd.h"
+
+struct acl;
+struct auth_table;
+struct evconnlistener;
+struct smtpd_session;
+
+struct smtpd_conf {
+	int refs;
+	char *hostname;
+	struct acl *allow;		/* relay clients */
+	struct auth_table *auth;	/* NULL: no AUTH */
+	SSL_CTX *tls;			/* NULL: no STARTTLS */
+	unsigned long long max_size;	/* message bytes, 0 = no limit */
+	int max_rcpt;
+	int max_errors;
+	long long timeout;		/* idle, seconds */
+	long long session_timeout;	/* total, seconds */
+	int max_clients;
+};
+
+struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,
+    size_t errlen);
+struct smtpd_conf *smtpd_conf_ref(struct smtpd_conf *c);
+void smtpd_conf_unref(struct smtpd_conf *c);
+
+struct smtpd_listener {
+	int fd;
+	char text[80];
+	struct evconnlistener *evl;
+};
+
+TAILQ_HEAD(smtpd_session_list, smtpd_session);
+
+struct smtpd {
+	struct smtpd_listener listeners[CONFIG_MAX_LISTEN];
+	int nlisteners;
+	struct smtpd_conf *conf;	/* current settings */
+	struct event_base *base;
+	struct spool *spool;
+	smtpd_message_cb *cb;
+	void *cbarg;
+	struct smtpd_session_list sessions;
+	int nsessions;
+	int stopping;
+};
+
+/* Take over an accepted socket (non-blocking).  NULL if it could not be
+ * set up (the fd is closed then). */
+struct smtpd_session *smtpd_session_new(struct smtpd *sd, int fd,
+    const struct sockaddr *sa, socklen_t salen);
+/* Server stopping: an idle session gets 421 and closes; one receiving a
+ * message finishes it, then gets 421. */
+void smtpd_sessions_shutdown(struct smtpd *sd);
+/* Immediate teardown of every session (no reply); messages in progress
+ * are discarded, never acknowledged. */
+void smtpd_sessions_free(struct smtpd *sd);
+
+#endif
