@@ -359,8 +359,8 @@ queue_list(struct cli *c, int argc, char **argv)
 	if (shown == 0)
 		printf("Mail queue is empty\n");
 	else
-		printf("-- %llu KiB in %zu message%s.\n", (total + 1023) / 1024,
-		    shown, shown == 1 ? "" : "s");
+		printf("-- %llu KiB in %zu messages.\n", (total + 1023) / 1024,
+		    shown);
 	spool_ids_free(ids, n);
 	spool_close(sp);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
