@@ -47,7 +47,10 @@
  * a remote server puts into an address or a reply can add a line or a
  * field.  The parser is strict: unknown or repeated keys, raw control
  * bytes, bad escapes, %00, numbers out of range, a missing "end" or
- * anything after it are errors, reported as "line N: reason".
+ * anything after it are errors, reported as "line N: reason".  Limits:
+ * 64 KiB per decoded value (rcpt-error is cut to 4 KiB when written),
+ * 100000 recipients, 32 MiB per envelope; the writer keeps to them, so
+ * whatever it writes the parser reads back.
  */
 
 #include <sys/stat.h>
@@ -72,6 +75,7 @@
 #define ENV_MAXFILE	(32 * 1024 * 1024)	/* bytes of one envelope */
 #define ENV_MAXVALUE	(64 * 1024)		/* decoded bytes of one value */
 #define ENV_MAXRCPT	100000
+#define ENV_MAXERROR	4096			/* rcpt-error is cut here */
 #define WBUF_SIZE	(64 * 1024)
 #define ID_TRIES	100
 
@@ -272,20 +276,22 @@ needs_escape(unsigned char c)
 	return c <= 0x20 || c == 0x7f || c == '%';
 }
 
-/* "key value\n" with the value escaped; nothing for a NULL value. */
+/* "key value\n" with the value escaped and cut at max bytes; nothing
+ * for a NULL value. */
 static void
-sbuf_kv(struct sbuf *b, const char *key, const char *v)
+sbuf_kv_max(struct sbuf *b, const char *key, const char *v, size_t max)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p;
+	const unsigned char *p, *end;
 	char esc[3];
 
 	if (v == NULL)
 		return;
+	end = (const unsigned char *)v + strnlen(v, max);
 	sbuf_str(b, key);
 	if (*v != '\0')
 		sbuf_add(b, " ", 1);
-	for (p = (const unsigned char *)v; *p; p++) {
+	for (p = (const unsigned char *)v; p < end; p++) {
 		if (!needs_escape(*p)) {
 			sbuf_add(b, (const char *)p, 1);
 			continue;
@@ -296,6 +302,12 @@ sbuf_kv(struct sbuf *b, const char *key, const char *v)
 		sbuf_add(b, esc, 3);
 	}
 	sbuf_add(b, "\n", 1);
+}
+
+static void
+sbuf_kv(struct sbuf *b, const char *key, const char *v)
+{
+	sbuf_kv_max(b, key, v, ENV_MAXVALUE);
 }
 
 char *
@@ -328,7 +340,8 @@ spool_env_format(const struct spool_env *env, size_t *lenp)
 		sbuf_num(&b, "rcpt-next", (long long)r->next_attempt);
 		sbuf_kv(&b, "rcpt-orcpt", r->orcpt);
 		sbuf_kv(&b, "rcpt-relay", r->relay);
-		sbuf_kv(&b, "rcpt-error", r->last_error);
+		/* A remote reply can be long; what matters fits in 4K. */
+		sbuf_kv_max(&b, "rcpt-error", r->last_error, ENV_MAXERROR);
 	}
 	sbuf_str(&b, "end\n");
 	*lenp = b.len;
@@ -1073,6 +1086,29 @@ lock_op(int fd, int cmd, short type)
 	return 0;
 }
 
+/* A freshly made spool_dir must itself survive a crash. */
+static int
+fsync_parent(const char *dir)
+{
+	char *p, *slash;
+	int r;
+
+	p = xstrdup(dir);
+	while ((slash = strrchr(p, '/')) != NULL && slash[1] == '\0' &&
+	    slash != p)
+		*slash = '\0';		/* trailing slashes */
+	if ((slash = strrchr(p, '/')) == NULL)
+		r = fsync_dir(".");
+	else if (slash == p)
+		r = fsync_dir("/");
+	else {
+		*slash = '\0';
+		r = fsync_dir(p);
+	}
+	free(p);
+	return r;
+}
+
 struct spool *
 spool_open_flags(const char *dir, int flags, char *err, size_t errlen)
 {
@@ -1085,6 +1121,11 @@ spool_open_flags(const char *dir, int flags, char *err, size_t errlen)
 	}
 	if (create && mkdir_p(dir, 0700) == -1) {
 		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if (create && fsync_parent(dir) == -1) {
+		snprintf(err, errlen, "fsync the directory holding %s: %s",
+		    dir, strerror(errno));
 		return NULL;
 	}
 	sp = xcalloc(1, sizeof(*sp));
@@ -1294,6 +1335,10 @@ env_check(const struct spool_env *env, char *err, size_t errlen)
 		snprintf(err, errlen, "envelope without recipients");
 		return -1;
 	}
+	if (env->nrcpt > ENV_MAXRCPT) {
+		snprintf(err, errlen, "more than %d recipients", ENV_MAXRCPT);
+		return -1;
+	}
 	for (i = 0; i < env->nrcpt; i++)
 		if (env->rcpts[i].addr == NULL ||
 		    env->rcpts[i].addr[0] == '\0') {
@@ -1339,6 +1384,10 @@ spool_writer_commit(struct spool_writer *w, struct spool_env *env,
 		env->created = time(NULL);
 	text = spool_env_format(env, &len);
 	step = "write envelope";
+	if (len > ENV_MAXFILE) {
+		errno = EFBIG;
+		goto fail;
+	}
 	if (write_tmp_file(sp->tmpfd, envname, 0, text, len) == -1)
 		goto fail;
 
@@ -1428,6 +1477,12 @@ spool_env_save(struct spool *sp, const struct spool_env *env,
 	snprintf(tmpname, sizeof(tmpname), "%s.%ld.%u", envname,
 	    (long)getpid(), sp->serial++);
 	text = spool_env_format(env, &len);
+	if (len > ENV_MAXFILE) {
+		snprintf(err, errlen, "envelope larger than %d bytes",
+		    ENV_MAXFILE);
+		free(text);
+		return -1;
+	}
 	if (write_tmp_file(sp->tmpfd, tmpname, 1, text, len) == -1) {
 		snprintf(err, errlen, "write tmp/%s: %s",
 		    tmpname, strerror(errno));

@@ -498,6 +498,17 @@ test_save_states(struct spool *sp)
 		CHECK(back->rcpts[1].state == RCPT_FAILED);
 		spool_env_free(back);
 	}
+	/* An enormous remote reply is cut to 4 KiB, and still loads. */
+	free(env->rcpts[2].last_error);
+	env->rcpts[2].last_error = xmalloc(200001);
+	memset(env->rcpts[2].last_error, '%', 200000);
+	env->rcpts[2].last_error[200000] = '\0';
+	CHECK(spool_env_save(sp, env, err, sizeof(err)) == 0);
+	CHECK(spool_env_load(sp, id, &back, err, sizeof(err)) == 0);
+	if (back != NULL) {
+		CHECK(strlen(back->rcpts[2].last_error) == 4096);
+		spool_env_free(back);
+	}
 	/* Saving twice is fine; saving a removed message is refused. */
 	CHECK(spool_env_save(sp, env, err, sizeof(err)) == 0);
 	CHECK(spool_remove(sp, id) == 0);
