@@ -1170,7 +1170,10 @@ bev_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == S_CONNECT) {
 			log_debug("%s: %s: connected", lid(c), c->relay);
-			client_state(c, S_BANNER);
+			if (client_state(c, S_BANNER) == -1)
+				return;
+			/* The banner may have been read before this event. */
+			client_read(c);
 		} else if (c->state == S_HANDSHAKE) {
 			if (handshake_end(c, 1, NULL) == -1)
 				return;

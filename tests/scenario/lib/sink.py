@@ -55,6 +55,7 @@ In Python (from a test):
     import sink
     s = sink.spawn(DIR, "127.0.70.5", cert=..., key=..., rules=[...])
     ... s.port ... s.messages() ... s.stats() ... s.transcripts()
+    s.wait_idle()       # every session over and written down
     s.stop()
     sink.read_messages(DIR) -> list of dicts, each with "data" (bytes)
 
@@ -159,13 +160,13 @@ class Sink:
                 OSError) as e:
             sess.end = sess.end or "error: %s" % e
         finally:
-            self.active -= 1
-            self.write_stats()
-            self.append("transcript.jsonl", sess.transcript())
             try:
                 writer.close()
             except Exception:
                 pass
+            self.append("transcript.jsonl", sess.transcript())
+            self.active -= 1
+            self.write_stats()
 
 
 class Session:
@@ -574,6 +575,18 @@ class SinkProcess:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def wait_idle(self, timeout=10):
+        """Wait until no session is open and every ended one is in the
+        transcript; True if so within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.stats()
+            if st.get("active", 1) == 0 and \
+                    len(self.transcripts()) >= st.get("connections", 0):
+                return True
+            time.sleep(0.05)
+        return False
 
     def stop(self):
         if self.proc.poll() is None:
