@@ -7,7 +7,9 @@
  * both to tmp/, fsyncs them, renames data then envelope into queue/ and
  * fsyncs the directory, so "250" after DATA means it survives a crash.
  * spool_open() recovers: removes tmp/ leftovers and data without
- * envelope, logging each.
+ * envelope, logging each, and moves envelopes that do not load (with
+ * their data) to corrupt/ - accepted mail is never deleted silently.
+ * Error strings never start with the queue id: callers prefix it.
  */
 #ifndef DR_SPOOL_H
 #define DR_SPOOL_H
