@@ -291,7 +291,8 @@ policy_table_parse(const char *buf, size_t len, const char *name, char *err,
 		}
 		t->e[t->n++] = e;
 	}
-	qsort(t->e, t->n, sizeof(*t->e), entry_cmp);
+	if (t->n > 1)
+		qsort(t->e, t->n, sizeof(*t->e), entry_cmp);
 	for (i = 1; i < t->n; i++) {
 		if (strcmp(t->e[i - 1].domain, t->e[i].domain) != 0)
 			continue;
