@@ -23,6 +23,15 @@ int queue_load(struct queue *q);
 void queue_add(struct queue *q, const struct spool_env *env);
 /* Retry now: everything (id NULL), one queue id, or one domain. */
 int queue_flush(struct queue *q, const char *id_or_domain);
+/* Hold (on = 1) or release (on = 0) a message: a held message is not
+ * delivered and does not expire.  0 ok, -1 no such message. */
+int queue_hold(struct queue *q, const char *id, int on);
+/* Remove a message from the queue and the spool (an attempt in flight is
+ * cancelled first; its outcome is discarded).  0 ok, -1 no such message. */
+int queue_delete(struct queue *q, const char *id);
+/* Call fn for every message (for the control socket's listing). */
+void queue_foreach(struct queue *q, void (*fn)(const struct spool_env *env,
+    int active, void *arg), void *arg);
 void queue_reload(struct queue *q, const struct config *cf);
 /* Stop starting deliveries; cancel those in flight (deferred). */
 void queue_stop(struct queue *q);

@@ -484,6 +484,62 @@ queue_flush(struct queue *q, const char *what)
 	return found ? 0 : -1;
 }
 
+int
+queue_hold(struct queue *q, const char *id, int on)
+{
+	struct qmsg *m = qmsg_find(q, id);
+	char err[256];
+
+	if (m == NULL)
+		return -1;
+	if (m->env->hold != on) {
+		m->env->hold = on;
+		if (spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)
+			log_warnx("%s: %s", id, err);
+		log_info("%s: %s by the operator", id, on ? "held" : "released");
+	}
+	if (!on)
+		queue_schedule(q, 0);
+	return 0;
+}
+
+int
+queue_delete(struct queue *q, const char *id)
+{
+	struct qmsg *m = qmsg_find(q, id);
+	struct qjob *j, *tmp;
+
+	if (m == NULL)
+		return -1;
+	/* cancel attempts in flight; their done() sees nres == 0 */
+	for (j = TAILQ_FIRST(&q->jobs); j != NULL; j = tmp) {
+		tmp = TAILQ_NEXT(j, entry);
+		if (j->m == m) {
+			m->njobs++;	/* keep m alive through job_done */
+			delivery_cancel(j->job);
+			m->njobs--;
+		}
+	}
+	if (spool_remove(q->sp, id) == -1)
+		log_warn("%s: cannot remove from spool", id);
+	else
+		log_info("%s: removed by the operator", id);
+	TAILQ_REMOVE(&q->msgs, m, entry);
+	q->nmsgs--;
+	qmsg_free(m);
+	return 0;
+}
+
+void
+queue_foreach(struct queue *q, void (*fn)(const struct spool_env *env,
+    int active, void *arg), void *arg)
+{
+	struct qmsg *m;
+
+	TAILQ_FOREACH(m, &q->msgs, entry)
+		fn(m->env, m->njobs > 0, arg);
+}
+
 void
 queue_reload(struct queue *q, const struct config *cf)
 {
