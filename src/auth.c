@@ -59,6 +59,22 @@ hash_strong(const char *h)
 	return 0;
 }
 
+/* A complete hash, not just a setting ("$6$salt$"): the last field,
+ * the hash itself, is at least 20 characters of crypt's base64. */
+static int
+hash_complete(const char *h)
+{
+	const char *last = strrchr(h, '$');
+	size_t n;
+
+	if (last == NULL)
+		return 0;
+	last++;
+	n = strspn(last, "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz");
+	return n >= 20 && last[n] == '\0';
+}
+
 static const char *
 hash_method_name(const char *h)
 {
@@ -161,6 +177,11 @@ auth_load(const char *path, char *err, size_t errlen)
 			    "are too weak; use yescrypt ($y$) or SHA-512-crypt "
 			    "($6$), e.g. from mkpasswd(1)", path, lineno, user,
 			    hash_method_name(hash));
+			goto fail;
+		}
+		if (!hash_complete(hash)) {
+			snprintf(err, errlen, "%s:%d: user \"%s\": malformed "
+			    "password hash", path, lineno, user);
 			goto fail;
 		}
 		switch (crypt_checksalt(hash)) {

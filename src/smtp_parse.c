@@ -259,8 +259,8 @@ utf8_valid(const unsigned char *s, size_t n)
 static int
 is_atext(unsigned char c)
 {
-	return (isascii(c) && isalnum(c)) || strchr("!#$%&'*+-/=?^_`{|}~",
-	    c) != NULL || c >= 0x80;
+	return (isascii(c) && isalnum(c)) || c >= 0x80 ||
+	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 #define PATH_NULL_OK		0x01	/* "<>" (MAIL) */
