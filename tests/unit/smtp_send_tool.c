@@ -20,7 +20,7 @@
  *   ready tls=PROTO|none cipher=C auth=A trusted=0|1 verified=0|1
  *         dane_unusable=0|1 tlsa="..." peer="CN" ext=0xFLAGS size=N
  *   rcpt msg=N idx=I addr=<A> code=C reply="..."
- *   done msg=N status=ok|fail class=C permanent=0|1 usable=0|1 stage=S
+ *   done msg=N status=ok|fail class=C permanent=0|1 usable=0|1 stage="S"
  *        code=C enh=E tlsrpt=T naccepted=N reply="..."
  * Exit: 0 every message accepted, 1 otherwise, 2 usage/setup error.
  */
@@ -149,7 +149,7 @@ on_done(struct smtp_client *c, const struct smtp_result *res, void *arg)
 {
 	sent++;
 	printf("done msg=%d status=%s class=%s permanent=%d usable=%d "
-	    "stage=%s code=%d enh=%s tlsrpt=%s naccepted=%zu reply=\"%s\"\n",
+	    "stage=\"%s\" code=%d enh=%s tlsrpt=%s naccepted=%zu reply=\"%s\"\n",
 	    sent, res->fail == SMTP_OK ? "ok" : "fail",
 	    smtp_fail_name(res->fail), res->permanent, res->usable,
 	    res->stage ? res->stage : "-", res->code,
