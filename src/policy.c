@@ -556,6 +556,12 @@ decide_dane(struct decision_host *dh, const struct policy_input *in,
 			return;
 		}
 		if (!tlsa_absent(r)) {
+			if (r->tlsa == NULL) {
+				skip(dh, 1, DSN_INTERNAL, NULL, "TLSA result "
+				    "for %s is malformed", cand[k]);
+				dh->rpt_type = RPT_TLSA;
+				return;
+			}
 			base = cand[k];
 			break;
 		}
@@ -748,6 +754,11 @@ decide_mx(const struct policy_input *in, struct decision *d)
 	default:
 		decide_fail(d, POLICY_DEFER, DSN_INTERNAL, "MX lookup for %s: "
 		    "unknown status", in->domain);
+		return 1;
+	}
+	if (mx->n > 0 && mx->mx == NULL) {
+		decide_fail(d, POLICY_DEFER, DSN_INTERNAL, "MX lookup for %s: "
+		    "malformed result", in->domain);
 		return 1;
 	}
 	if (mx->null_mx) {

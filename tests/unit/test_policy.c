@@ -1308,6 +1308,27 @@ no_input_is_a_deferral(void)
 }
 
 static void
+malformed_results_defer(void)
+{
+	struct run x;
+	struct dns_result *r;
+
+	r = add("example.org", DNS_T_MX, DNS_OK, SEC);
+	r->n = 2;			/* records claimed, none there */
+	run(&x, "example.org", POLICY_DANE, NULL);
+	CHECK(x.nhosts == 0 && x.d.action == POLICY_DEFER);
+	run_free(&x);
+
+	mx("example.org", SEC, "10 mx1.example.org", NULL);
+	host4("mx1.example.org", SEC, "192.0.2.1");
+	r = add("_25._tcp.mx1.example.org", DNS_T_TLSA, DNS_OK, SEC);
+	r->n = 1;
+	run(&x, "example.org", POLICY_DANE, NULL);
+	CHECK(x.d.action == POLICY_DEFER && x.d.hosts[0].skip);
+	run_free(&x);
+}
+
+static void
 decision_is_deterministic(void)
 {
 	struct run x;
@@ -1391,6 +1412,7 @@ static const struct {
 	CASE(sts_mx_patterns),
 	CASE(names_and_strings),
 	CASE(no_input_is_a_deferral),
+	CASE(malformed_results_defer),
 	CASE(decision_is_deterministic),
 };
 
