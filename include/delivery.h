@@ -45,7 +45,9 @@ typedef void dlv_done_cb(struct dlv_job *job, const struct dlv_rcpt_result *res,
 struct delivery *delivery_new(struct event_base *base, const struct config *cf,
     struct spool *sp, char *err, size_t errlen);
 void delivery_free(struct delivery *d);
-/* New config (policy table, limits); 0 ok, -1 old kept. */
+/* New config (policy table, limits).  The delivery engine uses cf from
+ * now on in any case; -1: the new policy table did not load, the old one
+ * stays (err says why). */
 int delivery_reload(struct delivery *d, const struct config *cf, char *err,
     size_t errlen);
 

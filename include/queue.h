@@ -33,7 +33,9 @@ int queue_delete(struct queue *q, const char *id);
 void queue_foreach(struct queue *q, void (*fn)(const struct spool_env *env,
     int active, void *arg), void *arg);
 void queue_reload(struct queue *q, const struct config *cf);
-/* Stop starting deliveries; cancel those in flight (deferred). */
+/* Stop starting deliveries; those in flight go on (see queue_active()).
+ * queue_free() abandons what is still in flight: those recipients keep
+ * their state and are tried again after a restart. */
 void queue_stop(struct queue *q);
 size_t queue_active(const struct queue *q);
 size_t queue_size(const struct queue *q);

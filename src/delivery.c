@@ -119,12 +119,12 @@ delivery_reload(struct delivery *d, const struct config *cf, char *err,
 {
 	struct policy_table *pt = NULL;
 
+	d->cf = cf;	/* always: the old one is about to be freed */
 	if (cf->policy_file != NULL &&
 	    (pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
 		return -1;
 	policy_table_free(d->pt);
 	d->pt = pt;
-	d->cf = cf;
 	return 0;
 }
 

@@ -59,7 +59,10 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "delivery.h"
 #include "log.h"
+#include "policy_table.h"
+#include "queue.h"
 #include "smtpd.h"
 #include "spool.h"
 #include "util.h"
@@ -79,11 +82,8 @@ struct daemon {
 	struct event_base	*base;
 	struct smtpd		*sd;
 	struct spool		*sp;
-	/*
-	 * DELIVERY HOOK (lead): the delivery engine lives here, e.g.
-	 *	struct queue	*q;
-	 * created with queue_start(base, cf, sp) once the spool is open.
-	 */
+	struct delivery		*dlv;		/* DNS, policy, SMTP client */
+	struct queue		*q;		/* the scheduler */
 	struct event		*ev_term, *ev_int, *ev_hup;
 	struct event		*ev_drain;
 	double			 drain_deadline;
@@ -401,10 +401,7 @@ on_message(const struct spool_env *env, void *arg)
 {
 	log_info("%s: queued, from=<%s>, nrcpt=%zu, size=%lld", env->id,
 	    env->sender, env->nrcpt, (long long)env->size);
-	/*
-	 * DELIVERY HOOK (lead): hand the message to the delivery engine,
-	 * e.g. queue_add(((struct daemon *)arg)->q, env);
-	 */
+	queue_add(((struct daemon *)arg)->q, env);
 }
 
 /*
@@ -416,12 +413,16 @@ drain_check(evutil_socket_t fd, short ev, void *arg)
 {
 	struct daemon *d = arg;
 	int busy = smtpd_sessions(d->sd);
+	size_t active = queue_active(d->q);
 
-	/* DELIVERY HOOK (lead): also wait for queue_active(d->q) == 0. */
-	if (busy == 0 || mono_now() >= d->drain_deadline) {
+	if ((busy == 0 && active == 0) || mono_now() >= d->drain_deadline) {
 		if (busy)
 			log_warnx("shutdown: %d session(s) still open after "
 			    "%d seconds, closing them", busy, DRAIN_TIMEOUT);
+		if (active)
+			log_warnx("shutdown: %zu delivery attempt(s) still in "
+			    "flight after %d seconds, abandoning them (they "
+			    "stay queued)", active, DRAIN_TIMEOUT);
 		event_base_loopbreak(d->base);
 	}
 }
@@ -440,7 +441,7 @@ shutdown_begin(struct daemon *d, const char *why)
 	log_info("%s: shutting down (drain up to %d seconds)", why,
 	    DRAIN_TIMEOUT);
 	smtpd_stop(d->sd);
-	/* DELIVERY HOOK (lead): queue_stop(d->q); */
+	queue_stop(d->q);
 	d->drain_deadline = mono_now() + DRAIN_TIMEOUT;
 	d->ev_drain = event_new(d->base, -1, EV_PERSIST, drain_check, d);
 	if (d->ev_drain == NULL || event_add(d->ev_drain, &tv) == -1) {
@@ -499,6 +500,20 @@ reload(struct daemon *d)
 		return;
 	}
 	keep_startup_settings(ncf, d->cf);
+	if (ncf->policy_file != NULL) {
+		struct policy_table *pt;
+
+		/* validate before anything switches to the new config */
+		if ((pt = policy_table_load(ncf->policy_file, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("reload failed: %s (keeping the old "
+			    "configuration)", err);
+			config_free(ncf);
+			free(ncf);
+			return;
+		}
+		policy_table_free(pt);
+	}
 	if (smtpd_reload(d->sd, ncf, err, sizeof(err)) == -1) {
 		log_warnx("reload failed: %s (keeping the old configuration)",
 		    err);
@@ -506,7 +521,10 @@ reload(struct daemon *d)
 		free(ncf);
 		return;
 	}
-	/* DELIVERY HOOK (lead): queue_reload(d->q, ncf); */
+	/* From here on the new configuration is taken: nothing fails. */
+	if (delivery_reload(d->dlv, ncf, err, sizeof(err)) == -1)
+		log_warnx("reload: %s (keeping the old policy table)", err);
+	queue_reload(d->q, ncf);
 	config_free(d->cf);
 	free(d->cf);
 	d->cf = ncf;
@@ -646,11 +664,13 @@ main(int argc, char *argv[])
 	if ((d->base = event_base_new()) == NULL)
 		fatal("event_base_new failed");
 
-	/*
-	 * DELIVERY HOOK (lead): start the delivery engine here, before
-	 * smtpd, so recovered messages and new ones both reach it:
-	 *	d->q = queue_start(d->base, d->cf, d->sp);
-	 */
+	/* The delivery engine first, so recovered messages and new ones
+	 * both reach it. */
+	if ((d->dlv = delivery_new(d->base, d->cf, d->sp, err,
+	    sizeof(err))) == NULL)
+		fatal("delivery: %s", err);
+	d->q = queue_new(d->base, d->cf, d->sp, d->dlv);
+	queue_load(d->q);
 
 	if (smtpd_start(d->sd, d->base, d->sp, on_message, d, err,
 	    sizeof(err)) == -1)
@@ -672,7 +692,8 @@ main(int argc, char *argv[])
 
 	/* Tear down in reverse order. */
 	smtpd_free(d->sd);
-	/* DELIVERY HOOK (lead): queue_free(d->q); */
+	queue_free(d->q);
+	delivery_free(d->dlv);
 	if (d->ev_drain != NULL)
 		event_free(d->ev_drain);
 	event_free(d->ev_term);

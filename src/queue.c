@@ -550,10 +550,19 @@ queue_reload(struct queue *q, const struct config *cf)
 void
 queue_stop(struct queue *q)
 {
-	struct qjob *j;
-
+	if (!q->stopping)
+		log_info("queue: stopping, %d deliveries in flight", q->active);
 	q->stopping = 1;
 	evtimer_del(q->timer);
+}
+
+/* Attempts still in flight are abandoned: their recipients keep their
+ * state and next-attempt time, so a restart tries them again. */
+static void
+queue_cancel_all(struct queue *q)
+{
+	struct qjob *j;
+
 	/* delivery_cancel calls job_done synchronously, which unlinks j */
 	while ((j = TAILQ_FIRST(&q->jobs)) != NULL)
 		delivery_cancel(j->job);
@@ -579,6 +588,7 @@ queue_free(struct queue *q)
 	if (q == NULL)
 		return;
 	queue_stop(q);
+	queue_cancel_all(q);
 	while ((m = TAILQ_FIRST(&q->msgs)) != NULL) {
 		TAILQ_REMOVE(&q->msgs, m, entry);
 		qmsg_free(m);
