@@ -595,6 +595,53 @@ kick(evutil_socket_t fd, short what, void *arg)
 	dispatch(arg);
 }
 
+/*
+ * A domain name in presentation form (RFC 1035 §5.1, escapes "\X" and
+ * "\DDD"): labels of 1..63 octets, 255 octets on the wire, at most one
+ * trailing dot.  0 ok, -1 bad.
+ */
+static int
+name_check(const char *s)
+{
+	size_t label = 0, wire = 1;
+	unsigned v;
+
+	if (*s == '\0')
+		return -1;
+	if (strcmp(s, ".") == 0)
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (*s == '.') {
+			if (label == 0)
+				return -1;		/* empty label */
+			wire += 1 + label;
+			label = 0;
+			continue;
+		}
+		if (*s == '\\') {
+			if (isdigit((unsigned char)s[1])) {
+				if (!isdigit((unsigned char)s[2]) ||
+				    !isdigit((unsigned char)s[3]))
+					return -1;
+				v = (unsigned)(s[1] - '0') * 100 +
+				    (unsigned)(s[2] - '0') * 10 +
+				    (unsigned)(s[3] - '0');
+				if (v > 255)
+					return -1;
+				s += 3;
+			} else if (s[1] == '\0')
+				return -1;
+			else
+				s++;
+		}
+		if (++label > 63)
+			return -1;
+	}
+	if (label > 0)
+		wire += 1 + label;
+	return wire <= 255 ? 0 : -1;
+}
+
 struct resolver_query *
 resolver_query(struct resolver *r, const char *name, int rrtype,
     resolver_cb *cb, void *arg, char *err, size_t errlen)
@@ -611,8 +658,10 @@ resolver_query(struct resolver *r, const char *name, int rrtype,
 		snprintf(err, errlen, "unsupported RR type %d", rrtype);
 		return NULL;
 	}
-	if (name == NULL || *name == '\0' || strlen(name) > 1004) {
-		dr_strlcpy(err, "bad domain name", errlen);
+	if (name == NULL || strlen(name) >= DNS_NAME_BUF ||
+	    name_check(name) == -1) {
+		snprintf(err, errlen, "bad domain name \"%.300s\"",
+		    name != NULL ? name : "(null)");
 		return NULL;
 	}
 	q = xcalloc(1, sizeof(*q));

@@ -276,6 +276,67 @@ try_new(struct event_base *base, const char *ta, const char *conf,
 	return 0;
 }
 
+/*
+ * resolver_query() refuses what it cannot look up, synchronously.  The
+ * config's stub keeps anything that does get sent on loopback.
+ */
+static void
+test_query_args(struct event_base *base, const char *ta, const char *conf)
+{
+	static const char *bad[] = { "", "a..b.test", ".test", "x.test..",
+	    "\\", "a\\25", "a\\256.test",
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.test",
+	};
+	static const char *good[] = { "mx.example.test", "MX.Example.TEST.",
+	    "_25._tcp.mx.example.test", "a\\.b.test", "a\\255.test", "test",
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.test",
+	};
+	struct config cf;
+	struct resolver *r;
+	struct resolver_query *q;
+	char err[256], longname[300];
+	size_t i;
+
+	memset(&cf, 0, sizeof(cf));
+	cf.trust_anchor_file = (char *)ta;
+	cf.dns_config = (char *)conf;
+	if ((r = resolver_new(base, &cf, err, sizeof(err))) == NULL) {
+		CHECK(!"resolver_new");
+		return;
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		q = resolver_query(r, bad[i], DNS_T_A, NULL, NULL, err,
+		    sizeof(err));
+		CHECK(q == NULL && strstr(err, "bad domain name") != NULL);
+		if (q != NULL)
+			resolver_cancel(q);
+	}
+	/* 4 labels of 63 = 259 octets on the wire: too long */
+	memset(longname, 'a', sizeof(longname));
+	for (i = 63; i < 256; i += 64)
+		longname[i] = '.';
+	longname[255] = '\0';
+	CHECK(resolver_query(r, longname, DNS_T_A, NULL, NULL, err,
+	    sizeof(err)) == NULL);
+	longname[253] = '\0';			/* 63.63.63.61 = 255: fits */
+	q = resolver_query(r, longname, DNS_T_A, NULL, NULL, err, sizeof(err));
+	CHECK(q != NULL);
+	resolver_cancel(q);
+	CHECK(resolver_query(r, "mx.example.test", 33, NULL, NULL, err,
+	    sizeof(err)) == NULL);
+	CHECK(strstr(err, "unsupported") != NULL);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		q = resolver_query(r, good[i], DNS_T_MX, NULL, NULL, err,
+		    sizeof(err));
+		CHECK(q != NULL);
+		if (q == NULL)
+			fprintf(stderr, "%s: %s\n", good[i], err);
+	}
+	CHECK(resolver_pending(r) == sizeof(good) / sizeof(good[0]));
+	resolver_free(r);			/* cancels them: no callback */
+}
+
 static void
 test_setup(void)
 {
@@ -307,6 +368,8 @@ test_setup(void)
 	conf = writefile("ok.conf", "server:\n  do-not-query-localhost: no\n"
 	    "stub-zone:\n  name: \"test.\"\n  stub-addr: 127.0.50.1@5300\n");
 	CHECK(try_new(base, ta, conf, err, sizeof(err)) == 0);
+
+	test_query_args(base, ta, conf);
 
 	conf = writefile("syntax.conf", "server:\n  no-such-option: 1\n");
 	CHECK(try_new(base, ta, conf, err, sizeof(err)) == -1);

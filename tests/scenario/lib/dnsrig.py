@@ -1,10 +1,11 @@
 """dnsrig - a DNSSEC test world on loopback, built at test time.
 
 Zones are signed with ldns-keygen/ldns-signzone (ldnsutils) and served by
-one NSD process on ip:port.  libunbound reaches them through a stub-zone for
-the rig's top zone ("test." by default): NSD hosts the parent and all child
-zones, answers DS queries from the parent side of each cut, and libunbound
-builds the chain of trust from the trust anchor (the DS of "test.") down.
+one NSD process on ip:port.  libunbound reaches them through stub-zones
+(the NS records' port 53 is not where NSD listens): NSD hosts the parent
+and all child zones, answers DS queries from the parent side of each cut,
+and libunbound builds the chain of trust from the trust anchor (the DS of
+the top zone, "test." by default) down through the DS records.
 
     from dnsrig import DnsRig, Record
     rig = DnsRig(tmpdir, "127.0.50.1", 5300)
@@ -44,6 +45,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -196,6 +198,9 @@ class DnsRig:
         self.dead_ip = dead_ip or ".".join(ip.split(".")[:3] + ["253"])
         self.zones = {}
         self.proc = None
+        # SOA serial unique to this rig: the readiness probe checks it, so
+        # a stale server on the same address is never mistaken for ours
+        self.serial = int(time.time()) % 400000000 * 10 + os.getpid() % 10
         self.trust_anchor_file = os.path.join(self.dir, "trust-anchor.ds")
         self.nsd_log = os.path.join(self.dir, "nsd.log")
         self.zone(self.top, secure=True, records=[])
@@ -282,7 +287,8 @@ class DnsRig:
 
     def _write_zone(self, z):
         rrs = [_RR(z.name, z.ttl, "SOA",
-                   "ns.%s hostmaster.%s 1 3600 600 86400 60" % (z.name, z.name))]
+                   "ns.%s hostmaster.%s %d 3600 600 86400 60" % (
+                       z.name, z.name, self.serial))]
         rrs += self._ns_records(z.name)
         bogus, unsigned = [], []
         for r in z.records:
@@ -402,12 +408,35 @@ class DnsRig:
             f.write("\n".join(lines) + "\n")
         return conf
 
+    def _port_taken(self):
+        """True if some socket holds UDP ip:port (no packet is sent)."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((self.ip, self.port))
+            return False
+        except OSError:
+            return True
+        finally:
+            s.close()
+
     def _probe(self):
-        p = subprocess.run(["drill", "-p", str(self.port), "-Q", "@" + self.ip,
-                            self.top, "SOA"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=10)
-        return p.returncode == 0 and b"SOA" in p.stdout or \
-            (p.returncode == 0 and p.stdout.strip() != b"")
+        """The SOA serial of the top zone at ip:port, or None."""
+        if not self._port_taken():
+            return None     # drill would retry for 15 s
+        try:
+            p = subprocess.run(["drill", "-p", str(self.port), "-Q",
+                                "@" + self.ip, self.top, "SOA"],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+        f = p.stdout.split()
+        if p.returncode != 0 or len(f) < 3:
+            return None
+        try:
+            return int(f[2])
+        except ValueError:
+            return None
 
     def start(self, timeout=20):
         if self.proc is not None:
@@ -420,22 +449,28 @@ class DnsRig:
         self._build()
         conf = self._nsd_conf()
         _run(["nsd-checkconf", conf])
+        if self._port_taken():
+            raise RigError("UDP %s@%d is in use" % (self.ip, self.port))
         nsd = shutil.which("nsd") or "/usr/sbin/nsd"
-        self.proc = subprocess.Popen([nsd, "-d", "-c", conf],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(self.nsd_log + ".stderr",
-                                                 "w"),
-                                     start_new_session=True)
+        # Same process group as the test, so a runner that kills the
+        # test's group on timeout takes NSD with it.
+        with open(self.nsd_log + ".stderr", "w") as errf:
+            self.proc = subprocess.Popen([nsd, "-d", "-c", conf],
+                                         stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=errf)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RigError("nsd exited (%d): %s" % (
                     self.proc.returncode, self._logtail()))
-            try:
-                if self._probe():
-                    return
-            except subprocess.TimeoutExpired:
-                pass
+            if self._probe() == self.serial:
+                with open(self.nsd_log) as f:
+                    bad = [l for l in f if " error: " in l]
+                if bad:
+                    self.stop()
+                    raise RigError("nsd: zone errors:\n" + "".join(bad))
+                return
             time.sleep(0.1)
         self.stop()
         raise RigError("nsd not answering on %s@%d: %s" % (
@@ -455,14 +490,11 @@ class DnsRig:
         p, self.proc = self.proc, None
         if p is None or p.poll() is not None:
             return
+        p.send_signal(signal.SIGTERM)  # nsd's main stops its children
         try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            p.wait(timeout=5)
+            p.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
+            p.kill()
             p.wait(timeout=5)
 
     def __enter__(self):
@@ -485,11 +517,14 @@ class DnsRig:
             '  trust-anchor-file: "%s"' % self.trust_anchor_file,
             "  val-log-level: 2",
             "  do-ip6: no",
-        ] + ["  " + e for e in extra] + [
-            "stub-zone:",
-            '  name: "%s"' % self.top,
-            "  stub-addr: %s@%d" % (self.ip, self.port),
-        ]
+        ] + ["  " + e for e in extra]
+        # A stub for every zone, not only the top: the NS records say
+        # port 53, NSD listens on self.port, and a validator that refetches
+        # a zone's NS set (e.g. retrying after bogus data) must still reach
+        # it.  Validation still walks DS records down from the anchor.
+        for z in sorted(self.zones, key=lambda n: n.count(".")):
+            lines += ["stub-zone:", '  name: "%s"' % z,
+                      "  stub-addr: %s@%d" % (self.ip, self.port)]
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         return path
