@@ -21,6 +21,11 @@
  * reply when done() reports a failure, takes the outcome of done()
  * (result->permanent says bounce vs. defer).
  *
+ * done() also comes, with usable == 0, when an idle session dies (the
+ * server closed it or sent 421): free it then.  Failure classes before
+ * ready() (connect, banner, EHLO, STARTTLS, TLS) are about the host, never
+ * permanent: try the next MX or later.
+ *
  * smtp_client_quit() sends QUIT and releases the session by itself (no
  * more callbacks).  smtp_client_free() closes at once, without callbacks;
  * both may be called from inside a callback.  Callbacks are never called
@@ -67,10 +72,12 @@ struct smtp_client_params {
 	const char *helo;		/* our name for EHLO/HELO */
 	const char *logid;		/* log prefix (queue id) or NULL */
 
-	unsigned connect_timeout_ms;	/* TCP connect + banner wait */
-	unsigned cmd_timeout_ms;	/* any other reply, TLS handshake,
-					 * and each write while sending DATA */
-	unsigned data_timeout_ms;	/* reply after the final "." */
+	unsigned connect_timeout_ms;	/* TCP connect (default 30 s) */
+	unsigned cmd_timeout_ms;	/* each reply (banner included), the
+					 * TLS handshake, and each write while
+					 * sending the body (default 300 s) */
+	unsigned data_timeout_ms;	/* reply after the final "." (default
+					 * 600 s); 0 anywhere = the default */
 
 	/* TLS */
 	enum smtp_tls_mode tls;
@@ -119,15 +126,18 @@ struct smtp_result {
 	enum smtp_fail fail;
 	int permanent;		/* 1: bounce (5xx, FAIL_IMPL); else defer */
 	int usable;		/* session can take another message */
-	const char *stage;	/* "connect", "banner", "EHLO", "STARTTLS",
-				 * "TLS", "MAIL", "RCPT", "DATA", "end of
-				 * data", "RSET" */
+	const char *stage;	/* "connect", "banner", "EHLO", "HELO",
+				 * "STARTTLS", "TLS", "idle", "RSET",
+				 * "MAIL", "RCPT", "DATA", "end of data",
+				 * "QUIT" */
 	int code;		/* server reply code, 0 if none */
 	char enh[SMTP_REPLY_ENH_MAX]; /* enhanced code, server's or ours
 				 * (e.g. "5.6.7"), or "" */
 	char reply[512];	/* server reply summary, or our reason */
-	const char *tlsrpt;	/* RFC 8460 result-type for FAIL_TLS and
-				 * FAIL_STARTTLS_MISSING, else NULL */
+	const char *tlsrpt;	/* RFC 8460 result-type when the attempt
+				 * failed at TLS negotiation (FAIL_TLS,
+				 * FAIL_STARTTLS_MISSING, a timeout during
+				 * the handshake), else NULL */
 	size_t naccepted;	/* recipients accepted by RCPT */
 };
 

@@ -825,7 +825,8 @@ handshake_end(struct smtp_client *c, int ok, const char *errtext)
 		how = "Verified";
 	} else
 		how = o->trusted ? "Trusted" : "Untrusted";
-	log_info("%s: %s TLS connection established to %s: %s with cipher "
+	/* The delivery log says it at info level, with the queue id. */
+	log_debug("%s: %s TLS connection established to %s: %s with cipher "
 	    "%s, auth=%s%s%s%s%s%s%s", lid(c), how, c->relay, o->protocol,
 	    o->cipher, tls_auth_name(o->auth),
 	    o->tlsa[0] ? ", tlsa=\"" : "", o->tlsa, o->tlsa[0] ? "\"" : "",

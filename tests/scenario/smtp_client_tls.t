@@ -67,6 +67,9 @@ def run(s, *args, timeout=30):
                        timeout=drtest.scaled(timeout))
     drtest.check(s.wait_idle(drtest.scaled(10)), "sink idle after the run")
     out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    drtest.check("Sanitizer" not in err and "runtime error" not in err,
+                 "no sanitizer report")
     ev = {}
     for line in out.splitlines():
         kind, _, rest = line.partition(" ")
