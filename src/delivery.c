@@ -128,6 +128,28 @@ delivery_reload(struct delivery *d, const struct config *cf, char *err,
 	return 0;
 }
 
+/* "<a@b>,<c@b>" for the recipients still open, bounded. */
+static void
+rcpt_list(struct dlv_job *j, char *buf, size_t len)
+{
+	size_t i, off = 0;
+	int n;
+
+	buf[0] = '\0';
+	for (i = 0; i < j->n; i++) {
+		if (j->final[i])
+			continue;
+		n = snprintf(buf + off, len - off, "%s<%s>", off ? "," : "",
+		    j->env->rcpts[j->res[i].rcpt].addr);
+		if (n < 0 || (size_t)n >= len - off) {
+			snprintf(buf + (len > 5 ? len - 5 : 0), len > 5 ? 5 : len,
+			    ",...");
+			break;
+		}
+		off += (size_t)n;
+	}
+}
+
 static const char *
 status_word(enum dlv_status s)
 {
@@ -248,18 +270,10 @@ static void
 c_ready(struct smtp_client *c, void *arg)
 {
 	struct dlv_job *j = arg;
-	const struct tls_outcome *o = smtp_client_tls(c);
 	struct smtp_msg msg;
 	char err[256];
 	size_t i;
 
-	if (o->established)
-		log_info("%s: %s TLS connection established to %s: %s with "
-		    "cipher %s (auth=%s%s%s%s)", j->env->id,
-		    o->verified ? "Verified" : o->trusted ? "Trusted" :
-		    "Untrusted", j->relay, o->protocol, o->cipher,
-		    tls_auth_name(o->auth), o->tlsa[0] ? ", tlsa=\"" : "",
-		    o->tlsa, o->tlsa[0] ? "\"" : "");
 	j->nsend = 0;
 	for (i = 0; i < j->n; i++) {
 		j->code[i] = 0;
@@ -371,11 +385,12 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 
 	/* The host did not work: log the attempt, try the next one. */
 	{
-		char tls[400];
+		char tls[400], to[512];
 
 		tls_summary(j, tls, sizeof(tls));
-		log_info("%s: to=%zu recipient(s), relay=%s, %s, delay=%.2f, "
-		    "status=host-failed (%s)", j->env->id, j->nsend, j->relay,
+		rcpt_list(j, to, sizeof(to));
+		log_info("%s: to=%s, relay=%s, %s, delay=%.2f, "
+		    "status=host-failed (%s)", j->env->id, to, j->relay,
 		    tls, mono_now() - j->start, why);
 	}
 	set_last_error(j, "%s", why);
@@ -404,9 +419,11 @@ job_next_host(struct dlv_job *j)
 		char err[256];
 
 		if (h->skip) {
-			log_info("%s: to=%zu recipient(s), relay=%s, "
-			    "status=skipped (%s)", j->env->id, j->n, h->name,
-			    h->reason ? h->reason : "");
+			char to[512];
+
+			rcpt_list(j, to, sizeof(to));
+			log_info("%s: to=%s, relay=%s, status=skipped (%s)",
+			    j->env->id, to, h->name, h->reason ? h->reason : "");
 			set_last_error(j, "%s: %s", h->name,
 			    h->reason ? h->reason : "not usable");
 		}
