@@ -694,7 +694,7 @@ client_state(struct smtp_client *c, enum state new)
 		int n = 0;
 
 		params[0] = '\0';
-		if (c->ext.flags & SMTP_EXT_SIZE)
+		if ((c->ext.flags & SMTP_EXT_SIZE) && c->size > 0)
 			n += snprintf(params + n, sizeof(params) - n,
 			    " SIZE=%lld", (long long)c->size);
 		if (c->body_8bit && (c->ext.flags & SMTP_EXT_8BITMIME))
@@ -1408,6 +1408,16 @@ smtp_client_connect(const struct smtp_client_params *p,
 	return NULL;
 }
 
+/* Any byte above 0x7f: the address needs SMTPUTF8 (RFC 6531 §3.2). */
+static int
+addr_8bit(const char *a)
+{
+	for (; *a; a++)
+		if ((unsigned char)*a & 0x80)
+			return 1;
+	return 0;
+}
+
 /* An address to put between <>: no controls, no <>, bounded. */
 static int
 addr_ok(const char *a)
@@ -1452,7 +1462,9 @@ smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
 	c->data_fd = m->data_fd;
 	c->size = m->size;
 	c->body_8bit = m->body_8bit;
-	c->smtputf8 = m->smtputf8;
+	c->smtputf8 = m->smtputf8 || addr_8bit(m->sender);
+	for (i = 0; i < m->nrcpt; i++)
+		c->smtputf8 |= addr_8bit(m->rcpts[i]);
 	c->naccepted = 0;
 
 	/* What the message needs and the server lacks: permanent. */

@@ -110,6 +110,8 @@ tls_errstr(char *buf, size_t len)
  * leftmost label); RFC 8460 §4.3 (result-types of failures).
  * Nothing is verified by hand: OpenSSL builds and checks the chain.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,6 +192,19 @@ tls_client_ctx_new(const char *ca_file, char *err, size_t errlen)
 	return NULL;
 }
 
+/* RFC 6066 §3: SNI carries a host name, never an address literal. */
+static int
+sni_ok(const char *name)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (name == NULL || name[0] == '\0')
+		return 0;
+	return inet_pton(AF_INET, name, &a4) != 1 &&
+	    inet_pton(AF_INET6, name, &a6) != 1;
+}
+
 SSL *
 tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
     char *err, size_t errlen)
@@ -209,8 +224,7 @@ tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
 	switch (p->mode) {
 	case TLS_CLIENT_NOAUTH:
 		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-		if (p->sni != NULL && p->sni[0] != '\0' &&
-		    !SSL_set_tlsext_host_name(ssl, p->sni)) {
+		if (sni_ok(p->sni) && !SSL_set_tlsext_host_name(ssl, p->sni)) {
 			snprintf(err, errlen, "bad SNI name %s: %s", p->sni,
 			    tls_errstr(ebuf, sizeof(ebuf)));
 			goto fail;
@@ -259,8 +273,7 @@ tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
 				goto fail;
 			}
 		}
-		if (p->sni != NULL && p->sni[0] != '\0' &&
-		    !SSL_set_tlsext_host_name(ssl, p->sni)) {
+		if (sni_ok(p->sni) && !SSL_set_tlsext_host_name(ssl, p->sni)) {
 			snprintf(err, errlen, "bad SNI name %s: %s", p->sni,
 			    tls_errstr(ebuf, sizeof(ebuf)));
 			goto fail;

@@ -265,6 +265,15 @@ drtest.check(not any(c.upper().startswith("MAIL") for c in commands(s)),
              "SMTPUTF8 not offered: no MAIL sent")
 drtest.check(done(ev, 1).get("class") == "unsupported",
              "the session stays usable after it")
+s = start_sink(extra=["--no-smtputf8"])
+rc, ev = run(s, rcpts=["\u00fc@example.test"])
+drtest.check(rc == 1 and done(ev).get("enh") == "5.6.7",
+             "UTF-8 address without the flag: SMTPUTF8 still required")
+s = start_sink()
+rc, ev = run(s, rcpts=["\u00fc@example.test"])
+m = s.messages()
+drtest.check(rc == 0 and m and "SMTPUTF8" in m[0]["mail_params"],
+             "UTF-8 address: SMTPUTF8 parameter added")
 s = start_sink(extra=["--no-8bitmime"])
 rc, ev = run(s, "--8bit")
 m = s.messages()
