@@ -20,7 +20,7 @@ TMP = os.environ.get("DR_TMPDIR") or "/tmp/resolver-t.%d" % os.getpid()
 IP = os.environ.get("DR_TEST_IP", "127.0.50.1")
 sys.path.insert(0, os.path.join(SRC, "tests", "scenario", "lib"))
 
-from dnsrig import DnsRig, Record, tlsa_from_cert  # noqa: E402
+from dnsrig import DnsRig, Record, tlsa_from_cert, tlsa_record  # noqa
 
 for tool in ("nsd", "ldns-signzone", "ldns-keygen", "drill", "openssl"):
     if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
@@ -50,8 +50,11 @@ def check(cond, what):
 def run_tool(args, timeout=60):
     p = subprocess.run([TOOL] + args, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout)
-    return p.returncode, p.stdout.decode(errors="replace"), \
-        p.stderr.decode(errors="replace")
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    if "Sanitizer" in err or "runtime error:" in err:
+        check(False, "sanitizer report from %r:\n%s" % (args[-2:], err))
+    return p.returncode, out, err
 
 
 def parse(out):
@@ -98,7 +101,7 @@ rig.zone("example.test", records=[
     "mx2 A %s.6" % net,
     "_25._tcp.mx TLSA " + tlsa311,
     "_25._tcp.mx TLSA " + tlsa301,
-    "_25._tcp.mx2 TLSA " + tlsa312,
+    tlsa_record("mx2", cert, 3, 1, 2),
     "www CNAME mx",
     "out CNAME mx.plain.test.",
     "nomx A %s.7" % net,

@@ -7,12 +7,13 @@ and all child zones, answers DS queries from the parent side of each cut,
 and libunbound builds the chain of trust from the trust anchor (the DS of
 the top zone, "test." by default) down through the DS records.
 
-    from dnsrig import DnsRig, Record
+    from dnsrig import DnsRig, Record, tlsa_from_cert, tlsa_record
     rig = DnsRig(tmpdir, "127.0.50.1", 5300)
     rig.zone("example.test", records=[
         "@ MX 10 mx",
         "mx A 127.0.50.5",
         "_25._tcp.mx TLSA " + tlsa_from_cert("ee.pem", 3, 1, 1),
+        tlsa_record("mx", "ta.pem", 2, 0, 1),   # same owner, DANE-TA
         Record("bad A 127.0.50.6", bogus=True),   # RRSIG over other data
     ])
     rig.zone("plain.test", secure=False, records=["@ MX 10 mx", ...])
@@ -24,8 +25,11 @@ the top zone, "test." by default) down through the DS records.
     rig.start()
     conf = rig.unbound_conf()      # for danerelay's dns_config
     ta = rig.trust_anchor_file     # for danerelay's trust_anchor_file
+    text = rig.danerelay_conf()    # both, as danerelay.conf lines
     ...
-    rig.stop()                     # also on garbage collection / atexit
+    rig.stop()                     # also at exit (atexit); NSD runs in
+                                   # the test's process group, so a
+                                   # runner killing the group stops it
 
 Records are zone-file presentation lines.  The owner is required ("@" for
 the apex, relative names are made absolute in the zone, absolute names end
@@ -49,7 +53,8 @@ import socket
 import subprocess
 import time
 
-__all__ = ["DnsRig", "Record", "tlsa_from_cert", "tlsa_rdata"]
+__all__ = ["DnsRig", "Record", "RigError", "tlsa_from_cert", "tlsa_rdata",
+           "tlsa_record"]
 
 _RR_RE = re.compile(
     r"^\s*(?P<owner>\S+)\s+"
@@ -164,6 +169,16 @@ def tlsa_from_cert(path, usage=3, selector=1, mtype=1):
                               input=pub, stdout=subprocess.PIPE, check=True,
                               timeout=30).stdout
     return tlsa_rdata(der, spki, usage, selector, mtype)
+
+
+def tlsa_record(host, cert, usage=3, selector=1, mtype=1, port=25):
+    """A TLSA record line for host's SMTP port, e.g.
+    tlsa_record("mx.example.test.", "ee.pem") ->
+    "_25._tcp.mx.example.test. TLSA 3 1 1 ab12..."  (host relative to the
+    zone if it has no trailing dot, like any record line)."""
+    return "_%d._tcp.%s TLSA %s" % (port, host,
+                                    tlsa_from_cert(cert, usage, selector,
+                                                   mtype))
 
 
 class _Zone:
@@ -528,3 +543,8 @@ class DnsRig:
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         return path
+
+    def danerelay_conf(self):
+        """The danerelay.conf lines that point the daemon at this rig."""
+        return "dns_config = %s\ntrust_anchor_file = %s\n" % (
+            self.unbound_conf(), self.trust_anchor_file)
