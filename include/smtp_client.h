@@ -172,5 +172,10 @@ const struct smtp_ext *smtp_client_ext(const struct smtp_client *c);
 const char *smtp_client_relay(const struct smtp_client *c);
 /* Messages sent on this session so far (for reuse limits). */
 int smtp_client_nmsg(const struct smtp_client *c);
+/* Give an idle session (between transactions) new callbacks and arg; a
+ * session cache parks sessions this way.  An idle session whose peer
+ * closes or misbehaves reports through done() with usable == 0. */
+void smtp_client_set_cb(struct smtp_client *c, const struct smtp_client_cb *cb,
+    void *arg);
 
 #endif

@@ -1518,3 +1518,18 @@ smtp_client_nmsg(const struct smtp_client *c)
 {
 	return c->nmsg;
 }
+
+/*
+ * Hand an idle session to another owner (connection reuse): from now on
+ * the callbacks go to cb/arg.  Only between transactions.
+ */
+void
+smtp_client_set_cb(struct smtp_client *c, const struct smtp_client_cb *cb,
+    void *arg)
+{
+	if (cb != NULL)
+		c->cb = *cb;
+	else
+		memset(&c->cb, 0, sizeof(c->cb));
+	c->arg = arg;
+}
