@@ -121,9 +121,11 @@ void resolver_free(struct resolver *r);
 void resolver_set_timeout(struct resolver *r, int secs);
 
 /*
- * Start a lookup of name (presentation form, trailing dot optional) for
- * rrtype (one of the DNS_T_* above).  NULL with a reason in err if it
- * could not be started (bad name, unsupported type, libunbound error).
+ * Start a lookup of name (presentation form, trailing dot optional,
+ * RFC 1035 escapes allowed) for rrtype (one of the DNS_T_* above).  NULL
+ * with a reason in err if it could not be started (malformed name: empty
+ * label, label over 63 or name over 255 octets; unsupported type;
+ * libunbound error).
  */
 struct resolver_query *resolver_query(struct resolver *r, const char *name,
     int rrtype, resolver_cb *cb, void *arg, char *err, size_t errlen);
@@ -134,8 +136,9 @@ size_t resolver_pending(const struct resolver *r);
 /*
  * Synchronous lookup for the CLI: runs the resolver's event base until the
  * answer is in.  Only for programs whose event base has nothing else to
- * do; the daemon never calls it.  0 with *out set (caller frees), -1 with
- * a reason in err if the query could not be started.
+ * do; the daemon never calls it, and it must not be called from a
+ * resolver callback.  0 with *out set (caller frees), -1 with a reason in
+ * err if the query could not be started.
  */
 int resolver_query_sync(struct resolver *r, const char *name, int rrtype,
     struct dns_result **out, char *err, size_t errlen);
