@@ -113,16 +113,16 @@ int smtp_auth_login(const char *b64, char *out, size_t outlen,
  * the caller keeps the rest (pipelined commands).
  *
  * Lines must end in CRLF.  A bare LF or a bare CR anywhere sets
- * DATA_BARE_NL: the message must be rejected.  The end marker is
- * CRLF "." CRLF.  A "." line next to a bare LF (the "<LF>.<LF>" of SMTP
- * smuggling, or a client that ends lines with LF) also ends the data, but
- * with DATA_UNCLEAN_END set: the caller rejects the message and drops the
- * connection, since client and server may not agree where the data ended.
- * A line longer than SMTP_TEXT_LINE_MAX (with CRLF) sets DATA_LONG_LINE.
+ * DATA_BARE_NL: the message must be rejected.  The end marker is only
+ * CRLF "." CRLF with both line ends real CRLFs: "<LF>.<LF>",
+ * "<CR><LF>.<LF>", "<LF>.<CR><LF>" (SMTP smuggling) are message text, so
+ * whatever a smuggler puts after them is never read as commands; the
+ * whole message is refused at the real end.  (Postfix >= 3.8.4 does the
+ * same.)  A line longer than SMTP_TEXT_LINE_MAX (with CRLF) sets
+ * DATA_LONG_LINE.
  */
 #define DATA_BARE_NL		0x01
 #define DATA_LONG_LINE		0x02
-#define DATA_UNCLEAN_END	0x04
 
 struct smtp_data_scan {
 	int state;		/* private */

@@ -20,7 +20,8 @@
  *                         OpenSSL (EVP_DecodeBlock), never by hand
  *   smtp_data_scan()      the DATA stream: dot-unstuffing (§4.5.2), end
  *                         of data only at CRLF "." CRLF (§4.1.1.4), bare
- *                         CR / LF refused (§2.3.8: the SMTP smuggling fix)
+ *                         CR / LF flagged for refusal (§2.3.8: the SMTP
+ *                         smuggling fix)
  *
  * Source routes (§4.1.2 A-d-l, obsolete, §C) are accepted and dropped.
  * Quoted local parts are kept exactly as sent, so the outbound side can
@@ -806,21 +807,22 @@ smtp_data_scan(struct smtp_data_scan *ds, const char *in, size_t len,
 				ds->state = DS_DOTCR;
 				break;
 			}
-			if (c == '\n') {
-				/* "." <LF>: an end marker only a bare-LF
-				 * speaker (or a smuggler) would send */
-				ds->flags |= DATA_BARE_NL | DATA_UNCLEAN_END;
-				ds->done = 1;
-				break;
-			}
-			/* §4.5.2: drop the leading dot of a stuffed line */
+			/* §4.5.2: drop the leading dot of a stuffed line.
+			 * "." <LF> is not an end marker, just a bare LF. */
 			ds->state = DS_MID;
 			goto again;
 		case DS_DOTCR:
 			if (c == '\n') {
-				if (ds->prev_bare)
-					ds->flags |= DATA_UNCLEAN_END;
-				ds->done = 1;
+				if (!ds->prev_bare) {
+					ds->done = 1;	/* CRLF "." CRLF */
+					break;
+				}
+				/* <LF> "." CRLF: text of a doomed message */
+				out[o++] = '\r';
+				out[o++] = '\n';
+				ds->prev_bare = 0;
+				ds->linelen = 0;
+				ds->state = DS_BOL;
 				break;
 			}
 			ds->flags |= DATA_BARE_NL;

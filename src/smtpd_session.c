@@ -27,9 +27,9 @@
  *     relay);
  *   - AUTH only over TLS: smtp_auth() answers 538 5.7.11 in the clear;
  *   - STARTTLS injection: smtp_starttls() refuses pipelined input;
- *   - smuggling: smtp_data_end() refuses a message with a bare CR/LF and
- *     drops the connection when the end of data itself was not
- *     CRLF.CRLF;
+ *   - smuggling: the end of data is only CRLF "." CRLF (smtp_parse.c),
+ *     so "<LF>.<LF>" and what follows stay message text, and
+ *     smtp_data_end() refuses any message with a bare CR or LF;
  *   - "250" after DATA only once spool_writer_commit() returned 0.
  *
  * Bounds: a command line is at most 512 octets (AUTH lines 12288, RFC
@@ -543,7 +543,7 @@ smtp_data_end(struct smtpd_session *s)
 {
 	struct spool_env *env;
 	char err[512], text[128];
-	int flags = s->ds.flags, unclean = flags & DATA_UNCLEAN_END;
+	int flags = s->ds.flags;
 
 	if (flags & DATA_BARE_NL)
 		smtp_data_reject(s, 550, "5.6.0 Error: bare <CR> or <LF> "
@@ -583,14 +583,7 @@ smtp_data_end(struct smtpd_session *s)
 		spool_env_free(env);
 	}
 	smtp_enter_state(s, S_HELO);
-	if (unclean) {
-		/* "<LF>.<LF>" and friends: the client and we may disagree
-		 * about where the message ended; whatever follows could be
-		 * a smuggled transaction.  Do not read any of it. */
-		log_warnx("smtpd %s: end of data not <CR><LF>.<CR><LF> "
-		    "(SMTP smuggling attempt?): disconnecting", s->addr);
-		smtp_enter_state(s, S_QUIT);
-	} else if (s->stopping) {
+	if (s->stopping) {
 		smtp_reply(s, 421, "4.3.2 %s Service shutting down, closing "
 		    "connection", s->conf->hostname);
 		smtp_enter_state(s, S_QUIT);
