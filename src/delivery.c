@@ -25,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/queue.h>
+
 #include <event2/event.h>
 
 #include "config.h"
@@ -39,6 +41,26 @@
 #include "tls.h"
 #include "util.h"
 
+/*
+ * Connection cache: a session whose transaction ended cleanly waits here
+ * (bounded idle time, bounded number of messages) for the next job that
+ * would connect to the same address with exactly the same TLS
+ * requirement (mode, SNI, names, TLSA records, base domain).  A session
+ * is therefore never reused for a destination whose decision differs.
+ */
+#define CACHE_IDLE_SECS		10	/* idle time before QUIT */
+#define CACHE_MAX_MSGS		100	/* messages per session */
+#define CACHE_MAX		256	/* idle sessions at most */
+
+struct cached {
+	TAILQ_ENTRY(cached) entry;
+	struct delivery *d;
+	char *key;
+	struct smtp_client *c;
+	struct event *timer;
+};
+TAILQ_HEAD(cached_list, cached);
+
 struct delivery {
 	struct event_base *base;
 	const struct config *cf;
@@ -46,6 +68,8 @@ struct delivery {
 	struct resolver *res;
 	struct policy_table *pt;
 	SSL_CTX *ssl_ctx;
+	struct cached_list cache;
+	size_t ncache;
 };
 
 struct dlv_job {
@@ -62,6 +86,9 @@ struct dlv_job {
 	size_t addr;		/* current index in its addrs */
 	struct smtp_client *c;
 	char relay[320];
+	char *key;		/* connection cache key of the session */
+	int reused;		/* the session came from the cache */
+	int no_reuse;		/* a cached session failed: connect fresh */
 	int data_fd;
 
 	/* per recipient of the job */
@@ -80,6 +107,106 @@ struct dlv_job {
 static void job_next_host(struct dlv_job *j);
 static void job_free(struct dlv_job *j);
 
+static void
+cached_free(struct cached *e)
+{
+	TAILQ_REMOVE(&e->d->cache, e, entry);
+	e->d->ncache--;
+	event_free(e->timer);
+	free(e->key);
+	free(e);
+}
+
+static void
+cached_idle_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct cached *e = arg;
+	struct smtp_client *c = e->c;
+
+	log_debug("connection cache: closing idle session to %s",
+	    smtp_client_relay(c));
+	cached_free(e);
+	smtp_client_quit(c);
+}
+
+/* The peer closed (or misbehaved) while the session was parked. */
+static void
+cached_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
+{
+	struct cached *e = arg;
+
+	log_debug("connection cache: session to %s ended while idle: %s",
+	    smtp_client_relay(c), r->reply);
+	cached_free(e);
+	smtp_client_free(c);
+}
+
+static const struct smtp_client_cb cached_cb = { NULL, NULL, cached_done };
+
+/* Park a usable session, or QUIT it when the cache can't take it. */
+static void
+cache_put(struct delivery *d, struct smtp_client *c, const char *key)
+{
+	struct timeval tv = { CACHE_IDLE_SECS, 0 };
+	struct cached *e;
+
+	if (key == NULL || d->ncache >= CACHE_MAX ||
+	    smtp_client_nmsg(c) >= CACHE_MAX_MSGS) {
+		smtp_client_quit(c);
+		return;
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->d = d;
+	e->key = xstrdup(key);
+	e->c = c;
+	e->timer = evtimer_new(d->base, cached_idle_timeout, e);
+	evtimer_add(e->timer, &tv);
+	TAILQ_INSERT_TAIL(&d->cache, e, entry);
+	d->ncache++;
+	smtp_client_set_cb(c, &cached_cb, e);
+}
+
+static struct smtp_client *
+cache_get(struct delivery *d, const char *key)
+{
+	struct cached *e;
+	struct smtp_client *c;
+
+	TAILQ_FOREACH(e, &d->cache, entry)
+		if (strcmp(e->key, key) == 0)
+			break;
+	if (e == NULL)
+		return NULL;
+	c = e->c;
+	cached_free(e);
+	return c;
+}
+
+/* Everything the TLS verification of a session depended on. */
+static char *
+conn_key(const struct smtp_client_params *p, const char *relay)
+{
+	char *buf = NULL;
+	size_t len = 0, i;
+	FILE *f;
+
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	fprintf(f, "%s|%s|%s|sni=%s|base=%s|names=", relay,
+	    smtp_tls_mode_name(p->tls), p->helo, p->sni ? p->sni : "",
+	    p->tlsa_base ? p->tlsa_base : "");
+	for (i = 0; i < p->nnames; i++)
+		fprintf(f, "%s,", p->names[i]);
+	fprintf(f, "|tlsa=");
+	for (i = 0; i < p->ntlsa; i++) {
+		char *t = tlsa_to_text(&p->tlsa[i]);
+		fprintf(f, "%s;", t ? t : "?");
+		free(t);
+	}
+	fclose(f);
+	return buf;
+}
+
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cf,
     struct spool *sp, char *err, size_t errlen)
@@ -89,6 +216,7 @@ delivery_new(struct event_base *base, const struct config *cf,
 	d->base = base;
 	d->cf = cf;
 	d->sp = sp;
+	TAILQ_INIT(&d->cache);
 	if ((d->res = resolver_new(base, cf, err, errlen)) == NULL)
 		goto fail;
 	if (cf->policy_file != NULL &&
@@ -107,6 +235,12 @@ delivery_free(struct delivery *d)
 {
 	if (d == NULL)
 		return;
+	while (!TAILQ_EMPTY(&d->cache)) {
+		struct smtp_client *c = TAILQ_FIRST(&d->cache)->c;
+
+		cached_free(TAILQ_FIRST(&d->cache));
+		smtp_client_quit(c);
+	}
 	resolver_free(d->res);
 	policy_table_free(d->pt);
 	SSL_CTX_free(d->ssl_ctx);
@@ -224,6 +358,7 @@ job_free(struct dlv_job *j)
 	free(j->sendto);
 	free(j->sendidx);
 	free(j->last_error);
+	free(j->key);
 	free(j->domain);
 	free(j);
 }
@@ -270,10 +405,21 @@ static void
 c_ready(struct smtp_client *c, void *arg)
 {
 	struct dlv_job *j = arg;
+	const struct tls_outcome *o = smtp_client_tls(c);
 	struct smtp_msg msg;
 	char err[256];
 	size_t i;
 
+	/* The line operators grep for (Postfix: "Verified TLS connection
+	 * established to ..."); once per session, not on reuse. */
+	if (o->established && !j->reused)
+		log_info("%s: %s TLS connection established to %s: %s with "
+		    "cipher %s (auth=%s%s%s%s%s%s)", j->env->id,
+		    o->verified ? "Verified" : o->trusted ? "Trusted" :
+		    "Untrusted", j->relay, o->protocol, o->cipher,
+		    tls_auth_name(o->auth), o->tlsa[0] ? ", tlsa=\"" : "",
+		    o->tlsa, o->tlsa[0] ? "\"" : "", o->peer[0] ? ", peer CN=" :
+		    "", o->peer);
 	j->nsend = 0;
 	for (i = 0; i < j->n; i++) {
 		j->code[i] = 0;
@@ -333,6 +479,26 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	char why[1536];
 	size_t k;
 
+	/*
+	 * A cached session that turns out dead (the server timed it out,
+	 * closed it) before any recipient was accepted: not the host's
+	 * fault; connect to the same address afresh.
+	 */
+	if (j->reused && r->naccepted == 0 && r->code == 0 &&
+	    (r->fail == SMTP_FAIL_CONN || r->fail == SMTP_FAIL_TIMEOUT ||
+	    r->fail == SMTP_FAIL_PROTO) && r->stage != NULL &&
+	    (!strcmp(r->stage, "RSET") || !strcmp(r->stage, "MAIL"))) {
+		log_debug("%s: cached session to %s failed at %s (%s), "
+		    "connecting again", j->env->id, j->relay, r->stage,
+		    r->reply);
+		smtp_client_free(c);
+		j->c = NULL;
+		j->reused = 0;
+		j->no_reuse = 1;
+		job_next_host(j);
+		return;
+	}
+
 	if (r->code != 0)
 		snprintf(why, sizeof(why), "%s said: %s (in reply to %s)",
 		    j->relay, r->reply, r->stage ? r->stage : "command");
@@ -375,7 +541,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	}
 	if (r->fail == SMTP_OK || in_txn || r->fail == SMTP_FAIL_IMPL) {
 		if (r->usable)
-			smtp_client_quit(c);
+			cache_put(j->d, c, j->key);
 		else
 			smtp_client_free(c);
 		j->c = NULL;
@@ -460,6 +626,19 @@ job_next_host(struct dlv_job *j)
 		p.tlsa_base = h->tlsa_base;
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
 		    a->text, d->cf->smtp_port);
+		free(j->key);
+		j->key = conn_key(&p, j->relay);
+		if (!j->no_reuse && j->key != NULL &&
+		    (j->c = cache_get(d, j->key)) != NULL) {
+			log_debug("%s: reusing the session to %s (%d messages "
+			    "so far)", j->env->id, j->relay,
+			    smtp_client_nmsg(j->c));
+			smtp_client_set_cb(j->c, &client_cb, j);
+			j->reused = 1;
+			c_ready(j->c, j);
+			return;
+		}
+		j->reused = 0;
 		log_debug("%s: connecting to %s, tls=%s (%s)", j->env->id,
 		    j->relay, policy_tls_name(h->tls),
 		    h->reason ? h->reason : "");
