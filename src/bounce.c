@@ -48,6 +48,28 @@ rfc5322_date(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
+/*
+ * The remote reply inside a recorded error: "mx[ip]:25 said: 550 5.1.1
+ * text (in reply to RCPT TO command)" -> "550 5.1.1 text" in buf.
+ * Returns buf, or NULL when the error did not come from a server.
+ */
+static const char *
+remote_reply(const char *err, char *buf, size_t len)
+{
+	const char *p, *end;
+
+	if (err == NULL || (p = strstr(err, " said: ")) == NULL)
+		return NULL;
+	p += 7;
+	if ((end = strstr(p, " (in reply to ")) == NULL)
+		end = p + strlen(p);
+	if ((size_t)(end - p) >= len)
+		end = p + len - 1;
+	memcpy(buf, p, (size_t)(end - p));
+	buf[end - p] = '\0';
+	return buf;
+}
+
 /* "550 5.1.1 user unknown" -> status "5.1.1" and 1 (an SMTP reply). */
 static int
 reply_status(const char *text, char status[16])
@@ -143,16 +165,19 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 	fprintf(f, "Arrival-Date: %s\r\n", adate);
 	for (i = 0; i < env->nrcpt; i++) {
 		const struct spool_rcpt *r = &env->rcpts[i];
+		const char *reply;
+		char rbuf[1024];
 		int smtp;
 
 		if (r->state != RCPT_FAILED)
 			continue;
-		smtp = reply_status(r->last_error, status);
-		if (!smtp)
-			snprintf(status, sizeof(status), "%s",
-			    r->last_error != NULL &&
-			    strncmp(r->last_error, "delivery time expired",
-			    21) == 0 ? "4.4.7" : "5.0.0");
+		reply = remote_reply(r->last_error, rbuf, sizeof(rbuf));
+		smtp = reply_status(reply, status);
+		if (r->last_error != NULL &&
+		    strncmp(r->last_error, "delivery time expired", 21) == 0)
+			snprintf(status, sizeof(status), "4.4.7");
+		else if (!smtp)
+			snprintf(status, sizeof(status), "5.0.0");
 		fprintf(f, "\r\n");
 		if (r->orcpt != NULL) {
 			fprintf(f, "Original-Recipient: ");
@@ -174,7 +199,8 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 			fprintf(f, "\r\n");
 		}
 		fprintf(f, "Diagnostic-Code: %s; ", smtp ? "smtp" : "x-unix");
-		put_clean(f, r->last_error ? r->last_error : "delivery failed");
+		put_clean(f, smtp ? reply : r->last_error ? r->last_error :
+		    "delivery failed");
 		fprintf(f, "\r\n");
 	}
 

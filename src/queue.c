@@ -228,9 +228,14 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 		case DLV_FAIL:
 			r->state = RCPT_FAILED;
 			break;
-		case DLV_DEFER:
-			r->next_attempt = now + backoff(q->cf, r->attempts);
+		case DLV_DEFER: {
+			long long b = backoff(q->cf, r->attempts);
+
+			r->next_attempt = now + b;
+			log_info("%s: to=<%s>, attempt %d deferred, next attempt "
+			    "in %llds", m->env->id, r->addr, r->attempts, b);
 			break;
+		}
 		}
 	}
 	if (nres > 0 && spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+# timeout: 300
+"""Scheduler acceptance (issue #4): retries with backoff, bounces (RFC 3464),
+no bounce for <>, lifetime expiry, per-destination concurrency limits and
+connection reuse, all against real sinks behind a signed DNS world.
+"""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import drtest  # noqa: E402
+import certs  # noqa: E402
+import dnsrig  # noqa: E402
+import sink  # noqa: E402
+
+for tool in ("ldns-signzone", "nsd"):
+    if not drtest.which(tool):
+        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
+
+T = drtest.TMPDIR
+os.chmod(T, 0o755)
+pki = os.path.join(T, "pki")
+os.makedirs(pki)
+os.chmod(pki, 0o755)
+port = drtest.free_port(drtest.ip(10))
+rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
+                    drtest.free_port(drtest.ip(1)))
+sinks = {}
+
+
+def dest(domain, n, rules=()):
+    """A DANE-EE destination: zone, certificate, sink on ip(n)."""
+    ip = drtest.ip(n)
+    cert = certs.self_signed(pki, ["mx." + domain])
+    rig.zone(domain, records=["@ MX 10 mx", "mx A %s" % ip,
+                              "_%d._tcp.mx TLSA %s" % (port,
+                                                       cert.tlsa(3, 1, 1))])
+    sinks[domain] = sink.spawn(os.path.join(T, "sink-" + domain), ip, port,
+                               cert=cert.chain, key=cert.key, rules=rules)
+    return sinks[domain]
+
+
+s_retry = dest("retry.test", 11, rules=["RCPT|later@|1|451 4.3.0 try later"])
+s_perm = dest("perm.test", 12, rules=["RCPT|nobody@|0|550 5.1.1 no such user"])
+s_slow = dest("expire.test", 13, rules=["RCPT||0|451 4.2.0 mailbox busy"])
+s_sender = dest("senders.test", 14)
+bulk = ["bulk%d.test" % i for i in range(5)]
+for i, b in enumerate(bulk):
+    dest(b, 20 + i)
+rig.start()
+
+d = drtest.Daemon(dns_config=rig.unbound_conf(),
+                  trust_anchor_file=rig.trust_anchor_file, smtp_port=port,
+                  min_backoff="2s", max_backoff="4s", queue_lifetime="8s",
+                  max_connections_per_destination=2,
+                  smtp_connect_timeout="5s", smtp_timeout="10s")
+d.start()
+
+
+def msg(to, subj, sender="sender@senders.test"):
+    return ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n"
+            "Message-ID: <%s@dr-test>\r\n\r\nbody of %s\r\n" % (
+                sender or "MAILER-DAEMON", to, subj, subj.replace(" ", "."),
+                subj)).encode()
+
+
+c = drtest.SMTP(d.host, d.port)
+c.sendmail("sender@senders.test", ["later@retry.test"], msg(
+    "later@retry.test", "retry one"))
+c.sendmail("sender@senders.test", ["nobody@perm.test", "ok@perm.test"],
+           msg("nobody@perm.test", "perm one"))
+c.sendmail("", ["nobody@perm.test"], msg("nobody@perm.test", "null sender",
+                                         sender=""))
+c.sendmail("sender@senders.test", ["someone@expire.test"], msg(
+    "someone@expire.test", "expire one"))
+c.close()
+
+# 451 then 250: delivered on a later attempt, backoff in the log
+drtest.wait_for(lambda: len(s_retry.messages()) == 1, drtest.scaled(30),
+                "the retried message")
+log = d.log_text()
+drtest.check(re.search(r"to=<later@retry\.test>, attempt 1 deferred, next "
+                       r"attempt in \d+s", log) is not None,
+             "first attempt deferred with the backoff logged")
+drtest.check(re.search(r"to=<later@retry\.test>, .*status=deferred \(.*451 "
+                       r"4\.3\.0", log) is not None, "451 logged as deferral")
+drtest.check(re.search(r"to=<later@retry\.test>, .*status=sent", log)
+             is not None, "delivered on a later attempt")
+
+# 550: ok@ delivered, nobody@ bounced with a DSN to the sender
+drtest.wait_for(lambda: any("ok@perm.test" in m["rcpts"]
+                            for m in s_perm.messages()), drtest.scaled(30),
+                "the accepted recipient")
+
+
+def dsns():
+    return [m for m in s_sender.messages()
+            if m["mail_from"] == "" and "sender@senders.test" in m["rcpts"]]
+
+
+drtest.wait_for(lambda: len(dsns()) >= 1, drtest.scaled(30), "the DSN")
+data = dsns()[0]["data"]
+drtest.check(b"multipart/report; report-type=delivery-status" in data,
+             "DSN is multipart/report delivery-status")
+drtest.check(b"Reporting-MTA: dns; relay.dr-test.example" in data,
+             "DSN Reporting-MTA")
+drtest.check(b"Final-Recipient: rfc822; nobody@perm.test" in data,
+             "DSN Final-Recipient")
+drtest.check(b"Action: failed" in data and b"Status: 5.1.1" in data,
+             "DSN Action/Status from the server's enhanced code")
+drtest.check(b"Diagnostic-Code: smtp; " in data and b"550 5.1.1" in data,
+             "DSN Diagnostic-Code carries the reply")
+drtest.check(b"Remote-MTA: dns; mx.perm.test" in data, "DSN Remote-MTA")
+drtest.check(b"Subject: perm one" in data,
+             "DSN carries the original headers")
+drtest.check(b"ok@perm.test" not in data.split(b"message/delivery-status")[1]
+             .split(b"text/rfc822-headers")[0],
+             "the delivered recipient is not in the DSN report part")
+
+# lifetime expiry: bounce with 4.4.7
+drtest.wait_for(lambda: len(dsns()) >= 2, drtest.scaled(40),
+                "the expiry DSN")
+exp = [m for m in dsns() if b"someone@expire.test" in m["data"]]
+drtest.check(len(exp) == 1, "expiry DSN names the recipient")
+if exp:
+    drtest.check(b"Status: 4.4.7" in exp[0]["data"] and
+                 b"delivery time expired" in exp[0]["data"],
+                 "expiry DSN: 4.4.7, delivery time expired")
+
+# <> sender: bounced recipient, but no DSN anywhere
+time.sleep(1)
+log = d.log_text()
+drtest.check(re.search(r"to=<nobody@perm\.test>, .*status=bounced", log)
+             is not None, "550 logged as bounced")
+drtest.check(len(dsns()) == 2, "exactly two DSNs: none for the <> sender "
+             "(got %d)" % len(dsns()))
+
+# 500 messages to 5 domains, per-destination limit 2, connection reuse
+c = drtest.SMTP(d.host, d.port)
+for i in range(500):
+    dom = bulk[i % 5]
+    c.sendmail("sender@senders.test", ["u%d@%s" % (i, dom)],
+               msg("u%d@%s" % (i, dom), "bulk %d" % i))
+c.close()
+drtest.wait_for(lambda: sum(len(sinks[b].messages()) for b in bulk) == 500,
+                drtest.scaled(120), "500 bulk messages at the sinks")
+for b in bulk:
+    st = sinks[b].stats()
+    drtest.check(st["max_active"] <= 2, "%s: at most 2 concurrent sessions "
+                 "(saw %d)" % (b, st["max_active"]))
+    drtest.check(st["connections"] <= 25, "%s: connections reused: %d "
+                 "connections for 100 messages" % (b, st["connections"]))
+    drtest.check(len(sinks[b].messages()) == 100, "%s: 100 messages" % b)
+    drtest.log("%s: %d connections, max %d concurrent", b,
+               st["connections"], st["max_active"])
+
+# nothing left in the queue
+drtest.wait_for(lambda: d.queue_ids() == [], drtest.scaled(20),
+                "an empty queue")
+d.stop()
+for s in sinks.values():
+    s.stop()
+rig.stop()
+drtest.done()
