@@ -447,9 +447,8 @@ result_from_ub(const struct resolver_query *q, int err, struct ub_result *ur)
 
 	/* Bogus first: whatever the rcode, it is a validation failure. */
 	if (ur->bogus) {
-		result_fail(res, DNS_SEC_BOGUS, "DNSSEC validation failed: %s",
-		    ur->why_bogus != NULL ? ur->why_bogus :
-		    "(no reason given)");
+		result_fail(res, DNS_SEC_BOGUS, "%s", ur->why_bogus != NULL ?
+		    ur->why_bogus : "validation failure (no reason given)");
 		return res;
 	}
 	res->security = ur->secure ? DNS_SEC_SECURE : DNS_SEC_INSECURE;
