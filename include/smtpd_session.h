@@ -20,6 +20,7 @@
 
 struct acl;
 struct auth_table;
+struct event;
 struct evconnlistener;
 struct smtpd_session;
 
@@ -46,6 +47,7 @@ struct smtpd_listener {
 	int fd;
 	char text[80];
 	struct evconnlistener *evl;
+	struct event *ev_retry;		/* re-enable after EMFILE & co */
 };
 
 TAILQ_HEAD(smtpd_session_list, smtpd_session);

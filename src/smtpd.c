@@ -69,6 +69,12 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 			    "AUTH is only offered after STARTTLS, so it will "
 			    "never be offered");
 	}
+	if ((cf->tls_cert_file == NULL || *cf->tls_cert_file == '\0') &&
+	    cf->tls_key_file != NULL && *cf->tls_key_file != '\0') {
+		snprintf(err, errlen, "tls_key_file is set but tls_cert_file "
+		    "is not");
+		goto fail;
+	}
 	if (cf->tls_cert_file != NULL && *cf->tls_cert_file != '\0') {
 		if ((c->tls = tls_server_ctx_new(cf->tls_cert_file,
 		    cf->tls_key_file != NULL ? cf->tls_key_file :
@@ -218,12 +224,37 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 }
 
 static void
+accept_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtpd_listener *l = arg;
+
+	if (l->evl != NULL)
+		evconnlistener_enable(l->evl);
+}
+
+/*
+ * accept() failed (EMFILE, ENFILE, ENOBUFS ...).  The pending connection
+ * keeps the socket readable, so retrying at once would spin: pause this
+ * listener for a second instead.
+ */
+static void
 accept_error_cb(struct evconnlistener *evl, void *arg)
 {
-	int e = EVUTIL_SOCKET_ERROR();
+	struct smtpd *sd = arg;
+	struct timeval tv = { 1, 0 };
+	int e = EVUTIL_SOCKET_ERROR(), i;
 
-	/* EMFILE and friends: keep the listener, the next accept may work */
-	log_warnx("accept: %s", evutil_socket_error_to_string(e));
+	log_warnx("accept: %s (pausing the listener for 1s)",
+	    evutil_socket_error_to_string(e));
+	for (i = 0; i < sd->nlisteners; i++) {
+		if (sd->listeners[i].evl != evl)
+			continue;
+		if (sd->listeners[i].ev_retry == NULL)
+			return;
+		evconnlistener_disable(evl);
+		if (!sd->stopping)
+			evtimer_add(sd->listeners[i].ev_retry, &tv);
+	}
 }
 
 int
@@ -247,6 +278,8 @@ smtpd_start(struct smtpd *sd, struct event_base *base, struct spool *sp,
 		}
 		evconnlistener_set_error_cb(sd->listeners[i].evl,
 		    accept_error_cb);
+		sd->listeners[i].ev_retry = evtimer_new(base, accept_retry,
+		    &sd->listeners[i]);
 	}
 	return 0;
 }
@@ -274,9 +307,12 @@ smtpd_stop(struct smtpd *sd)
 	if (sd == NULL || sd->stopping)
 		return;
 	sd->stopping = 1;
-	for (i = 0; i < sd->nlisteners; i++)
+	for (i = 0; i < sd->nlisteners; i++) {
+		if (sd->listeners[i].ev_retry != NULL)
+			evtimer_del(sd->listeners[i].ev_retry);
 		if (sd->listeners[i].evl != NULL)
 			evconnlistener_disable(sd->listeners[i].evl);
+	}
 	smtpd_sessions_shutdown(sd);
 }
 
@@ -295,6 +331,8 @@ smtpd_free(struct smtpd *sd)
 		return;
 	smtpd_sessions_free(sd);
 	for (i = 0; i < sd->nlisteners; i++) {
+		if (sd->listeners[i].ev_retry != NULL)
+			event_free(sd->listeners[i].ev_retry);
 		if (sd->listeners[i].evl != NULL)
 			evconnlistener_free(sd->listeners[i].evl);
 		if (sd->listeners[i].fd != -1)

@@ -649,10 +649,35 @@ def test_hostile(d):
 
 def test_limits_d2(tmp):
     """Own daemon: total session timeout and the client limit."""
-    d2 = drtest.Daemon(name="d2", allow_clients=GOOD,
+    port6 = drtest.free_port("::1")
+    d2 = drtest.Daemon(name="d2", allow_clients="%s/32 ::1" % GOOD,
                        smtpd_timeout="2s", smtpd_session_timeout="4s",
                        smtpd_max_clients="3")
+    d2.write_config(listen="%s:%d, [::1]:%d" % (d2.host, d2.port, port6))
     d2.start()
+    # IPv6 listener and an IPv6 entry in allow_clients
+    c = drtest.SMTP("::1", port6, timeout=10)
+    check(c.banner[0] == 220, "IPv6 banner: %s" % (c.banner,))
+    msg = b"Subject: over IPv6\r\n\r\nhi\r\n"
+    try:
+        qid = c.sendmail("v6@" + CLIENT, ["r@" + DEST], msg)
+        data = check_spooled(d2, qid, msg, "IPv6 message")
+        check(b"from %s ([IPv6:::1])" % CLIENT.encode() in data,
+              "Received: for an IPv6 client: %r" % data[:200])
+        check(d2.read_env(qid).get("client-addr") == "::1",
+              "IPv6 client-addr: %s" % d2.read_env(qid))
+    except drtest.SMTPError as e:
+        check(False, "IPv6 client in allow_clients: %s" % e)
+    c.cmd("QUIT")
+    c.close()
+    c = connect(d2, source=OUTSIDER)
+    c.expect("EHLO " + CLIENT, 250)
+    c.expect("MAIL FROM:<a@%s>" % CLIENT, 250)
+    code, text = c.cmd("RCPT TO:<r@%s>" % DEST)
+    check(code == 554, "IPv4 outsider with a mixed ACL: %d %s"
+          % (code, text))
+    c.cmd("QUIT")
+    c.close()
     # every NOOP resets the idle timer, the session limit still hits
     c = connect(d2)
     c.expect("EHLO " + CLIENT, 250)
@@ -690,7 +715,62 @@ def test_limits_d2(tmp):
     c.expect("EHLO " + CLIENT, 250)
     c.cmd("QUIT")
     c.close()
+
     d2.stop()
+
+
+def test_emfile(tmp):
+    """Out of file descriptors, accept() fails with EMFILE: the daemon
+    must pause the listener (not spin), keep serving, and accept the
+    waiting client once a descriptor is free again."""
+    wrapper = os.path.join(tmp, "danerelayd-lowfd")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nulimit -n 48 || exit 1\nexec %s \"$@\"\n"
+                % os.path.join(drtest.BUILDDIR, "danerelayd"))
+    os.chmod(wrapper, 0o755)
+    d3 = drtest.Daemon(name="d3", allow_clients=GOOD, smtpd_timeout="30s")
+    d3.binary = wrapper
+    d3.start()
+    held = []
+    waiting = None
+    for _ in range(60):
+        s = socket.create_connection((d3.host, d3.port),
+                                     timeout=drtest.scaled(10),
+                                     source_address=(GOOD, 0))
+        s.settimeout(1)
+        try:
+            banner = s.recv(512)
+        except socket.timeout:
+            waiting = s
+            break
+        check(banner.startswith(b"220 "), "banner %r" % banner)
+        held.append(s)
+    check(waiting is not None, "never ran out of descriptors with %d "
+          "connections" % len(held))
+    if waiting is not None:
+        log("EMFILE after %d connections", len(held))
+        check("pausing the listener" in d3.log_text(),
+              "accept() failing with EMFILE not logged")
+        held.pop().close()
+        t0 = time.monotonic()
+        waiting.settimeout(drtest.scaled(5))
+        try:
+            banner = waiting.recv(512)
+        except OSError as e:
+            banner = repr(e).encode()
+        check(banner.startswith(b"220 "), "client waiting through EMFILE "
+              "got %r" % banner)
+        log("the waiting client was served after %.1fs",
+            time.monotonic() - t0)
+        waiting.close()
+    for s in held:
+        s.close()
+    check(d3.alive(), "danerelayd died on EMFILE")
+    c = connect(d3)
+    c.expect("EHLO " + CLIENT, 250)
+    c.cmd("QUIT")
+    c.close()
+    d3.stop()
 
 
 def write_auth(path, lines):
@@ -767,6 +847,8 @@ def main():
     d.stop()
     log("--- session limits (second daemon)")
     test_limits_d2(tmp)
+    log("--- EMFILE (third daemon)")
+    test_emfile(tmp)
     drtest.done()
 
 
