@@ -19,4 +19,8 @@ int bounce_owed(const struct spool_env *env);
 int bounce_enqueue(struct spool *sp, const struct config *cf,
     const struct spool_env *env, struct queue *q, char *err, size_t errlen);
 
+/* A delay warning (RFC 3464 Action: delayed) for the pending recipients. */
+int bounce_delay_enqueue(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, struct queue *q, char *err, size_t errlen);
+
 #endif

@@ -78,6 +78,8 @@ struct config {
 	long long max_backoff;		/* default 3600s */
 	int max_connections;		/* global outbound, default 100 */
 	int max_connections_per_destination;	/* default 10 */
+	char *bounce_relay;		/* optional "addr:port": DSNs go there
+					 * (e.g. back to the local MTA) */
 
 	/* TLSRPT */
 	int tlsrpt;			/* default yes */

@@ -52,6 +52,7 @@ struct spool_env {
 	int hold;		/* on hold by the operator */
 	int is_bounce;		/* generated DSN (sender "") */
 	int is_report;		/* generated TLSRPT report: deliver despite TLS */
+	int delay_warned;	/* a delay DSN (delay_warning_time) was sent */
 	struct spool_rcpt *rcpts;
 	size_t nrcpt;
 };

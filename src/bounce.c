@@ -25,6 +25,10 @@
 
 #define HDR_MAX (64 * 1024)
 
+static int dsn_enqueue(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, struct queue *q, int delayed, char *err,
+    size_t errlen);
+
 int
 bounce_owed(const struct spool_env *env)
 {
@@ -106,6 +110,27 @@ int
 bounce_enqueue(struct spool *sp, const struct config *cf,
     const struct spool_env *env, struct queue *q, char *err, size_t errlen)
 {
+	return dsn_enqueue(sp, cf, env, q, 0, err, errlen);
+}
+
+int
+bounce_delay_enqueue(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, struct queue *q, char *err, size_t errlen)
+{
+	return dsn_enqueue(sp, cf, env, q, 1, err, errlen);
+}
+
+/*
+ * delayed == 0: a non-delivery report for the FAILED recipients;
+ * delayed == 1: a delay warning (Action: delayed) for the PENDING ones.
+ */
+static int
+dsn_enqueue(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, struct queue *q, int delayed, char *err,
+    size_t errlen)
+{
+	enum rcpt_state want = delayed ? RCPT_PENDING : RCPT_FAILED;
+	char until[64];
 	struct spool_writer *w;
 	struct spool_env *benv;
 	char date[64], adate[64], boundary[64], *text = NULL, status[16];
@@ -128,7 +153,9 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 	    cf->myhostname);
 	fprintf(f, "To: <");
 	put_clean(f, env->sender);
-	fprintf(f, ">\r\nSubject: Undelivered Mail Returned to Sender\r\n");
+	fprintf(f, ">\r\nSubject: %s\r\n", delayed ?
+	    "Delayed Mail (still being retried)" :
+	    "Undelivered Mail Returned to Sender");
 	fprintf(f, "Date: %s\r\nMessage-ID: <%s.DSN@%s>\r\n", date, env->id,
 	    cf->myhostname);
 	fprintf(f, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
@@ -138,13 +165,23 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 
 	fprintf(f, "--%s\r\nContent-Description: Notification\r\n"
 	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
-	fprintf(f, "This is the mail system at host %s.\r\n\r\n"
-	    "Your message could not be delivered to one or more recipients.\r\n"
-	    "It is attached below.\r\n\r\n", cf->myhostname);
+	rfc5322_date(env->created + (time_t)cf->queue_lifetime, until,
+	    sizeof(until));
+	if (delayed)
+		fprintf(f, "This is the mail system at host %s.\r\n\r\n"
+		    "Your message could not be delivered yet to one or more "
+		    "recipients.\r\nIt will be tried again until %s.\r\n"
+		    "You do not need to send it again.\r\n\r\n",
+		    cf->myhostname, until);
+	else
+		fprintf(f, "This is the mail system at host %s.\r\n\r\n"
+		    "Your message could not be delivered to one or more "
+		    "recipients.\r\nIts headers are attached below.\r\n\r\n",
+		    cf->myhostname);
 	for (i = 0; i < env->nrcpt; i++) {
 		const struct spool_rcpt *r = &env->rcpts[i];
 
-		if (r->state != RCPT_FAILED)
+		if (r->state != want)
 			continue;
 		fprintf(f, "<");
 		put_clean(f, r->addr);
@@ -169,7 +206,7 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 		char rbuf[1024];
 		int smtp;
 
-		if (r->state != RCPT_FAILED)
+		if (r->state != want)
 			continue;
 		reply = remote_reply(r->last_error, rbuf, sizeof(rbuf));
 		smtp = reply_status(reply, status);
@@ -178,6 +215,8 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 			snprintf(status, sizeof(status), "4.4.7");
 		else if (!smtp)
 			snprintf(status, sizeof(status), "5.0.0");
+		if (delayed)
+			status[0] = '4';
 		fprintf(f, "\r\n");
 		if (r->orcpt != NULL) {
 			fprintf(f, "Original-Recipient: ");
@@ -186,7 +225,10 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 		}
 		fprintf(f, "Final-Recipient: rfc822; ");
 		put_clean(f, r->addr);
-		fprintf(f, "\r\nAction: failed\r\nStatus: %s\r\n", status);
+		fprintf(f, "\r\nAction: %s\r\nStatus: %s\r\n",
+		    delayed ? "delayed" : "failed", status);
+		if (delayed)
+			fprintf(f, "Will-Retry-Until: %s\r\n", until);
 		if (r->relay != NULL) {
 			char host[256];
 			size_t k;
@@ -254,7 +296,8 @@ bounce_enqueue(struct spool *sp, const struct config *cf,
 		spool_env_free(benv);
 		return -1;
 	}
-	log_info("%s: sender non-delivery notification: %s", env->id, benv->id);
+	log_info("%s: sender %s notification: %s", env->id,
+	    delayed ? "delay" : "non-delivery", benv->id);
 	if (q != NULL)
 		queue_add(q, benv);
 	spool_env_free(benv);

@@ -307,6 +307,7 @@ config_free(struct config *cf)
 	free(cf->tlsrpt_contact);
 	free(cf->tlsrpt_from);
 	free(cf->metrics_listen);
+	free(cf->bounce_relay);
 	memset(cf, 0, sizeof(*cf));
 }
 
@@ -389,6 +390,7 @@ static const struct option {
 	{ "tlsrpt_from",		T_OSTRING,	OFF(tlsrpt_from) },
 
 	{ "metrics_listen",		T_OLISTEN,	OFF(metrics_listen) },
+	{ "bounce_relay",		T_OLISTEN,	OFF(bounce_relay) },
 };
 #define NOPTIONS	(sizeof(options) / sizeof(options[0]))
 

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "policy_table.h"
 #include "resolver.h"
@@ -82,6 +84,9 @@ struct dlv_job {
 
 	struct route *rt;
 	const struct decision *dec;
+	struct decision own_dec;	/* bounce_relay: no route */
+	int port;		/* destination port */
+	struct event *kick;
 	size_t host;		/* current index in dec->hosts */
 	size_t addr;		/* current index in its addrs */
 	struct smtp_client *c;
@@ -317,6 +322,7 @@ set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 	j->res[i].status = st;
 	j->final[i] = 1;
 	tls_summary(j, tls, sizeof(tls));
+	metrics_delivery(st, j->c != NULL ? smtp_client_tls(j->c) : NULL);
 	log_info("%s: to=<%s>, relay=%s, %s, delay=%.2f, status=%s (%s)",
 	    j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
 	    j->relay[0] ? j->relay : "none", tls, mono_now() - j->start,
@@ -360,6 +366,9 @@ job_free(struct dlv_job *j)
 	free(j->last_error);
 	free(j->key);
 	free(j->domain);
+	if (j->kick != NULL)
+		event_free(j->kick);
+	decision_free(&j->own_dec);
 	free(j);
 }
 
@@ -498,6 +507,8 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		job_next_host(j);
 		return;
 	}
+	if (r->tlsrpt != NULL)
+		metrics_tls_failure(r->tlsrpt);
 
 	if (r->code != 0)
 		snprintf(why, sizeof(why), "%s said: %s (in reply to %s)",
@@ -605,10 +616,10 @@ job_next_host(struct dlv_job *j)
 		p.addrlen = a->sslen;
 		if (a->family == AF_INET)
 			((struct sockaddr_in *)&p.addr)->sin_port =
-			    htons((uint16_t)d->cf->smtp_port);
+			    htons((uint16_t)j->port);
 		else
 			((struct sockaddr_in6 *)&p.addr)->sin6_port =
-			    htons((uint16_t)d->cf->smtp_port);
+			    htons((uint16_t)j->port);
 		p.host = h->name;
 		p.helo = d->cf->myhostname;
 		p.logid = j->env->id;
@@ -625,7 +636,7 @@ job_next_host(struct dlv_job *j)
 		p.ntlsa = h->ntlsa;
 		p.tlsa_base = h->tlsa_base;
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
-		    a->text, d->cf->smtp_port);
+		    a->text, j->port);
 		free(j->key);
 		j->key = conn_key(&p, j->relay);
 		if (!j->no_reuse && j->key != NULL &&
@@ -682,6 +693,60 @@ job_routed(struct route *rt, void *arg)
 	job_next_host(j);
 }
 
+/*
+ * bounce_relay: delivery status notifications go to one fixed next hop
+ * (typically back to the local MTA): no DNS, STARTTLS when offered.
+ */
+static int
+static_decision(const char *hop, struct decision *dec, int *port)
+{
+	struct decision_host *h;
+	struct listen_addr la;
+	struct dns_addr *a;
+
+	if (listen_addr_parse(hop, 25, &la) == -1)
+		return -1;
+	memset(dec, 0, sizeof(*dec));
+	dec->action = POLICY_DELIVER;
+	dec->level = POLICY_MAY;
+	dec->hosts = xcalloc(1, sizeof(*dec->hosts));
+	dec->nhosts = dec->ncandidates = 1;
+	h = &dec->hosts[0];
+	h->addrs = a = xcalloc(1, sizeof(*a));
+	h->naddrs = 1;
+	a->family = la.ss.ss_family;
+	memcpy(&a->ss, &la.ss, la.len);
+	a->sslen = la.len;
+	if (a->family == AF_INET) {
+		*port = ntohs(((struct sockaddr_in *)&la.ss)->sin_port);
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&la.ss)->sin_addr,
+		    a->text, sizeof(a->text));
+	} else {
+		*port = ntohs(((struct sockaddr_in6 *)&la.ss)->sin6_port);
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&la.ss)->sin6_addr,
+		    a->text, sizeof(a->text));
+	}
+	h->name = xstrdup("bounce_relay");
+	h->tls = PTLS_MAY;
+	h->reason = xstrdup("bounce_relay");
+	return 0;
+}
+
+static void
+job_static_start(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dlv_job *j = arg;
+
+	j->dec = &j->own_dec;
+	if ((j->data_fd = spool_data_open(j->d->sp, j->env->id)) == -1) {
+		set_last_error(j, "cannot open queue file: %s",
+		    strerror(errno));
+		job_finish(j);
+		return;
+	}
+	job_next_host(j);
+}
+
 struct dlv_job *
 delivery_start(struct delivery *d, const struct spool_env *env,
     const char *domain, const size_t *rcpts, size_t n, dlv_done_cb *cb,
@@ -710,6 +775,15 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 	for (i = 0; i < n; i++) {
 		j->res[i].rcpt = rcpts[i];
 		j->res[i].status = DLV_DEFER;
+	}
+	j->port = d->cf->smtp_port;
+	if (env->is_bounce && d->cf->bounce_relay != NULL &&
+	    static_decision(d->cf->bounce_relay, &j->own_dec, &j->port) == 0) {
+		struct timeval tv = { 0, 0 };
+
+		j->kick = evtimer_new(d->base, job_static_start, j);
+		evtimer_add(j->kick, &tv);
+		return j;
 	}
 	j->rt = route_start(d->base, d->res, d->cf, d->pt, domain, job_routed,
 	    j);

@@ -24,9 +24,14 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "spool.h"
 #include "util.h"
+
+/* Recipients in one SMTP transaction (Postfix: 50; RFC 5321 §4.5.3.1.8
+ * requires servers to take at least 100). */
+#define RCPT_PER_TXN	100
 
 struct qmsg;
 
@@ -186,11 +191,34 @@ qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
 		r->last_error = why;
 		r->state = RCPT_FAILED;
 		changed = 1;
+		metrics_delivery(DLV_FAIL, NULL);
 		log_info("%s: to=<%s>, status=expired, returned to sender (%s)",
 		    m->env->id, r->addr, why);
 	}
 	if (changed && spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", m->env->id, err);
+}
+
+/* delay_warning_time: tell the sender once that the message is late. */
+static void
+qmsg_delay_warn(struct queue *q, struct qmsg *m, time_t now)
+{
+	struct spool_env *env = m->env;
+	char err[256];
+
+	if (q->cf->delay_warning_time <= 0 || env->delay_warned ||
+	    env->sender == NULL || env->sender[0] == '\0' || env->is_bounce ||
+	    env->is_report || now - env->created < q->cf->delay_warning_time ||
+	    !qmsg_pending(m))
+		return;
+	if (bounce_delay_enqueue(q->sp, q->cf, env, q, err, sizeof(err)) == -1) {
+		log_warnx("%s: cannot create delay notification: %s", env->id,
+		    err);
+		return;
+	}
+	env->delay_warned = 1;
+	if (spool_env_save(q->sp, env, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", env->id, err);
 }
 
 static void
@@ -291,8 +319,9 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 		j->m = m;
 		j->domain = dom;
 		j->idx = xcalloc(env->nrcpt, sizeof(*j->idx));
-		/* every due recipient of this message in the same domain */
-		for (k = i; k < env->nrcpt; k++) {
+		/* every due recipient of this message in the same domain, up
+		 * to the per-transaction limit (the rest: another job) */
+		for (k = i; k < env->nrcpt && j->n < RCPT_PER_TXN; k++) {
 			struct spool_rcpt *rk = &env->rcpts[k];
 			char *dk;
 
@@ -348,6 +377,7 @@ queue_run(evutil_socket_t fd, short ev, void *arg)
 		if (m->env->hold)
 			continue;
 		qmsg_expire(q, m, now);
+		qmsg_delay_warn(q, m, now);
 		if (m->njobs == 0 && !qmsg_pending(m)) {
 			qmsg_finish(q, m);
 			continue;
@@ -358,8 +388,17 @@ queue_run(evutil_socket_t fd, short ev, void *arg)
 	q->in_run = 0;
 	if (next != 0)
 		queue_schedule(q, (double)(next - now));
-	if (q->cf->queue_lifetime > 0 && !TAILQ_EMPTY(&q->msgs))
-		queue_schedule(q, 3600);	/* expiry check at least hourly */
+	if (!TAILQ_EMPTY(&q->msgs)) {
+		/* expiry and delay warnings need a look now and then */
+		double tick = 3600;
+
+		if (q->cf->queue_lifetime > 0 && q->cf->queue_lifetime < tick)
+			tick = (double)q->cf->queue_lifetime;
+		if (q->cf->delay_warning_time > 0 &&
+		    q->cf->delay_warning_time < tick)
+			tick = (double)q->cf->delay_warning_time;
+		queue_schedule(q, tick);
+	}
 }
 
 /* Run the queue after delay seconds, or sooner if already armed sooner. */

@@ -35,7 +35,7 @@
  *   size 1234                   (bytes of ID.msg)
  *   sender alice@example.org    ("sender" alone: the null sender <>)
  *   client-addr, client-helo, auth-user, envid, ret   (optional strings)
- *   body-8bit, smtputf8, hold, bounce, report         (optional, 0 or 1)
+ *   body-8bit, smtputf8, hold, bounce, report, warned (optional, 0 or 1)
  *   rcpt bob@example.net        (starts a recipient; its lines follow)
  *   rcpt-state pending          (pending | delivered | failed)
  *   rcpt-attempts 0
@@ -332,6 +332,8 @@ spool_env_format(const struct spool_env *env, size_t *lenp)
 	sbuf_num(&b, "hold", env->hold != 0);
 	sbuf_num(&b, "bounce", env->is_bounce != 0);
 	sbuf_num(&b, "report", env->is_report != 0);
+	if (env->delay_warned)
+		sbuf_num(&b, "warned", 1);
 	for (i = 0; i < env->nrcpt; i++) {
 		r = &env->rcpts[i];
 		sbuf_kv(&b, "rcpt", r->addr ? r->addr : "");
@@ -354,7 +356,7 @@ spool_env_format(const struct spool_env *env, size_t *lenp)
 enum env_key {
 	K_ID, K_CREATED, K_SIZE, K_SENDER, K_CLIENT_ADDR, K_CLIENT_HELO,
 	K_AUTH_USER, K_ENVID, K_RET, K_BODY8, K_SMTPUTF8, K_HOLD, K_BOUNCE,
-	K_REPORT,
+	K_REPORT, K_WARNED,
 	K_RCPT, K_R_STATE, K_R_ATTEMPTS, K_R_NEXT, K_R_ORCPT, K_R_RELAY,
 	K_R_ERROR,
 	K_END,
@@ -367,7 +369,7 @@ static const char *const env_keys[K_COUNT] = {
 	[K_CLIENT_HELO] = "client-helo", [K_AUTH_USER] = "auth-user",
 	[K_ENVID] = "envid", [K_RET] = "ret", [K_BODY8] = "body-8bit",
 	[K_SMTPUTF8] = "smtputf8", [K_HOLD] = "hold", [K_BOUNCE] = "bounce",
-	[K_REPORT] = "report",
+	[K_REPORT] = "report", [K_WARNED] = "warned",
 	[K_RCPT] = "rcpt", [K_R_STATE] = "rcpt-state",
 	[K_R_ATTEMPTS] = "rcpt-attempts", [K_R_NEXT] = "rcpt-next",
 	[K_R_ORCPT] = "rcpt-orcpt", [K_R_RELAY] = "rcpt-relay",
@@ -628,6 +630,9 @@ spool_env_parse(const char *buf, size_t len, struct spool_env **out,
 			break;
 		case K_REPORT:
 			flag = &env->is_report;
+			break;
+		case K_WARNED:
+			flag = &env->delay_warned;
 			break;
 		case K_RCPT:
 			if (env->nrcpt >= ENV_MAXRCPT) {
