@@ -13,8 +13,8 @@
  *	1. load the config (errors are "file:line: reason" on stderr, exit 1);
  *	2. when root: look up `user` (refuse to start without it);
  *	3. create spool_dir and state_dir (mode 0700, owned by `user`);
- *	4. bind the listeners (smtpd_new) while still privileged, so port 25
- *	   works;
+ *	4. bind the listeners (smtpd_new, metrics_new) while still
+ *	   privileged, so port 25 works;
  *	5. without -f: fork; the parent waits (bounded) on a pipe until the
  *	   child reports "ready" or an error, so a failing start-up still
  *	   exits 1 with the reason on the terminal;
@@ -30,7 +30,8 @@
  * the config file: a bad file is logged ("reload failed: file:line: ...")
  * and the old config stays in force.  Settings that need the privileges
  * or sockets of start-up (listen, user, spool_dir, state_dir, pid_file,
- * control_socket) keep their old values until a restart, with a warning.
+ * control_socket, metrics_listen) keep their old values until a restart,
+ * with a warning.
  * SIGPIPE is ignored.  Until the handlers are installed, SIGTERM, SIGINT
  * and SIGHUP are blocked (held, not lost).
  *
@@ -61,6 +62,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy_table.h"
 #include "queue.h"
 #include "smtpd.h"
@@ -84,6 +86,7 @@ struct daemon {
 	struct spool		*sp;
 	struct delivery		*dlv;		/* DNS, policy, SMTP client */
 	struct queue		*q;		/* the scheduler */
+	struct metrics		*metrics;	/* metrics_listen, or NULL */
 	struct event		*ev_term, *ev_int, *ev_hup;
 	struct event		*ev_drain;
 	double			 drain_deadline;
@@ -401,6 +404,8 @@ on_message(const struct spool_env *env, void *arg)
 {
 	log_info("%s: queued, from=<%s>, nrcpt=%zu, size=%lld", env->id,
 	    env->sender, env->nrcpt, (long long)env->size);
+	metrics_inc(M_RECEIVED);
+	metrics_add(M_RECEIVED_BYTES, (unsigned long long)env->size);
 	queue_add(((struct daemon *)arg)->q, env);
 }
 
@@ -483,6 +488,16 @@ keep_startup_settings(struct config *ncf, struct config *ocf)
 	keep_str(&ncf->pid_file, &ocf->pid_file, "pid_file");
 	keep_str(&ncf->control_socket, &ocf->control_socket,
 	    "control_socket");
+	if ((ncf->metrics_listen == NULL) != (ocf->metrics_listen == NULL) ||
+	    (ncf->metrics_listen != NULL &&
+	    strcmp(ncf->metrics_listen, ocf->metrics_listen) != 0)) {
+		char *t = ncf->metrics_listen;
+
+		log_warnx("reload: metrics_listen changed: takes effect after "
+		    "a restart");
+		ncf->metrics_listen = ocf->metrics_listen;
+		ocf->metrics_listen = t;
+	}
 }
 
 static void
@@ -651,6 +666,9 @@ main(int argc, char *argv[])
 	/* Bind while privileged. */
 	if ((d->sd = smtpd_new(d->cf, err, sizeof(err))) == NULL)
 		fatal("listen: %s", err);
+	if (d->cf->metrics_listen != NULL &&
+	    (d->metrics = metrics_new(d->cf, err, sizeof(err))) == NULL)
+		fatal("%s", err);
 
 	if (!foreground) {
 		daemonize(d);
@@ -675,6 +693,9 @@ main(int argc, char *argv[])
 	if (smtpd_start(d->sd, d->base, d->sp, on_message, d, err,
 	    sizeof(err)) == -1)
 		fatal("smtpd: %s", err);
+	if (d->metrics != NULL && metrics_start(d->metrics, d->base, d->q,
+	    d->sd, err, sizeof(err)) == -1)
+		fatal("%s", err);
 	d->ev_term = signal_add(d, SIGTERM);
 	d->ev_int = signal_add(d, SIGINT);
 	d->ev_hup = signal_add(d, SIGHUP);
@@ -691,6 +712,7 @@ main(int argc, char *argv[])
 		log_warnx("event loop failed");
 
 	/* Tear down in reverse order. */
+	metrics_free(d->metrics);
 	smtpd_free(d->sd);
 	queue_free(d->q);
 	delivery_free(d->dlv);

@@ -1,0 +1,82 @@
+/*
+ * metrics.h - operational counters, exported in the Prometheus text
+ * format (version 0.0.4) by an optional HTTP listener (metrics_listen).
+ *
+ * Counting: the modules call the metrics_* functions below at the point
+ * where something happened (one line each).  The counters are plain
+ * process-wide integers: danerelayd has one thread, and the functions
+ * are cheap and safe to call in every program that links the library
+ * (the CLI just never exports them).
+ *
+ * Exporting: metrics_new() binds the listener (before privileges are
+ * dropped, like smtpd_new()); metrics_start() serves GET /metrics on the
+ * event base and reads the gauges (queue, sessions) at scrape time from
+ * the queue and smtpd it is given.
+ */
+#ifndef DR_METRICS_H
+#define DR_METRICS_H
+
+#include <stddef.h>
+
+#include "delivery.h"		/* enum dlv_status */
+
+struct event_base;
+struct evbuffer;
+struct config;
+struct queue;
+struct smtpd;
+struct tls_outcome;
+
+/* Plain counters (exported with a _total suffix). */
+enum metric_counter {
+	M_RECEIVED = 0,		/* messages accepted (250 after DATA) */
+	M_RECEIVED_BYTES,	/* their size */
+	M_RCPT_DEFERRED,	/* recipient attempts deferred */
+	M_RCPT_BOUNCED,		/* recipients failed for good (5xx, policy,
+				 * expired) */
+	M_DNSSEC_BOGUS,		/* DNS answers that failed validation */
+	M_AUTH_FAILED,		/* inbound SMTP AUTH failures */
+	M_NCOUNTERS
+};
+
+void metrics_inc(enum metric_counter c);
+void metrics_add(enum metric_counter c, unsigned long long n);
+unsigned long long metrics_get(enum metric_counter c);
+
+/*
+ * One recipient's result of a delivery attempt.  For DLV_SENT, o is the
+ * TLS outcome of the session that carried it (NULL or not established:
+ * cleartext) and is counted by authentication type.
+ */
+void metrics_delivery(enum dlv_status st, const struct tls_outcome *o);
+
+/* An outbound TLS negotiation failed with this RFC 8460 result-type
+ * ("starttls-not-supported", "certificate-expired", ...). */
+void metrics_tls_failure(const char *result_type);
+
+/* Number of MTA-STS policies in the cache (set by the MTA-STS module). */
+void metrics_set_sts_cache_size(long long n);
+
+/* Back to zero (tests). */
+void metrics_reset(void);
+
+struct metrics;
+
+/*
+ * Bind cf->metrics_listen (must be set).  Warns when the address is not
+ * loopback.  NULL with the reason in err.
+ */
+struct metrics *metrics_new(const struct config *cf, char *err,
+    size_t errlen);
+/* Serve on base.  q and sd (may be NULL) provide the gauges. 0 / -1. */
+int metrics_start(struct metrics *m, struct event_base *base,
+    struct queue *q, struct smtpd *sd, char *err, size_t errlen);
+/* The address it listens on ("127.0.0.1:9125"). */
+const char *metrics_address(const struct metrics *m);
+void metrics_free(struct metrics *m);
+
+/* Append the whole exposition text to buf (q, sd may be NULL). */
+void metrics_render(struct evbuffer *buf, struct queue *q,
+    const struct smtpd *sd);
+
+#endif
