@@ -773,6 +773,41 @@ def test_emfile(tmp):
     d3.stop()
 
 
+def test_shutdown(d):
+    """SIGTERM: idle sessions get 421 4.3.2; a message being received is
+    finished and acknowledged first; the daemon exits 0."""
+    idle = connect(d)
+    idle.expect("EHLO " + CLIENT, 250)
+    busy = connect(d)
+    busy.expect("EHLO " + CLIENT, 250)
+    busy.expect("MAIL FROM:<late@%s>" % CLIENT, 250)
+    busy.expect("RCPT TO:<r@%s>" % DEST, 250)
+    busy.expect("DATA", 354)
+    busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n")
+    time.sleep(0.2)
+    d.proc.send_signal(signal.SIGTERM)
+    code, text = reply_or_close(idle)
+    check(code == 421 and "4.3.2" in text, "idle session at shutdown: %s %s"
+          % (code, text))
+    busy.send(b"second half\r\n.\r\n")
+    code, text = reply_or_close(busy)
+    qid = queued(text) if code == 250 else None
+    check(qid is not None, "message in flight at shutdown: %s %s"
+          % (code, text))
+    code, text = reply_or_close(busy)
+    check(code == 421, "after the last message at shutdown: %s %s"
+          % (code, text))
+    idle.close()
+    busy.close()
+    try:
+        d.proc.wait(timeout=drtest.scaled(20))
+    except subprocess.TimeoutExpired:
+        check(False, "danerelayd did not exit after SIGTERM")
+    if qid:
+        check(qid in d.queue_ids(), "acknowledged message %s not in the "
+              "queue" % qid)
+
+
 def write_auth(path, lines):
     with open(path, "w") as f:
         f.write("# test users\n")
@@ -844,6 +879,8 @@ def main():
         if not d.alive():
             drtest.fail("danerelayd died")
     check(d.tmp_files() == [], "tmp/ not empty: %s" % d.tmp_files())
+    log("--- shutdown")
+    test_shutdown(d)
     d.stop()
     log("--- session limits (second daemon)")
     test_limits_d2(tmp)
