@@ -19,7 +19,7 @@
  * requests may share a connection; they are answered in order and one at
  * a time (the next request is read only after the previous reply has been
  * written, so a client that does not read cannot make us buffer more than
- * one reply).  Every reply ends with exactly one line "ok [text]" or
+ * one reply; the largest, "list", is one short line per queued message).  Every reply ends with exactly one line "ok [text]" or
  * "error reason".
  *
  *	flush			retry every pending recipient now
