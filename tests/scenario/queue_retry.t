@@ -80,6 +80,10 @@ c.close()
 # 451 then 250: delivered on a later attempt, backoff in the log
 drtest.wait_for(lambda: len(s_retry.messages()) == 1, drtest.scaled(30),
                 "the retried message")
+# the sink records before it answers 250: wait for the relay's log line
+drtest.wait_for(lambda: re.search(r"to=<later@retry\.test>, .*status=sent",
+                                  d.log_text()) is not None,
+                drtest.scaled(10), "the status=sent line")
 log = d.log_text()
 drtest.check(re.search(r"to=<later@retry\.test>, attempt 1 deferred, next "
                        r"attempt in \d+s", log) is not None,
