@@ -94,6 +94,7 @@ struct dlv_job {
 	char *key;		/* connection cache key of the session */
 	int reused;		/* the session came from the cache */
 	int no_reuse;		/* a cached session failed: connect fresh */
+	int plain_retry;	/* opportunistic TLS failed: once in clear */
 	int data_fd;
 
 	/* per recipient of the job */
@@ -576,6 +577,20 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	else
 		smtp_client_free(c);
 	j->c = NULL;
+	/*
+	 * Opportunistic TLS whose handshake failed: this host may get mail
+	 * in cleartext anyway, so try the same address once without TLS
+	 * (as Postfix does).  Never for a host that requires TLS.
+	 */
+	if (r->fail == SMTP_FAIL_TLS && !j->plain_retry &&
+	    j->dec->hosts[j->host].tls == PTLS_MAY) {
+		log_info("%s: %s: TLS handshake failed under opportunistic "
+		    "TLS, trying again without TLS", j->env->id, j->relay);
+		j->plain_retry = 1;
+		job_next_host(j);
+		return;
+	}
+	j->plain_retry = 0;
 	j->addr++;
 	job_next_host(j);
 }
@@ -627,7 +642,8 @@ job_next_host(struct dlv_job *j)
 		    1000);
 		p.cmd_timeout_ms = (unsigned)(d->cf->smtp_timeout * 1000);
 		p.data_timeout_ms = (unsigned)(d->cf->smtp_timeout * 1000);
-		p.tls = tls_mode(h->tls);
+		p.tls = j->plain_retry && h->tls == PTLS_MAY ? SMTP_TLS_NONE :
+		    tls_mode(h->tls);
 		p.ssl_ctx = d->ssl_ctx;
 		p.sni = h->sni;
 		p.names = (const char *const *)h->names;

@@ -63,13 +63,13 @@ def host_records(label, ip, tlsa=(), bogus_tlsa=False):
     return recs
 
 
-def add_sink(ip, cert, starttls=True, chain=True):
+def add_sink(ip, cert, starttls=True, chain=True, rules=()):
     c = k = None
     if cert is not None:
         c = cert.chain if chain else cert.crt
         k = cert.key
     sinks[ip] = sink.spawn(os.path.join(T, "sink-" + ip), ip, port, cert=c,
-                           key=k, starttls=starttls)
+                           key=k, starttls=starttls, rules=rules)
     return ip
 
 
@@ -152,6 +152,17 @@ scenario("notlsa.test", "sent", records=["@ MX 10 mx"] + host_records(
 ip = add_sink(mx_ip(), None, starttls=False)
 scenario("notlsaclear.test", "sent", records=["@ MX 10 mx"] + host_records(
     "mx", ip), ip=ip, auth="none", tls=False)
+
+# 10b. Opportunistic TLS whose handshake fails -> cleartext on the same
+#      host (the level allows cleartext); a DANE host never does that
+bt2 = ss("mx.brokentls.test")
+ip = add_sink(mx_ip(), bt2, rules=["STARTTLS||1|tls-garbage"])
+scenario("brokentls.test", "sent", records=["@ MX 10 mx"] + host_records(
+    "mx", ip), ip=ip, auth="none", tls=False)
+bd = ss("mx.brokendane.test")
+ip = add_sink(mx_ip(), bd, rules=["STARTTLS||0|tls-garbage"])
+scenario("brokendane.test", "deferred", records=["@ MX 10 mx"] +
+         host_records("mx", ip, [bd.tlsa(3, 1, 1)]), ip=ip)
 
 # 11. Only PKIX usages -> mandatory TLS, unauthenticated
 pk = ss("mx.pkix.test")

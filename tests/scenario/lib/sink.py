@@ -29,6 +29,8 @@ As a process (what tests normally do):
                stall     send nothing, read nothing, keep the connection
                close     drop the connection at once
                tls-stall (STARTTLS) reply 220, then never do the handshake
+               tls-garbage (STARTTLS) reply 220, answer the ClientHello
+                         with bytes that are not TLS (handshake fails)
                inject    (STARTTLS) send "220 ready" and "250 injected" in
                          one write (a plaintext-injection attack)
 
@@ -311,6 +313,18 @@ class Session:
             if rep == "tls-stall":
                 await self.send("220 2.0.0 ready to start TLS")
                 await self.stall()
+                return False
+            if rep == "tls-garbage":
+                # a broken TLS stack: answer the ClientHello with junk
+                await self.send("220 2.0.0 ready to start TLS")
+                try:
+                    await asyncio.wait_for(self.r.read(1), 10)
+                except Exception:
+                    pass
+                self.w.write(b"this is not TLS\r\n" * 4)
+                await self.w.drain()
+                self.end = "tls-garbage"
+                self.w.close()
                 return False
             if rep == "inject":
                 self.w.write(b"220 2.0.0 ready\r\n250 injected\r\n")
