@@ -1,0 +1,167 @@
+/*
+ * tlsrpt.h - SMTP TLS Reporting (RFC 8460), the recording side and the
+ * daemon/CLI glue.  The report itself (TXT lookup, JSON, gzip, delivery)
+ * is in tlsrpt_report.h.
+ *
+ * Recording: every outbound session's TLS outcome is counted for its
+ * policy domain, per UTC day, policy (type, policy strings, mx-host) and
+ * failure details (result-type, sending and receiving IP, MX name,
+ * reason).  tlsrpt_record() only adds to an in-memory aggregate; a timer
+ * writes the aggregate to SQLite (<state_dir>/tlsrpt.db, WAL) in one
+ * transaction every TLSRPT_FLUSH_SECS seconds and tlsrpt_close() writes
+ * what is left, so the hot path never waits for the disk.
+ *
+ * The delivery engine calls the tlsrpt_note_*() helpers with what the
+ * policy decided (struct decision_host) and what the session saw (struct
+ * tls_outcome); they turn that into events.  Every function accepts
+ * t == NULL and then does nothing: the caller passes NULL for messages
+ * that are themselves reports (RFC 8460 §3: sessions delivering reports
+ * are not counted) and when tlsrpt = no.
+ *
+ * What counts (RFC 8460 §4.3, §4.4; decided here, in one place):
+ *   - a session counts once, when its TLS outcome is known: after the
+ *     STARTTLS handshake (or its absence) - a connection that fails
+ *     before (refused, no banner) is not a TLS session and is not
+ *     counted; a reused (cached) session is not counted again;
+ *   - tlsa / sts enforce / verify / encrypt: success when TLS was
+ *     established and authenticated as required, else the client's
+ *     result-type;
+ *   - sts testing: success when TLS was established with a chain that
+ *     verifies and the MX host matches the policy, else the result-type
+ *     that enforce mode would have failed with (the name is not checked
+ *     in testing mode: the session is opportunistic);
+ *   - no-policy-found (opportunistic TLS): success when TLS was
+ *     established; a server that offers no STARTTLS is recorded as
+ *     "starttls-not-supported" (the domain asked for reports, and a
+ *     stripped STARTTLS is what they are for); level "none" (cleartext
+ *     written by the operator) records nothing;
+ *   - a host the policy skipped with a result-type (bogus TLSA,
+ *     dane-required, MX not in the MTA-STS policy, ...) counts one failed
+ *     session per delivery attempt, without receiving-ip; a bogus MX
+ *     RRset counts one failure for the domain (policy-type tlsa);
+ *   - a result-type the policy knew before connecting (all TLSA records
+ *     unusable: tlsa-invalid; MTA-STS fetch failure) replaces success
+ *     for that session.
+ */
+#ifndef DR_TLSRPT_H
+#define DR_TLSRPT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "policy.h"		/* enum policy_rpt_type, decision_host */
+#include "smtp_client.h"	/* enum smtp_tls_mode */
+
+struct event_base;
+struct config;
+struct spool;
+struct queue;
+struct tls_outcome;
+struct dns_addr;
+
+#define TLSRPT_FLUSH_SECS	5	/* aggregate -> SQLite */
+#define TLSRPT_DB_NAME		"tlsrpt.db"
+#define TLSRPT_KEEP_DAYS	32	/* counters and report state kept */
+
+struct tlsrpt;
+
+/* One session outcome (or one failure known without a session). */
+struct tlsrpt_event {
+	const char *domain;		/* policy-domain (required) */
+	enum policy_rpt_type type;	/* policy-type */
+	const char *const *strings;	/* policy-string (TLSA RRs as text or
+					 * the MTA-STS policy lines) */
+	size_t nstrings;
+	const char *const *mx;		/* mx-host */
+	size_t nmx;
+	const char *result;		/* NULL: success; else the RFC 8460
+					 * result-type */
+	/* failure details, each NULL or "" when unknown */
+	const char *sending_ip;		/* sending-mta-ip */
+	const char *receiving_mx;	/* receiving-mx-hostname */
+	const char *receiving_ip;	/* receiving-ip */
+	const char *reason;		/* failure-reason-code */
+	time_t when;			/* 0: now */
+};
+
+/*
+ * Open (creating) <state_dir>/tlsrpt.db and arm the flush timer on base.
+ * NULL with the reason in err.  Copies what it needs from cf.
+ */
+struct tlsrpt *tlsrpt_open(const struct config *cf, struct event_base *base,
+    char *err, size_t errlen);
+/* Flush what is left, cancel a report run in flight (no callbacks), close.
+ * Accepts NULL. */
+void tlsrpt_close(struct tlsrpt *t);
+/* New configuration (org name, contact, from; tlsrpt = no stops recording
+ * and sending until it is yes again).  state_dir keeps its old value. */
+void tlsrpt_reload(struct tlsrpt *t, const struct config *cf);
+/*
+ * Daemon: send reports from now on.  Once per UTC day, a few minutes
+ * (random) after 00:00 UTC, reports for the previous days not yet sent
+ * (up to TLSRPT_KEEP_DAYS back) go out; failed https deliveries are
+ * retried with backoff; `danerelay tlsrpt send` requests (a row in the
+ * database, see tlsrpt_cli()) are picked up within a second.  mailto
+ * reports are committed to sp and handed to q.
+ */
+void tlsrpt_start(struct tlsrpt *t, struct spool *sp, struct queue *q);
+
+/* Count one event (in memory; see above). */
+void tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev);
+/* Write the in-memory aggregate now. 0 ok, -1 (kept for the next try). */
+int tlsrpt_flush(struct tlsrpt *t);
+
+/*
+ * Delivery hooks.  note_session: a session to h at address a reached its
+ * TLS outcome: fail_type == NULL when the session is ready to send (TLS
+ * or cleartext as the policy allowed), else the client's RFC 8460
+ * result-type (smtp_result.tlsrpt); o may be NULL.  note_skip: the walk
+ * passed host h without connecting (h->skip).  note_decision: nothing
+ * could be tried (d->rpt_failure, e.g. bogus MX RRset).
+ */
+void tlsrpt_note_session(struct tlsrpt *t, const struct decision_host *h,
+    const struct dns_addr *a, const struct tls_outcome *o,
+    const char *fail_type);
+void tlsrpt_note_skip(struct tlsrpt *t, const struct decision_host *h);
+void tlsrpt_note_decision(struct tlsrpt *t, const char *domain,
+    const struct decision *d);
+
+/*
+ * Generated reports must reach the domain despite TLS failures (RFC 8460
+ * §3).  For a message with is_report set, the delivery engine asks here
+ * whether host h may be tried (also a host the policy skipped for a TLS
+ * or DANE reason, as long as its addresses are known) and uses
+ * opportunistic TLS (SMTP_TLS_MAY; none only when the operator's level
+ * is none).  tlsrpt_report_deliverable(): whether a decision that is not
+ * "deliver" still has such a host.
+ */
+int tlsrpt_report_host_ok(const struct decision *d,
+    const struct decision_host *h);
+int tlsrpt_report_deliverable(const struct decision *d);
+/* The TLS mode of a report session on decision d. */
+enum smtp_tls_mode tlsrpt_report_tls_mode(const struct decision *d);
+
+/*
+ * `danerelay tlsrpt ...`:
+ *   show [DOMAIN] [--date YYYY-MM-DD]   today's (UTC) counters
+ *   send [--date YYYY-MM-DD]            send the reports of a day now
+ *                                       (default: every past day not yet
+ *                                       sent); today is allowed
+ * `send` when the daemon runs (it holds the spool lock) asks it through
+ * the database (a request row it polls every second) and waits for the
+ * outcome; when it does not run, the CLI does the work itself: mailto
+ * reports are committed to the spool (the daemon delivers them when it
+ * starts), https reports are posted at once.  Returns the exit status:
+ * 0 ok, 1 error, 2 usage.
+ */
+int tlsrpt_cli(const struct config *cf, int argc, char **argv);
+
+/* UTC day of t as "YYYY-MM-DD" (out: 11 bytes). */
+void tlsrpt_day(time_t t, char out[11]);
+/* Strict "YYYY-MM-DD" -> 00:00:00 UTC of that day. 0 ok, -1 bad. */
+int tlsrpt_day_parse(const char *s, time_t *start);
+/* The clock (tests replace it; NULL restores time()). */
+void tlsrpt_set_clock(time_t (*now)(void));
+time_t tlsrpt_now(void);
+
+#endif
