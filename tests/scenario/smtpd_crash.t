@@ -10,11 +10,16 @@
 # per connection, 1-3 recipients).  A client counts a message as accepted
 # only once it has read the 250 reply to its final dot; a message whose dot
 # was sent but whose reply never came is "in doubt" (may or may not be
-# queued).  Seven times during the load danerelayd is killed with SIGKILL
+# queued).  Ten times during the load danerelayd is killed with SIGKILL
 # at a random moment (after a random number of acceptances plus a random
-# few milliseconds), then restarted.  After every restart, before any
-# client reconnects:
-#   - tmp/ is empty (recovery removed the partial files);
+# few milliseconds; every third time also once more during its start-up
+# and spool recovery), then restarted.  The delivery engine runs too (its
+# lookups fail at once, so it rewrites envelopes with deferrals while the
+# kills happen).  Set DR_CRASH_SEED to replay a run's kill points.  After
+# every restart, before any client reconnects:
+#   - the partial files the kill left in tmp/ are gone and their removal
+#     is logged; tmp/ is empty once the new daemon's own deferral
+#     rewrites are done;
 #   - every accepted message is queued under the id its 250 reply named,
 #     and its data after the Received: header is bit for bit what was sent;
 #   - every queued message is an accepted or in-doubt one, complete and
@@ -35,7 +40,7 @@ from drtest import check, log  # noqa: E402
 
 CLIENTS = 8
 TOTAL = 1000
-KILLS = 7
+KILLS = 10
 CLIENT = "client.dr-test.example"
 DEST = "dest.dr-test.example"
 
@@ -154,10 +159,25 @@ def sender_n(env):
     return None
 
 
+def restart(d, leftovers, when):
+    """Start d after a kill; the partial files the kill left in tmp/ must
+    be removed (and logged) by recovery at start-up."""
+    d.start()
+    now = set(d.tmp_files())
+    check(not (now & leftovers), "%s: partial files still in tmp/ after "
+          "start: %s" % (when, sorted(now & leftovers)[:10]))
+    text = d.log_text()
+    unlogged = [f for f in leftovers if f not in text]
+    check(not unlogged, "%s: removal of partial files not logged: %s"
+          % (when, unlogged[:10]))
+    # What remains is the new daemon's own work (deferral rewrites of
+    # envelopes) and must be gone soon, no client being connected.
+    drtest.wait_for(lambda: d.tmp_files() == [], 10,
+                    "tmp/ to be empty after start (%s)" % d.tmp_files()[:5])
+
+
 def verify(d, load, when):
     """The invariants, checked while no client is connected."""
-    tmp = d.tmp_files()
-    check(tmp == [], "%s: files in tmp/ after start: %s" % (when, tmp[:10]))
     ids = d.queue_ids()
     idset = set(ids)
     with load.lock:
@@ -224,10 +244,11 @@ def main():
                for k in range(CLIENTS)]
     for t in threads:
         t.start()
-    rnd = random.Random(int(os.environ.get("DR_CRASH_SEED",
-                                           str(int(time.time())))))
+    seed = int(os.environ.get("DR_CRASH_SEED", str(int(time.time()))))
+    rnd = random.Random(seed)
     points = sorted(rnd.sample(range(40, TOTAL - 60), KILLS))
-    log("kill -9 after about %s accepted messages", points)
+    log("DR_CRASH_SEED=%d: kill -9 after about %s accepted messages",
+        seed, points)
 
     t0 = time.monotonic()
     for i, point in enumerate(points):
@@ -242,8 +263,17 @@ def main():
         if load.errors:
             drtest.fail("%s: unexpected replies: %s" % (when,
                                                         load.errors[:5]))
-        d.start()
+        if i % 3 == 2:
+            # and once more while it starts up and recovers the spool
+            d.start(wait=False)
+            time.sleep(rnd.random() * 0.3)
+            d.kill9()
+            when += " + kill during start-up"
+        leftovers = set(d.tmp_files())
+        restart(d, leftovers, when)
         verify(d, load, when)
+        log("%s: %d partial files in tmp/ removed at start-up", when,
+            len(leftovers))
 
     load.go.set()
     drtest.wait_for(lambda: load.n_accepted() >= TOTAL or load.errors, 180,
@@ -256,7 +286,9 @@ def main():
         t.join(drtest.scaled(30))
     elapsed = time.monotonic() - t0
     d.stop()
-    d.start()
+    check(d.tmp_files() == [], "files in tmp/ after a clean stop: %s"
+          % d.tmp_files()[:10])
+    restart(d, set(), "final restart")
     verify(d, load, "final restart")
     d.stop()
     log("%d messages accepted, %d kills, in %.1fs",

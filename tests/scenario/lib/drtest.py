@@ -33,9 +33,10 @@ The daemon
         port> (d.host, d.port), spool_dir/state_dir/pid_file/
         control_socket under DR_TMPDIR/<name>, user "danerelay" when root
         (created like scripts/build does if missing), and an isolated
-        resolver (dns_config whose only forwarder is a dead loopback port,
-        mta_sts = no, tlsrpt = no) so queued mail can never leave the
-        machine: delivery attempts simply defer.  options override or add
+        resolver (dns_config with local-zone "." refuse: libunbound
+        answers REFUSED without sending a packet; mta_sts = no, tlsrpt =
+        no) so queued mail can never leave the machine: delivery attempts
+        defer at once and the mail stays queued.  options override or add
         config names (None removes one); values are written as given.
     d.start(wait=True)        run `danerelayd -f -c CONF` (stderr to
                               d.logfile) and wait (bounded) until it
@@ -229,13 +230,11 @@ class Daemon:
     def _default_options(self):
         dead = os.path.join(self.dir, "unbound.conf")
         with open(dead, "w") as f:
-            # The only way out for DNS is a loopback port nobody listens
-            # on: every lookup fails, delivery defers, nothing leaves.
+            # libunbound answers every query REFUSED itself, at once: no
+            # packet is sent anywhere, delivery defers right away (and a
+            # SIGTERM has no DNS lookups in flight to wait for).
             f.write("server:\n"
-                    "    do-not-query-localhost: no\n"
-                    "forward-zone:\n"
-                    "    name: \".\"\n"
-                    "    forward-addr: %s@9\n" % ip(254))
+                    "    local-zone: \".\" refuse\n")
         os.chmod(dead, 0o644)
         opts = {
             "listen": ("[%s]:%d" if ":" in self.host else "%s:%d")
