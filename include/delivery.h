@@ -17,11 +17,16 @@
 
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
 struct event_base;
 struct config;
 struct spool;
 struct spool_env;
 struct resolver;
+struct decision_host;
+struct dns_addr;
+struct smtp_client_params;
 
 enum dlv_status {
 	DLV_SENT = 0,		/* a server accepted it (2xx) */
@@ -55,5 +60,10 @@ struct dlv_job *delivery_start(struct delivery *d, const struct spool_env *env,
     const char *domain, const size_t *rcpts, size_t nrcpts, dlv_done_cb *cb,
     void *arg);
 void delivery_cancel(struct dlv_job *job);
+
+/* SMTP client parameters enforcing decision host h on address a. */
+void delivery_client_params(const struct config *cf, struct event_base *base,
+    SSL_CTX *ssl_ctx, const struct decision_host *h, const struct dns_addr *a,
+    int port, const char *logid, struct smtp_client_params *p);
 
 #endif

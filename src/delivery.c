@@ -597,6 +597,41 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 
 static const struct smtp_client_cb client_cb = { c_ready, c_rcpt, c_done };
 
+/*
+ * The SMTP session parameters that enforce one decision host's TLS
+ * requirement on one of its addresses (shared with `danerelay probe`).
+ * The strings and records stay owned by the decision.
+ */
+void
+delivery_client_params(const struct config *cf, struct event_base *base,
+    SSL_CTX *ssl_ctx, const struct decision_host *h, const struct dns_addr *a,
+    int port, const char *logid, struct smtp_client_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->base = base;
+	memcpy(&p->addr, &a->ss, a->sslen);
+	p->addrlen = a->sslen;
+	if (a->family == AF_INET)
+		((struct sockaddr_in *)&p->addr)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&p->addr)->sin6_port =
+		    htons((uint16_t)port);
+	p->host = h->name;
+	p->helo = cf->myhostname;
+	p->logid = logid;
+	p->connect_timeout_ms = (unsigned)(cf->smtp_connect_timeout * 1000);
+	p->cmd_timeout_ms = (unsigned)(cf->smtp_timeout * 1000);
+	p->data_timeout_ms = (unsigned)(cf->smtp_timeout * 1000);
+	p->tls = tls_mode(h->tls);
+	p->ssl_ctx = ssl_ctx;
+	p->sni = h->sni;
+	p->names = (const char *const *)h->names;
+	p->nnames = h->nnames;
+	p->tlsa = h->tlsa;
+	p->ntlsa = h->ntlsa;
+	p->tlsa_base = h->tlsa_base;
+}
+
 /* Connect to the next address of the current or a following host. */
 static void
 job_next_host(struct dlv_job *j)
@@ -625,32 +660,10 @@ job_next_host(struct dlv_job *j)
 			continue;
 		}
 		a = &h->addrs[j->addr];
-		memset(&p, 0, sizeof(p));
-		p.base = d->base;
-		memcpy(&p.addr, &a->ss, a->sslen);
-		p.addrlen = a->sslen;
-		if (a->family == AF_INET)
-			((struct sockaddr_in *)&p.addr)->sin_port =
-			    htons((uint16_t)j->port);
-		else
-			((struct sockaddr_in6 *)&p.addr)->sin6_port =
-			    htons((uint16_t)j->port);
-		p.host = h->name;
-		p.helo = d->cf->myhostname;
-		p.logid = j->env->id;
-		p.connect_timeout_ms = (unsigned)(d->cf->smtp_connect_timeout *
-		    1000);
-		p.cmd_timeout_ms = (unsigned)(d->cf->smtp_timeout * 1000);
-		p.data_timeout_ms = (unsigned)(d->cf->smtp_timeout * 1000);
-		p.tls = j->plain_retry && h->tls == PTLS_MAY ? SMTP_TLS_NONE :
-		    tls_mode(h->tls);
-		p.ssl_ctx = d->ssl_ctx;
-		p.sni = h->sni;
-		p.names = (const char *const *)h->names;
-		p.nnames = h->nnames;
-		p.tlsa = h->tlsa;
-		p.ntlsa = h->ntlsa;
-		p.tlsa_base = h->tlsa_base;
+		delivery_client_params(d->cf, d->base, d->ssl_ctx, h, a,
+		    j->port, j->env->id, &p);
+		if (j->plain_retry && h->tls == PTLS_MAY)
+			p.tls = SMTP_TLS_NONE;
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
 		    a->text, j->port);
 		free(j->key);

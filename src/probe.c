@@ -9,7 +9,6 @@
  * verification (DANE-TA/DANE-EE with the matched record, WebPKI, or why
  * it failed).  The session ends after the TLS EHLO with QUIT: no mail.
  */
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "delivery.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_table.h"
@@ -193,37 +193,8 @@ probe_next(struct probe *p)
 			continue;
 		}
 		a = &h->addrs[p->addr];
-		memset(&cp, 0, sizeof(cp));
-		cp.base = p->base;
-		memcpy(&cp.addr, &a->ss, a->sslen);
-		cp.addrlen = a->sslen;
-		if (a->family == AF_INET)
-			((struct sockaddr_in *)&cp.addr)->sin_port =
-			    htons((uint16_t)p->cf->smtp_port);
-		else
-			((struct sockaddr_in6 *)&cp.addr)->sin6_port =
-			    htons((uint16_t)p->cf->smtp_port);
-		cp.host = h->name;
-		cp.helo = p->cf->myhostname;
-		cp.logid = "probe";
-		cp.connect_timeout_ms = (unsigned)(p->cf->smtp_connect_timeout *
-		    1000);
-		cp.cmd_timeout_ms = (unsigned)(p->cf->smtp_timeout * 1000);
-		cp.data_timeout_ms = cp.cmd_timeout_ms;
-		switch (h->tls) {
-		case PTLS_NONE: cp.tls = SMTP_TLS_NONE; break;
-		case PTLS_MAY: cp.tls = SMTP_TLS_MAY; break;
-		case PTLS_ENCRYPT: cp.tls = SMTP_TLS_ENCRYPT; break;
-		case PTLS_DANE: cp.tls = SMTP_TLS_DANE; break;
-		case PTLS_VERIFY: cp.tls = SMTP_TLS_WEBPKI; break;
-		}
-		cp.ssl_ctx = p->ssl_ctx;
-		cp.sni = h->sni;
-		cp.names = (const char *const *)h->names;
-		cp.nnames = h->nnames;
-		cp.tlsa = h->tlsa;
-		cp.ntlsa = h->ntlsa;
-		cp.tlsa_base = h->tlsa_base;
+		delivery_client_params(p->cf, p->base, p->ssl_ctx, h, a,
+		    p->cf->smtp_port, "probe", &cp);
 		snprintf(p->relay, sizeof(p->relay), "%s[%s]:%d", h->name,
 		    a->text, p->cf->smtp_port);
 		if ((p->c = smtp_client_connect(&cp, &probe_cb, p, err,

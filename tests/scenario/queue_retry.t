@@ -11,37 +11,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
-import certs  # noqa: E402
-import dnsrig  # noqa: E402
-import sink  # noqa: E402
+import world  # noqa: E402
 
-for tool in ("ldns-signzone", "nsd"):
-    if not drtest.which(tool):
-        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
-
-T = drtest.TMPDIR
-os.chmod(T, 0o755)
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-port = drtest.free_port(drtest.ip(10))
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-sinks = {}
-
-
-def dest(domain, n, rules=()):
-    """A DANE-EE destination: zone, certificate, sink on ip(n)."""
-    ip = drtest.ip(n)
-    cert = certs.self_signed(pki, ["mx." + domain])
-    rig.zone(domain, records=["@ MX 10 mx", "mx A %s" % ip,
-                              "_%d._tcp.mx TLSA %s" % (port,
-                                                       cert.tlsa(3, 1, 1))])
-    sinks[domain] = sink.spawn(os.path.join(T, "sink-" + domain), ip, port,
-                               cert=cert.chain, key=cert.key, rules=rules)
-    return sinks[domain]
-
-
+w = world.World()
+dest = w.dest
+sinks = w.sinks
 s_retry = dest("retry.test", 11, rules=["RCPT|later@|1|451 4.3.0 try later"])
 s_perm = dest("perm.test", 12, rules=["RCPT|nobody@|0|550 5.1.1 no such user"])
 s_slow = dest("expire.test", 13, rules=["RCPT||0|451 4.2.0 mailbox busy"])
@@ -49,14 +23,9 @@ s_sender = dest("senders.test", 14)
 bulk = ["bulk%d.test" % i for i in range(5)]
 for i, b in enumerate(bulk):
     dest(b, 20 + i)
-rig.start()
-
-d = drtest.Daemon(dns_config=rig.unbound_conf(),
-                  trust_anchor_file=rig.trust_anchor_file, smtp_port=port,
-                  min_backoff="2s", max_backoff="4s", queue_lifetime="8s",
-                  max_connections_per_destination=2,
-                  smtp_connect_timeout="5s", smtp_timeout="10s")
-d.start()
+w.start()
+d = w.daemon(min_backoff="2s", max_backoff="4s", queue_lifetime="8s",
+             max_connections_per_destination=2)
 
 
 def msg(to, subj, sender="sender@senders.test"):
@@ -163,8 +132,5 @@ for b in bulk:
 # nothing left in the queue
 drtest.wait_for(lambda: d.queue_ids() == [], drtest.scaled(20),
                 "an empty queue")
-d.stop()
-for s in sinks.values():
-    s.stop()
-rig.stop()
+w.stop()
 drtest.done()

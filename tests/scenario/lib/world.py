@@ -1,0 +1,80 @@
+"""world - a small mail world for delivery scenario tests.
+
+One signed DNS tree (dnsrig: NSD + ldns-signzone), DANE-EE destinations
+each with its own sink on 127.A.B.n, all on one SMTP port that the relay
+uses as smtp_port, and a daemon wired to that DNS.
+
+    import world
+    w = world.World()                       # skips if the tools are missing
+    s = w.dest("retry.test", 11, rules=["RCPT|later@|1|451 4.3.0 later"])
+    w.start()
+    d = w.daemon(min_backoff="2s")          # drtest.Daemon, started
+    ...
+    w.stop()                                # daemons, sinks, DNS
+
+dest() options: rules (sink.py --rule), secure (signed zone, default True),
+tlsa (False: no TLSA record), starttls (False: the sink offers none).
+"""
+import os
+
+import drtest
+import certs
+import dnsrig
+import sink
+
+
+class World:
+    def __init__(self):
+        for tool in ("ldns-signzone", "nsd"):
+            if not drtest.which(tool):
+                drtest.skip("%s not installed (scripts/install-deps --test)"
+                            % tool)
+        self.tmp = drtest.TMPDIR
+        os.chmod(self.tmp, 0o755)
+        self.pki = os.path.join(self.tmp, "pki")
+        os.makedirs(self.pki, exist_ok=True)
+        os.chmod(self.pki, 0o755)
+        self.port = drtest.free_port(drtest.ip(10))
+        self.rig = dnsrig.DnsRig(os.path.join(self.tmp, "dns"), drtest.ip(1),
+                                 drtest.free_port(drtest.ip(1)))
+        self.sinks = {}
+        self.daemons = []
+
+    def dest(self, domain, n, rules=(), secure=True, tlsa=True,
+             starttls=True):
+        """A destination: zone with MX mx.<domain> -> 127.A.B.n, a
+        self-signed certificate with its DANE-EE 3 1 1 record, a sink."""
+        ip = drtest.ip(n)
+        cert = certs.self_signed(self.pki, ["mx." + domain])
+        records = ["@ MX 10 mx", "mx A %s" % ip]
+        if tlsa:
+            records.append("_%d._tcp.mx TLSA %s" % (self.port,
+                                                    cert.tlsa(3, 1, 1)))
+        self.rig.zone(domain, secure=secure, records=records)
+        self.sinks[domain] = sink.spawn(
+            os.path.join(self.tmp, "sink-" + domain), ip, self.port,
+            cert=cert.chain, key=cert.key, starttls=starttls, rules=rules)
+        return self.sinks[domain]
+
+    def start(self):
+        self.rig.start()
+
+    def daemon(self, name="d", start=True, **options):
+        opts = dict(dns_config=self.rig.unbound_conf(),
+                    trust_anchor_file=self.rig.trust_anchor_file,
+                    smtp_port=self.port, smtp_connect_timeout="5s",
+                    smtp_timeout="10s")
+        opts.update(options)
+        d = drtest.Daemon(name=name, **opts)
+        self.daemons.append(d)
+        if start:
+            d.start()
+        return d
+
+    def stop(self):
+        for d in self.daemons:
+            if d.alive():
+                d.stop()
+        for s in self.sinks.values():
+            s.stop()
+        self.rig.stop()
