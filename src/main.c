@@ -60,6 +60,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "control.h"
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
@@ -86,6 +87,7 @@ struct daemon {
 	struct spool		*sp;
 	struct delivery		*dlv;		/* DNS, policy, SMTP client */
 	struct queue		*q;		/* the scheduler */
+	struct control		*ctl;		/* control socket */
 	struct metrics		*metrics;	/* metrics_listen, or NULL */
 	struct event		*ev_term, *ev_int, *ev_hup;
 	struct event		*ev_drain;
@@ -675,6 +677,9 @@ main(int argc, char *argv[])
 		log_init("danerelayd", 0, debug);
 	}
 	pidfile_write(d);
+	if ((d->ctl = control_new(d->cf, d->uid, d->gid, err,
+	    sizeof(err))) == NULL)
+		fatal("%s", err);
 	drop_privileges(d);
 
 	if ((d->sp = spool_open(d->cf->spool_dir, err, sizeof(err))) == NULL)
@@ -689,6 +694,8 @@ main(int argc, char *argv[])
 		fatal("delivery: %s", err);
 	d->q = queue_new(d->base, d->cf, d->sp, d->dlv);
 	queue_load(d->q);
+	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
+		fatal("%s", err);
 
 	if (smtpd_start(d->sd, d->base, d->sp, on_message, d, err,
 	    sizeof(err)) == -1)
@@ -714,6 +721,7 @@ main(int argc, char *argv[])
 	/* Tear down in reverse order. */
 	metrics_free(d->metrics);
 	smtpd_free(d->sd);
+	control_free(d->ctl);
 	queue_free(d->q);
 	delivery_free(d->dlv);
 	if (d->ev_drain != NULL)

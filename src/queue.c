@@ -510,6 +510,9 @@ queue_flush(struct queue *q, const char *what)
 	TAILQ_FOREACH(m, &q->msgs, entry) {
 		int hit = what == NULL || strcmp(m->env->id, what) == 0;
 
+		if (m->env->hold)
+			continue;	/* held: only a release schedules it */
+
 		for (i = 0; i < m->env->nrcpt; i++) {
 			struct spool_rcpt *r = &m->env->rcpts[i];
 			char *dom;
