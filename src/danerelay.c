@@ -56,6 +56,7 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
+#include "probe.h"
 #include "spool.h"
 #include "util.h"
 
@@ -89,6 +90,7 @@ struct command {
 static int cmd_queue(struct cli *, int, char **);
 static int cmd_flush(struct cli *, int, char **);
 static int cmd_status(struct cli *, int, char **);
+static int cmd_probe(struct cli *, int, char **);
 static int queue_list(struct cli *, int, char **);
 static int queue_action(struct cli *, int, char **);
 
@@ -100,6 +102,8 @@ static const struct command commands[] = {
 	{ "flush", cmd_flush, "[ID|DOMAIN]",
 	    "retry now: all, one message, one domain" },
 	{ "status", cmd_status, "", "is the daemon running; queue size" },
+	{ "probe", cmd_probe, "[-n] DOMAIN",
+	    "how mail to DOMAIN would go: DNS, DANE, decision, TLS test" },
 };
 
 /* "danerelay queue SUBCOMMAND". */
@@ -949,6 +953,32 @@ cmd_flush(struct cli *c, int argc, char **argv)
 		errx_msg("flush%s%s: %s%s", *target ? " " : "", target,
 		    r == -1 ? "control socket: " : "", s);
 	free(s);
+	return r == 0 ? EX_OK : EX_ERR;
+}
+
+/*
+ * "danerelay probe [-n] DOMAIN": the route the delivery engine would take
+ * and, without -n, a real STARTTLS handshake with each candidate address
+ * (probe.c).  Runs its own resolver; needs no daemon.
+ */
+static int
+cmd_probe(struct cli *c, int argc, char **argv)
+{
+	int no_connect = 0, r;
+
+	if (argc == 3 && strcmp(argv[1], "-n") == 0) {
+		no_connect = 1;
+		argv++;
+		argc--;
+	}
+	if (argc != 2 || argv[1][0] == '-' || argv[1][0] == '\0') {
+		errx_msg("usage: probe [-n] DOMAIN");
+		return EX_USAGE;
+	}
+	if (cli_config(c) == -1)
+		return EX_ERR;
+	r = probe_run(&c->cf, argv[1], no_connect, stdout);
+	fflush(stdout);
 	return r == 0 ? EX_OK : EX_ERR;
 }
 
