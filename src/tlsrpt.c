@@ -673,9 +673,12 @@ host_event(const struct decision_host *h, struct tlsrpt_event *ev,
 	ev->strings = (const char *const *)h->rpt_strings;
 	ev->nstrings = h->nrpt_strings;
 	ev->mx = mx;
+	/* mx-host: the policy's mx patterns (sts), the MX host the TLSA
+	 * records belong to (tlsa); none for no-policy-found (one policy
+	 * entry per domain, like the big senders' reports). */
 	if (h->rpt_type == RPT_STS)
 		ev->nmx = sts_mx(h, mx, max);
-	else if (h->name != NULL) {
+	else if (h->rpt_type == RPT_TLSA && h->name != NULL) {
 		mx[0] = h->name;
 		ev->nmx = 1;
 	}

@@ -588,7 +588,7 @@ tlsrpt_mime(const struct tlsrpt_meta *m, const char *domain,
     const char *from, const char *to, const unsigned char *gz, size_t gzlen,
     size_t *lenp)
 {
-	char *buf = NULL, date[64], fname[700], boundary[96];
+	char *buf = NULL, date[64], fname[700], boundary[96], day[11];
 	unsigned char line[MIME_LINE + 8];
 	size_t len = 0, off, n;
 	unsigned char rnd[6];
@@ -609,8 +609,9 @@ tlsrpt_mime(const struct tlsrpt_meta *m, const char *domain,
 	fprintf(f, "From: <%s>\r\n", from);
 	fprintf(f, "To: <%s>\r\n", to);
 	fprintf(f, "Date: %s\r\n", date);
-	fprintf(f, "Subject: Report Domain: %s Submitter: %s Report-ID: "
-	    "<%s>\r\n", domain, m->submitter, m->report_id);
+	/* folded (RFC 5322 §2.2.3): unfolds to single spaces */
+	fprintf(f, "Subject: Report Domain: %s\r\n Submitter: %s\r\n "
+	    "Report-ID: <%s>\r\n", domain, m->submitter, m->report_id);
 	fprintf(f, "Message-ID: <%s>\r\n", m->report_id);
 	fprintf(f, "TLS-Report-Domain: %s\r\n", domain);
 	fprintf(f, "TLS-Report-Submitter: %s\r\n", m->submitter);
@@ -624,9 +625,11 @@ tlsrpt_mime(const struct tlsrpt_meta *m, const char *domain,
 	fprintf(f, "--%s\r\n", boundary);
 	fprintf(f, "Content-Type: text/plain; charset=us-ascii\r\n"
 	    "Content-Transfer-Encoding: 7bit\r\n\r\n");
+	tlsrpt_day(m->start, day);
 	fprintf(f, "This is an aggregate TLS report (RFC 8460) from %s\r\n"
-	    "for the policy domain %s, covering %s.\r\n"
-	    "Report-ID: <%s>\r\n\r\n", m->org, domain, fname, m->report_id);
+	    "for the policy domain %s,\r\n"
+	    "covering %s 00:00:00 to 23:59:59 UTC.\r\n"
+	    "Report-ID: <%s>\r\n\r\n", m->org, domain, day, m->report_id);
 
 	fprintf(f, "--%s\r\n", boundary);
 	fprintf(f, "Content-Type: application/tlsrpt+gzip\r\n"
