@@ -55,6 +55,10 @@ void delivery_free(struct delivery *d);
  * stays (err says why). */
 int delivery_reload(struct delivery *d, const struct config *cf, char *err,
     size_t errlen);
+/* Record TLS outcomes there (tlsrpt.h; not owned, NULL: off).  Messages
+ * with is_report are never recorded and get through TLS failures. */
+struct tlsrpt;
+void delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt);
 
 struct dlv_job *delivery_start(struct delivery *d, const struct spool_env *env,
     const char *domain, const size_t *rcpts, size_t nrcpts, dlv_done_cb *cb,

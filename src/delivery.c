@@ -41,6 +41,7 @@
 #include "smtp_client.h"
 #include "spool.h"
 #include "tls.h"
+#include "tlsrpt.h"
 #include "util.h"
 
 /*
@@ -72,6 +73,7 @@ struct delivery {
 	SSL_CTX *ssl_ctx;
 	struct cached_list cache;
 	size_t ncache;
+	struct tlsrpt *rpt;	/* TLSRPT recorder, not owned (NULL: off) */
 };
 
 struct dlv_job {
@@ -268,6 +270,20 @@ delivery_reload(struct delivery *d, const struct config *cf, char *err,
 	return 0;
 }
 
+void
+delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt)
+{
+	d->rpt = rpt;
+}
+
+/* Where this job's TLS outcomes are counted: nowhere for a TLSRPT report
+ * (RFC 8460 §3: report sessions are not counted). */
+static struct tlsrpt *
+job_rpt(const struct dlv_job *j)
+{
+	return j->env->is_report ? NULL : j->d->rpt;
+}
+
 /* "<a@b>,<c@b>" for the recipients still open, bounded. */
 static void
 rcpt_list(struct dlv_job *j, char *buf, size_t len)
@@ -430,6 +446,11 @@ c_ready(struct smtp_client *c, void *arg)
 		    tls_auth_name(o->auth), o->tlsa[0] ? ", tlsa=\"" : "",
 		    o->tlsa, o->tlsa[0] ? "\"" : "", o->peer[0] ? ", peer CN=" :
 		    "", o->peer);
+	/* TLSRPT: once per session (a cleartext retry after a failed
+	 * opportunistic handshake was counted with that failure). */
+	if (!j->reused && !j->plain_retry)
+		tlsrpt_note_session(job_rpt(j), &j->dec->hosts[j->host],
+		    &j->dec->hosts[j->host].addrs[j->addr], o, NULL);
 	j->nsend = 0;
 	for (i = 0; i < j->n; i++) {
 		j->code[i] = 0;
@@ -510,6 +531,10 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	}
 	if (r->tlsrpt != NULL)
 		metrics_tls_failure(r->tlsrpt);
+	if (r->tlsrpt != NULL && !j->reused)
+		tlsrpt_note_session(job_rpt(j), &j->dec->hosts[j->host],
+		    &j->dec->hosts[j->host].addrs[j->addr], smtp_client_tls(c),
+		    r->tlsrpt);
 
 	if (r->code != 0)
 		snprintf(why, sizeof(why), "%s said: %s (in reply to %s)",
@@ -583,7 +608,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	 * (as Postfix does).  Never for a host that requires TLS.
 	 */
 	if (r->fail == SMTP_FAIL_TLS && !j->plain_retry &&
-	    j->dec->hosts[j->host].tls == PTLS_MAY) {
+	    (j->dec->hosts[j->host].tls == PTLS_MAY || j->env->is_report)) {
 		log_info("%s: %s: TLS handshake failed under opportunistic "
 		    "TLS, trying again without TLS", j->env->id, j->relay);
 		j->plain_retry = 1;
@@ -644,8 +669,12 @@ job_next_host(struct dlv_job *j)
 		struct smtp_client_params p;
 		const struct dns_addr *a;
 		char err[256];
+		/* a TLSRPT report also goes to hosts skipped for TLS/DANE
+		 * reasons (RFC 8460 §3) */
+		int rpt_host = j->env->is_report &&
+		    tlsrpt_report_host_ok(dec, h);
 
-		if (h->skip) {
+		if (h->skip && !rpt_host) {
 			char to[512];
 
 			rcpt_list(j, to, sizeof(to));
@@ -653,8 +682,9 @@ job_next_host(struct dlv_job *j)
 			    j->env->id, to, h->name, h->reason ? h->reason : "");
 			set_last_error(j, "%s: %s", h->name,
 			    h->reason ? h->reason : "not usable");
+			tlsrpt_note_skip(job_rpt(j), h);
 		}
-		if (h->skip || j->addr >= h->naddrs) {
+		if ((h->skip && !rpt_host) || j->addr >= h->naddrs) {
 			j->host++;
 			j->addr = 0;
 			continue;
@@ -662,7 +692,9 @@ job_next_host(struct dlv_job *j)
 		a = &h->addrs[j->addr];
 		delivery_client_params(d->cf, d->base, d->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
-		if (j->plain_retry && h->tls == PTLS_MAY)
+		if (j->env->is_report)		/* RFC 8460 §3 */
+			p.tls = tlsrpt_report_tls_mode(dec);
+		if (j->plain_retry && (h->tls == PTLS_MAY || j->env->is_report))
 			p.tls = SMTP_TLS_NONE;
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
 		    a->text, j->port);
@@ -700,7 +732,8 @@ job_routed(struct route *rt, void *arg)
 	size_t i;
 
 	j->dec = dec;
-	if (dec->action != POLICY_DELIVER) {
+	if (dec->action != POLICY_DELIVER && !(j->env->is_report &&
+	    tlsrpt_report_deliverable(dec))) {
 		char *why = xasprintf("%s%s%s", dec->dsn ? dec->dsn : "",
 		    dec->dsn ? " " : "", dec->reason ? dec->reason :
 		    "no route to destination");
@@ -708,6 +741,7 @@ job_routed(struct route *rt, void *arg)
 			set_result(j, i, dec->action == POLICY_FAIL ?
 			    DLV_FAIL : DLV_DEFER, why);
 		free(why);
+		tlsrpt_note_decision(job_rpt(j), j->domain, dec);
 		job_finish(j);
 		return;
 	}

@@ -68,6 +68,7 @@
 #include "queue.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "tlsrpt.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -89,6 +90,7 @@ struct daemon {
 	struct queue		*q;		/* the scheduler */
 	struct control		*ctl;		/* control socket */
 	struct metrics		*metrics;	/* metrics_listen, or NULL */
+	struct tlsrpt		*rpt;		/* TLSRPT, NULL: tlsrpt = no */
 	struct event		*ev_term, *ev_int, *ev_hup;
 	struct event		*ev_drain;
 	double			 drain_deadline;
@@ -542,6 +544,9 @@ reload(struct daemon *d)
 	if (delivery_reload(d->dlv, ncf, err, sizeof(err)) == -1)
 		log_warnx("reload: %s (keeping the old policy table)", err);
 	queue_reload(d->q, ncf);
+	if (d->rpt == NULL && ncf->tlsrpt)
+		log_warnx("reload: tlsrpt = yes takes effect after a restart");
+	tlsrpt_reload(d->rpt, ncf);
 	config_free(d->cf);
 	free(d->cf);
 	d->cf = ncf;
@@ -692,8 +697,15 @@ main(int argc, char *argv[])
 	if ((d->dlv = delivery_new(d->base, d->cf, d->sp, err,
 	    sizeof(err))) == NULL)
 		fatal("delivery: %s", err);
+	if (d->cf->tlsrpt) {
+		if ((d->rpt = tlsrpt_open(d->cf, d->base, err,
+		    sizeof(err))) == NULL)
+			fatal("tlsrpt: %s (or set tlsrpt = no)", err);
+		delivery_set_tlsrpt(d->dlv, d->rpt);
+	}
 	d->q = queue_new(d->base, d->cf, d->sp, d->dlv);
 	queue_load(d->q);
+	tlsrpt_start(d->rpt, d->sp, d->q);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 
@@ -724,6 +736,7 @@ main(int argc, char *argv[])
 	control_free(d->ctl);
 	queue_free(d->q);
 	delivery_free(d->dlv);
+	tlsrpt_close(d->rpt);		/* writes the last counters */
 	if (d->ev_drain != NULL)
 		event_free(d->ev_drain);
 	event_free(d->ev_term);
