@@ -49,6 +49,8 @@ typedef void dlv_done_cb(struct dlv_job *job, const struct dlv_rcpt_result *res,
 
 struct delivery *delivery_new(struct event_base *base, const struct config *cf,
     struct spool *sp, char *err, size_t errlen);
+/* Stopping: QUIT the cached idle sessions, cache nothing more. */
+void delivery_shutdown(struct delivery *d);
 void delivery_free(struct delivery *d);
 /* New config (policy table, limits).  The delivery engine uses cf from
  * now on in any case; -1: the new policy table did not load, the old one

@@ -177,5 +177,8 @@ int smtp_client_nmsg(const struct smtp_client *c);
  * closes or misbehaves reports through done() with usable == 0. */
 void smtp_client_set_cb(struct smtp_client *c, const struct smtp_client_cb *cb,
     void *arg);
+/* At exit, once the event loop is done: close and free every session,
+ * also those finishing a QUIT by themselves.  No callbacks. */
+void smtp_client_free_all(void);
 
 #endif

@@ -73,6 +73,7 @@ struct delivery {
 	SSL_CTX *ssl_ctx;
 	struct cached_list cache;
 	size_t ncache;
+	int stopping;		/* no more parking in the cache */
 	struct tlsrpt *rpt;	/* TLSRPT recorder, not owned (NULL: off) */
 };
 
@@ -158,7 +159,7 @@ cache_put(struct delivery *d, struct smtp_client *c, const char *key)
 	struct timeval tv = { CACHE_IDLE_SECS, 0 };
 	struct cached *e;
 
-	if (key == NULL || d->ncache >= CACHE_MAX ||
+	if (key == NULL || d->stopping || d->ncache >= CACHE_MAX ||
 	    smtp_client_nmsg(c) >= CACHE_MAX_MSGS) {
 		smtp_client_quit(c);
 		return;
@@ -239,16 +240,25 @@ fail:
 }
 
 void
-delivery_free(struct delivery *d)
+delivery_shutdown(struct delivery *d)
 {
-	if (d == NULL)
-		return;
 	while (!TAILQ_EMPTY(&d->cache)) {
 		struct smtp_client *c = TAILQ_FIRST(&d->cache)->c;
 
 		cached_free(TAILQ_FIRST(&d->cache));
 		smtp_client_quit(c);
 	}
+	d->stopping = 1;
+}
+
+void
+delivery_free(struct delivery *d)
+{
+	if (d == NULL)
+		return;
+	delivery_shutdown(d);
+	/* sessions still finishing their QUIT are not waited for */
+	smtp_client_free_all();
 	resolver_free(d->res);
 	policy_table_free(d->pt);
 	SSL_CTX_free(d->ssl_ctx);

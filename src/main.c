@@ -451,6 +451,7 @@ shutdown_begin(struct daemon *d, const char *why)
 	    DRAIN_TIMEOUT);
 	smtpd_stop(d->sd);
 	queue_stop(d->q);
+	delivery_shutdown(d->dlv);
 	d->drain_deadline = mono_now() + DRAIN_TIMEOUT;
 	d->ev_drain = event_new(d->base, -1, EV_PERSIST, drain_check, d);
 	if (d->ev_drain == NULL || event_add(d->ev_drain, &tv) == -1) {

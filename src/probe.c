@@ -250,12 +250,18 @@ probe_run(const struct config *cf, const char *domain, int no_connect,
 		fprintf(stderr, "probe: did not finish\n");
 		goto out;
 	}
+	/* let the sessions finish their QUIT (bounded by their timeouts):
+	 * without the resolver nothing else keeps the loop alive */
+	resolver_free(res);
+	res = NULL;
+	event_base_dispatch(p.base);
 	rc = route_decision(p.rt)->action == POLICY_DELIVER &&
 	    (no_connect || p.passed > 0) ? 0 : 1;
 	fprintf(out, "result: %s\n", rc == 0 ? "deliverable" :
 	    "not deliverable now");
 out:
 	smtp_client_free(p.c);
+	smtp_client_free_all();
 	route_free(p.rt);
 	resolver_free(res);
 	policy_table_free(pt);

@@ -27,6 +27,7 @@
  * may be called from callbacks (freeing is deferred until they return).
  */
 #include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -100,6 +101,7 @@ static const char *strstate[] = {
 };
 
 struct smtp_client {
+	LIST_ENTRY(smtp_client) live;	/* every session not yet destroyed */
 	/* parameters, copied */
 	struct event_base *base;
 	struct sockaddr_storage addr;
@@ -158,6 +160,10 @@ struct smtp_client {
 	int incb;			/* inside a user callback */
 	int dead;			/* free once incb drops to 0 */
 };
+
+/* Sessions alive, including those finishing a QUIT on their own. */
+static LIST_HEAD(, smtp_client) live_clients =
+    LIST_HEAD_INITIALIZER(live_clients);
 
 static int client_state(struct smtp_client *, enum state);
 static int client_reply(struct smtp_client *, struct smtp_reply *);
@@ -503,6 +509,7 @@ client_destroy(struct smtp_client *c)
 {
 	size_t i;
 
+	LIST_REMOVE(c, live);
 	client_close(c);
 	if (c->timer != NULL)
 		event_free(c->timer);
@@ -1328,6 +1335,7 @@ smtp_client_connect(const struct smtp_client_params *p,
 	}
 
 	c = xcalloc(1, sizeof(*c));
+	LIST_INSERT_HEAD(&live_clients, c, live);
 	c->fd = -1;
 	c->data_fd = -1;
 	c->base = p->base;
@@ -1532,4 +1540,18 @@ smtp_client_set_cb(struct smtp_client *c, const struct smtp_client_cb *cb,
 	else
 		memset(&c->cb, 0, sizeof(c->cb));
 	c->arg = arg;
+}
+
+/*
+ * At exit: close every session still alive, including those that were
+ * handed to smtp_client_quit() and wait for the server's reply.  No
+ * callbacks.  Only when the event loop will not run again.
+ */
+void
+smtp_client_free_all(void)
+{
+	struct smtp_client *c;
+
+	while ((c = LIST_FIRST(&live_clients)) != NULL)
+		client_destroy(c);
 }
