@@ -116,8 +116,9 @@ int tlsrpt_flush(struct tlsrpt *t);
  * TLS outcome: fail_type == NULL when the session is ready to send (TLS
  * or cleartext as the policy allowed), else the client's RFC 8460
  * result-type (smtp_result.tlsrpt); o may be NULL.  note_skip: the walk
- * passed host h without connecting (h->skip).  note_decision: nothing
- * could be tried (d->rpt_failure, e.g. bogus MX RRset).
+ * passed host h without connecting (h->skip).  note_decision: the
+ * decision is not "deliver": d->rpt_failure for the domain (bogus MX
+ * RRset), else note_skip() for every skipped host.
  */
 void tlsrpt_note_session(struct tlsrpt *t, const struct decision_host *h,
     const struct dns_addr *a, const struct tls_outcome *o,

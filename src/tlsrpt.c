@@ -774,10 +774,18 @@ tlsrpt_note_decision(struct tlsrpt *t, const char *domain,
     const struct decision *d)
 {
 	struct tlsrpt_event ev;
+	size_t i;
 
-	if (t == NULL || !t->enabled || d == NULL || d->rpt_failure == NULL ||
-	    domain == NULL)
+	if (t == NULL || !t->enabled || d == NULL || domain == NULL)
 		return;
+	if (d->rpt_failure == NULL) {
+		/* nothing to try: every host was skipped (bogus TLSA,
+		 * dane-required, ...): one failure per such host */
+		for (i = 0; i < d->nhosts; i++)
+			if (d->hosts[i].skip)
+				tlsrpt_note_skip(t, &d->hosts[i]);
+		return;
+	}
 	memset(&ev, 0, sizeof(ev));
 	ev.domain = domain;
 	ev.type = RPT_TLSA;

@@ -361,6 +361,18 @@ test_record(void)
 	d.rpt_failure = "dnssec-invalid";
 	d.reason = "MX RRset of bogusmx.example is bogus";
 	tlsrpt_note_decision(t, "bogusmx.example", &d);
+	/* every host skipped (dane-only without DANE): per host */
+	memset(&h, 0, sizeof(h));
+	h.name = "mx.allskip.example";
+	h.rpt_domain = "allskip.example";
+	h.rpt_type = RPT_TLSA;
+	h.skip = 1;
+	h.rpt_failure = "dane-required";
+	memset(&d, 0, sizeof(d));
+	d.action = POLICY_DEFER;
+	d.hosts = &h;
+	d.nhosts = 1;
+	tlsrpt_note_decision(t, "allskip.example", &d);
 
 	/* UTC day boundary: one second later is the next day */
 	fake_now++;
@@ -414,6 +426,9 @@ test_record(void)
 	    "tlsa-invalid", NULL) == 1);
 	CHECK(q1("SELECT failure FROM policy WHERE domain = ?1 AND type = ?2",
 	    "bogusmx.example", "tlsa") == 1);
+	CHECK(q1("SELECT count(*) FROM failure f JOIN policy p ON p.id = "
+	    "f.policy WHERE p.domain = ?1 AND f.result = ?2 AND f.mx = "
+	    "'mx.allskip.example'", "allskip.example", "dane-required") == 1);
 
 	/* restart: close (flushes), reopen, count on */
 	fake_now = 1725321600 + 86399;
@@ -648,7 +663,7 @@ test_json(void)
 	json_t *rep, *p, *fd, *f, *sum;
 	const char *domains[] = { "dane.example", "plain.example",
 	    "sts.example", "bogus.example", "pkix.example",
-	    "bogusmx.example" };
+	    "bogusmx.example", "allskip.example" };
 	size_t i;
 	int nvec;
 

@@ -1,0 +1,557 @@
+#!/usr/bin/python3
+# timeout: 300
+"""TLSRPT end to end (issue #6 acceptance).
+
+A signed DNS world (dnsrig), DANE and opportunistic destinations with
+sinks (sink.py) and certificates made now (certs.py), each publishing
+"_smtp._tls" TXT with rua=mailto:(a sink on reports.test) and
+rua=https://(a loopback HTTPS endpoint in this test, certificate from the
+test root, which is the daemon's ca_file).  One daemon with tlsrpt = yes.
+
+  1. one message per destination: success, validation-failure,
+     starttls-not-supported (DANE and no-policy), certificate-expired,
+     dnssec-invalid (bogus TLSA, skipped host), no-policy-found success;
+  2. restart, a second message to ok.test: the counters survive;
+  3. `danerelay tlsrpt send --date TODAY` with the daemon running: every
+     report arrives by mail (also at nomatch.test, whose DANE fails: RFC
+     8460 §3) and by HTTPS POST (the first POST fails with 503: the CLI
+     says so, exits 1, the next send delivers it; everything else is sent
+     once); the gunzipped JSON has the right policies, counts,
+     result-types; the mail has the RFC 8460 §5.3 headers; its shape
+     matches the real reports in ../shared/vectors/tlsrpt (parsed with the
+     same reader);
+  4. report sessions are not counted (`tlsrpt show` after delivery);
+  5. with the daemon stopped, counters for yesterday (written into the
+     database like the daemon does) are sent by `danerelay tlsrpt send`
+     itself: HTTPS at once, the mail from the spool once the daemon runs.
+"""
+import datetime
+import email
+import email.policy
+import glob
+import gzip
+import http.server
+import json
+import os
+import re
+import socket
+import sqlite3
+import ssl
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import drtest  # noqa: E402
+import certs  # noqa: E402
+import dnsrig  # noqa: E402
+import sink  # noqa: E402
+
+for tool in ("ldns-signzone", "nsd"):
+    if not drtest.which(tool):
+        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
+
+T = drtest.TMPDIR
+os.chmod(T, 0o755)
+pki = os.path.join(T, "pki")
+os.makedirs(pki)
+os.chmod(pki, 0o755)
+root = certs.CA(pki, "TLSRPT Test Root CA")
+inter = root.intermediate("TLSRPT Test Issuing CA")
+
+port = drtest.free_port(drtest.ip(10))
+https_ip = drtest.ip(9)
+https_port = drtest.free_port(https_ip)
+RUA_HTTPS = "https://rpt.reports.test:%d/v1/tlsrpt" % https_port
+rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
+                    drtest.free_port(drtest.ip(1)))
+sinks = {}
+n_ip = [10]
+
+
+def next_ip():
+    n_ip[0] += 1
+    return drtest.ip(n_ip[0])
+
+
+def tlsrpt_txt(mailto="tlsrpt@reports.test"):
+    return '_smtp._tls TXT "v=TLSRPTv1; rua=mailto:%s,%s"' % (mailto,
+                                                            RUA_HTTPS)
+
+
+def dest(domain, cert, tlsa=None, secure=True, starttls=True, rua=True,
+         mailto="tlsrpt@reports.test", bogus_tlsa=False):
+    ip = next_ip()
+    recs = ["@ MX 10 mx", "mx A %s" % ip]
+    if tlsa:
+        line = "_%d._tcp.mx TLSA %s" % (port, tlsa)
+        recs.append(dnsrig.Record(line, bogus=True) if bogus_tlsa else line)
+    if rua:
+        recs.append(tlsrpt_txt(mailto))
+    rig.zone(domain, secure=secure, records=recs)
+    c = k = None
+    if cert is not None:
+        c, k = cert.chain, cert.key
+    sinks[domain] = sink.spawn(os.path.join(T, "sink-" + domain), ip, port,
+                               cert=c, key=k, starttls=starttls)
+    return ip
+
+
+def ss(name, **kw):
+    return certs.self_signed(pki, [name], **kw)
+
+
+# the destinations: domain -> what the report must say
+ok = ss("mx.ok.test")
+IP = {}
+IP["ok.test"] = dest("ok.test", ok, ok.tlsa(3, 1, 1))
+decoy = ss("decoy.test")
+nm = ss("mx.nomatch.test")
+IP["nomatch.test"] = dest("nomatch.test", nm, decoy.tlsa(3, 1, 1),
+                          mailto="tlsrpt@nomatch.test")
+ns = ss("mx.nostarttls.test")
+IP["nostarttls.test"] = dest("nostarttls.test", ns, ns.tlsa(3, 1, 1),
+                             starttls=False)
+xt = inter.issue(["mx.expta.test"], expired=True)
+IP["expta.test"] = dest("expta.test", xt, inter.tlsa(2, 1, 1))
+bt = ss("mx.bogustlsa.test")
+IP["bogustlsa.test"] = dest("bogustlsa.test", bt, bt.tlsa(3, 1, 1),
+                            bogus_tlsa=True)
+ins = ss("mx.insecure.test")
+IP["insecure.test"] = dest("insecure.test", ins, secure=False)
+IP["plain.test"] = dest("plain.test", None, secure=False, starttls=False)
+nr = ss("mx.norua.test")
+IP["norua.test"] = dest("norua.test", nr, nr.tlsa(3, 1, 1), rua=False)
+# where the mailto reports go (DANE); it publishes a record too, but only
+# report sessions reach it, so it must never get a report itself
+rp = ss("mx.reports.test")
+IP["reports.test"] = dest("reports.test", rp, rp.tlsa(3, 1, 1))
+rig.zone("rpt.reports.test", secure=True, records=["@ A %s" % https_ip])
+
+OK_TLSA = ok.tlsa(3, 1, 1)
+EXPECT = {
+    # domain: (policy-type, success, {result-type: count}, mx-host)
+    "ok.test": ("tlsa", 2, {}, ["mx.ok.test"]),
+    "nomatch.test": ("tlsa", 0, {"validation-failure": 1},
+                     ["mx.nomatch.test"]),
+    "nostarttls.test": ("tlsa", 0, {"starttls-not-supported": 1},
+                        ["mx.nostarttls.test"]),
+    "expta.test": ("tlsa", 0, {"certificate-expired": 1},
+                   ["mx.expta.test"]),
+    "bogustlsa.test": ("tlsa", 0, {"dnssec-invalid": 1},
+                       ["mx.bogustlsa.test"]),
+    "insecure.test": ("no-policy-found", 1, {}, None),
+    "plain.test": ("no-policy-found", 0, {"starttls-not-supported": 1},
+                   None),
+}
+BATCH1 = ["ok.test", "nomatch.test", "nostarttls.test", "expta.test",
+          "bogustlsa.test", "insecure.test", "plain.test", "norua.test"]
+
+
+# ---- the HTTPS endpoint ---------------------------------------------------
+posts = []
+posts_lock = threading.Lock()
+fail_first = [1]        # the first POST gets 503
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if 0 < n < (1 << 20) else b""
+        code = 200
+        with posts_lock:
+            if fail_first[0] > 0:
+                fail_first[0] -= 1
+                code = 503
+            posts.append({"path": self.path, "code": code,
+                          "ctype": self.headers.get("Content-Type"),
+                          "host": self.headers.get("Host"), "body": body})
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    def log_message(self, fmt, *args):
+        drtest.log("https endpoint: " + fmt, *args)
+
+
+srv_cert = root.issue(["rpt.reports.test"])
+httpd = http.server.ThreadingHTTPServer((https_ip, https_port), Handler)
+httpd.daemon_threads = True
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(srv_cert.chain, srv_cert.key)
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+
+def ok_posts():
+    with posts_lock:
+        return [p for p in posts if p["code"] == 200]
+
+
+# ---- the daemon ------------------------------------------------------------
+rig.start()
+d = drtest.Daemon(dns_config=rig.unbound_conf(),
+                  trust_anchor_file=rig.trust_anchor_file,
+                  smtp_port=port, min_backoff="1h", smtp_connect_timeout="5s",
+                  smtp_timeout="10s", ca_file=root.crt, tlsrpt="yes",
+                  tlsrpt_org_name='"danerelay TLSRPT test"',
+                  tlsrpt_contact="postmaster@relay.dr-test.example",
+                  tlsrpt_from="tlsrpt-noreply@relay.dr-test.example")
+d.start()
+
+r = d.cli("tlsrpt", "show")
+if r.returncode == 2 and "unknown command" in r.stderr:
+    drtest.skip("danerelay has no tlsrpt command yet (the dispatch line "
+                "in src/danerelay.c)")
+
+final = re.compile(r"to=<user@([a-z0-9.]+)>, .*status=(sent|deferred|bounced)")
+
+
+def send(domains):
+    c = drtest.SMTP(d.host, d.port)
+    for dom in domains:
+        body = ("From: <sender@relay.dr-test.example>\r\nTo: <user@%s>\r\n"
+                "Subject: tlsrpt %s\r\n\r\nHello %s.\r\n" % (dom, dom, dom)
+                ).encode()
+        c.sendmail("sender@relay.dr-test.example", ["user@" + dom], body)
+    c.close()
+
+
+def outcomes(text):
+    got = {}
+    for m in final.finditer(text):
+        got.setdefault(m.group(1), []).append(m.group(2))
+    return got
+
+
+def today():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+day0 = today()
+send(BATCH1)
+drtest.wait_for(lambda: set(outcomes(d.log_text())) >= set(BATCH1),
+                drtest.scaled(60), "a delivery outcome for every destination")
+got = outcomes(d.log_text())
+for dom in ("ok.test", "insecure.test", "plain.test", "norua.test"):
+    drtest.check(got[dom] == ["sent"], "%s sent: %s" % (dom, got[dom]))
+for dom in ("nomatch.test", "nostarttls.test", "expta.test",
+            "bogustlsa.test"):
+    drtest.check(got[dom] == ["deferred"], "%s deferred: %s" % (dom, got[dom]))
+
+# 2. restart between sessions and report
+d.stop()
+db_path = os.path.join(d.dir, "state", "tlsrpt.db")
+drtest.check(os.path.exists(db_path), "tlsrpt.db in state_dir")
+d.start()
+send(["ok.test"])
+drtest.wait_for(lambda: outcomes(d.log_text()).get("ok.test", []) ==
+                ["sent", "sent"], drtest.scaled(30), "second ok.test message")
+drtest.wait_for(lambda: len([m for m in sinks["ok.test"].messages()]) == 2,
+                drtest.scaled(10), "two messages at ok.test")
+time.sleep(6.5)         # > TLSRPT_FLUSH_SECS: the counters are on disk
+
+r = d.cli("tlsrpt", "show")
+drtest.log("tlsrpt show:\n%s%s", r.stdout, r.stderr)
+drtest.check(r.returncode == 0, "tlsrpt show exits 0")
+drtest.check(re.search(r"ok\.test policy=tlsa mx-host=mx\.ok\.test "
+                       r"success=2 failure=0", r.stdout) is not None,
+             "show: ok.test 2 successes across the restart")
+drtest.check("result-type=certificate-expired" in r.stdout,
+             "show: the failure details")
+r = d.cli("tlsrpt", "show", "nomatch.test")
+drtest.check("nomatch.test" in r.stdout and "ok.test" not in r.stdout,
+             "show DOMAIN shows only that domain")
+
+# 3. send with the daemon running; the first POST fails (503)
+days = [day0] if today() == day0 else [day0, today()]
+r = d.cli("tlsrpt", "send", "--date", day0, timeout=120)
+drtest.log("tlsrpt send:\n%s%s", r.stdout, r.stderr)
+drtest.check(r.returncode == 1, "send exits 1 when a POST failed: %d" %
+             r.returncode)
+drtest.check("HTTP 503" in r.stdout and "will retry" in r.stdout,
+             "send names the failed POST")
+drtest.check("norua.test: no report" in r.stdout, "norua.test: no record")
+r = d.cli("tlsrpt", "send", "--date", day0, timeout=120)
+drtest.log("tlsrpt send (again):\n%s%s", r.stdout, r.stderr)
+drtest.check(r.returncode == 0, "second send exits 0: %d" % r.returncode)
+drtest.check("already sent" in r.stdout, "second send: already sent")
+for extra in days[1:]:
+    d.cli("tlsrpt", "send", "--date", extra, timeout=120)
+
+REPORTED = sorted(EXPECT)
+drtest.wait_for(lambda: len(ok_posts()) >= len(REPORTED), drtest.scaled(30),
+                "a POST per reported domain")
+
+
+def report_mails():
+    out = []
+    for dom in ("reports.test", "nomatch.test"):
+        for m in sinks[dom].messages():
+            if m["mail_from"] == "tlsrpt-noreply@relay.dr-test.example":
+                out.append(m)
+    return out
+
+
+drtest.wait_for(lambda: len(report_mails()) >= len(REPORTED),
+                drtest.scaled(60), "a report mail per reported domain")
+time.sleep(1)
+
+
+def report_from_mail(raw):
+    """(headers, json) of a report mail: the same reader for ours and the
+    real ones."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    for part in msg.walk():
+        ct = part.get_content_type()
+        if ct.startswith("application/tlsrpt"):
+            data = part.get_payload(decode=True)
+            if ct.endswith("+gzip"):
+                data = gzip.decompress(data)
+            return msg, part, json.loads(data)
+    return msg, None, None
+
+
+def check_report(dom, rep, how):
+    exp = EXPECT[dom]
+    drtest.check(rep.get("organization-name") == "danerelay TLSRPT test",
+                 "%s (%s): organization-name" % (dom, how))
+    drtest.check(rep.get("contact-info") ==
+                 "postmaster@relay.dr-test.example",
+                 "%s (%s): contact-info" % (dom, how))
+    dr = rep.get("date-range", {})
+    drtest.check(dr.get("start-datetime") == day0 + "T00:00:00Z" and
+                 dr.get("end-datetime") == day0 + "T23:59:59Z",
+                 "%s (%s): date-range is the UTC day: %s" % (dom, how, dr))
+    pols = rep.get("policies", [])
+    drtest.check(len(pols) == 1, "%s (%s): one policy, got %d" %
+                 (dom, how, len(pols)))
+    if not pols:
+        return
+    p = pols[0]
+    pol = p["policy"]
+    drtest.check(pol.get("policy-type") == exp[0],
+                 "%s (%s): policy-type %s" % (dom, how, pol.get(
+                     "policy-type")))
+    drtest.check(pol.get("policy-domain") == dom,
+                 "%s (%s): policy-domain" % (dom, how))
+    drtest.check(pol.get("mx-host") == exp[3], "%s (%s): mx-host %s" %
+                 (dom, how, pol.get("mx-host")))
+    if exp[0] == "tlsa" and dom != "bogustlsa.test":
+        drtest.check(len(pol.get("policy-string", [])) == 1 and
+                     re.match(r"^[23] [01] [012] [0-9a-f]+$",
+                              pol["policy-string"][0], re.I) is not None,
+                     "%s (%s): the TLSA record as policy-string: %s" %
+                     (dom, how, pol.get("policy-string")))
+    else:
+        # no policy, or a bogus TLSA RRset: nothing trustworthy to quote
+        drtest.check("policy-string" not in pol,
+                     "%s (%s): no policy-string" % (dom, how))
+    s = p["summary"]
+    nfail = sum(exp[2].values())
+    drtest.check(s.get("total-successful-session-count") == exp[1] and
+                 s.get("total-failure-session-count") == nfail,
+                 "%s (%s): summary %s, expected %d/%d" %
+                 (dom, how, s, exp[1], nfail))
+    fd = p.get("failure-details", [])
+    types = {}
+    for f in fd:
+        types[f["result-type"]] = types.get(f["result-type"], 0) + \
+            f["failed-session-count"]
+        drtest.check(f.get("receiving-mx-hostname") == "mx." + dom,
+                     "%s (%s): receiving-mx-hostname" % (dom, how))
+        if f["result-type"] != "dnssec-invalid":
+            drtest.check(f.get("receiving-ip") == IP[dom] and
+                         f.get("sending-mta-ip", "").startswith("127."),
+                         "%s (%s): receiving-ip/sending-mta-ip %s" %
+                         (dom, how, f))
+        else:
+            drtest.check("receiving-ip" not in f,
+                         "%s (%s): no receiving-ip for a skipped host" %
+                         (dom, how))
+    drtest.check(types == exp[2], "%s (%s): failure-details %s, expected %s"
+                 % (dom, how, types, exp[2]))
+
+
+# the HTTPS reports
+by_dom_https = {}
+for p in ok_posts():
+    drtest.check(p["ctype"] == "application/tlsrpt+gzip",
+                 "POST Content-Type: %s" % p["ctype"])
+    drtest.check(p["path"] == "/v1/tlsrpt", "POST path %s" % p["path"])
+    try:
+        rep = json.loads(gzip.decompress(p["body"]))
+    except (OSError, ValueError) as e:
+        drtest.check(False, "POST body is gzipped JSON: %s" % e)
+        continue
+    dom = rep["policies"][0]["policy"]["policy-domain"]
+    drtest.check(dom not in by_dom_https, "%s posted once" % dom)
+    by_dom_https[dom] = rep
+drtest.check(sorted(by_dom_https) == REPORTED, "POSTs for %s, expected %s" %
+             (sorted(by_dom_https), REPORTED))
+with posts_lock:
+    drtest.check(len(posts) == len(REPORTED) + 1,
+                 "one failed POST and one per domain: %d" % len(posts))
+
+# the mail reports
+by_dom_mail = {}
+ours_shape = []
+for m in report_mails():
+    msg, part, rep = report_from_mail(m["data"])
+    drtest.check(rep is not None, "report mail has an application/tlsrpt+gzip"
+                 " part")
+    if rep is None:
+        continue
+    dom = rep["policies"][0]["policy"]["policy-domain"]
+    drtest.check(dom not in by_dom_mail, "%s mailed once" % dom)
+    by_dom_mail[dom] = (m, msg, part, rep)
+    ours_shape.append(rep)
+drtest.check(sorted(by_dom_mail) == REPORTED, "mails for %s, expected %s" %
+             (sorted(by_dom_mail), REPORTED))
+for dom in REPORTED:
+    if dom in by_dom_https:
+        check_report(dom, by_dom_https[dom], "https")
+    if dom not in by_dom_mail:
+        continue
+    m, msg, part, rep = by_dom_mail[dom]
+    check_report(dom, rep, "mail")
+    drtest.check(rep == by_dom_https.get(dom),
+                 "%s: the same report by mail and https" % dom)
+    subj = " ".join(str(msg["Subject"]).split())
+    rid = rep["report-id"]
+    drtest.check(subj == "Report Domain: %s Submitter: relay.dr-test.example"
+                 " Report-ID: <%s>" % (dom, rid), "%s: Subject %r" %
+                 (dom, subj))
+    drtest.check(msg["TLS-Report-Domain"] == dom, "%s: TLS-Report-Domain" %
+                 dom)
+    drtest.check(msg["TLS-Report-Submitter"] == "relay.dr-test.example",
+                 "%s: TLS-Report-Submitter" % dom)
+    drtest.check(msg.get_content_type() == "multipart/report" and
+                 msg.get_param("report-type") == "tlsrpt",
+                 "%s: multipart/report; report-type=tlsrpt" % dom)
+    drtest.check(part.get_content_type() == "application/tlsrpt+gzip",
+                 "%s: application/tlsrpt+gzip part" % dom)
+    fn = part.get_filename() or ""
+    start = int(datetime.datetime.strptime(day0, "%Y-%m-%d").replace(
+        tzinfo=datetime.timezone.utc).timestamp())
+    drtest.check(fn == "relay.dr-test.example!%s!%d!%d.json.gz" %
+                 (dom, start, start + 86399), "%s: filename %s" % (dom, fn))
+    texts = [p for p in msg.walk() if p.get_content_type() == "text/plain"]
+    drtest.check(len(texts) == 1, "%s: a text/plain part" % dom)
+    drtest.check(m["rcpts"] == ["tlsrpt@nomatch.test" if dom == "nomatch.test"
+                                else "tlsrpt@reports.test"],
+                 "%s: sent to its rua: %s" % (dom, m["rcpts"]))
+# RFC 8460 §3: delivered although nomatch.test's DANE fails
+nmm = by_dom_mail.get("nomatch.test")
+if nmm:
+    drtest.check(nmm[0]["tls"], "the report to nomatch.test went over "
+                 "(unauthenticated) TLS")
+drtest.check(not any(m["rcpts"] == ["user@nomatch.test"]
+                     for m in sinks["nomatch.test"].messages()),
+             "the normal message to nomatch.test still never arrived")
+
+# the shape of ours against the real reports, one reader for both
+vecdir = os.path.join(drtest.SRCDIR, "..", "shared", "vectors", "tlsrpt")
+real = []
+for f in sorted(glob.glob(os.path.join(vecdir, "*", "*.eml"))):
+    with open(f, "rb") as fh:
+        _, _, rep = report_from_mail(fh.read())
+    if rep is not None:
+        real.append(rep)
+for f in sorted(glob.glob(os.path.join(vecdir, "*", "*.json"))):
+    with open(f, "rb") as fh:
+        real.append(json.load(fh))
+
+
+def shape(v, path, acc, present):
+    t = type(v).__name__
+    acc.setdefault(path, set()).add(t)
+    if isinstance(v, dict):
+        present.setdefault(path, []).append(set(v))
+        for k, x in v.items():
+            shape(x, path + "." + k, acc, present)
+    elif isinstance(v, list):
+        for x in v:
+            shape(x, path + "[]", acc, present)
+
+
+if not real:
+    drtest.log("no real reports in %s: shape comparison skipped", vecdir)
+else:
+    types, present = {}, {}
+    for rep in real:
+        shape(rep, "$", types, present)
+    required = {p: set.intersection(*ks) for p, ks in present.items()}
+    for rep in ours_shape:
+        mine, mpresent = {}, {}
+        shape(rep, "$", mine, mpresent)
+        for p, ts in mine.items():
+            drtest.check(p in types, "shape: %s occurs in a real report" % p)
+            if p in types:
+                drtest.check(ts <= types[p] or (ts == {"int"} and "float"
+                                                in types[p]),
+                             "shape: %s type %s, real %s" % (p, ts, types[p]))
+        for p, keysets in mpresent.items():
+            for ks in keysets:
+                drtest.check(required.get(p, set()) <= ks,
+                             "shape: %s has %s" % (p, required.get(p)))
+    drtest.log("shape compared with %d real reports", len(real))
+
+# 4. the report sessions were not counted
+time.sleep(6.5)
+r = d.cli("tlsrpt", "show")
+drtest.log("tlsrpt show (after the reports):\n%s", r.stdout)
+drtest.check("reports.test" not in r.stdout.replace("rpt.reports.test", ""),
+             "report deliveries to reports.test not counted")
+drtest.check(re.search(r"nomatch\.test policy=tlsa mx-host=mx\.nomatch\.test"
+                       r" success=0 failure=1", r.stdout) is not None,
+             "the report delivery to nomatch.test not counted")
+drtest.check("rpt.reports.test" not in r.stdout, "https not counted")
+
+# 5. the CLI alone: yesterday's counters, daemon stopped
+d.stop()
+yday = (datetime.datetime.now(datetime.timezone.utc) -
+        datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+con = sqlite3.connect(db_path)
+con.execute("INSERT INTO policy (day, domain, type, strings, mx, success, "
+            "failure) VALUES (?, 'ok.test', 'tlsa', ?, 'mx.ok.test', 7, 0)",
+            (yday, OK_TLSA))
+con.commit()
+con.close()
+posts_before = len(ok_posts())
+r = d.cli("tlsrpt", "send", timeout=120)
+drtest.log("tlsrpt send (no daemon):\n%s%s", r.stdout, r.stderr)
+drtest.check(r.returncode == 0, "send without a daemon exits 0")
+drtest.check("delivered when danerelayd runs" in r.stdout,
+             "the mail waits in the spool")
+drtest.check(len(ok_posts()) == posts_before + 1, "posted at once")
+new = ok_posts()[-1:]
+if new:
+    rep = json.loads(gzip.decompress(new[0]["body"]))
+    drtest.check(rep["date-range"]["start-datetime"] == yday + "T00:00:00Z"
+                 and rep["policies"][0]["summary"][
+                     "total-successful-session-count"] == 7,
+                 "yesterday's report: %s" % rep.get("date-range"))
+mails_before = len(report_mails())
+d.start()
+drtest.wait_for(lambda: len(report_mails()) == mails_before + 1,
+                drtest.scaled(30), "yesterday's report mail after start")
+r = d.cli("tlsrpt", "send", "--date", "2999-01-01")
+drtest.check(r.returncode == 2, "a future --date is refused")
+r = d.cli("tlsrpt", "send", "--date", "yesterday")
+drtest.check(r.returncode == 2, "a malformed --date is refused")
+r = d.cli("tlsrpt", "frobnicate")
+drtest.check(r.returncode == 2, "unknown subcommand: usage")
+
+log = d.log_text()
+drtest.check("tlsrpt: cannot write counters" not in log,
+             "the counters were always written")
+d.stop()
+httpd.shutdown()
+rig.stop()
+for s in sinks.values():
+    s.stop()
+drtest.done()
