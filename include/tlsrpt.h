@@ -152,8 +152,9 @@ enum smtp_tls_mode tlsrpt_report_tls_mode(const struct decision *d);
  * the database (a request row it polls every second) and waits for the
  * outcome; when it does not run, the CLI does the work itself: mailto
  * reports are committed to the spool (the daemon delivers them when it
- * starts), https reports are posted at once.  Returns the exit status:
- * 0 ok, 1 error, 2 usage.
+ * starts), https reports are posted at once.  Sending today's report
+ * (--date today) closes today: sessions after it are not reported (a
+ * report is sent once).  Returns the exit status: 0 ok, 1 error, 2 usage.
  */
 int tlsrpt_cli(const struct config *cf, int argc, char **argv);
 

@@ -1386,23 +1386,22 @@ tlsrpt_cli(const struct config *cf, int argc, char **argv)
 		return 2;
 	}
 
+	if (strcmp(sub, "show") == 0) {
+		char *p = xasprintf("%s/%s", cf->state_dir ? cf->state_dir :
+		    "", TLSRPT_DB_NAME);
+
+		if (access(p, F_OK) == -1 && errno == ENOENT) {
+			printf("no TLSRPT data yet (%s does not exist)\n", p);
+			free(p);
+			return 0;
+		}
+		free(p);
+	}
 	if (cli_become_owner(cf->state_dir) == -1)
 		return 1;
 	if (strcmp(sub, "show") == 0) {
 		if ((db = db_open(cf->state_dir, 0, CLI_BUSY_MS, err,
 		    sizeof(err))) == NULL) {
-			if (access(cf->state_dir, F_OK) == 0) {
-				char *p = xasprintf("%s/%s", cf->state_dir,
-				    TLSRPT_DB_NAME);
-
-				if (access(p, F_OK) == -1 && errno == ENOENT) {
-					printf("no TLSRPT data yet (%s does "
-					    "not exist)\n", p);
-					free(p);
-					return 0;
-				}
-				free(p);
-			}
 			fprintf(stderr, "danerelay: %s\n", err);
 			return 1;
 		}
