@@ -13,8 +13,9 @@ test root, which is the daemon's ca_file).  One daemon with tlsrpt = yes.
      dnssec-invalid (bogus TLSA, skipped host), no-policy-found success;
   2. restart, a second message to ok.test: the counters survive;
   3. `danerelay tlsrpt send --date TODAY` with the daemon running: every
-     report arrives by mail (also at nomatch.test, whose DANE fails: RFC
-     8460 §3) and by HTTPS POST (the first POST fails with 503: the CLI
+     report arrives by mail (also at nomatch.test, whose DANE fails, and
+     at bogustlsa.test, whose TLSA RRset is bogus: RFC 8460 §3) and by
+     HTTPS POST (the first POST fails with 503: the CLI
      says so, exits 1, the next send delivers it; everything else is sent
      once); the gunzipped JSON has the right policies, counts,
      result-types; the mail has the RFC 8460 §5.3 headers; its shape
@@ -116,7 +117,7 @@ xt = inter.issue(["mx.expta.test"], expired=True)
 IP["expta.test"] = dest("expta.test", xt, inter.tlsa(2, 1, 1))
 bt = ss("mx.bogustlsa.test")
 IP["bogustlsa.test"] = dest("bogustlsa.test", bt, bt.tlsa(3, 1, 1),
-                            bogus_tlsa=True)
+                            bogus_tlsa=True, mailto="tlsrpt@bogustlsa.test")
 ins = ss("mx.insecure.test")
 IP["insecure.test"] = dest("insecure.test", ins, secure=False)
 IP["plain.test"] = dest("plain.test", None, secure=False, starttls=False)
@@ -289,7 +290,7 @@ drtest.wait_for(lambda: len(ok_posts()) >= len(REPORTED), drtest.scaled(30),
 
 def report_mails():
     out = []
-    for dom in ("reports.test", "nomatch.test"):
+    for dom in ("reports.test", "nomatch.test", "bogustlsa.test"):
         for m in sinks[dom].messages():
             if m["mail_from"] == "tlsrpt-noreply@relay.dr-test.example":
                 out.append(m)
@@ -441,17 +442,23 @@ for dom in REPORTED:
                  (dom, start, start + 86399), "%s: filename %s" % (dom, fn))
     texts = [p for p in msg.walk() if p.get_content_type() == "text/plain"]
     drtest.check(len(texts) == 1, "%s: a text/plain part" % dom)
-    drtest.check(m["rcpts"] == ["tlsrpt@nomatch.test" if dom == "nomatch.test"
-                                else "tlsrpt@reports.test"],
+    own = dom in ("nomatch.test", "bogustlsa.test")
+    drtest.check(m["rcpts"] == ["tlsrpt@" + (dom if own else "reports.test")],
                  "%s: sent to its rua: %s" % (dom, m["rcpts"]))
 # RFC 8460 §3: delivered although nomatch.test's DANE fails
 nmm = by_dom_mail.get("nomatch.test")
 if nmm:
     drtest.check(nmm[0]["tls"], "the report to nomatch.test went over "
                  "(unauthenticated) TLS")
-drtest.check(not any(m["rcpts"] == ["user@nomatch.test"]
-                     for m in sinks["nomatch.test"].messages()),
-             "the normal message to nomatch.test still never arrived")
+for dom in ("nomatch.test", "bogustlsa.test"):
+    drtest.check(not any(m["rcpts"] == ["user@" + dom]
+                         for m in sinks[dom].messages()),
+                 "the normal message to %s still never arrived" % dom)
+# ... and the report reached bogustlsa.test's MX although its TLSA RRset
+# is bogus (the host's address records are secure)
+drtest.check("bogustlsa.test" in by_dom_mail and
+             by_dom_mail["bogustlsa.test"][0]["rcpts"] ==
+             ["tlsrpt@bogustlsa.test"], "report delivered to bogustlsa.test")
 
 # the shape of ours against the real reports, one reader for both
 vecdir = os.path.join(drtest.SRCDIR, "..", "shared", "vectors", "tlsrpt")
@@ -509,6 +516,9 @@ drtest.check("reports.test" not in r.stdout.replace("rpt.reports.test", ""),
 drtest.check(re.search(r"nomatch\.test policy=tlsa mx-host=mx\.nomatch\.test"
                        r" success=0 failure=1", r.stdout) is not None,
              "the report delivery to nomatch.test not counted")
+drtest.check(re.search(r"bogustlsa\.test policy=tlsa mx-host=mx\.bogustlsa"
+                       r"\.test success=0 failure=1", r.stdout) is not None,
+             "the report delivery to bogustlsa.test not counted")
 drtest.check("rpt.reports.test" not in r.stdout, "https not counted")
 
 # 5. the CLI alone: yesterday's counters, daemon stopped
