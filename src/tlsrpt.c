@@ -250,6 +250,8 @@ struct tlsrpt {
 	struct agg_policy *agg[AGG_BUCKETS];
 	size_t nagg;
 	int flush_warned;
+	unsigned long long dropped;	/* events lost while full and the
+					 * database failing */
 	struct event *ev_flush;
 
 	/* daemon: reports */
@@ -364,6 +366,17 @@ tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev)
 	if (t == NULL || !t->enabled || ev == NULL || ev->domain == NULL ||
 	    ev->domain[0] == '\0')
 		return;
+	/*
+	 * Full: write now - unless the database is failing (the timer keeps
+	 * trying); then the event is dropped rather than making every
+	 * delivery wait for a broken disk or growing without bound.
+	 */
+	if (t->nagg >= AGG_MAX && (t->flush_warned || tlsrpt_flush(t) == -1)) {
+		if (t->dropped++ == 0)
+			log_warnx("tlsrpt: counters cannot be written and the "
+			    "memory for them is full: dropping events");
+		return;
+	}
 	tlsrpt_day(ev->when ? ev->when : tlsrpt_now(), day);
 	domain = str_lower(clean(ev->domain));
 	type = policy_rpt_type_name(ev->type);
@@ -424,8 +437,6 @@ tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev)
 		}
 		f->count++;
 	}
-	if (t->nagg >= AGG_MAX)
-		(void)tlsrpt_flush(t);
 }
 
 int
@@ -484,8 +495,10 @@ tlsrpt_flush(struct tlsrpt *t)
 		goto fail_rollback;
 	agg_free_all(t);
 	if (t->flush_warned)
-		log_info("tlsrpt: counters written again");
+		log_info("tlsrpt: counters written again (%llu events were "
+		    "dropped meanwhile)", t->dropped);
 	t->flush_warned = 0;
+	t->dropped = 0;
 	return 0;
 fail:
 	snprintf(err, sizeof(err), "%s", sqlite3_errmsg(t->db));

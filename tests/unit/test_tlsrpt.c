@@ -467,6 +467,57 @@ test_record(void)
 	config_free(&cf);
 }
 
+/* A database another process keeps locked: the counters wait in memory,
+ * and when memory is full events are dropped instead of blocking. */
+static void
+test_busy(void)
+{
+	struct config cf;
+	struct tlsrpt *t;
+	struct tlsrpt_event ev;
+	sqlite3 *lk;
+	char err[512], dom[64];
+	int i;
+	long long n;
+
+	cf_init(&cf);
+	fake_now = 1725321600 + 3600;
+	t = tlsrpt_open(&cf, NULL, err, sizeof(err));
+	CHECK(t != NULL);
+	if (t == NULL) {
+		config_free(&cf);
+		return;
+	}
+	lk = db();
+	CHECK(lk != NULL &&
+	    sqlite3_exec(lk, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	memset(&ev, 0, sizeof(ev));
+	ev.domain = "busy.example";
+	ev.type = RPT_NO_POLICY;
+	tlsrpt_record(t, &ev);
+	CHECK(tlsrpt_flush(t) == -1);		/* locked: kept */
+	for (i = 0; i < 5000; i++) {
+		snprintf(dom, sizeof(dom), "d%d.example", i);
+		ev.domain = dom;
+		tlsrpt_record(t, &ev);
+	}
+	CHECK(sqlite3_exec(lk, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(lk);
+	CHECK(tlsrpt_flush(t) == 0);
+	CHECK(q1("SELECT success FROM policy WHERE domain = ?1 AND day = ?2",
+	    "busy.example", "2024-09-03") == 1);
+	n = q1("SELECT count(*) FROM policy WHERE domain LIKE 'd%.example'",
+	    NULL, NULL);
+	CHECK(n > 1000 && n < 5000);		/* capped, not blocked */
+	/* working again: nothing dropped any more */
+	ev.domain = "d4999.example";
+	tlsrpt_record(t, &ev);
+	tlsrpt_close(t);
+	CHECK(q1("SELECT success FROM policy WHERE domain = ?1",
+	    "d4999.example", NULL) == 1);
+	config_free(&cf);
+}
+
 /* ---- the JSON shape against real reports --------------------------------- */
 
 /* Schema learned from documents: per path, the JSON types seen, how many
@@ -907,6 +958,7 @@ main(void)
 	test_mailto();
 	test_record();
 	test_json();
+	test_busy();
 	test_gzip_mime();
 	test_report_route();
 	if (base == NULL) {
