@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+# timeout: 300
+"""The README's operator snippets, run as written (issue #7).
+
+Only names, addresses, ports and paths are replaced (example.org and
+example.net by a signed test zone, 127.0.0.1:10025 by the test daemon,
+and so on); everything else is the README's text:
+
+- dns-zone: the self-hoster's records become a DNSSEC-signed zone served
+  by NSD (so they parse as zone data), their TXT records are served as
+  written, and the TLSA record carries the digest that the README's
+  tlsa-digest command computes from the MX's certificate;
+- that MX is a sink with that certificate: `danerelay probe` on the zone
+  says deliverable with DANE-EE, and the application snippets (Python
+  smtplib; swaks and curl from the shell; Python with STARTTLS, a
+  verified certificate and AUTH through a gateway set up with the
+  gateway-conf and gateway-auth snippets) each deliver one message
+  there through danerelay, authenticated by DANE;
+- mta-sts-policy is a well-formed RFC 8461 §3.2 policy for the zone's MX.
+"""
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import drtest  # noqa: E402
+import certs  # noqa: E402
+import dnsrig  # noqa: E402
+import sink  # noqa: E402
+
+for tool in ("ldns-signzone", "nsd", "openssl", "swaks", "curl"):
+    if not drtest.which(tool):
+        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
+
+T = drtest.TMPDIR
+os.chmod(T, 0o755)
+README = os.path.join(drtest.SRCDIR, "README.md")
+DOM = "selfhost.test"
+
+
+def snippet(name):
+    text = open(README, encoding="utf-8").read()
+    m = re.search(r"<!-- snippet: %s\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```"
+                  % re.escape(name), text, re.S)
+    if m is None:
+        drtest.fail("README.md has no snippet %r" % name)
+    return m.group(1)
+
+
+def subst(text, pairs):
+    for old, new in pairs:
+        if old not in text:
+            drtest.fail("snippet changed: %r not found in:\n%s" % (old, text))
+        text = text.replace(old, new)
+    return text
+
+
+def sh(script, timeout=60):
+    return subprocess.run(["sh", "-ec", script], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True,
+                          timeout=drtest.scaled(timeout))
+
+
+# ---------------------------------------------------------------- the MX
+pki = os.path.join(T, "pki")
+os.makedirs(pki)
+os.chmod(pki, 0o755)
+port = drtest.free_port(drtest.ip(10))
+mx_ip = drtest.ip(20)
+mx_cert = certs.self_signed(pki, ["mail." + DOM])
+mx = sink.spawn(os.path.join(T, "sink"), mx_ip, port, cert=mx_cert.crt,
+                key=mx_cert.key)
+
+# tlsa-digest: the README's command on the MX's certificate
+cmd = subst(snippet("tlsa-digest"),
+            [("/etc/letsencrypt/live/mail.example.org/cert.pem",
+              mx_cert.crt)])
+r = sh(cmd)
+digest = r.stdout.strip()
+drtest.check(r.returncode == 0 and re.fullmatch(r"[0-9a-f]{64}", digest),
+             "tlsa-digest prints a SHA-256: %r" % r.stdout)
+want = mx_cert.tlsa(3, 1, 1).split()[-1].lower()
+drtest.check(digest == want, "tlsa-digest equals the 3 1 1 data of the "
+             "certificate (%s, certs.py says %s)" % (digest, want))
+
+# ---------------------------------------------------------------- the zone
+zone = subst(snippet("dns-zone"), [
+    ("8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1",
+     digest),
+    ("_25._tcp.", "_%d._tcp." % port),
+    ("192.0.2.25", mx_ip), ("192.0.2.80", drtest.ip(21)),
+    ("example.org.", DOM + ".")])
+records = []
+for line in zone.splitlines():
+    if " AAAA " in line:
+        continue        # the test world is IPv4 (no foreign ::1 traffic)
+    records.append(line)
+rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
+                    drtest.free_port(drtest.ip(1)))
+rig.zone(DOM, records=records)
+rig.start()
+
+if drtest.which("drill"):
+    def txt(name):
+        p = subprocess.run(["drill", "-p", str(rig.port), "@" + rig.ip, name,
+                            "TXT"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, universal_newlines=True,
+                           timeout=20)
+        return p.stdout
+    for owner, want_txt in (
+            (DOM, '"v=spf1 mx -all"'),
+            ("_dmarc." + DOM, '"v=DMARC1; p=quarantine; '
+             'rua=mailto:dmarc-reports@example.org"'),
+            ("_mta-sts." + DOM, '"v=STSv1; id=2024060101"'),
+            ("_smtp._tls." + DOM, '"v=TLSRPTv1; '
+             'rua=mailto:tlsrpt-reports@example.org"')):
+        ans = txt(owner)
+        drtest.check(want_txt in ans,
+                     "TXT %s served as written: %s" % (owner, ans[-400:]))
+
+# ---------------------------------------------------------------- relays
+dns = dict(dns_config=rig.unbound_conf(),
+           trust_anchor_file=rig.trust_anchor_file, smtp_port=port,
+           min_backoff="1h", smtp_connect_timeout="5s", smtp_timeout="10s")
+d = drtest.Daemon(name="local", **dns)
+d.start()
+
+r = d.cli("probe", DOM, timeout=60)
+drtest.check(r.returncode == 0 and "result: deliverable" in r.stdout,
+             "danerelay probe %s: exit %d\n%s%s" % (DOM, r.returncode,
+                                                   r.stdout, r.stderr))
+drtest.check("dane-ee" in r.stdout, "probe verified the MX by DANE-EE:\n%s"
+             % r.stdout)
+
+# a gateway with AUTH, from the README's gateway snippets
+ca = certs.CA(pki, "Gateway Test CA")
+GW = "relay.dr-test.example"
+gw_ip = drtest.ip(3)
+gw_port = drtest.free_port(gw_ip)
+gw_cert = ca.issue([GW])
+os.chmod(gw_cert.key, 0o644)
+auth_file = os.path.join(T, "gw-auth")
+gw_conf = subst(snippet("gateway-conf"), [
+    ("192.0.2.25:587", "%s:%d" % (gw_ip, gw_port)),
+    ("/etc/danerelay/auth", auth_file),
+    ("/etc/danerelay/fullchain.pem", gw_cert.chain),
+    ("/etc/danerelay/privkey.pem", gw_cert.key)])
+opts = dict(dns)
+for line in gw_conf.splitlines():
+    k, _, v = line.partition("=")
+    opts[k.strip()] = v.strip()
+d2 = drtest.Daemon(name="gw", host=gw_ip, port=gw_port, **opts)
+r = sh(subst(snippet("gateway-auth"), [("/etc/danerelay/auth", auth_file),
+                                       ("mta1:", "app1:")]))
+drtest.check(r.returncode == 0, "gateway-auth commands: %s" % r.stdout)
+d2.start()
+
+# ---------------------------------------------------------------- apps
+addr_pairs = [("app@example.org", "app@" + DOM),
+              ("user@example.net", "user@" + DOM)]
+local = [("127.0.0.1", d.host), ("10025", str(d.port))]
+
+py = subst(snippet("app-python"), addr_pairs + local +
+           [("Nightly report", "python snippet")])
+r = subprocess.run(["/usr/bin/python3", "-c", py], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                   universal_newlines=True, timeout=drtest.scaled(60))
+drtest.check(r.returncode == 0, "app-python: %s" % r.stdout)
+
+shell = subst(snippet("app-shell"),
+              [("app@example.org", "app@" + DOM),
+               ("user@example.net", "user@" + DOM),
+               ("127.0.0.1:10025", "%s:%d" % (d.host, d.port))])
+r = sh(shell)
+drtest.check(r.returncode == 0, "app-shell: %s" % r.stdout[-1500:])
+
+pyauth = subst(snippet("app-python-auth"), addr_pairs + [
+    ('"relay.example.org", 587', '"%s", %d' % (GW, gw_port)),
+    ("ssl.create_default_context()",
+     "ssl.create_default_context(cafile=%r)" % ca.crt),
+    ("Nightly report", "python auth snippet")])
+# test plumbing: the gateway's name resolves to its loopback address
+resolve = ("import socket\n"
+           "_gai = socket.getaddrinfo\n"
+           "def _getaddrinfo(host, *a, **kw):\n"
+           "    return _gai(%r if host == %r else host, *a, **kw)\n"
+           "socket.getaddrinfo = _getaddrinfo\n" % (gw_ip, GW))
+r = subprocess.run(["/usr/bin/python3", "-c", resolve + pyauth],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, universal_newlines=True,
+                   timeout=drtest.scaled(60))
+drtest.check(r.returncode == 0, "app-python-auth: %s" % r.stdout)
+
+subjects = ["python snippet", "swaks test", "curl test",
+            "python auth snippet"]
+
+
+def arrived():
+    got = {}
+    for m in mx.messages():
+        for s in subjects:
+            if ("Subject: " + s).encode() in m["data"]:
+                got.setdefault(s, []).append(m)
+    return got
+
+
+drtest.wait_for(lambda: len(arrived()) == len(subjects), 60,
+                "all application messages at the MX (have %s)" %
+                sorted(arrived()))
+got = arrived()
+for s in subjects:
+    ms = got.get(s, [])
+    drtest.check(len(ms) == 1, "%s: one message, got %d" % (s, len(ms)))
+    if ms:
+        drtest.check(ms[0]["tls"], "%s: over TLS" % s)
+        drtest.check(ms[0]["mail_from"] == "app@" + DOM,
+                     "%s: sender %r" % (s, ms[0]["mail_from"]))
+log = d.log_text() + d2.log_text()
+sent = re.findall(r"to=<user@%s>, relay=mail\.%s\[.*status=sent.*" %
+                  (re.escape(DOM), re.escape(DOM)), log)
+drtest.check(len(sent) == len(subjects) and
+             all("auth=dane-ee" in s for s in sent),
+             "every message delivered with auth=dane-ee: %r" % sent)
+drtest.check(re.search(r"sasl_method=(PLAIN|LOGIN), sasl_username=app1",
+                       d2.log_text()) is not None,
+             "the python auth snippet logged in as app1")
+
+# ---------------------------------------------------------------- MTA-STS
+pol = snippet("mta-sts-policy")
+fields = {}
+for line in pol.split("\n"):
+    m = re.fullmatch(r"([A-Za-z0-9_]+): *([\x21-\x7e]+)", line)
+    drtest.check(m is not None, "policy line %r is key: value" % line)
+    if m:
+        fields.setdefault(m.group(1), []).append(m.group(2))
+drtest.check(fields.get("version") == ["STSv1"], "version: STSv1")
+drtest.check(fields.get("mode") == ["enforce"], "mode: enforce")
+drtest.check(fields.get("mx") == ["mail.example.org"],
+             "mx names the zone's MX (mail.example.org)")
+ma = fields.get("max_age", ["x"])[0]
+drtest.check(ma.isdigit() and 86400 <= int(ma) <= 31557600,
+             "max_age %s within a day and RFC 8461's limit" % ma)
+drtest.check("mail.example.org" in snippet("dns-zone") and
+             re.search(r"^example\.org\.\s+MX\s+10 mail\.example\.org\.$",
+                       snippet("dns-zone"), re.M) is not None,
+             "the policy's mx is the zone's MX")
+
+d.stop()
+d2.stop()
+mx.stop()
+rig.stop()
+drtest.done()
