@@ -1,0 +1,284 @@
+"""report - bench/run's results (a dict, also saved as results.json) as
+the Markdown of bench/RESULTS.md.  render(R) -> str.
+
+    python3 bench/report.py results.json > RESULTS.md   # re-render
+"""
+
+import json
+import sys
+
+
+def _f(v, fmt="%.1f", none="n/a"):
+    if v is None:
+        return none
+    return fmt % v
+
+
+def _ratio(a, b, fmt="%.2f×"):
+    if a is None or b is None or not b:
+        return "n/a"
+    return fmt % (a / float(b))
+
+
+def _get(R, relay, *path):
+    v = R.get("relays", {}).get(relay)
+    for p in path:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(p)
+    return v
+
+
+def _size_name(s):
+    s = int(s)
+    return "%d KiB" % (s // 1024) if s % 1024 == 0 else "%d B" % s
+
+
+def render(R):
+    a = R["args"]
+    m = R["machine"]
+    sizes = [str(s) for s in a["sizes"]]
+    pf = "Postfix" in R.get("relays", {})
+    out = []
+    w = out.append
+    w("# danerelay benchmarks (issue #8)\n")
+    w("Written by `bench/run%s` on %s; every figure below comes from that "
+      "run.%s\n" % (" --quick" if a.get("quick") else "", m["date"],
+                    " **--quick: tiny counts, the figures only prove the "
+                    "harness works.**" if a.get("quick") else ""))
+    w("## Machine\n")
+    w("| | |\n| --- | --- |")
+    w("| CPU | %s, %s cores (`nproc`) |" % (m["cpu"].strip(), m["nproc"]))
+    w("| memory | %s |" % m["mem"])
+    w("| spool disk | %s, mount options `%s` |" % (m["disk"], m["mount"]))
+    w("| OS, kernel | %s, Linux %s |" % (m["os"], m["kernel"]))
+    w("| danerelay | %s, `%s` |" % (m["danerelay"], m["cflags"]))
+    w("| Postfix | %s (Debian package) |" % m["postfix"])
+    w("| OpenSSL, unbound | %s; %s |" % (m["openssl"], m["unbound"]))
+    w("| load average at start / end | %s / %s |" % (
+        " ".join(m["loadavg_start"]), " ".join(m.get("loadavg_end", []))))
+    w("| run time | %.0f s |" % R.get("duration_s", 0))
+    if a.get("note"):
+        w("\n%s\n" % a["note"])
+    w("")
+    w("## Set-up\n")
+    w("Everything runs on this one machine inside a network namespace of "
+      "its own (`ip netns`; loopback only, nothing leaves it) and a private "
+      "mount namespace. A signed DNS world (NSD, `ldns-signzone`, "
+      "ECDSA P-256) has 50 destination domains `d0.test` .. `d49.test`, "
+      "each with `MX 10 mx` on its own 127.0.110.x address and "
+      "`_25._tcp.mx TLSA 3 1 1` of the sink's certificate (TTL 3600). "
+      "Both relays deliver to port 25 of those addresses, where the sink "
+      "(`bench/drb_sink.c`: C, one thread per connection, STARTTLS, "
+      "records one line per message, no fsync) listens.\n")
+    w("- **danerelay**: `danerelayd` with `default_policy = dane`, its own "
+      "libunbound validating against the rig's trust anchor, defaults "
+      "otherwise (`max_connections = 100`, "
+      "`max_connections_per_destination = 10`, connection cache).")
+    w("- **Postfix**: Debian's package as a private instance (own "
+      "`main.cf`/`master.cf`, queue directory, no chroot) with "
+      "`smtp_tls_security_level = dane`, `smtp_dns_support_level = "
+      "dnssec`, `smtp_host_lookup = dns`, resolving through Debian's "
+      "`unbound` daemon (same stub zones and trust anchor as danerelay's "
+      "libunbound, AD bit trusted via `options trust-ad`), "
+      "`smtp_connection_cache_destinations` = the 50 domains and "
+      "`smtp_tls_connection_reuse = yes` (through `tlsproxy`; without it "
+      "Postfix opens a new TLS connection for every message), defaults "
+      "otherwise (`default_process_limit = 100`, "
+      "`default_destination_concurrency_limit = 20`).")
+    w("- **Load**: `bench/drb_load.c`, %d parallel SMTP sessions "
+      "(PIPELINING), %d messages per size; message *i* goes to "
+      "`u<k>@d<i mod 50>.test` (50 domains x %d recipients per domain, "
+      "one recipient per message). Durable queues on both sides: danerelay "
+      "answers 250 after fsync of data, envelope and directories, Postfix "
+      "after its cleanup fsyncs the queue file." % (
+          a["sessions"], a["messages"], 10))
+    w("- **msg/s** is end to end: messages arrived at the sink / (last "
+      "arrival - start of the load). **Latency** is the sink's arrival "
+      "time minus the time the client got its 250, per Message-ID: under "
+      "the full load, and paced (one session, %.0f msg/s, %d messages, "
+      "right after the load: warm DNS, cached connections)." % (
+          a["latency_rate"], a["latency_messages"]))
+    w("- **CPU per message**: utime+stime of the relay's processes over "
+      "the throughput run / messages (Postfix: the master, every child "
+      "alive or reaped; without its unbound daemon, while danerelay's "
+      "figure includes its in-process resolver).")
+    w("- **Memory**: RSS and PSS summed over the relay's processes, "
+      "sampled every 0.5 s. Postfix runs one `smtpd` process per inbound "
+      "session, so the RSS sum counts its shared pages once per process; "
+      "PSS is the fair figure for it.")
+    w("- **Idle sessions**: %d sessions that each did EHLO and then wait; "
+      "memory before/after, scaled to 1,000. **Concurrent sessions**: "
+      "that many sessions opened one after another and held, each must "
+      "get its banner and 250 for EHLO and still answer NOOP at the end "
+      "(danerelay: %d; Postfix: %d, see below)." % (
+          a["idle"], a["max_sessions"], a["postfix_max_sessions"]))
+    w("")
+
+    w("## Results\n")
+    reuse = "Postfix-reuse" in R.get("relays", {})
+    rows = []
+
+    def row(label, d, p, ratio="", target="", pr=""):
+        rows.append([label, d, p, ratio, target] + ([pr] if reuse else []))
+
+    sink = R.get("sink", {})
+    for s in sizes:
+        v = (sink.get(s) or sink.get(int(s)) or {}).get("msgs_per_s")
+        row("sink capacity, %s (STARTTLS, %d sessions)" % (
+            _size_name(s), a["sessions"]), "%s msg/s" % _f(v, "%.0f"), "",
+            "", "must exceed both relays")
+    for s in sizes:
+        d = _get(R, "danerelay", s, "msgs_per_s")
+        p = _get(R, "Postfix", s, "msgs_per_s")
+        met = ""
+        if d and p:
+            met = " — **%s**" % ("met" if d >= 2 * p else "not met")
+        row("**end-to-end msg/s, %s**" % _size_name(s), _f(d), _f(p),
+            _ratio(d, p), "≥ 2× Postfix" + met,
+            _f(_get(R, "Postfix-reuse", s, "msgs_per_s")))
+    for s in sizes:
+        d = _get(R, "danerelay", s, "accept_per_s")
+        p = _get(R, "Postfix", s, "accept_per_s")
+        row("accepted msg/s (client's 250s), %s" % _size_name(s), _f(d),
+            _f(p), _ratio(d, p), "",
+            _f(_get(R, "Postfix-reuse", s, "accept_per_s")))
+    for s in sizes:
+        for q in ("p50", "p99"):
+            d = _get(R, "danerelay", s, "latency_paced", q + "_ms")
+            p = _get(R, "Postfix", s, "latency_paced", q + "_ms")
+            pr = _get(R, "Postfix-reuse", s, "latency_paced", q + "_ms")
+            tgt = ""
+            if q == "p99":
+                tgt = "< 10 ms (cached connection)"
+                if d is not None:
+                    tgt += " — **%s**" % ("met" if d < 10 else "not met")
+            row("latency 250→sink %s, paced, %s" % (q, _size_name(s)),
+                _f(d, "%.2f ms"), _f(p, "%.2f ms"), _ratio(d, p), tgt,
+                _f(pr, "%.2f ms"))
+    for s in sizes:
+        for q in ("p50", "p99"):
+            d = _get(R, "danerelay", s, "latency_load", q + "_ms")
+            p = _get(R, "Postfix", s, "latency_load", q + "_ms")
+            pr = _get(R, "Postfix-reuse", s, "latency_load", q + "_ms")
+            row("latency 250→sink %s, under full load, %s" % (
+                q, _size_name(s)), _f(d, "%.0f ms"), _f(p, "%.0f ms"),
+                _ratio(d, p), "", _f(pr, "%.0f ms"))
+    for s in sizes:
+        d = _get(R, "danerelay", s, "cpu_ms_per_msg")
+        p = _get(R, "Postfix", s, "cpu_ms_per_msg")
+        pr = _get(R, "Postfix-reuse", s, "cpu_ms_per_msg")
+        row("CPU time per message, %s" % _size_name(s), _f(d, "%.2f ms"),
+            _f(p, "%.2f ms"), _ratio(d, p), "", _f(pr, "%.2f ms"))
+    for s in sizes:
+        for k, what in (("peak_rss_kb", "RSS"), ("peak_pss_kb", "PSS")):
+            d = _get(R, "danerelay", s, k)
+            p = _get(R, "Postfix", s, k)
+            pr = _get(R, "Postfix-reuse", s, k)
+            row("peak %s (sum over processes), %s run" % (
+                what, _size_name(s)), _f(d and d / 1024.0, "%.1f MiB"),
+                _f(p and p / 1024.0, "%.1f MiB"), _ratio(d, p), "",
+                _f(pr and pr / 1024.0, "%.1f MiB"))
+    for s in sizes:
+        d = _get(R, "danerelay", s, "sink_connections")
+        p = _get(R, "Postfix", s, "sink_connections")
+        pr = _get(R, "Postfix-reuse", s, "sink_connections")
+        row("TLS connections to the sink, %s run" % _size_name(s),
+            _f(d, "%d"), _f(p, "%d"), _ratio(d, p), "", _f(pr, "%d"))
+    fpm = R.get("fsyncs_per_msg", {})
+    if fpm:
+        d, p = fpm.get("danerelay"), fpm.get("Postfix")
+        row("fsync calls per relayed message (strace)", _f(d), _f(p),
+            _ratio(d, p))
+    d = _get(R, "danerelay", "sessions", "rss_per_1000_kb")
+    p = _get(R, "Postfix", "sessions", "rss_per_1000_kb")
+    met = ""
+    if d is not None:
+        met = " — **%s**" % ("met" if d < 64 * 1000 else "not met")
+    row("RSS per 1,000 idle inbound sessions", _f(d and d / 1024.0,
+        "%.1f MiB"), _f(p and p / 1024.0, "%.1f MiB"), _ratio(d, p),
+        "< 64 KiB per session (62.5 MiB per 1,000)" + met)
+    d = _get(R, "danerelay", "sessions", "pss_per_1000_kb")
+    p = _get(R, "Postfix", "sessions", "pss_per_1000_kb")
+    row("PSS per 1,000 idle inbound sessions", _f(d and d / 1024.0,
+        "%.1f MiB"), _f(p and p / 1024.0, "%.1f MiB"), _ratio(d, p))
+
+    def maxs(relay):
+        mx = _get(R, relay, "sessions", "max")
+        if not mx:
+            return "n/a"
+        return "%d of %d%s" % (min(mx["ok"], mx["alive"]), mx["n"],
+                               "" if mx["failed"] == 0 and mx["dead"] == 0
+                               else " (%d failed, %d dead)" % (
+                                   mx["failed"], mx["dead"]))
+    dmx = _get(R, "danerelay", "sessions", "max") or {}
+    met = ""
+    if dmx:
+        met = " — **%s**" % ("met" if dmx.get("n", 0) >= 10000 and
+                             dmx["failed"] == 0 and dmx["dead"] == 0
+                             else "not met")
+    row("concurrent inbound sessions held without error", maxs("danerelay"),
+        maxs("Postfix") if pf else "n/a", "", "10,000" + met)
+    hdr = ["", "danerelay", "Postfix", "danerelay/Postfix", "target"]
+    if reuse:
+        hdr.append("Postfix, TLS reuse")
+    w("| " + " | ".join(hdr) + " |")
+    w("| --- | ---: | ---: | ---: | --- |" + (" ---: |" if reuse else ""))
+    for r in rows:
+        w("| " + " | ".join(r) + " |")
+    w("")
+
+    w("### Physical limits of this machine\n")
+    fs = R.get("fsync", {})
+    for k in sorted(fs, key=lambda x: int(x)):
+        v = fs[k]
+        w("- fsync on the spool's file system, %s writer thread(s): "
+          "**%.0f commits/s** (write 4 KiB, fsync, rename, fsync the "
+          "directory) = %.0f fsyncs/s." % (k, v["commits_per_s"],
+                                           v["fsyncs_per_s"]))
+    t = R.get("tls")
+    if t:
+        w("- TLS handshakes with the sink's certificate (%s): %.0f/s "
+          "wall with client and server on the two cores; per core: "
+          "**%.0f/s server side**, %.0f/s client side." % (
+              t["cipher"], t["wall_per_s"], t["server_per_core_s"],
+              t["client_per_core_s"]))
+    w("")
+    prof = R.get("profile")
+    if prof:
+        w("### Where danerelay's time goes\n")
+        if prof.get("error"):
+            w("Profile incomplete: %s\n" % prof["error"])
+        if prof.get("perf_dso"):
+            w("`perf record -e cpu-clock -g` on danerelayd while it relayed "
+              "%d messages of %s (CPU samples by binary/library):\n" % (
+                  prof["messages"], _size_name(prof["size"])))
+            w("```")
+            out.extend(prof["perf_dso"])
+            w("```")
+        if prof.get("perf_top"):
+            w("\nHottest functions (self time, ≥ 0.7% of samples):\n")
+            w("```")
+            out.extend(prof["perf_top"])
+            w("```")
+        if prof.get("strace"):
+            w("\nWall-clock time inside system calls (`strace -c -w`, "
+              "%d messages; fsync is where the event loop waits):\n" %
+              prof.get("strace_messages", 0))
+            w("```")
+            out.extend(prof["strace"])
+            w("```")
+        w("")
+    if R.get("errors"):
+        w("## Errors in this run\n")
+        for e in R["errors"]:
+            w("- %s" % e)
+        w("")
+    w("Raw numbers: `results.json` in the run's work directory; "
+      "`python3 bench/report.py results.json` renders this page again.\n")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        sys.stdout.write(render(json.load(f)))
