@@ -3,6 +3,11 @@
  * lookups in the order policy.h prescribes (MX, then A/AAAA of every
  * host, then TLSA only where DANE may apply), then policy_decide().
  *
+ * When sts (the MTA-STS manager, mta_sts.h) is given and cf->mta_sts is
+ * on, a domain at level dane whose hosts lack DANE gets its MTA-STS
+ * policy as the last step (RFC 8461), waiting boundedly for a first-time
+ * fetch; route_sts() tells what was found.
+ *
  * Used by the delivery engine and by `danerelay probe`.  route_start()
  * never calls back from within itself; the callback runs once, after
  * which route_decision()/route_input() are valid until route_free().
@@ -20,17 +25,21 @@ struct policy_table;
 struct decision;
 struct policy_input;
 struct policy_sts;
+struct mta_sts;
+struct mta_sts_answer;
 
 struct route;
 typedef void route_cb(struct route *rt, void *arg);
 
 struct route *route_start(struct event_base *base, struct resolver *r,
     const struct config *cf, const struct policy_table *pt,
-    const char *domain, route_cb *cb, void *arg);
+    struct mta_sts *sts, const char *domain, route_cb *cb, void *arg);
 const struct decision *route_decision(const struct route *rt);
 const struct policy_input *route_input(const struct route *rt);
 /* Where the level came from: "policy_file line N" or "default_policy". */
 const char *route_level_source(const struct route *rt);
+/* The MTA-STS answer used (NULL: none was needed or asked for). */
+const struct mta_sts_answer *route_sts(const struct route *rt);
 void route_free(struct route *rt);
 
 #endif

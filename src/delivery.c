@@ -34,6 +34,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "mta_sts.h"
 #include "policy.h"
 #include "policy_table.h"
 #include "resolver.h"
@@ -75,6 +76,7 @@ struct delivery {
 	size_t ncache;
 	int stopping;		/* no more parking in the cache */
 	struct tlsrpt *rpt;	/* TLSRPT recorder, not owned (NULL: off) */
+	struct mta_sts *sts;	/* MTA-STS manager (NULL: mta_sts = no) */
 };
 
 struct dlv_job {
@@ -233,6 +235,9 @@ delivery_new(struct event_base *base, const struct config *cf,
 		goto fail;
 	if ((d->ssl_ctx = tls_client_ctx_new(cf->ca_file, err, errlen)) == NULL)
 		goto fail;
+	if (cf->mta_sts &&
+	    (d->sts = mta_sts_new(base, d->res, cf, err, errlen)) == NULL)
+		goto fail;
 	return d;
 fail:
 	delivery_free(d);
@@ -259,6 +264,7 @@ delivery_free(struct delivery *d)
 	delivery_shutdown(d);
 	/* sessions still finishing their QUIT are not waited for */
 	smtp_client_free_all();
+	mta_sts_free(d->sts);		/* before the resolver it uses */
 	resolver_free(d->res);
 	policy_table_free(d->pt);
 	SSL_CTX_free(d->ssl_ctx);
@@ -272,6 +278,11 @@ delivery_reload(struct delivery *d, const struct config *cf, char *err,
 	struct policy_table *pt = NULL;
 
 	d->cf = cf;	/* always: the old one is about to be freed */
+	if (d->sts != NULL)
+		mta_sts_reload(d->sts, cf);
+	else if (cf->mta_sts && (d->sts = mta_sts_new(d->base, d->res, cf,
+	    err, errlen)) == NULL)
+		log_warnx("reload: MTA-STS stays off: %s", err);
 	if (cf->policy_file != NULL &&
 	    (pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
 		return -1;
@@ -858,8 +869,8 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 		evtimer_add(j->kick, &tv);
 		return j;
 	}
-	j->rt = route_start(d->base, d->res, d->cf, d->pt, domain, job_routed,
-	    j);
+	j->rt = route_start(d->base, d->res, d->cf, d->pt, d->sts, domain,
+	    job_routed, j);
 	return j;
 }
 

@@ -226,6 +226,7 @@ req_free(struct https_req *r)
 		event_free(r->timer);
 	if (r->kick != NULL)
 		event_free(r->kick);
+	SSL_CTX_free(r->ctx);		/* our reference */
 	free(r->host);
 	free(r->path);
 	free(r->content_type);
@@ -665,6 +666,7 @@ https_request(const struct https_params *p, https_cb *cb, void *arg,
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->base = p->base;
+	SSL_CTX_up_ref(p->ssl_ctx);	/* the caller may replace its own */
 	r->ctx = p->ssl_ctx;
 	r->method = p->method;
 	r->host = str_lower(xstrdup(p->host));

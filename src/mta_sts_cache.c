@@ -90,11 +90,20 @@ mta_sts_cache_open(const char *dir, char *err, size_t errlen)
 {
 	struct mta_sts_cache *c = xcalloc(1, sizeof(*c));
 	sqlite3_stmt *st;
+	struct stat sb;
 	int fd, v = 0;
 
 	c->path = xasprintf("%s/%s", dir, MTA_STS_DB_NAME);
-	/* created 0600 by us, so SQLite's -wal and -shm files are too */
-	if ((fd = open(c->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+	/* created 0600 by us, so SQLite's -wal and -shm files are too;
+	 * root (a CLI tool) gives a new file to the directory's owner (the
+	 * daemon's user), as SQLite itself does for -wal and -shm */
+	if ((fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) != -1) {
+		if (geteuid() == 0 && stat(dir, &sb) == 0 && sb.st_uid != 0 &&
+		    fchown(fd, sb.st_uid, sb.st_gid) == -1)
+			log_warn("%s: chown", c->path);
+	} else if (errno != EEXIST || (fd = open(c->path, O_RDWR |
+	    O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", c->path, strerror(errno));
 		goto fail;
 	}

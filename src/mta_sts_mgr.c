@@ -1,24 +1,152 @@
 /*
- * mta_sts_mgr.c - MTA-STS manager (stub, being written).
+ * mta_sts_mgr.c - the MTA-STS manager: which policy applies to a
+ * destination domain right now (RFC 8461 §3.3, §3.4, §5.1), and the
+ * operator's `danerelay mta-sts` command.
+ *
+ * Owns the policy cache handle (mta_sts_cache.c), the HTTPS SSL_CTX, the
+ * fetches in flight (one per domain, shared by every lookup waiting for
+ * it), a small memory of recent fetch failures, and the refresh timer.
+ * Borrows the event base, the resolver and the config.
+ *
+ * A lookup (one per delivery route that needs MTA-STS):
+ *
+ *	TXT	_mta-sts.<domain> through danerelay's resolver (§3.1).
+ *	DECIDE	with the cached entry (valid = not past fetched + max_age):
+ *		- one valid STSv1 record, cached id equal: the cached policy
+ *		  (no fetch while the id is unchanged, §3.3);
+ *		- one valid record, no valid cache or another id: FETCH;
+ *		- no record, several, malformed, NXDOMAIN, SERVFAIL or bogus:
+ *		  the cached policy if still valid (logged: "a vanished TXT
+ *		  record keeps a still-valid cached policy"), else none.
+ *	FETCH	https://mta-sts.<domain>[:https_port]/.well-known/mta-sts.txt
+ *		(https.c: WebPKI for exactly that name, 200 only, no
+ *		redirect, text/plain, <= 64 KiB, timeouts), parsed (§3.2) and
+ *		stored with the TXT id.  The lookup waits for it, bounded
+ *		(STS_WAIT_SECS): delivery never races a first-time fetch.  A
+ *		failed fetch keeps a still-valid cached policy (§3.3 "MUST
+ *		apply that cached policy"); without one the answer carries
+ *		the RFC 8460 result-type (sts-webpki-invalid for a bad
+ *		certificate, sts-policy-invalid for a body that does not
+ *		parse, sts-policy-fetch-error otherwise) and delivery goes on
+ *		as if the domain had no policy (§3.3).  The failure is
+ *		remembered per (domain, id) for STS_FAIL_RETRY seconds so a
+ *		busy queue does not hammer a broken server.
+ *
+ * Background refresh (§3.4 "SHOULD proactively refresh"): every policy
+ * is refetched at fetched + min(max_age / 2, one day) while its TXT
+ * record still announces one; a failed refresh is retried (at most
+ * hourly, at least once a second near expiry) and the cached policy
+ * stays until it expires.  A policy in mode "none" is cached like any
+ * other (it replaces an older enforce policy, §8.3) and gives no
+ * MTA-STS requirement.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "https.h"
+#include "log.h"
 #include "mta_sts.h"
+#include "mta_sts_cache.h"
+#include "resolver.h"
+#include "util.h"
 
-struct mta_sts *
-mta_sts_new(struct event_base *base, struct resolver *r,
-    const struct config *cf, char *err, size_t errlen)
+#define STS_FETCH_MS		30000	/* one fetch, DNS included */
+#define STS_CONNECT_MS		10000	/* TCP connect, each read/write */
+#define STS_WAIT_SECS		40	/* a lookup waits at most this */
+#define STS_FAIL_RETRY		300	/* no refetch of a failed (domain, id) */
+#define STS_FAIL_MEMO		256	/* failures remembered */
+#define STS_REFRESH_MAX		86400	/* refresh at least daily */
+#define STS_TIMER_MAX		3600	/* refresh timer wakes at least hourly */
+#define STS_REFRESH_BATCH	32	/* refreshes started per wakeup */
+#define STS_PURGE_AFTER		(30 * 86400)	/* drop long-expired rows */
+
+#define RPT_FETCH_ERROR		"sts-policy-fetch-error"
+#define RPT_POLICY_INVALID	"sts-policy-invalid"
+#define RPT_WEBPKI_INVALID	"sts-webpki-invalid"
+
+struct fetch;
+
+struct mta_sts_lookup {
+	TAILQ_ENTRY(mta_sts_lookup) entry;	/* m->lookups or f->waiters */
+	struct mta_sts *m;
+	char domain[256];
+	mta_sts_cb *cb;			/* NULL: background refresh */
+	void *arg;
+	int force;			/* refresh: fetch even if id unchanged */
+	struct resolver_query *q;
+	struct fetch *f;		/* waiting for this fetch */
+	struct event *timer;		/* wait bound, then delivery */
+	struct mta_sts_answer *ans;	/* the answer, once known */
+};
+TAILQ_HEAD(lookup_list, mta_sts_lookup);
+
+struct fetch {
+	TAILQ_ENTRY(fetch) entry;
+	struct mta_sts *m;
+	char domain[256];
+	char id[MTA_STS_ID_MAX + 1];
+	int background;			/* no lookup asked for it */
+	struct https_req *req;
+	struct lookup_list waiters;
+};
+TAILQ_HEAD(fetch_list, fetch);
+
+struct failmemo {
+	char domain[256];
+	char id[MTA_STS_ID_MAX + 1];
+	time_t until;
+	const char *rpt;
+	char reason[200];
+};
+
+struct mta_sts {
+	struct event_base *base;
+	struct resolver *res;
+	const struct config *cf;
+	char *ca_file;			/* the one ssl_ctx was made with */
+	SSL_CTX *ssl_ctx;
+	struct mta_sts_cache *cache;
+	struct event *refresh;
+	struct fetch_list fetches;
+	struct lookup_list lookups;	/* not (yet) waiting for a fetch */
+	struct failmemo fail[STS_FAIL_MEMO];
+	size_t nfail;
+};
+
+static void fetch_start(struct mta_sts *m, const char *domain,
+    const char *id, int background, struct mta_sts_lookup *waiter);
+static void refresh_arm(struct mta_sts *m);
+
+/* ---- answers ---------------------------------------------------------- */
+
+const char *
+mta_sts_source_name(enum mta_sts_source s)
 {
-	snprintf(err, errlen, "mta-sts: not implemented yet");
-	return NULL;
+	switch (s) {
+	case MTA_STS_SRC_NONE:
+		return "none";
+	case MTA_STS_SRC_CACHE:
+		return "cache";
+	case MTA_STS_SRC_FETCHED:
+		return "fetched";
+	}
+	return "?";
 }
 
-void mta_sts_free(struct mta_sts *m) { }
-void mta_sts_reload(struct mta_sts *m, const struct config *cf) { }
-struct mta_sts_lookup *mta_sts_lookup(struct mta_sts *m, const char *domain,
-    mta_sts_cb *cb, void *arg) { return NULL; }
-void mta_sts_lookup_cancel(struct mta_sts_lookup *l) { }
 void
 mta_sts_answer_free(struct mta_sts_answer *ans)
 {
@@ -27,10 +155,933 @@ mta_sts_answer_free(struct mta_sts_answer *ans)
 	mta_sts_policy_clear(&ans->policy);
 	free(ans);
 }
-const char *mta_sts_source_name(enum mta_sts_source s) { return "none"; }
+
+static void
+copy_policy(struct mta_sts_policy *dst, const struct mta_sts_policy *src)
+{
+	size_t i;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->mode = src->mode;
+	dst->max_age = src->max_age;
+	if (src->nmx > 0) {
+		dst->mx = xcalloc(src->nmx, sizeof(*dst->mx));
+		for (i = 0; i < src->nmx; i++)
+			dst->mx[i] = xstrdup(src->mx[i]);
+		dst->nmx = src->nmx;
+	}
+	if (src->nlines > 0) {
+		dst->lines = xcalloc(src->nlines, sizeof(*dst->lines));
+		for (i = 0; i < src->nlines; i++)
+			dst->lines[i] = xstrdup(src->lines[i]);
+		dst->nlines = src->nlines;
+	}
+}
+
+static struct mta_sts_answer *
+answer_new(enum mta_sts_source src, const struct mta_sts_entry *e,
+    const char *failure, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static struct mta_sts_answer *
+answer_new(enum mta_sts_source src, const struct mta_sts_entry *e,
+    const char *failure, const char *fmt, ...)
+{
+	struct mta_sts_answer *a = xcalloc(1, sizeof(*a));
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->note, sizeof(a->note), fmt, ap);
+	va_end(ap);
+	a->source = e != NULL ? src : MTA_STS_SRC_NONE;
+	if (e != NULL) {
+		copy_policy(&a->policy, &e->policy);
+		a->mode = e->policy.mode;
+		dr_strlcpy(a->id, e->id, sizeof(a->id));
+		a->fetched_at = e->fetched_at;
+		a->expires_at = e->expires_at;
+		a->sts.mode = a->mode == MTA_STS_MODE_ENFORCE ?
+		    STS_MODE_ENFORCE : a->mode == MTA_STS_MODE_TESTING ?
+		    STS_MODE_TESTING : STS_MODE_NONE;
+		a->sts.mx = (const char *const *)a->policy.mx;
+		a->sts.nmx = a->policy.nmx;
+		a->sts.lines = (const char *const *)a->policy.lines;
+		a->sts.nlines = a->policy.nlines;
+	} else
+		a->sts.failure = failure;
+	return a;
+}
+
+/* Hand the answer over from the event loop (never from within a call
+ * of ours that the owner made). */
+static void
+lookup_answer(struct mta_sts_lookup *l, struct mta_sts_answer *a)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (l->ans != NULL) {
+		mta_sts_answer_free(a);
+		return;
+	}
+	l->ans = a;
+	if (l->f != NULL) {
+		TAILQ_REMOVE(&l->f->waiters, l, entry);
+		TAILQ_INSERT_TAIL(&l->m->lookups, l, entry);
+		l->f = NULL;
+	}
+	evtimer_add(l->timer, &tv);
+}
+
+static void
+lookup_free(struct mta_sts_lookup *l)
+{
+	if (l->q != NULL)
+		resolver_cancel(l->q);
+	if (l->f != NULL)
+		TAILQ_REMOVE(&l->f->waiters, l, entry);
+	else
+		TAILQ_REMOVE(&l->m->lookups, l, entry);
+	if (l->timer != NULL)
+		event_free(l->timer);
+	mta_sts_answer_free(l->ans);
+	free(l);
+}
+
+void
+mta_sts_lookup_cancel(struct mta_sts_lookup *l)
+{
+	if (l != NULL)
+		lookup_free(l);
+}
+
+/* A valid (unexpired) cache entry for domain: 1 with *e, 0 none. */
+static int
+cached(struct mta_sts *m, const char *domain, struct mta_sts_entry *e)
+{
+	char err[512];
+	int r;
+
+	r = mta_sts_cache_get(m->cache, domain, e, err, sizeof(err));
+	if (r == -1) {
+		log_warnx("mta-sts: %s: cache: %s", domain, err);
+		return 0;
+	}
+	if (r == 0)
+		return 0;
+	if (e->expires_at <= time(NULL)) {
+		mta_sts_entry_clear(e);
+		return 0;
+	}
+	return 1;
+}
+
+static const char *
+when(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "-");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+/* ---- the failure memo ------------------------------------------------- */
+
+static struct failmemo *
+fail_find(struct mta_sts *m, const char *domain, const char *id)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	for (i = 0; i < m->nfail; i++)
+		if (m->fail[i].until > now &&
+		    strcmp(m->fail[i].domain, domain) == 0 &&
+		    strcmp(m->fail[i].id, id) == 0)
+			return &m->fail[i];
+	return NULL;
+}
+
+static void
+fail_note(struct mta_sts *m, const char *domain, const char *id,
+    const char *rpt, const char *reason)
+{
+	time_t now = time(NULL);
+	struct failmemo *f = fail_find(m, domain, id);
+	size_t i, oldest = 0;
+
+	if (f == NULL) {
+		for (i = 0; i < m->nfail; i++)
+			if (m->fail[i].until <= now ||
+			    m->fail[i].until < m->fail[oldest].until)
+				oldest = i;
+		if (m->nfail < STS_FAIL_MEMO)
+			f = &m->fail[m->nfail++];
+		else
+			f = &m->fail[oldest];
+	}
+	dr_strlcpy(f->domain, domain, sizeof(f->domain));
+	dr_strlcpy(f->id, id, sizeof(f->id));
+	f->until = now + STS_FAIL_RETRY;
+	f->rpt = rpt;
+	dr_strlcpy(f->reason, reason, sizeof(f->reason));
+}
+
+static void
+fail_forget(struct mta_sts *m, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < m->nfail; i++)
+		if (strcmp(m->fail[i].domain, domain) == 0)
+			m->fail[i].until = 0;
+}
+
+/* ---- fetching --------------------------------------------------------- */
+
+static time_t
+refresh_time(time_t fetched, long long max_age)
+{
+	long long half = max_age / 2;
+
+	if (half > STS_REFRESH_MAX)
+		half = STS_REFRESH_MAX;
+	return fetched + (time_t)half;
+}
+
+/* After a failed refresh: again soon, never later than expiry. */
+static time_t
+retry_time(time_t now, time_t expires)
+{
+	long long d = (expires - now) / 4;
+
+	if (d > STS_TIMER_MAX)
+		d = STS_TIMER_MAX;
+	if (d < 1)
+		d = 1;
+	return now + (time_t)d;
+}
+
+static struct fetch *
+fetch_find(struct mta_sts *m, const char *domain)
+{
+	struct fetch *f;
+
+	TAILQ_FOREACH(f, &m->fetches, entry)
+		if (strcmp(f->domain, domain) == 0)
+			return f;
+	return NULL;
+}
+
+static void
+fetch_free(struct fetch *f)
+{
+	https_cancel(f->req);
+	TAILQ_REMOVE(&f->m->fetches, f, entry);
+	free(f);
+}
+
+static const char *
+rpt_for(enum https_fail fail)
+{
+	return fail == HTTPS_FAIL_VERIFY ? RPT_WEBPKI_INVALID :
+	    RPT_FETCH_ERROR;
+}
+
+/* The fetch ended: store, then answer every waiter. */
+static void
+fetch_done(const struct https_result *res, void *arg)
+{
+	struct fetch *f = arg;
+	struct mta_sts *m = f->m;
+	struct mta_sts_lookup *l;
+	struct mta_sts_entry e, old;
+	const char *rpt = NULL;
+	char reason[300], err[512], t1[32], t2[32];
+	time_t now = time(NULL);
+	int have_old, ok = 0;
+	size_t i;
+
+	f->req = NULL;
+	memset(&e, 0, sizeof(e));
+	if (res->fail != HTTPS_OK) {
+		rpt = rpt_for(res->fail);
+		snprintf(reason, sizeof(reason), "%s: %s",
+		    https_fail_name(res->fail), res->reason);
+	} else if (mta_sts_policy_parse(res->body, res->body_len, &e.policy,
+	    err, sizeof(err)) == -1) {
+		rpt = RPT_POLICY_INVALID;
+		snprintf(reason, sizeof(reason), "invalid policy: %.250s",
+		    err);
+	} else
+		ok = 1;
+
+	have_old = cached(m, f->domain, &old);
+	if (ok) {
+		dr_strlcpy(e.domain, f->domain, sizeof(e.domain));
+		dr_strlcpy(e.id, f->id, sizeof(e.id));
+		e.text = xmalloc(res->body_len + 1);
+		memcpy(e.text, res->body, res->body_len);
+		e.text[res->body_len] = '\0';
+		e.text_len = res->body_len;
+		e.fetched_at = now;
+		e.expires_at = now + (time_t)e.policy.max_age;
+		e.refresh_at = refresh_time(now, e.policy.max_age);
+		if (mta_sts_cache_put(m->cache, &e, err, sizeof(err)) == -1)
+			log_warnx("mta-sts: %s: cannot cache the policy: %s",
+			    f->domain, err);
+		fail_forget(m, f->domain);
+		{
+			char mx[512] = "";
+			size_t off = 0;
+
+			for (i = 0; i < e.policy.nmx && off < sizeof(mx);
+			    i++)
+				off += (size_t)snprintf(mx + off,
+				    sizeof(mx) - off, "%s%s", i ? " " : "",
+				    e.policy.mx[i]);
+			log_info("mta-sts: %s: %s policy id=%s, mode=%s, "
+			    "max_age=%lld, mx=%s, expires %s", f->domain,
+			    have_old && strcmp(old.id, e.id) != 0 ?
+			    "new" : "fetched", e.id,
+			    mta_sts_mode_name(e.policy.mode),
+			    e.policy.max_age, mx[0] ? mx : "-",
+			    when(e.expires_at, t1, sizeof(t1)));
+		}
+	} else {
+		fail_note(m, f->domain, f->id, rpt, reason);
+		if (have_old) {
+			log_warnx("mta-sts: %s: policy fetch for id=%s failed "
+			    "(%s); keeping the cached policy id=%s (mode %s) "
+			    "until %s", f->domain, f->id, reason, old.id,
+			    mta_sts_mode_name(old.policy.mode),
+			    when(old.expires_at, t1, sizeof(t1)));
+			if (f->background && mta_sts_cache_set_refresh(
+			    m->cache, f->domain, retry_time(now,
+			    old.expires_at), err, sizeof(err)) == -1)
+				log_warnx("mta-sts: %s: cache: %s", f->domain,
+				    err);
+		} else
+			log_warnx("mta-sts: %s: policy fetch for id=%s failed "
+			    "(%s); no valid cached policy: delivering as "
+			    "without MTA-STS (%s)", f->domain, f->id, reason,
+			    rpt);
+	}
+	while ((l = TAILQ_FIRST(&f->waiters)) != NULL) {
+		if (ok)
+			lookup_answer(l, answer_new(MTA_STS_SRC_FETCHED, &e,
+			    NULL, "policy id=%s fetched", e.id));
+		else if (have_old)
+			lookup_answer(l, answer_new(MTA_STS_SRC_CACHE, &old,
+			    NULL, "fetch for id=%s failed (%s); cached policy "
+			    "id=%s until %s", f->id, reason, old.id,
+			    when(old.expires_at, t2, sizeof(t2))));
+		else
+			lookup_answer(l, answer_new(MTA_STS_SRC_NONE, NULL,
+			    rpt, "policy id=%s announced, fetch failed: %s",
+			    f->id, reason));
+	}
+	if (have_old)
+		mta_sts_entry_clear(&old);
+	mta_sts_entry_clear(&e);
+	fetch_free(f);
+	refresh_arm(m);
+}
+
+static void
+fetch_start(struct mta_sts *m, const char *domain, const char *id,
+    int background, struct mta_sts_lookup *waiter)
+{
+	struct https_params p;
+	struct fetch *f;
+	char host[300], err[512];
+
+	if ((f = fetch_find(m, domain)) == NULL) {
+		f = xcalloc(1, sizeof(*f));
+		f->m = m;
+		dr_strlcpy(f->domain, domain, sizeof(f->domain));
+		dr_strlcpy(f->id, id, sizeof(f->id));
+		f->background = background;
+		TAILQ_INIT(&f->waiters);
+		TAILQ_INSERT_TAIL(&m->fetches, f, entry);
+
+		snprintf(host, sizeof(host), "mta-sts.%s", domain);
+		memset(&p, 0, sizeof(p));
+		p.base = m->base;
+		p.ssl_ctx = m->ssl_ctx;
+		p.resolver = m->res;
+		p.method = HTTPS_GET;
+		p.host = host;
+		p.port = m->cf->https_port;
+		p.path = MTA_STS_PATH;
+		p.status_rule = HTTPS_STATUS_200;
+		p.want_type = "text/plain";
+		p.max_body = MTA_STS_MAX_BODY;
+		p.connect_timeout_ms = STS_CONNECT_MS;
+		p.timeout_ms = STS_FETCH_MS;
+		log_debug("mta-sts: %s: fetching https://%s:%d%s for id=%s%s",
+		    domain, host, p.port, MTA_STS_PATH, id,
+		    background ? " (refresh)" : "");
+		f->req = https_request(&p, fetch_done, f, err, sizeof(err));
+		if (f->req == NULL) {
+			struct https_result r;
+
+			/* answer through the same path, from the loop */
+			memset(&r, 0, sizeof(r));
+			r.fail = HTTPS_FAIL_INTERNAL;
+			dr_strlcpy(r.reason, err, sizeof(r.reason));
+			r.body = "";
+			if (waiter != NULL) {
+				TAILQ_REMOVE(&m->lookups, waiter, entry);
+				TAILQ_INSERT_TAIL(&f->waiters, waiter, entry);
+				waiter->f = f;
+			}
+			fetch_done(&r, f);
+			return;
+		}
+	} else if (!background)
+		f->background = 0;
+	if (waiter != NULL) {
+		TAILQ_REMOVE(&m->lookups, waiter, entry);
+		TAILQ_INSERT_TAIL(&f->waiters, waiter, entry);
+		waiter->f = f;
+	}
+}
+
+/* ---- lookups ---------------------------------------------------------- */
+
+static void
+lookup_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mta_sts_lookup *l = arg;
+	struct mta_sts_entry e;
+	struct mta_sts_answer *a;
+
+	if (l->ans == NULL) {
+		/* waited long enough: what we have, the fetch goes on */
+		if (cached(l->m, l->domain, &e)) {
+			a = answer_new(MTA_STS_SRC_CACHE, &e, NULL, "no answer "
+			    "within %d s; cached policy id=%s", STS_WAIT_SECS,
+			    e.id);
+			mta_sts_entry_clear(&e);
+		} else
+			a = answer_new(MTA_STS_SRC_NONE, NULL, NULL, "no "
+			    "answer within %d s (TXT lookup or policy fetch "
+			    "still running)", STS_WAIT_SECS);
+		log_warnx("mta-sts: %s: %s", l->domain, a->note);
+		l->ans = a;
+		if (l->f != NULL) {
+			TAILQ_REMOVE(&l->f->waiters, l, entry);
+			TAILQ_INSERT_TAIL(&l->m->lookups, l, entry);
+			l->f = NULL;
+		}
+		if (l->q != NULL) {
+			resolver_cancel(l->q);
+			l->q = NULL;
+		}
+	}
+	a = l->ans;
+	l->ans = NULL;
+	if (l->cb != NULL) {
+		mta_sts_cb *cb = l->cb;
+		void *cbarg = l->arg;
+
+		lookup_free(l);
+		cb(a, cbarg);
+	} else {
+		mta_sts_answer_free(a);
+		lookup_free(l);
+	}
+}
+
+/* The TXT answer is in: decide (see the top of the file). */
+static void
+txt_answer(struct dns_result *res, void *arg)
+{
+	struct mta_sts_lookup *l = arg;
+	struct mta_sts *m = l->m;
+	struct mta_sts_entry e;
+	struct failmemo *fm;
+	char id[MTA_STS_ID_MAX + 1], why[300], t[32], err[512];
+	int sel, have;
+
+	l->q = NULL;
+	if (res->status == DNS_OK)
+		sel = mta_sts_txt_select(res->txt, res->n, id, why,
+		    sizeof(why));
+	else if (res->status == DNS_TEMPFAIL) {
+		sel = -2;
+		snprintf(why, sizeof(why), "TXT lookup failed: %s%s%.200s",
+		    dns_security_name(res->security), res->reason[0] ?
+		    ": " : "", res->reason);
+	} else {
+		sel = 0;
+		snprintf(why, sizeof(why), "no TXT record (%s)",
+		    dns_status_name(res->status));
+	}
+	dns_result_free(res);
+	have = cached(m, l->domain, &e);
+
+	if (sel == 1 && l->cb == NULL) {
+		/* background refresh: fetch even if the id is unchanged */
+		if (!have || fetch_find(m, l->domain) == NULL)
+			fetch_start(m, l->domain, id, 1, NULL);
+		if (have)
+			mta_sts_entry_clear(&e);
+		lookup_answer(l, answer_new(MTA_STS_SRC_NONE, NULL, NULL,
+		    "refresh"));
+		return;
+	}
+	if (sel == 1 && have && strcmp(e.id, id) == 0 && !l->force) {
+		lookup_answer(l, answer_new(MTA_STS_SRC_CACHE, &e, NULL,
+		    "cached policy id=%s until %s", e.id,
+		    when(e.expires_at, t, sizeof(t))));
+		mta_sts_entry_clear(&e);
+		return;
+	}
+	if (sel == 1) {
+		if (!l->force && (fm = fail_find(m, l->domain, id)) != NULL) {
+			if (have)
+				lookup_answer(l, answer_new(MTA_STS_SRC_CACHE,
+				    &e, NULL, "policy id=%s failed recently "
+				    "(%s); cached policy id=%s until %s", id,
+				    fm->reason, e.id, when(e.expires_at, t,
+				    sizeof(t))));
+			else
+				lookup_answer(l, answer_new(MTA_STS_SRC_NONE,
+				    NULL, fm->rpt, "policy id=%s announced, "
+				    "fetch failed recently: %s", id,
+				    fm->reason));
+		} else
+			fetch_start(m, l->domain, id, 0, l);
+		if (have)
+			mta_sts_entry_clear(&e);
+		return;
+	}
+	if (l->cb == NULL) {
+		/* refresh without a record: keep it until it expires */
+		if (have) {
+			log_info("mta-sts: %s: not refreshing the policy "
+			    "(%s); cached policy id=%s kept until %s",
+			    l->domain, why, e.id, when(e.expires_at, t,
+			    sizeof(t)));
+			if (mta_sts_cache_set_refresh(m->cache, l->domain,
+			    retry_time(time(NULL), e.expires_at), err,
+			    sizeof(err)) == -1)
+				log_warnx("mta-sts: %s: cache: %s", l->domain,
+				    err);
+			mta_sts_entry_clear(&e);
+			refresh_arm(m);
+		}
+		lookup_answer(l, answer_new(MTA_STS_SRC_NONE, NULL, NULL,
+		    "refresh"));
+		return;
+	}
+	if (have) {
+		log_info("mta-sts: %s: %s; using the cached policy id=%s "
+		    "(mode %s) until %s", l->domain, why, e.id,
+		    mta_sts_mode_name(e.policy.mode), when(e.expires_at, t,
+		    sizeof(t)));
+		lookup_answer(l, answer_new(MTA_STS_SRC_CACHE, &e, NULL,
+		    "%s; cached policy id=%s until %s", why, e.id,
+		    when(e.expires_at, t, sizeof(t))));
+		mta_sts_entry_clear(&e);
+		return;
+	}
+	if (sel != 0)
+		log_info("mta-sts: %s: %s; no MTA-STS policy", l->domain,
+		    why);
+	lookup_answer(l, answer_new(MTA_STS_SRC_NONE, NULL, NULL, "%s", why));
+}
+
+static struct mta_sts_lookup *
+lookup_start(struct mta_sts *m, const char *domain, mta_sts_cb *cb,
+    void *arg, int force)
+{
+	struct mta_sts_lookup *l;
+	struct timeval tv = { STS_WAIT_SECS, 0 };
+	char a[DNS_NAME_BUF], qname[DNS_NAME_BUF + 16], err[512];
+
+	if (m == NULL || mta_sts_domain_ascii(domain, a, sizeof(a)) == -1 ||
+	    strlen(a) >= sizeof(l->domain) - 9)
+		return NULL;
+	l = xcalloc(1, sizeof(*l));
+	l->m = m;
+	dr_strlcpy(l->domain, a, sizeof(l->domain));
+	l->cb = cb;
+	l->arg = arg;
+	l->force = force;
+	l->timer = evtimer_new(m->base, lookup_timer, l);
+	TAILQ_INSERT_TAIL(&m->lookups, l, entry);
+	evtimer_add(l->timer, &tv);
+	snprintf(qname, sizeof(qname), "_mta-sts.%s", a);
+	l->q = resolver_query(m->res, qname, DNS_T_TXT, txt_answer, l, err,
+	    sizeof(err));
+	if (l->q == NULL)
+		lookup_answer(l, answer_new(MTA_STS_SRC_NONE, NULL, NULL,
+		    "cannot look up %s: %s", qname, err));
+	return l;
+}
+
+struct mta_sts_lookup *
+mta_sts_lookup(struct mta_sts *m, const char *domain, mta_sts_cb *cb,
+    void *arg)
+{
+	if (cb == NULL)
+		return NULL;
+	return lookup_start(m, domain, cb, arg, 0);
+}
+
+/* ---- background refresh ----------------------------------------------- */
+
+static void
+refresh_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mta_sts *m = arg;
+	char *due[STS_REFRESH_BATCH], err[512];
+	time_t now = time(NULL);
+	int n, i, p;
+
+	if ((p = mta_sts_cache_purge(m->cache, now - STS_PURGE_AFTER, err,
+	    sizeof(err))) > 0)
+		log_info("mta-sts: dropped %d policies expired more than %d "
+		    "days ago", p, STS_PURGE_AFTER / 86400);
+	n = mta_sts_cache_due(m->cache, now, due, STS_REFRESH_BATCH, err,
+	    sizeof(err));
+	if (n == -1)
+		log_warnx("mta-sts: refresh: %s", err);
+	for (i = 0; i < n; i++) {
+		/* not due again until this refresh has had its chance */
+		mta_sts_cache_set_refresh(m->cache, due[i], now +
+		    STS_FETCH_MS / 1000 + STS_WAIT_SECS, err, sizeof(err));
+		if (fetch_find(m, due[i]) == NULL) {
+			log_debug("mta-sts: %s: refreshing the policy", due[i]);
+			lookup_start(m, due[i], NULL, NULL, 1);
+		}
+		free(due[i]);
+	}
+	refresh_arm(m);
+}
+
+static void
+refresh_arm(struct mta_sts *m)
+{
+	struct timeval tv = { STS_TIMER_MAX, 0 };
+	long long next;
+	time_t now = time(NULL);
+	char err[512];
+
+	if (m->refresh == NULL)
+		return;
+	next = mta_sts_cache_next_refresh(m->cache, err, sizeof(err));
+	if (next > 0) {
+		long long d = next - now;
+
+		if (d < 1)
+			d = 1;
+		if (d < STS_TIMER_MAX)
+			tv.tv_sec = (time_t)d;
+	}
+	evtimer_add(m->refresh, &tv);
+}
+
+/* ---- the manager ------------------------------------------------------ */
+
+struct mta_sts *
+mta_sts_new(struct event_base *base, struct resolver *r,
+    const struct config *cf, char *err, size_t errlen)
+{
+	struct mta_sts *m = xcalloc(1, sizeof(*m));
+
+	m->base = base;
+	m->res = r;
+	m->cf = cf;
+	TAILQ_INIT(&m->fetches);
+	TAILQ_INIT(&m->lookups);
+	if ((m->cache = mta_sts_cache_open(cf->state_dir, err, errlen)) ==
+	    NULL)
+		goto fail;
+	if ((m->ssl_ctx = https_ctx_new(cf->ca_file, err, errlen)) == NULL)
+		goto fail;
+	m->ca_file = cf->ca_file ? xstrdup(cf->ca_file) : NULL;
+	if ((m->refresh = evtimer_new(base, refresh_tick, m)) == NULL) {
+		snprintf(err, errlen, "mta-sts: cannot make a timer");
+		goto fail;
+	}
+	refresh_arm(m);
+	return m;
+fail:
+	mta_sts_free(m);
+	return NULL;
+}
+
+void
+mta_sts_free(struct mta_sts *m)
+{
+	struct mta_sts_lookup *l;
+	struct fetch *f;
+
+	if (m == NULL)
+		return;
+	while ((f = TAILQ_FIRST(&m->fetches)) != NULL) {
+		while ((l = TAILQ_FIRST(&f->waiters)) != NULL)
+			lookup_free(l);
+		fetch_free(f);
+	}
+	while ((l = TAILQ_FIRST(&m->lookups)) != NULL)
+		lookup_free(l);
+	if (m->refresh != NULL)
+		event_free(m->refresh);
+	mta_sts_cache_close(m->cache);
+	SSL_CTX_free(m->ssl_ctx);
+	free(m->ca_file);
+	free(m);
+}
+
+void
+mta_sts_reload(struct mta_sts *m, const struct config *cf)
+{
+	SSL_CTX *ctx;
+	char err[512];
+
+	if (m == NULL)
+		return;
+	m->cf = cf;
+	if ((m->ca_file == NULL) == (cf->ca_file == NULL) &&
+	    (m->ca_file == NULL || strcmp(m->ca_file, cf->ca_file) == 0))
+		return;
+	if ((ctx = https_ctx_new(cf->ca_file, err, sizeof(err))) == NULL) {
+		log_warnx("mta-sts: keeping the old CA roots: %s", err);
+		return;
+	}
+	/* fetches in flight hold their own reference to the old one */
+	SSL_CTX_free(m->ssl_ctx);
+	m->ssl_ctx = ctx;
+	free(m->ca_file);
+	m->ca_file = cf->ca_file ? xstrdup(cf->ca_file) : NULL;
+}
+
+/* ---- danerelay mta-sts ------------------------------------------------ */
+
+/*
+ * Root works on the cache as the daemon's user, so every file SQLite
+ * creates stays usable by the daemon.  0 ok, -1 printed.
+ */
+static int
+cli_become_user(const struct config *cf)
+{
+	struct passwd *pw;
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(cf->state_dir, &st) == 0) {
+		if (st.st_uid == 0)
+			return 0;
+	} else if (errno == ENOENT && cf->user != NULL &&
+	    (pw = getpwnam(cf->user)) != NULL) {
+		if (mkdir_p(cf->state_dir, 0700) == -1 ||
+		    chown(cf->state_dir, pw->pw_uid, pw->pw_gid) == -1) {
+			fprintf(stderr, "danerelay: %s: %s\n", cf->state_dir,
+			    strerror(errno));
+			return -1;
+		}
+		st.st_uid = pw->pw_uid;
+		st.st_gid = pw->pw_gid;
+	} else
+		return 0;
+	if (setgroups(1, &st.st_gid) == -1 ||
+	    setresgid(st.st_gid, st.st_gid, st.st_gid) == -1 ||
+	    setresuid(st.st_uid, st.st_uid, st.st_uid) == -1) {
+		fprintf(stderr, "danerelay: cannot become the owner of %s: "
+		    "%s\n", cf->state_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cli_print_entry(const struct mta_sts_entry *e, int full)
+{
+	time_t now = time(NULL);
+	char t1[32], t2[32], t3[32];
+	size_t i;
+
+	if (!full) {
+		printf("%-30s %-7s id=%-20s %s %s\n", e->domain,
+		    mta_sts_mode_name(e->policy.mode), e->id,
+		    e->expires_at > now ? "expires" : "expired",
+		    when(e->expires_at, t1, sizeof(t1)));
+		return;
+	}
+	printf("domain:   %s\n", e->domain);
+	printf("id:       %s\n", e->id);
+	printf("mode:     %s\n", mta_sts_mode_name(e->policy.mode));
+	printf("mx:      ");
+	for (i = 0; i < e->policy.nmx; i++)
+		printf(" %s", e->policy.mx[i]);
+	printf("%s\n", e->policy.nmx ? "" : " -");
+	printf("max_age:  %lld\n", e->policy.max_age);
+	printf("fetched:  %s\n", when(e->fetched_at, t1, sizeof(t1)));
+	printf("expires:  %s (%s)\n", when(e->expires_at, t2, sizeof(t2)),
+	    e->expires_at > now ? "valid" : "expired");
+	printf("refresh:  %s\n", when(e->refresh_at, t3, sizeof(t3)));
+	printf("policy:\n");
+	for (i = 0; i < e->policy.nlines; i++) {
+		const unsigned char *p = (const unsigned char *)
+		    e->policy.lines[i];
+
+		/* the text came from the network: printable only */
+		printf("  ");
+		for (; *p; p++)
+			putchar(*p >= 0x20 && *p < 0x7f ? *p : '?');
+		printf("\n");
+	}
+}
+
+static int
+cli_list_cb(const struct mta_sts_entry *e, void *arg)
+{
+	cli_print_entry(e, 0);
+	(*(int *)arg)++;
+	return 0;
+}
+
+struct cli_refresh {
+	struct event_base *base;
+	struct mta_sts_answer *ans;
+};
+
+static void
+cli_refreshed(struct mta_sts_answer *ans, void *arg)
+{
+	struct cli_refresh *cr = arg;
+
+	cr->ans = ans;
+	event_base_loopexit(cr->base, NULL);
+}
+
+static int
+cli_refresh(const struct config *cf, struct mta_sts_cache *c,
+    const char *domain)
+{
+	struct cli_refresh cr;
+	struct resolver *r = NULL;
+	struct mta_sts *m = NULL;
+	struct mta_sts_entry e;
+	char err[512];
+	int rc = 1;
+
+	memset(&cr, 0, sizeof(cr));
+	if ((cr.base = event_base_new()) == NULL) {
+		fprintf(stderr, "danerelay: event_base_new failed\n");
+		return 1;
+	}
+	if ((r = resolver_new(cr.base, cf, err, sizeof(err))) == NULL ||
+	    (m = mta_sts_new(cr.base, r, cf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "danerelay: %s\n", err);
+		goto out;
+	}
+	event_free(m->refresh);		/* no background work here */
+	m->refresh = NULL;
+	if (lookup_start(m, domain, cli_refreshed, &cr, 1) == NULL) {
+		fprintf(stderr, "danerelay: bad domain name\n");
+		goto out;
+	}
+	event_base_dispatch(cr.base);
+	if (cr.ans == NULL) {
+		fprintf(stderr, "danerelay: mta-sts refresh did not finish\n");
+		goto out;
+	}
+	if (cr.ans->source == MTA_STS_SRC_FETCHED) {
+		printf("%s: fetched policy id=%s, mode %s\n", domain,
+		    cr.ans->id, mta_sts_mode_name(cr.ans->mode));
+		rc = 0;
+	} else
+		printf("%s: no new policy: %s\n", domain, cr.ans->note);
+	if (mta_sts_cache_get(c, domain, &e, err, sizeof(err)) == 1) {
+		cli_print_entry(&e, 1);
+		mta_sts_entry_clear(&e);
+	}
+out:
+	mta_sts_answer_free(cr.ans);
+	mta_sts_free(m);
+	resolver_free(r);
+	event_base_free(cr.base);
+	return rc;
+}
+
 int
 mta_sts_cli(const struct config *cf, int argc, char **argv)
 {
-	fprintf(stderr, "danerelay: mta-sts: not implemented yet\n");
-	return 1;
+	struct mta_sts_cache *c;
+	struct mta_sts_entry e;
+	char dom[DNS_NAME_BUF], err[512];
+	const char *sub = argc > 1 ? argv[1] : NULL;
+	int rc = 1, n = 0, r;
+
+	if (sub == NULL || (strcmp(sub, "show") != 0 && argc != 3) ||
+	    (strcmp(sub, "show") == 0 && argc > 3) ||
+	    (strcmp(sub, "show") != 0 && strcmp(sub, "refresh") != 0 &&
+	    strcmp(sub, "forget") != 0)) {
+		fprintf(stderr, "usage: danerelay mta-sts show [DOMAIN]\n"
+		    "       danerelay mta-sts refresh DOMAIN\n"
+		    "       danerelay mta-sts forget DOMAIN\n");
+		return 2;
+	}
+	if (argc == 3 && mta_sts_domain_ascii(argv[2], dom, sizeof(dom)) ==
+	    -1) {
+		fprintf(stderr, "danerelay: mta-sts: bad domain name\n");
+		return 2;
+	}
+	if (access(cf->state_dir, F_OK) == -1 && strcmp(sub, "refresh") != 0) {
+		printf("no cached MTA-STS policies (%s: %s)\n", cf->state_dir,
+		    strerror(errno));
+		return strcmp(sub, "show") == 0 && argc == 2 ? 0 : 1;
+	}
+	if (cli_become_user(cf) == -1)
+		return 1;
+	if (mkdir_p(cf->state_dir, 0700) == -1) {
+		fprintf(stderr, "danerelay: %s: %s\n", cf->state_dir,
+		    strerror(errno));
+		return 1;
+	}
+	if ((c = mta_sts_cache_open(cf->state_dir, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "danerelay: %s\n", err);
+		return 1;
+	}
+	if (strcmp(sub, "show") == 0 && argc == 2) {
+		if ((n = mta_sts_cache_foreach(c, cli_list_cb, &n, err,
+		    sizeof(err))) == -1)
+			fprintf(stderr, "danerelay: %s\n", err);
+		else {
+			printf("%d cached MTA-STS %s.\n", n, n == 1 ?
+			    "policy" : "policies");
+			rc = 0;
+		}
+	} else if (strcmp(sub, "show") == 0) {
+		r = mta_sts_cache_get(c, dom, &e, err, sizeof(err));
+		if (r == 1) {
+			cli_print_entry(&e, 1);
+			mta_sts_entry_clear(&e);
+			rc = 0;
+		} else if (r == 0)
+			printf("%s: no cached MTA-STS policy\n", dom);
+		else
+			fprintf(stderr, "danerelay: %s\n", err);
+	} else if (strcmp(sub, "forget") == 0) {
+		r = mta_sts_cache_delete(c, dom, err, sizeof(err));
+		if (r == 1) {
+			printf("%s: cached MTA-STS policy forgotten\n", dom);
+			rc = 0;
+		} else if (r == 0)
+			printf("%s: no cached MTA-STS policy\n", dom);
+		else
+			fprintf(stderr, "danerelay: %s\n", err);
+	} else
+		rc = cli_refresh(cf, c, dom);
+	mta_sts_cache_close(c);
+	return rc;
 }

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
+#include "mta_sts.h"
 #include "policy.h"
 #include "policy_table.h"
 #include "probe.h"
@@ -104,6 +105,18 @@ print_route(struct probe *p)
 		if (!policy_want_tlsa(in, i))
 			fprintf(out, "  TLSA: not looked up (DANE does not "
 			    "apply: insecure host, insecure MX or level)\n");
+	}
+	if (route_sts(p->rt) != NULL) {
+		const struct mta_sts_answer *a = route_sts(p->rt);
+
+		fprintf(out, "MTA-STS: %s%s%s, %s (%s)\n",
+		    a->source != MTA_STS_SRC_NONE ? "mode " : "no policy",
+		    a->source != MTA_STS_SRC_NONE ?
+		    mta_sts_mode_name(a->mode) : "",
+		    a->sts.failure ? " (failure reported)" : "",
+		    mta_sts_source_name(a->source), a->note);
+		for (k = 0; k < a->policy.nmx; k++)
+			fprintf(out, "  mx %s\n", a->policy.mx[k]);
 	}
 	fprintf(out, "decision: %s%s%s%s%s\n", policy_action_name(d->action),
 	    d->dsn ? " " : "", d->dsn ? d->dsn : "", d->reason ? ": " : "",
@@ -225,6 +238,7 @@ probe_run(const struct config *cf, const char *domain, int no_connect,
 	struct probe p;
 	struct resolver *res = NULL;
 	struct policy_table *pt = NULL;
+	struct mta_sts *sts = NULL;
 	char err[512];
 	int rc = -1;
 
@@ -244,7 +258,10 @@ probe_run(const struct config *cf, const char *domain, int no_connect,
 		fprintf(stderr, "probe: %s\n", err);
 		goto out;
 	}
-	p.rt = route_start(p.base, res, cf, pt, domain, routed, &p);
+	if (cf->mta_sts && (sts = mta_sts_new(p.base, res, cf, err,
+	    sizeof(err))) == NULL)
+		fprintf(stderr, "probe: MTA-STS off: %s\n", err);
+	p.rt = route_start(p.base, res, cf, pt, sts, domain, routed, &p);
 	event_base_dispatch(p.base);
 	if (!p.done) {
 		fprintf(stderr, "probe: did not finish\n");
@@ -252,6 +269,8 @@ probe_run(const struct config *cf, const char *domain, int no_connect,
 	}
 	/* let the sessions finish their QUIT (bounded by their timeouts):
 	 * without the resolver nothing else keeps the loop alive */
+	mta_sts_free(sts);	/* its refresh timer would keep the loop */
+	sts = NULL;
 	resolver_free(res);
 	res = NULL;
 	event_base_dispatch(p.base);
@@ -263,6 +282,7 @@ out:
 	smtp_client_free(p.c);
 	smtp_client_free_all();
 	route_free(p.rt);
+	mta_sts_free(sts);
 	resolver_free(res);
 	policy_table_free(pt);
 	SSL_CTX_free(p.ssl_ctx);

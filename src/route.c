@@ -8,6 +8,14 @@
  * insecure host never gets a TLSA query.  When nothing is outstanding the
  * pure policy_decide() turns the results into a decision.  Every lookup
  * is asynchronous; the owner gets one callback.
+ *
+ * MTA-STS (RFC 8461) comes last, and only where it can matter: level
+ * dane (policy_want_sts()), mta_sts = yes, and at least one candidate
+ * host that would otherwise get opportunistic TLS - a host with usable
+ * DANE is never judged by MTA-STS (RFC 8461 §2), so a domain whose hosts
+ * all have DANE needs no policy at all.  The MTA-STS manager
+ * (mta_sts_mgr.c) answers from its cache or waits, bounded, for a
+ * first-time fetch; its answer becomes policy_input.sts.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +25,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mta_sts.h"
 #include "policy.h"
 #include "policy_table.h"
 #include "resolver.h"
@@ -56,6 +65,11 @@ struct route {
 	int outstanding;
 	int decided;
 	struct decision dec;
+
+	struct mta_sts *sts;		/* manager, NULL: no MTA-STS */
+	struct mta_sts_lookup *stsl;	/* in flight */
+	struct mta_sts_answer *sts_ans;	/* owned */
+	int sts_done;
 };
 
 static void route_step(struct route *rt);
@@ -142,6 +156,45 @@ shuffle_equal(struct policy_host *h, size_t n)
 }
 
 /*
+ * Whether an MTA-STS policy could change the decision: some candidate
+ * host would get opportunistic TLS without one (no DANE for it).
+ */
+static int
+route_needs_sts(struct route *rt)
+{
+	struct decision tmp;
+	size_t i;
+	int need = 0;
+
+	if (rt->sts == NULL || !rt->cf->mta_sts ||
+	    !policy_want_sts(&rt->in) || rt->nhosts == 0)
+		return 0;
+	policy_decide(&rt->in, &tmp);
+	for (i = 0; i < tmp.nhosts; i++)
+		if (!tmp.hosts[i].skip && tmp.hosts[i].tls == PTLS_MAY)
+			need = 1;
+	decision_free(&tmp);
+	return need;
+}
+
+static void
+route_sts_answer(struct mta_sts_answer *ans, void *arg)
+{
+	struct route *rt = arg;
+
+	rt->stsl = NULL;
+	rt->sts_done = 1;
+	rt->sts_ans = ans;
+	if (ans->sts.mode != STS_MODE_NONE || ans->sts.failure != NULL)
+		rt->in.sts = &ans->sts;
+	log_debug("route %s: MTA-STS: %s%s%s (%s)", rt->domain,
+	    ans->source != MTA_STS_SRC_NONE ? "mode " : "no policy",
+	    ans->source != MTA_STS_SRC_NONE ? mta_sts_mode_name(ans->mode) :
+	    "", ans->sts.failure ? ", failure recorded" : "", ans->note);
+	route_step(rt);
+}
+
+/*
  * Called after every answer: start what the answers so far allow, and
  * decide when nothing is outstanding any more.
  */
@@ -151,7 +204,7 @@ route_step(struct route *rt)
 	char qname[DNS_NAME_BUF + 16];
 	size_t i;
 
-	if (rt->outstanding > 0 || rt->decided)
+	if (rt->outstanding > 0 || rt->decided || rt->stsl != NULL)
 		return;
 	if (rt->mx == NULL) {
 		if (route_query(rt, rt->domain, DNS_T_MX, Q_MX, 0) == 0)
@@ -181,6 +234,13 @@ route_step(struct route *rt)
 		if (rt->outstanding > 0)
 			return;
 	}
+	if (!rt->sts_done && route_needs_sts(rt)) {
+		rt->stsl = mta_sts_lookup(rt->sts, rt->domain, route_sts_answer,
+		    rt);
+		if (rt->stsl != NULL)
+			return;
+	}
+	rt->sts_done = 1;
 	rt->decided = 1;
 	policy_decide(&rt->in, &rt->dec);
 	rt->cb(rt, rt->arg);
@@ -195,7 +255,7 @@ route_kick(evutil_socket_t fd, short ev, void *arg)
 struct route *
 route_start(struct event_base *base, struct resolver *r,
     const struct config *cf, const struct policy_table *pt,
-    const char *domain, route_cb *cb, void *arg)
+    struct mta_sts *sts, const char *domain, route_cb *cb, void *arg)
 {
 	struct route *rt = xcalloc(1, sizeof(*rt));
 	const struct policy_entry *pe = NULL;
@@ -207,6 +267,7 @@ route_start(struct event_base *base, struct resolver *r,
 	rt->domain = str_lower(xstrdup(domain));
 	rt->cb = cb;
 	rt->arg = arg;
+	rt->sts = sts;
 	if (pt != NULL)
 		pe = policy_table_lookup(pt, rt->domain);
 	rt->in.domain = rt->domain;
@@ -245,6 +306,12 @@ route_level_source(const struct route *rt)
 	return rt->level_src;
 }
 
+const struct mta_sts_answer *
+route_sts(const struct route *rt)
+{
+	return rt->sts_ans;
+}
+
 void
 route_free(struct route *rt)
 {
@@ -255,6 +322,8 @@ route_free(struct route *rt)
 	for (i = 0; i < rt->nq; i++)
 		if (rt->q[i].h != NULL)
 			resolver_cancel(rt->q[i].h);
+	mta_sts_lookup_cancel(rt->stsl);
+	mta_sts_answer_free(rt->sts_ans);
 	if (rt->decided)
 		decision_free(&rt->dec);
 	policy_hosts_free(rt->hosts, rt->nhosts);
