@@ -159,8 +159,10 @@ hop = re.search(r"=> user@dest\.test R=danerelay T=danerelay_smtp "
 drtest.check(hop is not None, "Exim delivered through the danerelay router "
              "to %s:\n%s" % (d.host, log))
 qid = hop.group(1) if hop else "NONE"
-line = re.search(r"%s: to=<user@dest\.test>, relay=mx\.dest\.test\[.*"
-                 r"status=sent.*" % qid, d.log_text())
+# (the MX may have the message a moment before danerelay logs it)
+line = drtest.wait_for(lambda: re.search(
+    r"%s: to=<user@dest\.test>, relay=mx\.dest\.test\[.*status=sent.*" %
+    qid, d.log_text()), 20, "danerelay's status=sent line")
 drtest.check(line is not None and "auth=dane-ee" in line.group(0),
              "danerelay sent it with auth=dane-ee: %s" %
              (line.group(0) if line else None))

@@ -294,8 +294,11 @@ def check_delivery(n, pf, d):
         (n, re.escape(d.host), d.port), pf.log_text()),
         20, "Postfix's status=sent line for message %d" % n)
     # ... and danerelay delivered it with DANE
-    line = re.search(r"to=<user%d@dest\.test>, relay=mx\.dest\.test\[.*"
-                     r"status=sent.*" % n, d.log_text())
+    # (the MX may have the message a moment before danerelay logs it)
+    line = drtest.wait_for(lambda: re.search(
+        r"to=<user%d@dest\.test>, relay=mx\.dest\.test\[.*status=sent.*" %
+        n, d.log_text()), 20, "danerelay's status=sent line for message %d"
+        % n)
     drtest.check(line is not None and "auth=dane-ee" in line.group(0),
                  "danerelay: sent with auth=dane-ee: %s" %
                  (line.group(0) if line else None))

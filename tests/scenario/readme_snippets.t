@@ -217,9 +217,12 @@ for s in subjects:
         drtest.check(ms[0]["tls"], "%s: over TLS" % s)
         drtest.check(ms[0]["mail_from"] == "app@" + DOM,
                      "%s: sender %r" % (s, ms[0]["mail_from"]))
-log = d.log_text() + d2.log_text()
-sent = re.findall(r"to=<user@%s>, relay=mail\.%s\[.*status=sent.*" %
-                  (re.escape(DOM), re.escape(DOM)), log)
+SENT = re.compile(r"to=<user@%s>, relay=mail\.%s\[.*status=sent.*" %
+                  (re.escape(DOM), re.escape(DOM)))
+# (the MX may have a message a moment before danerelay logs it)
+drtest.wait_for(lambda: len(SENT.findall(d.log_text() + d2.log_text())) >=
+                len(subjects), 20, "danerelay's status=sent lines")
+sent = SENT.findall(d.log_text() + d2.log_text())
 drtest.check(len(sent) == len(subjects) and
              all("auth=dane-ee" in s for s in sent),
              "every message delivered with auth=dane-ee: %r" % sent)
