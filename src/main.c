@@ -41,6 +41,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -584,6 +585,33 @@ signal_add(struct daemon *d, int sig)
 	return ev;
 }
 
+/*
+ * Every inbound session, outbound connection and spool file is a
+ * descriptor: take the whole hard limit (service managers often set a
+ * soft limit of 1024) and say so if even that is below smtpd_max_clients
+ * + max_connections + some slack (bench/: 10,000 sessions).
+ */
+static void
+raise_nofile(const struct config *cf)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cf->smtpd_max_clients + cf->max_connections +
+	    64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit RLIMIT_NOFILE");
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warnx("open files limit %llu is below smtpd_max_clients + "
+		    "max_connections + 64 = %llu: raise it (ulimit -n, "
+		    "LimitNOFILE=)", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)want);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -671,6 +699,7 @@ main(int argc, char *argv[])
 		fatal("spool/state directory: %s", err);
 	pidfile_check(d->cf->pid_file);
 
+	raise_nofile(d->cf);
 	/* Bind while privileged. */
 	if ((d->sd = smtpd_new(d->cf, err, sizeof(err))) == NULL)
 		fatal("listen: %s", err);
