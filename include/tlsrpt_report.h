@@ -64,6 +64,12 @@ void tlsrpt_rua_free(struct tlsrpt_rua *r);
  * none of <>()[]\,;:" or space).  0 ok, -1 not usable. */
 int tlsrpt_mailto_addr(const char *uri, char *out, size_t outlen);
 
+/* "https://host[:port][/path][?query]" -> host, port (443), request
+ * target ("/path?query", "/" if empty).  0 ok, -1 not usable (userinfo,
+ * address literal, bad port, too long). */
+int tlsrpt_https_uri(const char *uri, char *host, size_t hostlen, int *port,
+    char *target, size_t targetlen);
+
 /* ---- the report ---------------------------------------------------------- */
 
 struct tlsrpt_meta {

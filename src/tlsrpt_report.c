@@ -345,20 +345,25 @@ tlsrpt_mailto_addr(const char *uri, char *out, size_t outlen)
 	return 0;
 }
 
-/* "https://host[:port]/path" -> parts.  0 ok, -1 not usable. */
-static int
-https_uri(const char *uri, char *host, size_t hostlen, int *port,
-    const char **path)
+/*
+ * "https://host[:port][/path][?query][#fragment]" -> host, port and the
+ * request target ("/path?query", "/" when empty; the fragment is not
+ * sent).  No userinfo, no address literal (the certificate must name a
+ * host).  0 ok, -1 not usable.
+ */
+int
+tlsrpt_https_uri(const char *uri, char *host, size_t hostlen, int *port,
+    char *target, size_t targetlen)
 {
-	const char *h = uri + 8, *e, *c;
-	size_t n;
+	const char *h = uri + 8, *e, *c, *frag;
+	size_t n, i;
 	long v;
 	char *end;
 
 	if (strncasecmp(uri, "https://", 8) != 0)
 		return -1;
 	e = h + strcspn(h, "/?#");
-	if ((c = memchr(h, '@', (size_t)(e - h))) != NULL)
+	if (memchr(h, '@', (size_t)(e - h)) != NULL)
 		return -1;		/* no userinfo */
 	if (*h == '[')
 		return -1;		/* an address literal has no cert name */
@@ -366,6 +371,10 @@ https_uri(const char *uri, char *host, size_t hostlen, int *port,
 	n = (size_t)((c ? c : e) - h);
 	if (n == 0 || n >= hostlen)
 		return -1;
+	for (i = 0; i < n; i++)		/* a DNS name, nothing else */
+		if (!isalnum((unsigned char)h[i]) && h[i] != '-' &&
+		    h[i] != '.' && h[i] != '_')
+			return -1;
 	memcpy(host, h, n);
 	host[n] = '\0';
 	*port = 443;
@@ -376,9 +385,14 @@ https_uri(const char *uri, char *host, size_t hostlen, int *port,
 			return -1;
 		*port = (int)v;
 	}
-	*path = *e == '/' ? e : "/";
-	if (*e == '?' || *e == '#')
+	frag = e + strcspn(e, "#");
+	n = (size_t)(frag - e);
+	if (n + 2 > targetlen)
 		return -1;
+	if (*e != '/')
+		*target++ = '/';
+	memcpy(target, e, n);
+	target[n] = '\0';
 	return 0;
 }
 
@@ -868,9 +882,9 @@ store_report(struct tlsrpt_run *run, const char *day, const char *domain,
 	sqlite3_stmt *s = NULL;
 	json_t *js;
 	char *text = NULL, *id, err[512], addr[256], host[256];
+	char target[TLSRPT_URI_MAX + 2];
 	unsigned char *gz = NULL;
 	size_t gzlen = 0, i, ndest = 0;
-	const char *path;
 	int port;
 
 	id = tlsrpt_report_id(day, domain, run->submitter);
@@ -935,7 +949,8 @@ store_report(struct tlsrpt_run *run, const char *day, const char *domain,
 			continue;
 		}
 		if (strncasecmp(u, "https:", 6) == 0 &&
-		    https_uri(u, host, sizeof(host), &port, &path) == -1) {
+		    tlsrpt_https_uri(u, host, sizeof(host), &port, target,
+		    sizeof(target)) == -1) {
 			say(run, "%s %s: %s: not a usable https URI, skipped",
 			    day, domain, u);
 			continue;
@@ -1220,13 +1235,13 @@ send_post(struct tlsrpt_run *run, struct post *p, unsigned char *gz,
     size_t gzlen)
 {
 	struct https_params hp;
-	char host[256], err[512];
-	const char *path;
+	char host[256], err[512], target[TLSRPT_URI_MAX + 2];
 	int port;
 
 	free(p->gz);
 	p->gz = gz;
-	if (https_uri(p->uri, host, sizeof(host), &port, &path) == -1) {
+	if (tlsrpt_https_uri(p->uri, host, sizeof(host), &port, target,
+	    sizeof(target)) == -1) {
 		say(run, "%s %s: %s: not a usable https URI", p->day,
 		    p->domain, p->uri);
 		dest_update(run, p, "failed", p->tries + 1, "bad URI");
@@ -1251,7 +1266,7 @@ send_post(struct tlsrpt_run *run, struct post *p, unsigned char *gz,
 	hp.method = HTTPS_POST;
 	hp.host = host;
 	hp.port = port;
-	hp.path = path;
+	hp.path = target;
 	hp.content_type = "application/tlsrpt+gzip";
 	hp.body = gz;
 	hp.body_len = gzlen;

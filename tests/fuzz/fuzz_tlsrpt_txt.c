@@ -11,7 +11,9 @@
  * mailto: or https:, printable, without space, shorter than
  * TLSRPT_URI_MAX; an address from tlsrpt_mailto_addr() has exactly one
  * '@' with something on both sides and no character that could break an
- * SMTP command or a header.  No files, no network, no global state.
+ * SMTP command or a header; an https URI that tlsrpt_https_uri() takes
+ * has a host without "/?#@[", a port in range and a target starting with
+ * "/" without a fragment.  No files, no network, no global state.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,8 +52,19 @@ check_rua(const struct tlsrpt_rua *r, int rc)
 		if (strncasecmp(u, "mailto:", 7) != 0 &&
 		    strncasecmp(u, "https://", 8) != 0)
 			abort();
-		if (strncasecmp(u, "mailto:", 7) != 0 ||
-		    tlsrpt_mailto_addr(u, addr, sizeof(addr)) != 0)
+		if (strncasecmp(u, "https://", 8) == 0) {
+			char host[256], target[TLSRPT_URI_MAX + 2];
+			int port;
+
+			if (tlsrpt_https_uri(u, host, sizeof(host), &port,
+			    target, sizeof(target)) == 0 && (host[0] == '\0' ||
+			    strpbrk(host, "/?#@[") != NULL || port < 1 ||
+			    port > 65535 || target[0] != '/' ||
+			    strchr(target, '#') != NULL))
+				abort();
+			continue;
+		}
+		if (tlsrpt_mailto_addr(u, addr, sizeof(addr)) != 0)
 			continue;
 		n = strlen(addr);
 		for (k = 0, at = 0; k < n; k++) {

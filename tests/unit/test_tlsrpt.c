@@ -186,6 +186,50 @@ test_mailto(void)
 	CHECK(tlsrpt_mailto_addr("mailto:a@example.org", a, 5) == -1);
 }
 
+static void
+test_https_uri(void)
+{
+	char host[256], target[64];
+	int port;
+
+	CHECK(tlsrpt_https_uri("https://r.example.com/tlsrpt", host,
+	    sizeof(host), &port, target, sizeof(target)) == 0);
+	CHECK_STR(host, "r.example.com");
+	CHECK(port == 443);
+	CHECK_STR(target, "/tlsrpt");
+	CHECK(tlsrpt_https_uri("HTTPS://r.example.com:8443", host,
+	    sizeof(host), &port, target, sizeof(target)) == 0);
+	CHECK(port == 8443);
+	CHECK_STR(target, "/");
+	CHECK(tlsrpt_https_uri("https://r.example.com?k=v#frag", host,
+	    sizeof(host), &port, target, sizeof(target)) == 0);
+	CHECK_STR(target, "/?k=v");
+	CHECK(tlsrpt_https_uri("https://r.example.com/a/b?k=v#f", host,
+	    sizeof(host), &port, target, sizeof(target)) == 0);
+	CHECK_STR(target, "/a/b?k=v");
+	CHECK(tlsrpt_https_uri("https://u:p@r.example.com/", host,
+	    sizeof(host), &port, target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https://[::1]/", host, sizeof(host), &port,
+	    target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https://r.example.com:0/", host, sizeof(host),
+	    &port, target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https://r.example.com:65536/", host,
+	    sizeof(host), &port, target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https://r.example.com:44x/", host,
+	    sizeof(host), &port, target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https://r.example.c[oe:6886/x", host,
+	    sizeof(host), &port, target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https://r%2e.example.com/x", host,
+	    sizeof(host), &port, target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https:///x", host, sizeof(host), &port,
+	    target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("http://r.example.com/", host, sizeof(host),
+	    &port, target, sizeof(target)) == -1);
+	CHECK(tlsrpt_https_uri("https://r.example.com/0123456789012345678901"
+	    "234567890123456789012345678901234567890123", host, sizeof(host),
+	    &port, target, sizeof(target)) == -1);
+}
+
 /* ---- recording ---------------------------------------------------------- */
 
 static char statedir[256];
@@ -956,6 +1000,7 @@ main(void)
 	test_days();
 	test_txt();
 	test_mailto();
+	test_https_uri();
 	test_record();
 	test_json();
 	test_busy();
