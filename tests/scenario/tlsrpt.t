@@ -81,9 +81,12 @@ def tlsrpt_txt(mailto="tlsrpt@reports.test"):
 
 
 def dest(domain, cert, tlsa=None, secure=True, starttls=True, rua=True,
-         mailto="tlsrpt@reports.test", bogus_tlsa=False):
+         mailto="tlsrpt@reports.test", bogus_tlsa=False, sts_id=None):
     ip = next_ip()
     recs = ["@ MX 10 mx", "mx A %s" % ip]
+    if sts_id is not None:
+        recs += ['_mta-sts TXT "v=STSv1; id=%s"' % sts_id,
+                 "mta-sts A %s" % https_ip]
     if tlsa:
         line = "_%d._tcp.mx TLSA %s" % (port, tlsa)
         recs.append(dnsrig.Record(line, bogus=True) if bogus_tlsa else line)
@@ -128,6 +131,20 @@ IP["norua.test"] = dest("norua.test", nr, nr.tlsa(3, 1, 1), rua=False)
 rp = ss("mx.reports.test")
 IP["reports.test"] = dest("reports.test", rp, rp.tlsa(3, 1, 1))
 rig.zone("rpt.reports.test", secure=True, records=["@ A %s" % https_ip])
+# MTA-STS (no DNSSEC, so DANE does not apply; policies served by this
+# test's HTTPS server on https_ip, certificates from the test root)
+STS_POLICY = {
+    "sts.test": "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\n"
+                "max_age: 86400\r\n",
+    "stsname.test": "version: STSv1\nmode: enforce\nmx: mx.stsname.test\n"
+                    "max_age: 86400\n",
+}
+IP["sts.test"] = dest("sts.test", root.issue(["mx.sts.test"]), secure=False,
+                      sts_id="20240101")
+IP["stsname.test"] = dest("stsname.test", root.issue(["wrong.stsname.test"]),
+                          secure=False, sts_id="20240101")
+IP["stsfetch.test"] = dest("stsfetch.test", root.issue(["mx.stsfetch.test"]),
+                           secure=False, sts_id="1")     # policy: 404
 
 OK_TLSA = ok.tlsa(3, 1, 1)
 EXPECT = {
@@ -144,9 +161,14 @@ EXPECT = {
     "insecure.test": ("no-policy-found", 1, {}, None),
     "plain.test": ("no-policy-found", 0, {"starttls-not-supported": 1},
                    None),
+    "sts.test": ("sts", 1, {}, ["mx.sts.test"]),
+    "stsname.test": ("sts", 0, {"certificate-host-mismatch": 1},
+                     ["mx.stsname.test"]),
+    "stsfetch.test": ("sts", 0, {"sts-policy-fetch-error": 1}, None),
 }
 BATCH1 = ["ok.test", "nomatch.test", "nostarttls.test", "expta.test",
-          "bogustlsa.test", "insecure.test", "plain.test", "norua.test"]
+          "bogustlsa.test", "insecure.test", "plain.test", "norua.test",
+          "sts.test", "stsname.test", "stsfetch.test"]
 
 
 # ---- the HTTPS endpoint ---------------------------------------------------
@@ -174,11 +196,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
 
+    def do_GET(self):
+        host = (self.headers.get("Host") or "").split(":")[0].lower()
+        dom = host[len("mta-sts."):] if host.startswith("mta-sts.") else ""
+        body = STS_POLICY.get(dom)
+        if self.path != "/.well-known/mta-sts.txt" or body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+        else:
+            body = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if body is not None and self.path == "/.well-known/mta-sts.txt":
+            self.wfile.write(body)
+
     def log_message(self, fmt, *args):
         drtest.log("https endpoint: " + fmt, *args)
 
 
-srv_cert = root.issue(["rpt.reports.test"])
+srv_cert = root.issue(["rpt.reports.test", "mta-sts.sts.test",
+                       "mta-sts.stsname.test", "mta-sts.stsfetch.test"])
 httpd = http.server.ThreadingHTTPServer((https_ip, https_port), Handler)
 httpd.daemon_threads = True
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -198,6 +238,7 @@ d = drtest.Daemon(dns_config=rig.unbound_conf(),
                   trust_anchor_file=rig.trust_anchor_file,
                   smtp_port=port, min_backoff="1h", smtp_connect_timeout="5s",
                   smtp_timeout="10s", ca_file=root.crt, tlsrpt="yes",
+                  mta_sts="yes", https_port=https_port,
                   tlsrpt_org_name='"danerelay TLSRPT test"',
                   tlsrpt_contact="postmaster@relay.dr-test.example",
                   tlsrpt_from="tlsrpt-noreply@relay.dr-test.example")
@@ -237,10 +278,11 @@ send(BATCH1)
 drtest.wait_for(lambda: set(outcomes(d.log_text())) >= set(BATCH1),
                 drtest.scaled(60), "a delivery outcome for every destination")
 got = outcomes(d.log_text())
-for dom in ("ok.test", "insecure.test", "plain.test", "norua.test"):
+for dom in ("ok.test", "insecure.test", "plain.test", "norua.test",
+            "sts.test", "stsfetch.test"):
     drtest.check(got[dom] == ["sent"], "%s sent: %s" % (dom, got[dom]))
 for dom in ("nomatch.test", "nostarttls.test", "expta.test",
-            "bogustlsa.test"):
+            "bogustlsa.test", "stsname.test"):
     drtest.check(got[dom] == ["deferred"], "%s deferred: %s" % (dom, got[dom]))
 
 # 2. restart between sessions and report
@@ -341,7 +383,16 @@ def check_report(dom, rep, how):
                  "%s (%s): policy-domain" % (dom, how))
     drtest.check(pol.get("mx-host") == exp[3], "%s (%s): mx-host %s" %
                  (dom, how, pol.get("mx-host")))
-    if exp[0] == "tlsa" and dom != "bogustlsa.test":
+    if exp[0] == "sts" and dom in STS_POLICY:
+        want = [x for x in STS_POLICY[dom].replace("\r", "").split("\n") if x]
+        drtest.check(pol.get("policy-string") == want,
+                     "%s (%s): the MTA-STS policy as policy-string: %s" %
+                     (dom, how, pol.get("policy-string")))
+    elif exp[0] == "sts":
+        drtest.check("policy-string" not in pol,
+                     "%s (%s): no policy-string without a policy" %
+                     (dom, how))
+    elif exp[0] == "tlsa" and dom != "bogustlsa.test":
         drtest.check(len(pol.get("policy-string", [])) == 1 and
                      re.match(r"^[23] [01] [012] [0-9a-f]+$",
                               pol["policy-string"][0], re.I) is not None,
@@ -364,7 +415,7 @@ def check_report(dom, rep, how):
             f["failed-session-count"]
         drtest.check(f.get("receiving-mx-hostname") == "mx." + dom,
                      "%s (%s): receiving-mx-hostname" % (dom, how))
-        if f["result-type"] != "dnssec-invalid":
+        if f["result-type"] not in ("dnssec-invalid",):
             drtest.check(f.get("receiving-ip") == IP[dom] and
                          f.get("sending-mta-ip", "").startswith("127."),
                          "%s (%s): receiving-ip/sending-mta-ip %s" %
