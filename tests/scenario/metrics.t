@@ -11,6 +11,7 @@ counters *_total) and every counter and gauge must say what happened.
 Also: only GET/HEAD /metrics are served, a taken metrics port stops the
 start with a clear error, and SIGHUP keeps the listener.
 """
+import atexit
 import base64
 import os
 import re
@@ -49,6 +50,7 @@ def add_sink(n, cert, starttls=True):
     sinks[ip] = sink.spawn(os.path.join(T, "sink-%d" % n), ip, port,
                            cert=cert.crt if cert else None,
                            key=cert.key if cert else None, starttls=starttls)
+    atexit.register(sinks[ip].stop)     # also when the test fails
     return ip
 
 

@@ -246,6 +246,7 @@ ee = certs.self_signed(pki, ["mx.dest.test"])
 mx_ip = drtest.ip(11)
 mx = sink.spawn(os.path.join(T, "sink"), mx_ip, port, cert=ee.crt,
                 key=ee.key)
+atexit.register(mx.stop)        # also when the test fails
 rig.zone("dest.test", records=[
     "@ MX 10 mx", "mx A " + mx_ip,
     "_%d._tcp.mx TLSA %s" % (port, ee.tlsa(3, 1, 1))])

@@ -18,6 +18,7 @@ and so on); everything else is the README's text:
   there through danerelay, authenticated by DANE;
 - mta-sts-policy is a well-formed RFC 8461 §3.2 policy for the zone's MX.
 """
+import atexit
 import os
 import re
 import subprocess
@@ -72,6 +73,7 @@ mx_ip = drtest.ip(20)
 mx_cert = certs.self_signed(pki, ["mail." + DOM])
 mx = sink.spawn(os.path.join(T, "sink"), mx_ip, port, cert=mx_cert.crt,
                 key=mx_cert.key)
+atexit.register(mx.stop)        # also when the test fails
 
 # tlsa-digest: the README's command on the MX's certificate
 cmd = subst(snippet("tlsa-digest"),
