@@ -27,6 +27,7 @@ the top zone, "test." by default) down through the DS records.
     ta = rig.trust_anchor_file     # for danerelay's trust_anchor_file
     text = rig.danerelay_conf()    # both, as danerelay.conf lines
     ...
+    rig.update("plain.test", [...])   # new records while running (SIGHUP)
     rig.stop()                     # also at exit (atexit); NSD runs in
                                    # the test's process group, so a
                                    # runner killing the group stops it
@@ -254,6 +255,28 @@ class DnsRig:
         """More records for a zone already described (before start())."""
         self.zones[zone.rstrip(".").lower() + "."].records.extend(records)
 
+    def update(self, zone, records, timeout=10):
+        """Replace the records of a zone while NSD runs (after start()):
+        the zone is re-signed with its own keys (the chain of trust and
+        the trust anchor stay), NSD reloads it (SIGHUP), and update()
+        returns once the new version is served.  Resolvers see it when
+        their cached copies expire: give such a zone a small ttl=."""
+        zname = zone.rstrip(".").lower() + "."
+        z = self.zones[zname]
+        if self.proc is None:
+            raise RigError("update() needs a running rig")
+        z.records = list(records)
+        self.serial += 1            # the new SOA serial says it is served
+        self._write_zone(z)
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._probe(zname) == self.serial:
+                return
+            time.sleep(0.1)
+        raise RigError("nsd did not serve the new %s: %s" % (
+            zname, self._logtail()))
+
     # -- building --------------------------------------------------------
     def _parent_of(self, zname):
         best = None
@@ -434,13 +457,13 @@ class DnsRig:
         finally:
             s.close()
 
-    def _probe(self):
-        """The SOA serial of the top zone at ip:port, or None."""
+    def _probe(self, zone=None):
+        """The SOA serial of the top zone (or zone) at ip:port, or None."""
         if not self._port_taken():
             return None     # drill would retry for 15 s
         try:
             p = subprocess.run(["drill", "-p", str(self.port), "-Q",
-                                "@" + self.ip, self.top, "SOA"],
+                                "@" + self.ip, zone or self.top, "SOA"],
                                stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=5)
         except subprocess.TimeoutExpired:

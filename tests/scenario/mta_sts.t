@@ -1,0 +1,386 @@
+#!/usr/bin/python3
+# timeout: 300
+"""MTA-STS delivery end to end (issue #5 acceptance, RFC 8461).
+
+A DNS world without DNSSEC for the destinations (insecure zones under the
+rig's signed test. tree, so DANE never applies) with _mta-sts TXT
+records, Debian's nginx serving the policies over HTTPS on loopback with
+a test CA, one SMTP sink per MX host with certificates from the same CA,
+and danerelayd with mta_sts = yes, https_port and ca_file = the test root.
+
+Phase 1 sends one message per destination: enforce with a matching MX,
+MX not in the policy (skipped / deferred), certificate for the wrong
+name, no STARTTLS, testing and none modes, and every way a fetch must
+fail (redirect, 404, text/html, > 64 KiB plain and chunked, bad
+certificate on the policy host, 201, unparsable body, no TXT, two TXT):
+those policies all list an MX that is not the real one, so had one been
+used wrongly the message would be deferred, not delivered.
+
+Phase 2 changes the world under the cache: the TXT record removed, the
+policy changed without and then with a new TXT id, a new id whose fetch
+fails (the cached policy stays), a short max_age that expires, and the
+HTTPS server down across a daemon restart.  Then `danerelay mta-sts`
+show / refresh / forget.  Whether a policy was applied is visible in the
+log: auth=webpki only when MTA-STS enforce asked for a verified session.
+"""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import drtest  # noqa: E402
+import certs  # noqa: E402
+import dnsrig  # noqa: E402
+import nginx  # noqa: E402
+import sink  # noqa: E402
+
+for tool in ("ldns-signzone", "nsd"):
+    if not drtest.which(tool):
+        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
+if not nginx.available():
+    drtest.skip("nginx not installed (scripts/install-deps --test)")
+
+T = drtest.TMPDIR
+os.chmod(T, 0o755)
+pki = os.path.join(T, "pki")
+os.makedirs(pki)
+os.chmod(pki, 0o755)
+root = certs.CA(pki, "MTA-STS Test Root CA")
+other_root = certs.CA(pki, "Unrelated Root CA", name="unrelated")
+
+smtp_port = drtest.free_port(drtest.ip(10))
+rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
+                    drtest.free_port(drtest.ip(1)))
+web = nginx.Nginx(os.path.join(T, "nginx"), drtest.ip(5))
+sinks = {}
+n_ip = [10]
+scen = {}
+
+
+def policy(mode, mx, max_age=86400, pad=0):
+    text = "version: STSv1\r\nmode: %s\r\n" % mode
+    text += "".join("mx: %s\r\n" % m for m in mx)
+    text += "max_age: %d\r\n" % max_age
+    while len(text) < pad:
+        text += "x-pad: " + "a" * 100 + "\r\n"
+    return text
+
+
+def sink_for(name, cert="ok", starttls=True):
+    """A sink for MX host name on the next address; cert "ok" (issued for
+    name by the test root), "wrong" (another name), "untrusted"."""
+    n_ip[0] += 1
+    ip = drtest.ip(n_ip[0])
+    c = None
+    if cert == "ok":
+        c = root.issue([name])
+    elif cert == "wrong":
+        c = root.issue(["mail.elsewhere.test"], name="wrong-" + name)
+    elif cert == "untrusted":
+        c = other_root.issue([name])
+    sinks[ip] = sink.spawn(os.path.join(T, "sink-" + ip), ip, smtp_port,
+                           cert=c.chain if c else None,
+                           key=c.key if c else None, starttls=starttls)
+    return ip
+
+
+def dest(domain, expect, mx=(("mx", "ok", True),), txt=("1",), serve=None,
+         ttl=None, auth=None, ip_idx=0, extra=(), **kw):
+    """A destination zone.  mx: (label, cert, starttls) per MX host in
+    preference order; txt: ids of v=STSv1 records; serve: policy text
+    (str) or a dict of nginx locations, None: nothing served."""
+    records = ["mta-sts A %s" % web.ip] + list(extra)
+    ips = []
+    for i, (label, cert, starttls) in enumerate(mx):
+        ip = sink_for("%s.%s" % (label, domain), cert, starttls)
+        ips.append(ip)
+        records += ["@ MX %d %s" % (10 * (i + 1), label),
+                    "%s A %s" % (label, ip)]
+    records += ['_mta-sts TXT "v=STSv1; id=%s"' % i for i in txt]
+    rig.zone(domain, secure=False, records=records, ttl=ttl)
+    if isinstance(serve, str):
+        web.site("mta-sts." + domain, web_cert.chain, web_cert.key,
+                 policy=serve)
+    elif isinstance(serve, dict):
+        web.site("mta-sts." + domain, web_cert.chain, web_cert.key,
+                 locations=serve)
+    scen[domain] = dict(expect=expect, ips=ips, ip=ips[ip_idx], auth=auth,
+                        records=records, **kw)
+
+
+# One certificate for every policy host but the bad one.
+hosts = ["enforce", "wildcard", "skipmx", "nomx", "wrongname",
+         "nostarttls", "testing", "none", "redirect", "notfound",
+         "htmltype", "toobig", "chunked", "invalid", "status201", "notxt",
+         "twotxt", "txtgone", "idchange", "keep", "expire", "cached"]
+web_cert = root.issue(["mta-sts.%s.test" % h for h in hosts],
+                      name="policy-hosts")
+bad_cert = root.issue(["mta-sts.elsewhere.test"], name="policy-bad")
+
+# ---- phase 1 destinations ------------------------------------------------
+dest("enforce.test", "sent", auth="webpki",
+     serve=policy("enforce", ["mx.enforce.test"]))
+dest("wildcard.test", "sent", auth="webpki",
+     serve=policy("enforce", ["*.wildcard.test"]))
+dest("skipmx.test", "sent", auth="webpki", ip_idx=1,
+     mx=(("mx1", "ok", True), ("mx2", "ok", True)),
+     serve=policy("enforce", ["mx2.skipmx.test"]))
+dest("nomx.test", "deferred", serve=policy("enforce", ["other.nomx.test"]))
+dest("wrongname.test", "deferred", mx=(("mx", "wrong", True),),
+     serve=policy("enforce", ["mx.wrongname.test"]))
+dest("nostarttls.test", "deferred", mx=(("mx", None, False),),
+     serve=policy("enforce", ["mx.nostarttls.test"]))
+dest("testing.test", "sent", auth="none", mx=(("mx", "wrong", True),),
+     serve=policy("testing", ["mx.testing.test"]))
+dest("none.test", "sent", auth="none", mx=(("mx", "wrong", True),),
+     serve=policy("none", []))
+# fetches that must fail: each would-be policy names another MX
+redirect_to = "https://mta-sts.enforce.test:%d/.well-known/mta-sts.txt" % \
+    web.port
+dest("redirect.test", "sent", auth="none", fetch="status", serve={
+    nginx.POLICY_PATH: "return 301 %s;" % redirect_to})
+dest("notfound.test", "sent", auth="none", fetch="status",
+     serve={nginx.POLICY_PATH: "return 404;"})
+web.site("mta-sts.htmltype.test", web_cert.chain, web_cert.key,
+         policy=policy("enforce", ["nomatch.htmltype.test"]),
+         content_type="text/html")
+dest("htmltype.test", "sent", auth="none", fetch="content-type")
+big = policy("enforce", ["nomatch.toobig.test"], pad=70000)
+dest("toobig.test", "sent", auth="none", fetch="too-big", serve=big)
+web.set_policy("chunked-src", big)
+dest("chunked.test", "sent", auth="none", fetch="too-big", serve={
+    nginx.POLICY_PATH: "types { } default_type text/plain; alias %s; "
+    "sub_filter 'zzz' 'yyy'; sub_filter_once off; sub_filter_types *;" %
+    os.path.join(web.www, "chunked-src.txt")})
+web.site("mta-sts.badcert.test", bad_cert.chain, bad_cert.key,
+         policy=policy("enforce", ["nomatch.badcert.test"]))
+dest("badcert.test", "sent", auth="none", fetch="verify")
+dest("invalid.test", "sent", auth="none", fetch="invalid policy",
+     serve="garbage\r\n")
+dest("status201.test", "sent", auth="none", fetch="status", serve={
+    nginx.POLICY_PATH: "types { } default_type text/plain; return 201 "
+    "'%s';" % policy("enforce", ["nomatch.status201.test"]).replace(
+        "\r\n", "\\n")})
+dest("notxt.test", "sent", auth="none", txt=(),
+     serve=policy("enforce", ["nomatch.notxt.test"]))
+dest("twotxt.test", "sent", auth="none", txt=("1", "2"),
+     serve=policy("enforce", ["nomatch.twotxt.test"]))
+# phase 2 ones, delivered (or not) in phase 1 first
+dest("txtgone.test", "sent", auth="webpki", ttl=1,
+     serve=policy("enforce", ["mx.txtgone.test"]))
+dest("idchange.test", "sent", auth="webpki", ttl=1,
+     serve=policy("enforce", ["mx.idchange.test"]))
+dest("keep.test", "sent", auth="webpki", ttl=1,
+     serve=policy("enforce", ["mx.keep.test"]))
+dest("expire.test", "deferred", mx=(("mx", "wrong", True),),
+     serve=policy("enforce", ["mx.expire.test"], max_age=8))
+dest("cached.test", None, mx=(("mx", "wrong", True),),
+     serve=policy("enforce", ["mx.cached.test"]))
+
+rig.start()
+web.start()
+d = drtest.Daemon(dns_config=rig.unbound_conf(),
+                  trust_anchor_file=rig.trust_anchor_file,
+                  smtp_port=smtp_port, mta_sts="yes", https_port=web.port,
+                  ca_file=root.crt, min_backoff="1h",
+                  smtp_connect_timeout="5s", smtp_timeout="10s")
+d.start()
+
+final = re.compile(r"to=<([a-z0-9]+)@([a-z0-9.]+)>, .*status=(sent|deferred|"
+                   r"bounced)[^\n]*")
+
+
+def outcomes():
+    got = {}
+    for m in final.finditer(d.log_text()):
+        got.setdefault((m.group(1), m.group(2)), m.group(0))
+    return got
+
+
+def send(local, dom):
+    body = ("From: <sender@senders.test>\r\nTo: <%s@%s>\r\nSubject: %s\r\n"
+            "Message-ID: <%s.%s@dr-test>\r\n\r\nHello %s@%s.\r\n" % (
+                local, dom, dom, local, dom, local, dom)).encode()
+    c = drtest.SMTP(d.host, d.port)
+    c.sendmail("sender@senders.test", ["%s@%s" % (local, dom)], body)
+    c.close()
+
+
+def wait_outcome(local, dom, timeout=60):
+    drtest.wait_for(lambda: (local, dom) in outcomes(), timeout,
+                    "a delivery outcome for %s@%s" % (local, dom))
+    return outcomes()[(local, dom)]
+
+
+def arrived(dom, local):
+    n = 0
+    for ip in scen[dom]["ips"]:
+        for m in sinks[ip].messages():
+            if "%s@%s" % (local, dom) in m.get("rcpts", []):
+                n += 1
+    return n
+
+
+def check_outcome(local, dom, expect, auth=None, ip=None, why=""):
+    line = wait_outcome(local, dom)
+    status = re.search(r"status=(\w+)", line).group(1)
+    drtest.check(status == expect, "%s@%s%s: expected %s, log: %s" % (
+        local, dom, why, expect, line))
+    if expect == "sent":
+        if auth:
+            drtest.check("auth=%s" % auth in line, "%s@%s%s: auth=%s in %s"
+                         % (local, dom, why, auth, line))
+        if ip:
+            msgs = [m for m in sinks[ip].messages()
+                    if "%s@%s" % (local, dom) in m.get("rcpts", [])]
+            drtest.check(len(msgs) == 1 and msgs[0]["tls"], "%s@%s: one "
+                         "message over TLS at %s" % (local, dom, ip))
+    else:
+        time.sleep(0.2)
+        drtest.check(arrived(dom, local) == 0, "%s@%s%s: nothing may "
+                     "arrive, got %d" % (local, dom, why,
+                                         arrived(dom, local)))
+    return line
+
+
+# ---- phase 1 ---------------------------------------------------------------
+for dom, sc in scen.items():
+    if sc["expect"] is not None:
+        send("u1", dom)
+for dom, sc in scen.items():
+    if sc["expect"] is not None:
+        check_outcome("u1", dom, sc["expect"], sc.get("auth"),
+                      sc["ip"] if sc["expect"] == "sent" else None)
+log = d.log_text()
+drtest.check(len(sinks[scen["skipmx.test"]["ips"][0]].messages()) == 0,
+             "skipmx.test: nothing at the MX that is not in the policy")
+drtest.check(re.search(r"relay=mx1\.skipmx\.test, status=skipped \(MTA-STS "
+                       r"enforce", log) is not None,
+             "skipmx.test: mx1 logged as skipped by MTA-STS")
+drtest.check("Verified TLS connection established" in log,
+             "Postfix-style verified TLS line logged")
+for dom, sc in scen.items():
+    if "fetch" in sc:
+        m = re.search(r"mta-sts: %s: policy fetch for id=1 failed \(([^)]*)"
+                      % re.escape(dom), log)
+        drtest.check(m is not None and sc["fetch"] in m.group(1),
+                     "%s: fetch failure '%s' logged: %s" % (
+                         dom, sc["fetch"], m.group(0) if m else None))
+drtest.check(re.search(r"mta-sts: badcert\.test: .*\(sts-webpki-invalid\)",
+                       log) is not None, "badcert.test: sts-webpki-invalid")
+drtest.check(re.search(r"mta-sts: invalid\.test: .*\(sts-policy-invalid\)",
+                       log) is not None, "invalid.test: sts-policy-invalid")
+drtest.check(re.search(r"mta-sts: notfound\.test: .*\(sts-policy-fetch-"
+                       r"error\)", log) is not None,
+             "notfound.test: sts-policy-fetch-error")
+drtest.check(not web.requests("mta-sts.notxt.test"),
+             "notxt.test: no fetch without a TXT record")
+drtest.check(not web.requests("mta-sts.twotxt.test"),
+             "twotxt.test: no fetch with two STS records")
+drtest.check(len(web.requests("mta-sts.enforce.test")) == 1,
+             "enforce.test: fetched once (the redirect was not followed)")
+drtest.check("mta-sts: enforce.test: fetched policy id=1, mode=enforce" in
+             log, "fetch logged with id and mode")
+
+# ---- phase 2: the world changes under the cache ----------------------------
+# TXT record removed: the cached policy is still enforced
+txtgone = [r for r in scen["txtgone.test"]["records"] if "_mta-sts" not in r]
+rig.update("txtgone.test", txtgone)
+# a new policy without a new id is not fetched; with one it is
+web.set_policy("mta-sts.idchange.test",
+               policy("enforce", ["other.idchange.test"]))
+# a new id whose fetch fails keeps the cached policy
+web.remove_policy("mta-sts.keep.test")
+keep = [r.replace("id=1", "id=2") for r in scen["keep.test"]["records"]]
+rig.update("keep.test", keep)
+# the short-lived policy can not be refreshed any more
+web.remove_policy("mta-sts.expire.test")
+time.sleep(2.5)         # TTL 1 s: libunbound's cached answers expire
+
+send("u2", "txtgone.test")
+line = check_outcome("u2", "txtgone.test", "sent", "webpki",
+                     scen["txtgone.test"]["ip"], " (TXT removed)")
+drtest.check(re.search(r"mta-sts: txtgone\.test: no TXT record \((nxdomain|nodata)\); "
+                       r"using the cached policy id=1", d.log_text()),
+             "txtgone.test: vanished TXT record logged, cached policy used")
+send("u2", "idchange.test")
+check_outcome("u2", "idchange.test", "sent", "webpki",
+              scen["idchange.test"]["ip"], " (same id)")
+drtest.check(len(web.requests("mta-sts.idchange.test")) == 1,
+             "idchange.test: no refetch while the id is unchanged")
+send("u2", "keep.test")
+check_outcome("u2", "keep.test", "sent", "webpki", scen["keep.test"]["ip"],
+              " (new id, fetch fails)")
+drtest.check(re.search(r"mta-sts: keep\.test: policy fetch for id=2 failed "
+                       r"\(status: [^)]*404[^)]*\); keeping the cached "
+                       r"policy id=1", d.log_text()),
+             "keep.test: failed fetch of id=2 keeps cached id=1")
+
+idchange = [r.replace("id=1", "id=2") for r in
+            scen["idchange.test"]["records"]]
+rig.update("idchange.test", idchange)
+time.sleep(2.5)
+send("u3", "idchange.test")
+check_outcome("u3", "idchange.test", "deferred", why=" (new id, new policy)")
+drtest.check("mta-sts: idchange.test: new policy id=2" in d.log_text(),
+             "idchange.test: new policy fetched for id=2")
+
+# expiry: max_age 8 s from the phase 1 fetch
+r = d.cli("mta-sts", "show", "expire.test")
+drtest.check(r.returncode == 0 and "mode:     enforce" in r.stdout,
+             "mta-sts show expire.test: %s%s" % (r.stdout, r.stderr))
+m = re.search(r"expires:  (\S+)Z", r.stdout)
+if m:
+    exp = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - \
+        time.timezone
+    while time.time() < exp + 1.5:
+        time.sleep(0.2)
+send("u2", "expire.test")
+check_outcome("u2", "expire.test", "sent", "none",
+              scen["expire.test"]["ip"], " (policy expired)")
+drtest.check("mta-sts: expire.test: policy fetch for id=1 failed" in
+             d.log_text(), "expire.test: the refresh/refetch failures logged")
+
+# CLI refresh, then the HTTPS server down across a restart
+r = d.cli("mta-sts", "refresh", "cached.test")
+drtest.check(r.returncode == 0 and "fetched policy id=1, mode enforce" in
+             r.stdout, "mta-sts refresh cached.test: %s%s" % (r.stdout,
+                                                             r.stderr))
+r = d.cli("mta-sts", "show")
+drtest.check(r.returncode == 0 and re.search(r"^cached\.test +enforce +id=1 ",
+                                             r.stdout, re.M),
+             "mta-sts show lists cached.test: %s%s" % (r.stdout, r.stderr))
+r = d.cli("mta-sts", "refresh", "notxt.test")
+drtest.check(r.returncode == 1 and "no new policy" in r.stdout,
+             "mta-sts refresh without a TXT record fails: %s%s" % (
+                 r.stdout, r.stderr))
+web.stop()
+d.restart()
+send("u2", "cached.test")
+check_outcome("u2", "cached.test", "deferred",
+              why=" (cached policy, server down, after restart)")
+send("u3", "enforce.test")
+check_outcome("u3", "enforce.test", "sent", "webpki",
+              scen["enforce.test"]["ip"], " (cached, server down, restart)")
+drtest.check(re.search(r"mta-sts: cached\.test: policy fetch", d.log_text())
+             is None, "cached.test: no fetch while the id is unchanged")
+
+r = d.cli("mta-sts", "forget", "cached.test")
+drtest.check(r.returncode == 0 and "forgotten" in r.stdout,
+             "mta-sts forget cached.test: %s%s" % (r.stdout, r.stderr))
+r = d.cli("mta-sts", "show", "cached.test")
+drtest.check(r.returncode == 1 and "no cached MTA-STS policy" in r.stdout,
+             "mta-sts show after forget: %s%s" % (r.stdout, r.stderr))
+send("u3", "cached.test")
+check_outcome("u3", "cached.test", "sent", "none",
+              scen["cached.test"]["ip"], " (forgotten, server down)")
+r = d.cli("mta-sts", "bogus")
+drtest.check(r.returncode == 2 and "usage" in r.stderr, "mta-sts usage")
+
+d.stop()
+web.stop()
+rig.stop()
+for s in sinks.values():
+    s.stop()
+drtest.done()
