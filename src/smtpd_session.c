@@ -72,6 +72,7 @@
 #include "acl.h"
 #include "auth.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtp_parse.h"
 #include "smtpd.h"
 #include "smtpd_session.h"
@@ -628,6 +629,7 @@ smtp_auth_result(struct smtpd_session *s, const char *user, char *pass)
 		/* the line fail2ban looks for */
 		log_warnx("authentication failed: user=<%s>, client=[%s]",
 		    safe, s->addr);
+		metrics_inc(M_AUTH_FAILED);
 		smtp_reply(s, 535, "5.7.8 Authentication credentials invalid");
 	} else {
 		log_warnx("smtpd %s: password check failed for user=<%s>: "
@@ -645,9 +647,11 @@ smtp_auth_plain_response(struct smtpd_session *s, const char *b64)
 	if (smtp_auth_plain(b64, user, sizeof(user), pass, sizeof(pass),
 	    &e) == -1) {
 		smtp_enter_state(s, S_HELO);
-		if (e.code == 535)
+		if (e.code == 535) {
 			log_warnx("authentication failed: user=<>, "
 			    "client=[%s]", s->addr);
+			metrics_inc(M_AUTH_FAILED);
+		}
 		smtp_reply(s, e.code, "%s", e.text);
 		return;
 	}
