@@ -86,7 +86,7 @@ def sink_for(name, cert="ok", starttls=True):
 
 
 def dest(domain, expect, mx=(("mx", "ok", True),), txt=("1",), serve=None,
-         ttl=None, auth=None, ip_idx=0, extra=(), **kw):
+         ttl=None, auth=None, ip_idx=0, extra=(), servfail=(), **kw):
     """A destination zone.  mx: (label, cert, starttls) per MX host in
     preference order; txt: ids of v=STSv1 records; serve: policy text
     (str) or a dict of nginx locations, None: nothing served."""
@@ -98,7 +98,8 @@ def dest(domain, expect, mx=(("mx", "ok", True),), txt=("1",), serve=None,
         records += ["@ MX %d %s" % (10 * (i + 1), label),
                     "%s A %s" % (label, ip)]
     records += ['_mta-sts TXT "v=STSv1; id=%s"' % i for i in txt]
-    rig.zone(domain, secure=False, records=records, ttl=ttl)
+    rig.zone(domain, secure=False, records=records, ttl=ttl,
+             servfail=servfail)
     if isinstance(serve, str):
         web.site("mta-sts." + domain, web_cert.chain, web_cert.key,
                  policy=serve)
@@ -113,7 +114,8 @@ def dest(domain, expect, mx=(("mx", "ok", True),), txt=("1",), serve=None,
 hosts = ["enforce", "wildcard", "skipmx", "nomx", "wrongname",
          "nostarttls", "testing", "none", "redirect", "notfound",
          "htmltype", "toobig", "chunked", "invalid", "status201", "notxt",
-         "twotxt", "txtgone", "idchange", "keep", "expire", "cached"]
+         "twotxt", "txtgone", "idchange", "keep", "expire", "cached",
+         "servfail", "xn--bcher-kva"]
 web_cert = root.issue(["mta-sts.%s.test" % h for h in hosts],
                       name="policy-hosts")
 bad_cert = root.issue(["mta-sts.elsewhere.test"], name="policy-bad")
@@ -166,6 +168,14 @@ dest("notxt.test", "sent", auth="none", txt=(),
      serve=policy("enforce", ["nomatch.notxt.test"]))
 dest("twotxt.test", "sent", auth="none", txt=("1", "2"),
      serve=policy("enforce", ["nomatch.twotxt.test"]))
+# TXT lookup SERVFAIL without a cached policy: delivery goes on without
+# MTA-STS (as for a failed fetch, RFC 8461 §3.3)
+dest("servfail.test", "sent", auth="none", txt=(), servfail=["_mta-sts"],
+     serve=policy("enforce", ["nomatch.servfail.test"]))
+# an IDN domain: DNS, SNI and Host use the A-label (refreshed by the CLI
+# as "b\u00fccher.test")
+dest("xn--bcher-kva.test", None,
+     serve=policy("enforce", ["mx.xn--bcher-kva.test"]))
 # phase 2 ones, delivered (or not) in phase 1 first
 dest("txtgone.test", "sent", auth="webpki", ttl=1,
      serve=policy("enforce", ["mx.txtgone.test"]))
@@ -282,6 +292,9 @@ drtest.check(len(web.requests("mta-sts.enforce.test")) == 1,
              "enforce.test: fetched once (the redirect was not followed)")
 drtest.check("mta-sts: enforce.test: fetched policy id=1, mode=enforce" in
              log, "fetch logged with id and mode")
+drtest.check(re.search(r"mta-sts: servfail\.test: TXT lookup failed", log)
+             and not web.requests("mta-sts.servfail.test"),
+             "servfail.test: TXT SERVFAIL logged, no fetch")
 
 # ---- phase 2: the world changes under the cache ----------------------------
 # TXT record removed: the cached policy is still enforced
@@ -351,6 +364,11 @@ r = d.cli("mta-sts", "show")
 drtest.check(r.returncode == 0 and re.search(r"^cached\.test +enforce +id=1 ",
                                              r.stdout, re.M),
              "mta-sts show lists cached.test: %s%s" % (r.stdout, r.stderr))
+r = d.cli("mta-sts", "refresh", "B\u00fccher.test.")
+drtest.check(r.returncode == 0 and "xn--bcher-kva.test: fetched policy id=1"
+             in r.stdout and web.requests("mta-sts.xn--bcher-kva.test"),
+             "mta-sts refresh of an IDN domain uses the A-label: %s%s" % (
+                 r.stdout, r.stderr))
 r = d.cli("mta-sts", "refresh", "notxt.test")
 drtest.check(r.returncode == 1 and "no new policy" in r.stdout,
              "mta-sts refresh without a TXT record fails: %s%s" % (
