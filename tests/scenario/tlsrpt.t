@@ -26,6 +26,7 @@ test root, which is the daemon's ca_file).  One daemon with tlsrpt = yes.
      database like the daemon does) are sent by `danerelay tlsrpt send`
      itself: HTTPS at once, the mail from the spool once the daemon runs.
 """
+import atexit
 import datetime
 import email
 import email.policy
@@ -68,6 +69,22 @@ rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
                     drtest.free_port(drtest.ip(1)))
 sinks = {}
 n_ip = [10]
+httpd = None
+
+
+def cleanup():
+    """Every way out (a failed check exits at once): sinks, DNS, HTTPS.
+    drtest stops the daemon itself."""
+    for sk in sinks.values():
+        sk.stop()
+    sinks.clear()
+    rig.stop()
+    if httpd is not None:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+atexit.register(cleanup)
 
 
 def next_ip():
@@ -611,8 +628,6 @@ log = d.log_text()
 drtest.check("tlsrpt: cannot write counters" not in log,
              "the counters were always written")
 d.stop()
-httpd.shutdown()
-rig.stop()
-for s in sinks.values():
-    s.stop()
+cleanup()
+httpd = None
 drtest.done()
