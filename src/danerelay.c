@@ -57,6 +57,7 @@
 #include "control.h"
 #include "log.h"
 #include "probe.h"
+#include "tlsrpt.h"
 #include "spool.h"
 #include "util.h"
 
@@ -91,6 +92,7 @@ static int cmd_queue(struct cli *, int, char **);
 static int cmd_flush(struct cli *, int, char **);
 static int cmd_status(struct cli *, int, char **);
 static int cmd_probe(struct cli *, int, char **);
+static int cmd_tlsrpt(struct cli *, int, char **);
 static int queue_list(struct cli *, int, char **);
 static int queue_action(struct cli *, int, char **);
 
@@ -104,6 +106,8 @@ static const struct command commands[] = {
 	{ "status", cmd_status, "", "is the daemon running; queue size" },
 	{ "probe", cmd_probe, "[-n] DOMAIN",
 	    "how mail to DOMAIN would go: DNS, DANE, decision, TLS test" },
+	{ "tlsrpt", cmd_tlsrpt, "show [DOMAIN] | send [--date D]",
+	    "TLSRPT counters of a UTC day; send reports now" },
 };
 
 /* "danerelay queue SUBCOMMAND". */
@@ -980,6 +984,15 @@ cmd_probe(struct cli *c, int argc, char **argv)
 	r = probe_run(&c->cf, argv[1], no_connect, stdout);
 	fflush(stdout);
 	return r == 0 ? EX_OK : EX_ERR;
+}
+
+/* "danerelay tlsrpt show|send ...": tlsrpt_report.c does the work. */
+static int
+cmd_tlsrpt(struct cli *c, int argc, char **argv)
+{
+	if (cli_config(c) == -1)
+		return EX_ERR;
+	return tlsrpt_cli(&c->cf, argc, argv);	/* argv[0] = "tlsrpt" */
 }
 
 static int
