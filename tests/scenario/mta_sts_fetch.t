@@ -106,6 +106,9 @@ def fetch(host, path, ip=None, port=None, extra=()):
     out = dict(l.split("=", 1) for l in p.stdout.splitlines() if "=" in l)
     out["rc"] = p.returncode
     out["stderr"] = p.stderr
+    drtest.check("Sanitizer" not in p.stderr and "runtime error" not in
+                 p.stderr, "%s%s: sanitizer report: %s" % (host, path,
+                                                           p.stderr[-3000:]))
     return out
 
 

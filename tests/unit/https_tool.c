@@ -170,13 +170,15 @@ main(int argc, char **argv)
 		event_base_dispatch(base);
 		printf("cancel %s\n", called ? "FAIL: callback after cancel" :
 		    "ok");
-		return called ? 1 : 0;
+		rc = called ? 1 : 0;
+		goto out;
 	}
 	event_base_dispatch(base);
 	if (!called) {
 		printf("fail=nocallback\n");
 		rc = 1;
 	}
+out:
 	resolver_free(res);
 	SSL_CTX_free(p.ssl_ctx);
 	event_base_free(base);
