@@ -659,6 +659,7 @@ main(int argc, char *argv[])
 	d->cf = xcalloc(1, sizeof(*d->cf));
 	if (config_load(path, d->cf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "danerelayd: %s\n", err);
+		free(path);
 		return 1;
 	}
 	free(path);
