@@ -196,6 +196,9 @@ d = drtest.Daemon(dns_config=rig.unbound_conf(),
                   ca_file=root.crt, min_backoff="1h",
                   smtp_connect_timeout="5s", smtp_timeout="10s")
 d.start()
+r = d.cli("mta-sts", "show")
+drtest.check(r.returncode == 0, "danerelay has the mta-sts command (its "
+             "dispatch line in src/danerelay.c): %s" % r.stderr.strip())
 
 final = re.compile(r"to=<([a-z0-9]+)@([a-z0-9.]+)>, .*status=(sent|deferred|"
                    r"bounced)[^\n]*")
@@ -343,7 +346,9 @@ drtest.check("mta-sts: idchange.test: new policy id=2" in d.log_text(),
 r = d.cli("mta-sts", "show", "expire.test")
 drtest.check(r.returncode == 0 and "mode:     enforce" in r.stdout,
              "mta-sts show expire.test: %s%s" % (r.stdout, r.stderr))
-m = re.search(r"expires:  (\S+)Z", r.stdout)
+m = re.search(r"mta-sts: expire\.test: fetched policy id=1, .* expires "
+              r"(\S+)Z", d.log_text())
+drtest.check(m is not None, "expire.test: fetch logged with its expiry")
 if m:
     exp = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - \
         time.timezone
