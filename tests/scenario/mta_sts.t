@@ -115,7 +115,7 @@ hosts = ["enforce", "wildcard", "skipmx", "nomx", "wrongname",
          "nostarttls", "testing", "none", "redirect", "notfound",
          "htmltype", "toobig", "chunked", "invalid", "status201", "notxt",
          "twotxt", "txtgone", "idchange", "keep", "expire", "cached",
-         "servfail", "xn--bcher-kva"]
+         "servfail", "xn--bcher-kva", "dedup"]
 web_cert = root.issue(["mta-sts.%s.test" % h for h in hosts],
                       name="policy-hosts")
 bad_cert = root.issue(["mta-sts.elsewhere.test"], name="policy-bad")
@@ -168,6 +168,11 @@ dest("notxt.test", "sent", auth="none", txt=(),
      serve=policy("enforce", ["nomatch.notxt.test"]))
 dest("twotxt.test", "sent", auth="none", txt=("1", "2"),
      serve=policy("enforce", ["nomatch.twotxt.test"]))
+# three deliveries at once share one (slow) fetch and all wait for it
+web.set_policy("mta-sts.dedup.test", policy("enforce", ["mx.dedup.test"]))
+dest("dedup.test", "sent", auth="webpki", serve={
+    nginx.POLICY_PATH: "types { } default_type text/plain; limit_rate 100; "
+    "alias %s;" % os.path.join(web.www, "mta-sts.dedup.test.txt")})
 # TXT lookup SERVFAIL without a cached policy: delivery goes on without
 # MTA-STS (as for a failed fetch, RFC 8461 §3.3)
 dest("servfail.test", "sent", auth="none", txt=(), servfail=["_mta-sts"],
@@ -261,6 +266,8 @@ def check_outcome(local, dom, expect, auth=None, ip=None, why=""):
 for dom, sc in scen.items():
     if sc["expect"] is not None:
         send("u1", dom)
+for local in ("u1b", "u1c"):
+    send(local, "dedup.test")
 for dom, sc in scen.items():
     if sc["expect"] is not None:
         check_outcome("u1", dom, sc["expect"], sc.get("auth"),
@@ -295,6 +302,12 @@ drtest.check(len(web.requests("mta-sts.enforce.test")) == 1,
              "enforce.test: fetched once (the redirect was not followed)")
 drtest.check("mta-sts: enforce.test: fetched policy id=1, mode=enforce" in
              log, "fetch logged with id and mode")
+for local in ("u1b", "u1c"):
+    check_outcome(local, "dedup.test", "sent", "webpki",
+                  scen["dedup.test"]["ip"])
+drtest.check(len(web.requests("mta-sts.dedup.test")) == 1,
+             "dedup.test: one fetch for three waiting deliveries: %s" %
+             web.requests("mta-sts.dedup.test"))
 drtest.check(re.search(r"mta-sts: servfail\.test: TXT lookup failed", log)
              and not web.requests("mta-sts.servfail.test"),
              "servfail.test: TXT SERVFAIL logged, no fetch")
