@@ -115,7 +115,7 @@ hosts = ["enforce", "wildcard", "skipmx", "nomx", "wrongname",
          "nostarttls", "testing", "none", "redirect", "notfound",
          "htmltype", "toobig", "chunked", "invalid", "status201", "notxt",
          "twotxt", "txtgone", "idchange", "keep", "expire", "cached",
-         "servfail", "xn--bcher-kva", "dedup"]
+         "servfail", "xn--bcher-kva", "dedup", "refresh"]
 web_cert = root.issue(["mta-sts.%s.test" % h for h in hosts],
                       name="policy-hosts")
 bad_cert = root.issue(["mta-sts.elsewhere.test"], name="policy-bad")
@@ -190,6 +190,8 @@ dest("keep.test", "sent", auth="webpki", ttl=1,
      serve=policy("enforce", ["mx.keep.test"]))
 dest("expire.test", "deferred", mx=(("mx", "wrong", True),),
      serve=policy("enforce", ["mx.expire.test"], max_age=8))
+dest("refresh.test", "sent", auth="webpki",
+     serve=policy("enforce", ["mx.refresh.test"], max_age=6))
 dest("cached.test", None, mx=(("mx", "wrong", True),),
      serve=policy("enforce", ["mx.cached.test"]))
 
@@ -372,6 +374,12 @@ check_outcome("u2", "expire.test", "sent", "none",
               scen["expire.test"]["ip"], " (policy expired)")
 drtest.check("mta-sts: expire.test: policy fetch for id=1 failed" in
              d.log_text(), "expire.test: the refresh/refetch failures logged")
+
+# the background refresh fetched the short-lived policy again
+drtest.check(len(web.requests("mta-sts.refresh.test")) >= 2 and
+             len(re.findall(r"mta-sts: refresh\.test: fetched policy id=1",
+                            d.log_text())) >= 2,
+             "refresh.test: refreshed in the background before expiry")
 
 # CLI refresh, then the HTTPS server down across a restart
 r = d.cli("mta-sts", "refresh", "cached.test")
