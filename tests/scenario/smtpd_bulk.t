@@ -274,7 +274,9 @@ def main():
     ids = d.queue_ids()
     check(len(ids) == total, "%d messages queued, expected %d"
           % (len(ids), total))
-    check(d.tmp_files() == [], "files left in tmp/: %s" % d.tmp_files()[:10])
+    # (the queue's deferral rewrites of envelopes pass through tmp/ and
+    # finish at once; partial messages would stay)
+    drtest.wait_for(lambda: d.tmp_files() == [], 10, "tmp/ to be empty")
 
     seen = {}
     bad = []

@@ -173,7 +173,7 @@ def restart(d, leftovers, when):
     # What remains is the new daemon's own work (deferral rewrites of
     # envelopes) and must be gone soon, no client being connected.
     drtest.wait_for(lambda: d.tmp_files() == [], 10,
-                    "tmp/ to be empty after start (%s)" % d.tmp_files()[:5])
+                    "tmp/ to be empty after start (%s)" % when)
 
 
 def verify(d, load, when):
