@@ -30,6 +30,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -1303,7 +1304,7 @@ smtp_client_connect(const struct smtp_client_params *p,
 {
 	struct smtp_client *c;
 	size_t i;
-	int fd;
+	int fd, one = 1;
 
 	if (p->base == NULL || p->helo == NULL || p->helo[0] == '\0' ||
 	    p->addrlen == 0 || p->addrlen > sizeof(p->addr) ||
@@ -1386,6 +1387,13 @@ smtp_client_connect(const struct smtp_client_params *p,
 		goto fail;
 	}
 	c->fd = fd;
+	/*
+	 * No Nagle: the last segment of DATA (and each pipelined group of
+	 * commands) must leave at once, not wait for the ACK the receiver
+	 * delays (bench/: +40 ms per 100 KiB message without it).
+	 */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_debug("%s: TCP_NODELAY: %s", c->relay, strerror(errno));
 	if (c->bindlen > 0 && bind(fd, (struct sockaddr *)&c->bindaddr,
 	    c->bindlen) == -1) {
 		snprintf(err, errlen, "bind to the source address: %s",
