@@ -132,15 +132,33 @@ def render(R):
         row("sink capacity, %s (STARTTLS, %d sessions)" % (
             _size_name(s), a["sessions"]), "%s msg/s" % _f(v, "%.0f"), "",
             "", "must exceed both relays")
+    def rounds(relay, s, key, fmt="%.1f"):
+        v = _get(R, relay, s, key)
+        rs = _get(R, relay, s, "rounds") or []
+        if v is None or len(rs) < 2:
+            return _f(v, fmt)
+        return "%s (%s)" % (_f(v, fmt), ", ".join(_f(r.get(key), fmt)
+                                                  for r in rs))
+    nrounds = max([len(_get(R, r, s, "rounds") or []) for r in
+                   ("danerelay", "Postfix") for s in sizes] or [1])
     for s in sizes:
         d = _get(R, "danerelay", s, "msgs_per_s")
         p = _get(R, "Postfix", s, "msgs_per_s")
         met = ""
         if d and p:
             met = " — **%s**" % ("met" if d >= 2 * p else "not met")
-        row("**end-to-end msg/s, %s**" % _size_name(s), _f(d), _f(p),
+        row("**end-to-end msg/s, %s**%s" % (
+            _size_name(s), " (median; each round)" if nrounds > 1 else ""),
+            rounds("danerelay", s, "msgs_per_s"),
+            rounds("Postfix", s, "msgs_per_s"),
             _ratio(d, p), "≥ 2× Postfix" + met,
-            _f(_get(R, "Postfix-reuse", s, "msgs_per_s")))
+            rounds("Postfix-reuse", s, "msgs_per_s"))
+    for s in sizes:
+        row("disk just before the run: commits/s, 1 writer, %s" %
+            _size_name(s), rounds("danerelay", s, "disk_commits_per_s",
+                                  "%.0f"),
+            rounds("Postfix", s, "disk_commits_per_s", "%.0f"), "", "",
+            rounds("Postfix-reuse", s, "disk_commits_per_s", "%.0f"))
     for s in sizes:
         d = _get(R, "danerelay", s, "accept_per_s")
         p = _get(R, "Postfix", s, "accept_per_s")
