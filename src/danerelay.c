@@ -56,6 +56,7 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
+#include "mta_sts.h"
 #include "probe.h"
 #include "tlsrpt.h"
 #include "spool.h"
@@ -93,6 +94,7 @@ static int cmd_flush(struct cli *, int, char **);
 static int cmd_status(struct cli *, int, char **);
 static int cmd_probe(struct cli *, int, char **);
 static int cmd_tlsrpt(struct cli *, int, char **);
+static int cmd_mta_sts(struct cli *, int, char **);
 static int queue_list(struct cli *, int, char **);
 static int queue_action(struct cli *, int, char **);
 
@@ -106,6 +108,8 @@ static const struct command commands[] = {
 	{ "status", cmd_status, "", "is the daemon running; queue size" },
 	{ "probe", cmd_probe, "[-n] DOMAIN",
 	    "how mail to DOMAIN would go: DNS, DANE, decision, TLS test" },
+	{ "mta-sts", cmd_mta_sts, "show [DOMAIN] | refresh|forget DOMAIN",
+	    "MTA-STS policy cache: show, fetch now, drop" },
 	{ "tlsrpt", cmd_tlsrpt, "show [DOMAIN] | send [--date D]",
 	    "TLSRPT counters of a UTC day; send reports now" },
 };
@@ -984,6 +988,15 @@ cmd_probe(struct cli *c, int argc, char **argv)
 	r = probe_run(&c->cf, argv[1], no_connect, stdout);
 	fflush(stdout);
 	return r == 0 ? EX_OK : EX_ERR;
+}
+
+/* "danerelay mta-sts show|refresh|forget ...": mta_sts_mgr.c does the work. */
+static int
+cmd_mta_sts(struct cli *c, int argc, char **argv)
+{
+	if (cli_config(c) == -1)
+		return EX_ERR;
+	return mta_sts_cli(&c->cf, argc, argv);	/* argv[0] = "mta-sts" */
 }
 
 /* "danerelay tlsrpt show|send ...": tlsrpt_report.c does the work. */
