@@ -79,7 +79,7 @@ def main():
     put_message(A, "alice@example.org", [{"addr": "bob@example.net"}],
                 b"Subject: a\r\n\r\n" + b"x" * 3000, now - 7200)
     put_message(B, "", [{"addr": "alice@example.org", "state": "pending",
-                         "attempts": 4, "next": now + 900,
+                         "attempts": 4, "next": now + 930,  # 15m30s: "15m" even if the test is slow
                          "error": "451 4.7.5 \x1b[2J\x1b]0;pwned\x07TLSA "
                                   "mismatch\r\nsecond line",
                          "relay": "mx.example.org[127.0.20.9]:25"}],
