@@ -81,8 +81,12 @@ drtest.check(m["mail_from"] == "" and m["rcpts"] == ["user@nodns.invalid"],
              "DSN from <> to the original sender")
 drtest.check(b"Final-Recipient: rfc822; nobody@perm.test" in m["data"],
              "DSN content")
-drtest.check("relay=bounce_relay[%s]:%d" % (local.host, local.port)
-             in b.log_text(), "logged with the bounce_relay as relay")
+# the sink records before it answers 250: wait for the relay's log line
+relay_line = "relay=bounce_relay[%s]:%d" % (local.host, local.port)
+drtest.wait_for(lambda: relay_line in b.log_text(), drtest.scaled(10),
+                "the delivery line naming the bounce_relay")
+drtest.check(relay_line in b.log_text(),
+             "logged with the bounce_relay as relay")
 drtest.wait_for(lambda: b.queue_ids() == [], drtest.scaled(10),
                 "an empty queue")
 local.stop()
