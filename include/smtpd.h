@@ -17,12 +17,18 @@ struct spool;
 struct spool_env;
 
 struct smtpd;
+struct workq;
+struct workq_port;
 
 typedef void smtpd_message_cb(const struct spool_env *env, void *arg);
 
 struct smtpd *smtpd_new(const struct config *cf, char *err, size_t errlen);
 int smtpd_start(struct smtpd *sd, struct event_base *base, struct spool *sp,
     smtpd_message_cb *cb, void *cbarg, char *err, size_t errlen);
+/* The pools slow work runs on (crypt on cpu, spool commits on io) and
+ * the completion port of smtpd's event base.  Before smtpd_start(). */
+void smtpd_set_workq(struct smtpd *sd, struct workq *cpu, struct workq *io,
+    struct workq_port *port);
 /* New config after SIGHUP: limits, ACL, TLS and AUTH are re-read; listen
  * addresses stay as bound.  0 ok, -1 (old settings kept, err set). */
 int smtpd_reload(struct smtpd *sd, const struct config *cf, char *err,

@@ -23,6 +23,8 @@ struct auth_table;
 struct event;
 struct evconnlistener;
 struct smtpd_session;
+struct workq;
+struct workq_port;
 
 struct smtpd_conf {
 	int refs;
@@ -58,6 +60,9 @@ struct smtpd {
 	struct smtpd_conf *conf;	/* current settings */
 	struct event_base *base;
 	struct spool *spool;
+	struct workq *wq_cpu;		/* crypt(3) */
+	struct workq *wq_io;		/* spool commits */
+	struct workq_port *port;	/* completions on base */
 	smtpd_message_cb *cb;
 	void *cbarg;
 	struct smtpd_session_list sessions;

@@ -71,6 +71,7 @@
 #include "spool.h"
 #include "tlsrpt.h"
 #include "util.h"
+#include "workq.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -81,10 +82,16 @@
 
 #define DRAIN_TIMEOUT	10	/* seconds to let work finish on SIGTERM */
 #define READY_TIMEOUT	120	/* seconds the parent waits for the child */
+/* Threads for spool I/O: fsyncs of one group commit run in parallel, and
+ * the file system joins concurrent fsyncs into one journal commit. */
+#define IO_THREADS	8
 
 struct daemon {
 	struct config		*cf;
 	struct event_base	*base;
+	struct workq		*wq_io;		/* fsync, rename, unlink */
+	struct workq		*wq_cpu;	/* crypt(3) */
+	struct workq_port	*port;		/* their completions on base */
 	struct smtpd		*sd;
 	struct spool		*sp;
 	struct delivery		*dlv;		/* DNS, policy, SMTP client */
@@ -114,6 +121,15 @@ usage(void)
 }
 
 static void pidfile_remove(struct daemon *);
+
+/* Threads for CPU-heavy work (crypt): one per CPU, at least 2. */
+static int
+cpu_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 2 ? 2 : n > 64 ? 64 : (int)n;
+}
 
 /*
  * Fatal error during start-up: log it, hand it to the waiting parent (if
@@ -722,6 +738,12 @@ main(int argc, char *argv[])
 		fatal("spool %s: %s", d->cf->spool_dir, err);
 	if ((d->base = event_base_new()) == NULL)
 		fatal("event_base_new failed");
+	if ((d->wq_io = workq_new("io", IO_THREADS, err,
+	    sizeof(err))) == NULL ||
+	    (d->wq_cpu = workq_new("cpu", cpu_threads(), err,
+	    sizeof(err))) == NULL ||
+	    (d->port = workq_port_new(d->base, err, sizeof(err))) == NULL)
+		fatal("%s", err);
 
 	/* The delivery engine first, so recovered messages and new ones
 	 * both reach it. */
@@ -740,6 +762,7 @@ main(int argc, char *argv[])
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 
+	smtpd_set_workq(d->sd, d->wq_cpu, d->wq_io, d->port);
 	if (smtpd_start(d->sd, d->base, d->sp, on_message, d, err,
 	    sizeof(err)) == -1)
 		fatal("smtpd: %s", err);
@@ -763,6 +786,9 @@ main(int argc, char *argv[])
 
 	/* Tear down in reverse order. */
 	metrics_free(d->metrics);
+	/* Jobs in flight finish and their completions run while the
+	 * sessions and the queue they report to still exist. */
+	workq_port_free(d->port);
 	smtpd_free(d->sd);
 	control_free(d->ctl);
 	queue_free(d->q);
@@ -773,6 +799,8 @@ main(int argc, char *argv[])
 	event_free(d->ev_term);
 	event_free(d->ev_int);
 	event_free(d->ev_hup);
+	workq_free(d->wq_io);
+	workq_free(d->wq_cpu);
 	spool_close(d->sp);
 	event_base_free(d->base);
 	pidfile_remove(d);

@@ -257,6 +257,15 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	}
 }
 
+void
+smtpd_set_workq(struct smtpd *sd, struct workq *cpu, struct workq *io,
+    struct workq_port *port)
+{
+	sd->wq_cpu = cpu;
+	sd->wq_io = io;
+	sd->port = port;
+}
+
 int
 smtpd_start(struct smtpd *sd, struct event_base *base, struct spool *sp,
     smtpd_message_cb *cb, void *cbarg, char *err, size_t errlen)
