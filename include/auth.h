@@ -22,7 +22,10 @@ size_t auth_count(const struct auth_table *t);
 /*
  * 1 the password matches, 0 unknown user / wrong password / locked,
  * -1 internal error (crypt failed).  Unknown users cost as much time as
- * known ones, comparison is constant time (CRYPTO_memcmp).
+ * known ones, comparison is constant time (CRYPTO_memcmp).  CPU-heavy
+ * (one crypt, tens of ms): call it from a worker thread, not an event
+ * loop.  Thread-safe: any number of threads may check against one table
+ * at once, as long as nobody frees it meanwhile.
  */
 int auth_check(const struct auth_table *t, const char *user,
     const char *pass);

@@ -10,9 +10,14 @@
  *
  * auth_check() runs crypt for unknown users too (with the parameters of a
  * real entry) so response time does not tell which users exist, and
- * compares in constant time.  crypt is CPU-bound and runs in the event
- * loop: yescrypt's default cost is a few tens of milliseconds per
- * attempt, and failed attempts count towards smtpd_max_errors.
+ * compares in constant time.  crypt is CPU-bound (yescrypt's default cost
+ * is a few tens of milliseconds per attempt), so smtpd_session.c runs
+ * auth_check() on the cpu thread pool, never on an event loop; failed
+ * attempts count towards smtpd_max_errors there.  auth_check() is
+ * therefore thread-safe: it only reads the table (which the caller keeps
+ * alive, see struct smtpd_conf's reference count), and crypt_rn() gets
+ * its own struct crypt_data per call (crypt(3) and its static buffer are
+ * never used).
  */
 
 #include <crypt.h>

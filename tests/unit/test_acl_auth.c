@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,42 @@ write_file(const char *name, const char *text)
 	return path;
 }
 
+/* auth_check() from several threads at once (smtpd runs it on the cpu
+ * pool): the right answers, and nothing for ThreadSanitizer to report. */
+#define AUTH_THREADS	4
+static int thread_ok[AUTH_THREADS];
+
+static void *
+auth_thread(void *arg)
+{
+	const struct auth_table *t = *(const struct auth_table **)arg;
+	int i, ok = 1;
+
+	for (i = 0; i < 3; i++) {
+		ok &= auth_check(t, "alice", "correct horse") == 1;
+		ok &= auth_check(t, "bob", "correct horse") == 0;
+		ok &= auth_check(t, "mallory", "battery staple") == 0;
+		ok &= auth_check(t, "bob", "battery staple") == 1;
+	}
+	return ok ? &thread_ok[0] : NULL;
+}
+
+static void
+test_auth_threads(const struct auth_table *t)
+{
+	pthread_t th[AUTH_THREADS];
+	void *res;
+	int i;
+
+	for (i = 0; i < AUTH_THREADS; i++)
+		CHECK(pthread_create(&th[i], NULL, auth_thread, &t) == 0);
+	for (i = 0; i < AUTH_THREADS; i++) {
+		res = NULL;
+		CHECK(pthread_join(th[i], &res) == 0);
+		CHECK(res != NULL);
+	}
+}
+
 static void
 test_auth(void)
 {
@@ -184,6 +221,7 @@ test_auth(void)
 	CHECK(auth_check(t, "carol", "battery staple") == 0);	/* locked */
 	CHECK(auth_check(t, NULL, "x") == 0);
 	CHECK(auth_check(NULL, "alice", "x") == 0);
+	test_auth_threads(t);
 	auth_free(t);
 	auth_free(NULL);
 
