@@ -78,6 +78,7 @@
 #include "smtpd_session.h"
 #include "spool.h"
 #include "util.h"
+#include "workq.h"
 
 #define OBUF_MAX	(64 * 1024)	/* unsent replies before we stop reading */
 #define IBUF_MAX	(128 * 1024)	/* read high-watermark */
@@ -94,12 +95,13 @@ enum smtp_state {
 	S_AUTH_PLAIN,		/* 334 sent, PLAIN response expected */
 	S_AUTH_USER,		/* LOGIN: "334 Username:" sent */
 	S_AUTH_PASS,		/* LOGIN: "334 Password:" sent */
+	S_AUTH_CHECK,		/* crypt on the cpu pool; input not read */
 	S_QUIT,			/* last reply queued: close once flushed */
 };
 
 static const char *const strstate[] = {
 	"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "STARTTLS",
-	"AUTH_PLAIN", "AUTH_USER", "AUTH_PASS", "QUIT",
+	"AUTH_PLAIN", "AUTH_USER", "AUTH_PASS", "AUTH_CHECK", "QUIT",
 };
 
 #define NCMD	(CMD_HTTP + 1)
@@ -125,6 +127,8 @@ struct smtpd_session {
 	char			*auth_user;
 	char			 login_user[SMTP_AUTH_USER_MAX + 1];
 	const char		*auth_mech;
+	struct auth_job		*auth_job;	/* crypt in flight, or NULL */
+	int			 dead;		/* freed when auth_job is back */
 
 	int			 errors;
 	int			 discarding;	/* inside an overlong line */
@@ -149,6 +153,7 @@ struct smtpd_session {
 static void smtp_enter_state(struct smtpd_session *, enum smtp_state);
 static void smtp_process_input(struct smtpd_session *);
 static void smtp_free(struct smtpd_session *);
+static int smtp_check_close(struct smtpd_session *);
 static void smtp_read_cb(struct bufferevent *, void *);
 static void smtp_write_cb(struct bufferevent *, void *);
 static void smtp_event_cb(struct bufferevent *, short, void *);
@@ -239,6 +244,10 @@ smtp_enter_state(struct smtpd_session *s, enum smtp_state new)
 	case S_AUTH_PLAIN:
 	case S_AUTH_USER:
 	case S_AUTH_PASS:
+		break;
+	case S_AUTH_CHECK:
+		/* No pipelined command runs before the AUTH verdict. */
+		bufferevent_disable(s->bev, EV_READ);
 		break;
 	case S_STARTTLS:
 		/* RFC 3207 §4: nothing the client sent after STARTTLS may
@@ -610,14 +619,54 @@ smtp_data_input(struct smtpd_session *s)
 	}
 }
 
+/*
+ * AUTH verification runs on the cpu pool: crypt(3) costs ~10-50 ms
+ * (yescrypt), and on the loop it would stall every other session.
+ * The job owns copies of the credentials and a reference to the settings
+ * snapshot (the auth table), so a SIGHUP reload cannot free the table
+ * under it.  While it runs the session is in S_AUTH_CHECK and reads no
+ * input.  A session that ends meanwhile (client gone, timeout) is only
+ * marked dead and freed by auth_done(): the job never points at freed
+ * memory, and sessions waiting for crypt still count towards
+ * smtpd_max_clients, which bounds the crypt jobs clients can queue.
+ */
+struct auth_job {
+	struct smtpd_session	*s;	/* NULL: session freed (shutdown) */
+	struct smtpd_conf	*conf;	/* our reference */
+	char			 user[SMTP_AUTH_USER_MAX + 1];
+	char			 pass[SMTP_AUTH_PASS_MAX + 1];
+	int			 result;	/* auth_check() */
+};
+
+/* More than smtpd_max_errors errors: 421 and close. */
 static void
-smtp_auth_result(struct smtpd_session *s, const char *user, char *pass)
+smtp_check_errors(struct smtpd_session *s)
+{
+	if (s->errors > s->conf->max_errors && s->state != S_QUIT) {
+		log_warnx("smtpd %s: too many errors (%d): disconnecting",
+		    s->addr, s->errors);
+		smtp_reply(s, 421, "4.7.0 %s Error: too many errors",
+		    s->conf->hostname);
+		smtp_enter_state(s, S_QUIT);
+	}
+}
+
+/* On a pool thread: only the job's own data. */
+static void
+auth_work(void *arg)
+{
+	struct auth_job *j = arg;
+
+	j->result = auth_check(j->conf->auth, j->user, j->pass);
+	OPENSSL_cleanse(j->pass, sizeof(j->pass));
+}
+
+/* 235, 535 or 454 for auth_check()'s r. */
+static void
+smtp_auth_verdict(struct smtpd_session *s, const char *user, int r)
 {
 	char safe[SMTP_AUTH_USER_MAX + 1];
-	int r;
 
-	r = auth_check(s->conf->auth, user, pass);
-	OPENSSL_cleanse(pass, strlen(pass));
 	smtp_enter_state(s, S_HELO);
 	safe_str(user, safe, sizeof(safe));
 	if (r == 1) {
@@ -636,6 +685,63 @@ smtp_auth_result(struct smtpd_session *s, const char *user, char *pass)
 		    "crypt error", s->addr, safe);
 		smtp_reply(s, 454, "4.7.0 Temporary authentication failure");
 	}
+}
+
+/* Back on the loop: the verdict, then the input that waited. */
+static void
+auth_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct smtpd_session *s = j->s;
+
+	smtpd_conf_unref(j->conf);
+	if (s == NULL)
+		goto out;
+	s->auth_job = NULL;
+	if (s->dead) {
+		smtp_free(s);
+		goto out;
+	}
+	if (s->state != S_AUTH_CHECK) {
+		/* 421 already sent (timeout, shutdown) */
+		smtp_check_close(s);
+		goto out;
+	}
+	smtp_auth_verdict(s, j->user, j->result);
+	smtp_check_errors(s);
+	if (s->state != S_QUIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
+	}
+	smtp_check_close(s);
+ out:
+	OPENSSL_cleanse(j, sizeof(*j));
+	free(j);
+}
+
+/* Hand user and pass (cleansed here) to the cpu pool. */
+static void
+smtp_auth_result(struct smtpd_session *s, const char *user, char *pass)
+{
+	struct auth_job *j;
+	int r;
+
+	if (s->sd->wq_cpu == NULL || s->sd->port == NULL) {
+		/* no pool (smtpd_set_workq() not called): on the loop */
+		r = auth_check(s->conf->auth, user, pass);
+		OPENSSL_cleanse(pass, strlen(pass));
+		smtp_auth_verdict(s, user, r);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->conf = smtpd_conf_ref(s->conf);
+	dr_strlcpy(j->user, user, sizeof(j->user));
+	dr_strlcpy(j->pass, pass, sizeof(j->pass));
+	OPENSSL_cleanse(pass, strlen(pass));
+	s->auth_job = j;
+	smtp_enter_state(s, S_AUTH_CHECK);
+	workq_submit(s->sd->wq_cpu, s->sd->port, auth_work, auth_done, j);
 }
 
 static void
@@ -1010,7 +1116,8 @@ smtp_process_input(struct smtpd_session *s)
 	int r;
 
 	for (;;) {
-		if (s->state == S_QUIT || s->state == S_STARTTLS)
+		if (s->state == S_QUIT || s->state == S_STARTTLS ||
+		    s->state == S_AUTH_CHECK)
 			return;
 		if (s->state == S_DATA) {
 			smtp_data_input(s);
@@ -1030,13 +1137,7 @@ smtp_process_input(struct smtpd_session *s)
 			return;
 		if (r == 1)
 			smtp_line(s, linebuf, len);
-		if (s->errors > s->conf->max_errors && s->state != S_QUIT) {
-			log_warnx("smtpd %s: too many errors (%d): "
-			    "disconnecting", s->addr, s->errors);
-			smtp_reply(s, 421, "4.7.0 %s Error: too many errors",
-			    s->conf->hostname);
-			smtp_enter_state(s, S_QUIT);
-		}
+		smtp_check_errors(s);
 	}
 }
 
@@ -1186,6 +1287,13 @@ smtp_free(struct smtpd_session *s)
 {
 	struct smtpd *sd = s->sd;
 
+	if (s->auth_job != NULL) {	/* auth_done() frees it */
+		s->dead = 1;
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		if (s->ev_session != NULL)
+			evtimer_del(s->ev_session);
+		return;
+	}
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	sd->nsessions--;
 	smtp_log_disconnect(s);
@@ -1321,6 +1429,10 @@ smtpd_sessions_free(struct smtpd *sd)
 		if (s->state == S_DATA)
 			log_info("smtpd %s: shutting down: message in progress "
 			    "discarded (not acknowledged)", s->addr);
+		if (s->auth_job != NULL) {	/* its done will not look */
+			s->auth_job->s = NULL;
+			s->auth_job = NULL;
+		}
 		smtp_free(s);
 	}
 }
