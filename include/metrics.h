@@ -3,10 +3,18 @@
  * format (version 0.0.4) by an optional HTTP listener (metrics_listen).
  *
  * Counting: the modules call the metrics_* functions below at the point
- * where something happened (one line each).  The counters are plain
- * process-wide integers: danerelayd has one thread, and the functions
- * are cheap and safe to call in every program that links the library
- * (the CLI just never exports them).
+ * where something happened (one line each).  The counters are
+ * process-wide atomics: the counting functions (metrics_inc() ..
+ * metrics_set_sts_cache_size(), metrics_loop_stall()) may be called from
+ * any thread (event loops and the workq pools' threads) at the same time;
+ * they are cheap and safe to call in every program that links the
+ * library (the CLI just never exports them).  The listener and the loop
+ * watch belong to the loop they were started on.
+ *
+ * Loop stalls: metrics_watch_loop() measures how long callbacks keep an
+ * event loop from reacting (a timer every 5 ms and its lateness, see
+ * metrics.c) into the histogram danerelay_loop_stall_seconds and the
+ * gauge danerelay_loop_stall_max_seconds.
  *
  * Exporting: metrics_new() binds the listener (before privileges are
  * dropped, like smtpd_new()); metrics_start() serves GET /metrics on the
@@ -56,6 +64,16 @@ void metrics_tls_failure(const char *result_type);
 
 /* Number of MTA-STS policies in the cache (set by the MTA-STS module). */
 void metrics_set_sts_cache_size(long long n);
+
+/* One loop stall observation (how late the watch timer ran), in
+ * microseconds.  Called by the loop watch; public for tests. */
+void metrics_loop_stall(unsigned long long usec);
+
+struct metrics_watch;
+/* Watch base for stalls until metrics_watch_free() (before the base is
+ * freed).  NULL (logged) if libevent could not make the timer. */
+struct metrics_watch *metrics_watch_loop(struct event_base *base);
+void metrics_watch_free(struct metrics_watch *w);
 
 /* Back to zero (tests). */
 void metrics_reset(void);

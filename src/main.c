@@ -92,6 +92,7 @@ struct daemon {
 	struct workq		*wq_io;		/* fsync, rename, unlink */
 	struct workq		*wq_cpu;	/* crypt(3) */
 	struct workq_port	*port;		/* their completions on base */
+	struct metrics_watch	*watch;		/* loop stall metric */
 	struct smtpd		*sd;
 	struct spool		*sp;
 	struct delivery		*dlv;		/* DNS, policy, SMTP client */
@@ -744,6 +745,7 @@ main(int argc, char *argv[])
 	    sizeof(err))) == NULL ||
 	    (d->port = workq_port_new(d->base, err, sizeof(err))) == NULL)
 		fatal("%s", err);
+	d->watch = metrics_watch_loop(d->base);
 
 	/* The delivery engine first, so recovered messages and new ones
 	 * both reach it. */
@@ -785,6 +787,7 @@ main(int argc, char *argv[])
 		log_warnx("event loop failed");
 
 	/* Tear down in reverse order. */
+	metrics_watch_free(d->watch);
 	metrics_free(d->metrics);
 	/* Jobs in flight finish and their completions run while the
 	 * sessions and the queue they report to still exist. */

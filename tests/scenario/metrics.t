@@ -141,15 +141,20 @@ def scrape():
         if line.startswith("# TYPE "):
             _, _, name, typ = line.split()
             drtest.check(name not in typed, "one TYPE line for %s" % name)
-            drtest.check(typ in ("counter", "gauge"), "type of %s" % name)
+            drtest.check(typ in ("counter", "gauge", "histogram"),
+                         "type of %s" % name)
             typed[name] = typ
             continue
         m = SAMPLE.match(line)
         if not drtest.check(m is not None, "sample line parses: %r" % line):
             continue
         name = m.group(1)
-        drtest.check(name in typed and name in helped,
-                     "HELP and TYPE before %s" % name)
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if base != name and typed.get(base) == "histogram":
+            name_ok = base in helped
+        else:
+            name_ok = name in typed and name in helped
+        drtest.check(name_ok, "HELP and TYPE before %s" % name)
         if typed.get(name) == "counter":
             drtest.check(name.endswith("_total"), "counter %s ends in "
                          "_total" % name)
@@ -186,6 +191,26 @@ drtest.check(val(v0, "danerelay_build_info", 'version="0.1.0"') == 1 or
 st0 = val(v0, "danerelay_start_time_seconds")
 drtest.check(st0 is not None and abs(st0 - time.time()) < 120,
              "start_time_seconds is about now (%s)" % st0)
+
+# The loop stall histogram (a timer every 5 ms and its lateness): ticks
+# are counted, buckets are cumulative, +Inf is the count, and the max
+# gauge is no larger than what the +Inf bucket allows.
+H = "danerelay_loop_stall_seconds"
+les = sorted((float(k[1][4:-1]), v) for k, v in v0.items()
+             if k[0] == H + "_bucket" and k[1] != 'le="+Inf"')
+drtest.check(len(les) == 10 and les[0][0] == 0.001 and les[-1][0] == 1.0,
+             "stall buckets 1 ms .. 1 s: %s" % [b for b, _ in les])
+drtest.check(all(les[i][1] <= les[i + 1][1] for i in range(len(les) - 1)),
+             "stall buckets cumulative: %s" % les)
+inf = val(v0, H + "_bucket", 'le="+Inf"')
+drtest.check(inf is not None and inf == val(v0, H + "_count") and inf > 0
+             and inf >= les[-1][1], "stall +Inf %s = _count %s > 0" %
+             (inf, val(v0, H + "_count")))
+drtest.check(val(v0, H + "_sum") is not None and
+             val(v0, "danerelay_loop_stall_max_seconds") is not None,
+             "stall _sum and max present")
+drtest.wait_for(lambda: val(scrape(), H + "_count") > inf + 2, 10,
+                "more stall ticks than %s (one every 5 ms)" % inf)
 
 # Other paths and methods.
 status, _, body = http("GET", "http://%s:%d/" % (mhost, mport))

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "config.h"
 #include "metrics.h"
@@ -47,12 +49,29 @@ has_line(const char *text, const char *line)
 	return 0;
 }
 
+/* A histogram's samples are name_bucket, name_sum and name_count. */
+static int
+sample_of(const char *name, const char *typed, const char *type)
+{
+	static const char *const sfx[] = { "_bucket", "_sum", "_count" };
+	size_t n = strlen(typed), i;
+
+	if (strcmp(name, typed) == 0)
+		return strcmp(type, "histogram") != 0;
+	if (strcmp(type, "histogram") != 0 || strncmp(name, typed, n) != 0)
+		return 0;
+	for (i = 0; i < 3; i++)
+		if (strcmp(name + n, sfx[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* Every sample line is "name[{labels}] value" after its HELP and TYPE. */
 static int
 well_formed(const char *text)
 {
 	char *copy = xstrdup(text), *line, *save = NULL;
-	char typed[128] = "";
+	char typed[128] = "", type[32] = "";
 	int ok = 1;
 
 	for (line = strtok_r(copy, "\n", &save); line != NULL;
@@ -69,6 +88,8 @@ well_formed(const char *text)
 			else {
 				memcpy(typed, line + 7, n);
 				typed[n] = '\0';
+				snprintf(type, sizeof(type), "%s",
+				    line + 7 + n + (line[7 + n] == ' '));
 			}
 			continue;
 		}
@@ -79,13 +100,137 @@ well_formed(const char *text)
 		}
 		memcpy(name, line, n);
 		name[n] = '\0';
-		if (strcmp(name, typed) != 0) {
+		if (!sample_of(name, typed, type)) {
 			fprintf(stderr, "sample without its TYPE: %s\n", line);
 			ok = 0;
 		}
 	}
 	free(copy);
 	return ok;
+}
+
+/*
+ * The loop stall histogram: cumulative buckets with le="1 ms".."1 s" and
+ * +Inf, _sum and _count in seconds, and the max gauge.
+ */
+static void
+test_stalls(void)
+{
+	char *s;
+
+	metrics_reset();
+	s = render();
+	CHECK(well_formed(s));
+	CHECK(has_line(s, "# TYPE danerelay_loop_stall_seconds histogram"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.001000\"} 0"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"+Inf\"} 0"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_sum 0.000000"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_count 0"));
+	CHECK(has_line(s, "# TYPE danerelay_loop_stall_max_seconds gauge"));
+	CHECK(has_line(s, "danerelay_loop_stall_max_seconds 0.000000"));
+	free(s);
+
+	metrics_loop_stall(0);		/* on time */
+	metrics_loop_stall(1000);	/* exactly 1 ms: le="0.001" */
+	metrics_loop_stall(1001);
+	metrics_loop_stall(45000);	/* 45 ms */
+	metrics_loop_stall(1000000);	/* 1 s: the last finite bucket */
+	metrics_loop_stall(2500000);	/* 2.5 s: +Inf only */
+	metrics_loop_stall(3000);
+	s = render();
+	CHECK(well_formed(s));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.001000\"} 2"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.002000\"} 3"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.005000\"} 4"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.020000\"} 4"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.050000\"} 5"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.500000\"} 5"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"1.000000\"} 6"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"+Inf\"} 7"));
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_count 7"));
+	/* 0 + 1000 + 1001 + 45000 + 1000000 + 2500000 + 3000 us */
+	CHECK(has_line(s, "danerelay_loop_stall_seconds_sum 3.550001"));
+	CHECK(has_line(s, "danerelay_loop_stall_max_seconds 2.500000"));
+	/* the buckets come in order, +Inf last, then _sum and _count */
+	CHECK(strstr(s, "{le=\"0.001000\"}") < strstr(s, "{le=\"1.000000\"}"));
+	CHECK(strstr(s, "{le=\"1.000000\"}") < strstr(s, "{le=\"+Inf\"}"));
+	CHECK(strstr(s, "{le=\"+Inf\"}") <
+	    strstr(s, "danerelay_loop_stall_seconds_sum"));
+	free(s);
+
+	/* the max only grows */
+	metrics_loop_stall(7000);
+	s = render();
+	CHECK(has_line(s, "danerelay_loop_stall_max_seconds 2.500000"));
+	free(s);
+	metrics_reset();
+}
+
+/* The watch on a real loop: a callback that holds the loop for 60 ms is
+ * seen as a stall of at least about that (and under a second). */
+static struct event_base *wbase;
+
+static void
+hog(evutil_socket_t fd, short what, void *arg)
+{
+	struct timespec t = { 0, 60 * 1000 * 1000 };
+
+	nanosleep(&t, NULL);
+}
+
+static void
+stop_loop(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(wbase);
+}
+
+static void
+test_watch(void)
+{
+	struct metrics_watch *w;
+	struct timeval t1 = { 0, 20000 }, t2 = { 0, 200000 };
+	struct event *e1, *e2;
+	char *s, *p;
+	double max;
+
+	metrics_reset();
+	wbase = event_base_new();
+	w = metrics_watch_loop(wbase);
+	CHECK(w != NULL);
+	e1 = evtimer_new(wbase, hog, NULL);
+	e2 = evtimer_new(wbase, stop_loop, NULL);
+	evtimer_add(e1, &t1);
+	evtimer_add(e2, &t2);
+	event_base_dispatch(wbase);
+	s = render();
+#define MAXLINE "\ndanerelay_loop_stall_max_seconds "
+	p = strstr(s, MAXLINE);
+	CHECK(p != NULL);
+	max = p != NULL ? strtod(p + strlen(MAXLINE), NULL) : 0;
+	/* 60 ms minus at most one 5 ms tick; a busy machine only adds */
+	CHECK(max >= 0.054 && max < 1.0);
+	if (!(max >= 0.054 && max < 1.0))
+		fprintf(stderr, "stall max %f\n", max);
+	/* ticks ran on time before and after it (200 ms: about 30) */
+	CHECK(strstr(s, "danerelay_loop_stall_seconds_bucket"
+	    "{le=\"0.001000\"} 0\n") == NULL);
+	free(s);
+	metrics_watch_free(w);
+	metrics_watch_free(NULL);
+	event_free(e1);
+	event_free(e2);
+	event_base_free(wbase);
+	metrics_reset();
 }
 
 int
@@ -221,5 +366,7 @@ main(void)
 		metrics_free(m);
 	}
 	metrics_free(NULL);
+	test_stalls();
+	test_watch();
 	return t_done();
 }
