@@ -2,14 +2,23 @@
  * spool.h - the durable queue on disk.
  *
  * Layout under spool_dir: tmp/ (being written), queue/ID.msg (message
- * data, RFC 5322 with CRLF line ends, not dot-stuffed) and queue/ID.env
- * (envelope).  A message exists once queue/ID.env exists: commit writes
- * both to tmp/, fsyncs them, renames data then envelope into queue/ and
- * fsyncs the directory, so "250" after DATA means it survives a crash.
- * spool_open() recovers: removes tmp/ leftovers and data without
- * envelope, logging each, and moves envelopes that do not load (with
- * their data) to corrupt/ - accepted mail is never deleted silently.
+ * data, RFC 5322 with CRLF line ends, not dot-stuffed, followed by the
+ * envelope as committed and a one-line trailer) and, once a delivery
+ * attempt changed it, queue/ID.env (the current envelope).  A message
+ * exists once queue/ID.msg exists: the commit writes it to tmp/, fsyncs
+ * it, renames it into queue/ and fsyncs queue/ (one directory fsync for
+ * every message that got there meanwhile: group commit), so "250" after
+ * DATA means it survives a crash.  The data is the first env->size bytes
+ * of queue/ID.msg: readers stop there.
+ * spool_open() recovers: removes tmp/ leftovers, data without envelope
+ * and envelopes without data, logging each, and moves messages that do
+ * not load to corrupt/ - accepted mail is never deleted silently.
  * Error strings never start with the queue id: callers prefix it.
+ *
+ * The *_async functions hand the disk work to a pool (spool_set_workq)
+ * and report on the loop through cb; without a pool they complete before
+ * returning, cb included.  They return -1 (cb not called) only when the
+ * request itself is bad.
  */
 #ifndef DR_SPOOL_H
 #define DR_SPOOL_H
@@ -59,6 +68,12 @@ struct spool_env {
 
 struct spool;
 struct spool_writer;
+struct workq;
+struct workq_port;
+
+/* Completion of an asynchronous operation: rc 0 done (durable), -1
+ * failed with error (an errno value) and why (for logs). */
+typedef void spool_done_cb(int rc, int error, const char *why, void *arg);
 
 /* Open (creating tmp/ and queue/ if needed), take the spool lock and
  * recover.  Only one process at a time may hold a spool this way (the
@@ -74,8 +89,15 @@ struct spool *spool_open_flags(const char *dir, int flags, char *err,
 int spool_in_use(const struct spool *sp);
 void spool_close(struct spool *sp);
 const char *spool_dir(const struct spool *sp);
+/* Run disk work on wq, completions on port's loop (NULL, NULL: inline).
+ * Every operation of one spool completes on that one loop. */
+void spool_set_workq(struct spool *sp, struct workq *wq,
+    struct workq_port *port);
+/* Directory fsyncs made by group commits so far. */
+unsigned long long spool_dirsyncs(const struct spool *sp);
 
-/* Start a new message: allocates a queue id, opens tmp data file. */
+/* Start a new message: allocates a queue id; the data is buffered in
+ * memory (a message over 1 MiB goes on to tmp/ID.msg as it comes). */
 struct spool_writer *spool_writer_new(struct spool *sp, char *err, size_t errlen);
 const char *spool_writer_id(const struct spool_writer *w);
 /* Append data (buffered). 0 ok, -1 on I/O error (errno set). */
@@ -85,15 +107,25 @@ off_t spool_writer_size(const struct spool_writer *w);
  * 0 ok and the writer is freed; -1 error, the writer is aborted. */
 int spool_writer_commit(struct spool_writer *w, struct spool_env *env,
     char *err, size_t errlen);
+/* The same on the pool: env->id, size and created are filled in before
+ * it returns; the writer belongs to the spool from then on (also on -1).
+ * cb runs once the message is durable, or failed and is gone. */
+int spool_writer_commit_async(struct spool_writer *w, struct spool_env *env,
+    spool_done_cb *cb, void *arg, char *err, size_t errlen);
 /* Throw away a message being written. Accepts NULL. */
 void spool_writer_abort(struct spool_writer *w);
 
 /* Envelopes. */
 int spool_env_load(struct spool *sp, const char *id, struct spool_env **out,
     char *err, size_t errlen);
-/* Atomically rewrite (tmp + fsync + rename + dir fsync). */
+/* Atomically rewrite queue/ID.env (tmp + fsync + rename + dir fsync). */
 int spool_env_save(struct spool *sp, const struct spool_env *env,
     char *err, size_t errlen);
+/* The same on the pool (env is formatted before it returns). */
+int spool_env_save_async(struct spool *sp, const struct spool_env *env,
+    spool_done_cb *cb, void *arg, char *err, size_t errlen);
+/* A deep copy. */
+struct spool_env *spool_env_dup(const struct spool_env *env);
 void spool_env_free(struct spool_env *env);
 struct spool_env *spool_env_new(void);
 /* Appends a pending recipient; the returned pointer (and env->rcpts) is
@@ -106,10 +138,16 @@ int spool_env_parse(const char *buf, size_t len, struct spool_env **out,
     char *err, size_t errlen);
 char *spool_env_format(const struct spool_env *env, size_t *lenp);
 
-/* Open the data file read-only; returns fd or -1. */
+/* Open the data file read-only; returns fd or -1.  Read env->size
+ * bytes from offset 0: the envelope follows the data. */
 int spool_data_open(struct spool *sp, const char *id);
-/* Remove a message (envelope first, then data). 0 ok, -1 not found/err. */
+/* Remove a message (data first, then a rewritten envelope) and fsync
+ * queue/ (the operator's delete). 0 ok, -1 not found/err. */
 int spool_remove(struct spool *sp, const char *id);
+/* Remove a delivered message on the pool, without a directory fsync: a
+ * crash just after it can at worst deliver the message again. */
+int spool_remove_async(struct spool *sp, const char *id, spool_done_cb *cb,
+    void *arg);
 /* All queue ids currently committed, sorted; *n set. Caller frees with
  * spool_ids_free. */
 char **spool_list_ids(struct spool *sp, size_t *n);

@@ -251,8 +251,12 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 	/* The original headers: everything before the first empty line. */
 	hdrs = xmalloc(HDR_MAX + 1);
 	if ((fd = spool_data_open(sp, env->id)) != -1) {
-		while (hlen < HDR_MAX &&
-		    (r = read(fd, hdrs + hlen, HDR_MAX - hlen)) > 0)
+		/* only the data: the spool file goes on with the envelope */
+		size_t max = env->size < (off_t)HDR_MAX ? (size_t)env->size :
+		    HDR_MAX;
+
+		while (hlen < max &&
+		    (r = read(fd, hdrs + hlen, max - hlen)) > 0)
 			hlen += (size_t)r;
 		close(fd);
 	}

@@ -764,6 +764,7 @@ main(int argc, char *argv[])
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 
+	spool_set_workq(d->sp, d->wq_io, d->port);
 	smtpd_set_workq(d->sd, d->wq_cpu, d->wq_io, d->port);
 	if (smtpd_start(d->sd, d->base, d->sp, on_message, d, err,
 	    sizeof(err)) == -1)
@@ -792,6 +793,9 @@ main(int argc, char *argv[])
 	/* Jobs in flight finish and their completions run while the
 	 * sessions and the queue they report to still exist. */
 	workq_port_free(d->port);
+	/* what teardown still writes (queue_free) runs inline */
+	spool_set_workq(d->sp, NULL, NULL);
+	smtpd_set_workq(d->sd, NULL, NULL, NULL);
 	smtpd_free(d->sd);
 	control_free(d->ctl);
 	queue_free(d->q);

@@ -6,11 +6,17 @@
  * is tried: recipients of one message that share a domain go to the
  * delivery module as one job (one SMTP transaction, RFC 5321 §3.3),
  * within the global and per-destination concurrency limits.  Results are
- * written back to the envelope (spool_env_save) before anything else
- * happens, so a crash never forgets a delivery or repeats more than the
- * attempt in flight.  A deferred recipient waits min_backoff * 2^(n-1),
- * capped at max_backoff, with +-10% jitter; past queue_lifetime it fails.
- * A message whose recipients are all final is removed from the spool.
+ * written back to the envelope (spool_env_save_async: on the io pool,
+ * never blocking the loop, at most one rewrite per message in flight and
+ * the latest state written after it), so a crash forgets at most the
+ * attempts whose rewrite had not finished: they are made again.  A
+ * rewrite that fails is retried every SAVE_RETRY seconds until it works.
+ * A deferred recipient waits min_backoff * 2^(n-1), capped at
+ * max_backoff, with +-10% jitter; past queue_lifetime it fails.
+ * A message whose recipients are all final is removed from the spool
+ * (spool_remove_async); when that was its last delivery and no DSN is
+ * owed, its envelope is not rewritten first: a crash just then at worst
+ * delivers it again, which SMTP allows.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +38,8 @@
 /* Recipients in one SMTP transaction (Postfix: 50; RFC 5321 §4.5.3.1.8
  * requires servers to take at least 100). */
 #define RCPT_PER_TXN	100
+/* Seconds between tries of an envelope rewrite that failed (disk full). */
+#define SAVE_RETRY	5
 
 struct qmsg;
 
@@ -48,9 +56,15 @@ TAILQ_HEAD(qjob_list, qjob);
 
 struct qmsg {
 	TAILQ_ENTRY(qmsg) entry;
+	struct queue *q;
 	struct spool_env *env;
 	unsigned char *busy;	/* per recipient: in a job now */
 	int njobs;
+	int saving;		/* an envelope rewrite is in flight */
+	int dirty;		/* the envelope changed since it started */
+	int removing;		/* the removal is in flight */
+	int gone;		/* out of q->msgs: freed when idle */
+	int remove_after;	/* remove once the rewrite is back */
 };
 TAILQ_HEAD(qmsg_list, qmsg);
 
@@ -74,9 +88,11 @@ struct queue {
 	int stopping;
 	int in_run;
 	struct event *timer;
+	struct event *save_timer;	/* retries of failed rewrites */
 };
 
 static void queue_schedule(struct queue *q, double delay);
+static void qmsg_save(struct queue *q, struct qmsg *m);
 
 static char *
 rcpt_domain(const char *addr)
@@ -147,6 +163,105 @@ qmsg_pending(const struct qmsg *m)
 	return 0;
 }
 
+/* Free a message taken out of the queue once no disk work refers to it. */
+static void
+qmsg_release(struct qmsg *m)
+{
+	if (m->gone && !m->saving && !m->removing)
+		qmsg_free(m);
+}
+
+static void qmsg_remove(struct queue *q, struct qmsg *m);
+
+static void
+save_done(int rc, int error, const char *why, void *arg)
+{
+	struct qmsg *m = arg;
+	struct queue *q = m->q;
+	struct timeval tv = { SAVE_RETRY, 0 };
+
+	m->saving = 0;
+	if (rc == -1 && !m->gone) {
+		log_warnx("%s: cannot record delivery results: %s (trying "
+		    "again in %d seconds)", m->env->id, why, SAVE_RETRY);
+		m->dirty = 1;
+		if (q->save_timer != NULL &&
+		    !evtimer_pending(q->save_timer, NULL))
+			evtimer_add(q->save_timer, &tv);
+		return;
+	}
+	if (m->remove_after) {
+		qmsg_remove(q, m);
+		return;
+	}
+	if (m->gone) {
+		qmsg_release(m);
+		return;
+	}
+	if (m->dirty)
+		qmsg_save(q, m);
+}
+
+/*
+ * Write the envelope back (on the pool).  One rewrite per message at a
+ * time: a change made while one runs is written when it is back, so the
+ * last state always reaches the disk, and never an older one after it.
+ */
+static void
+qmsg_save(struct queue *q, struct qmsg *m)
+{
+	char err[256];
+
+	if (m->saving) {
+		m->dirty = 1;
+		return;
+	}
+	m->dirty = 0;
+	m->saving = 1;
+	if (spool_env_save_async(q->sp, m->env, save_done, m, err,
+	    sizeof(err)) == -1) {
+		m->saving = 0;
+		log_warnx("%s: cannot record delivery results: %s",
+		    m->env->id, err);
+	}
+}
+
+static void
+save_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	struct queue *q = arg;
+	struct qmsg *m;
+
+	TAILQ_FOREACH(m, &q->msgs, entry)
+		if (m->dirty && !m->saving)
+			qmsg_save(q, m);
+}
+
+static void
+remove_done(int rc, int error, const char *why, void *arg)
+{
+	struct qmsg *m = arg;
+
+	m->removing = 0;
+	if (rc == -1)
+		log_warnx("%s: cannot remove from spool: %s", m->env->id, why);
+	else
+		log_info("%s: removed", m->env->id);
+	qmsg_release(m);
+}
+
+static void
+qmsg_remove(struct queue *q, struct qmsg *m)
+{
+	m->remove_after = 0;
+	m->removing = 1;
+	if (spool_remove_async(q->sp, m->env->id, remove_done, m) == -1) {
+		m->removing = 0;
+		log_warn("%s: cannot remove from spool", m->env->id);
+		qmsg_release(m);
+	}
+}
+
 /* All recipients final: send the DSN we owe, then forget the message. */
 static void
 qmsg_finish(struct queue *q, struct qmsg *m)
@@ -160,19 +275,19 @@ qmsg_finish(struct queue *q, struct qmsg *m)
 		    m->env->id, err);
 		return;
 	}
-	if (spool_remove(q->sp, m->env->id) == -1)
-		log_warn("%s: cannot remove from spool", m->env->id);
-	else
-		log_info("%s: removed", m->env->id);
 	TAILQ_REMOVE(&q->msgs, m, entry);
 	q->nmsgs--;
-	qmsg_free(m);
+	m->gone = 1;
+	m->dirty = 0;
+	if (m->saving)
+		m->remove_after = 1;	/* after the rewrite in flight */
+	else
+		qmsg_remove(q, m);
 }
 
 static void
 qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
 {
-	char err[256];
 	size_t i;
 	int changed = 0;
 
@@ -195,8 +310,8 @@ qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
 		log_info("%s: to=<%s>, status=expired, returned to sender (%s)",
 		    m->env->id, r->addr, why);
 	}
-	if (changed && spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", m->env->id, err);
+	if (changed)
+		qmsg_save(q, m);
 }
 
 /* delay_warning_time: tell the sender once that the message is late. */
@@ -217,8 +332,7 @@ qmsg_delay_warn(struct queue *q, struct qmsg *m, time_t now)
 		return;
 	}
 	env->delay_warned = 1;
-	if (spool_env_save(q->sp, env, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", env->id, err);
+	qmsg_save(q, m);
 }
 
 static void
@@ -229,8 +343,8 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 	struct queue *q = j->q;
 	struct qmsg *m = j->m;
 	time_t now = time(NULL);
-	char err[256];
 	size_t i;
+	int done;
 
 	for (i = 0; i < j->n; i++)
 		m->busy[j->idx[i]] = 0;
@@ -266,10 +380,6 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 		}
 		}
 	}
-	if (nres > 0 && spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)
-		log_warnx("%s: cannot record delivery results: %s",
-		    m->env->id, err);
-
 	TAILQ_REMOVE(&q->jobs, j, entry);
 	m->njobs--;
 	q->active--;
@@ -278,7 +388,12 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 	free(j->idx);
 	free(j);
 
-	if (m->njobs == 0 && !qmsg_pending(m))
+	done = m->njobs == 0 && !qmsg_pending(m);
+	/* The last results of a message that owes no DSN need no rewrite:
+	 * it is removed next. */
+	if (nres > 0 && (!done || bounce_owed(m->env)))
+		qmsg_save(q, m);
+	if (done)
 		qmsg_finish(q, m);
 	if (!q->stopping)
 		queue_schedule(q, 0);
@@ -437,6 +552,7 @@ queue_insert(struct queue *q, struct spool_env *env)
 {
 	struct qmsg *m = xcalloc(1, sizeof(*m));
 
+	m->q = q;
 	m->env = env;
 	m->busy = xcalloc(env->nrcpt ? env->nrcpt : 1, 1);
 	TAILQ_INSERT_TAIL(&q->msgs, m, entry);
@@ -457,6 +573,7 @@ queue_new(struct event_base *base, const struct config *cf, struct spool *sp,
 	TAILQ_INIT(&q->jobs);
 	TAILQ_INIT(&q->dests);
 	q->timer = evtimer_new(base, queue_run, q);
+	q->save_timer = evtimer_new(base, save_retry, q);
 	return q;
 }
 
@@ -488,15 +605,9 @@ queue_load(struct queue *q)
 void
 queue_add(struct queue *q, const struct spool_env *env)
 {
-	struct spool_env *copy;
-	char err[256];
-
-	/* The spool has the authoritative copy; read it back. */
-	if (spool_env_load(q->sp, env->id, &copy, err, sizeof(err)) == -1) {
-		log_warnx("%s: cannot load envelope: %s", env->id, err);
-		return;
-	}
-	queue_insert(q, copy);
+	/* env is what the spool just made durable: no need to read it back
+	 * from the disk. */
+	queue_insert(q, spool_env_dup(env));
 	queue_schedule(q, 0);
 }
 
@@ -535,14 +646,12 @@ int
 queue_hold(struct queue *q, const char *id, int on)
 {
 	struct qmsg *m = qmsg_find(q, id);
-	char err[256];
 
 	if (m == NULL)
 		return -1;
 	if (m->env->hold != on) {
 		m->env->hold = on;
-		if (spool_env_save(q->sp, m->env, err, sizeof(err)) == -1)
-			log_warnx("%s: %s", id, err);
+		qmsg_save(q, m);
 		log_info("%s: %s by the operator", id, on ? "held" : "released");
 	}
 	if (!on)
@@ -567,13 +676,17 @@ queue_delete(struct queue *q, const char *id)
 			m->njobs--;
 		}
 	}
+	/* the operator's delete is made durable at once (fsync) */
 	if (spool_remove(q->sp, id) == -1)
 		log_warn("%s: cannot remove from spool", id);
 	else
 		log_info("%s: removed by the operator", id);
 	TAILQ_REMOVE(&q->msgs, m, entry);
 	q->nmsgs--;
-	qmsg_free(m);
+	m->gone = 1;
+	m->dirty = 0;
+	m->remove_after = 0;
+	qmsg_release(m);	/* or when its rewrite in flight is back */
 	return 0;
 }
 
@@ -641,5 +754,6 @@ queue_free(struct queue *q)
 		qmsg_free(m);
 	}
 	event_free(q->timer);
+	event_free(q->save_timer);
 	free(q);
 }

@@ -1112,7 +1112,13 @@ body_fill(struct smtp_client *c)
 	size_t o;
 
 	while (evbuffer_get_length(out) < BODY_HIWAT) {
-		n = pread(c->data_fd, in, sizeof(in), c->data_off);
+		/* The spool file holds the envelope after the data: read
+		 * exactly msg->size bytes. */
+		n = 0;
+		if (c->data_off < c->size)
+			n = pread(c->data_fd, in, c->size - c->data_off <
+			    (off_t)sizeof(in) ? (size_t)(c->size - c->data_off) :
+			    sizeof(in), c->data_off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
@@ -1120,6 +1126,10 @@ body_fill(struct smtp_client *c)
 			    "cannot read the message data: %s",
 			    strerror(errno));
 		}
+		if (n == 0 && c->data_off < c->size)
+			return session_fail(c, SMTP_FAIL_INTERNAL, NULL, NULL,
+			    "message data truncated at %lld of %lld bytes",
+			    (long long)c->data_off, (long long)c->size);
 		if (n == 0) {
 			/* End: the last line ends with CRLF, then ".". */
 			o = 0;

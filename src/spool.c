@@ -1,28 +1,61 @@
 /*
- * spool.c - the durable queue on disk: per message one data file and one
- * envelope file, written so that a crash at any instant neither loses a
- * message that was acknowledged nor ever shows half a message.
+ * spool.c - the durable queue on disk: per message one file (data and
+ * envelope) and, after delivery attempts, a rewritten envelope, written
+ * so that a crash at any instant neither loses a message that was
+ * acknowledged nor ever shows half a message.
  *
  * RFC 5321 §4.1.1.4 and §6.1: once the server has answered 250 to the end
  * of DATA it is responsible for the message.  spool_writer_commit()
- * returning 0 is the only point at which that reply may be sent: by then
- * data, envelope and both directory entries are on stable storage.
+ * returning 0, or the callback of spool_writer_commit_async() with rc 0,
+ * is the only point at which that reply may be sent: by then the file
+ * and its directory entry are on stable storage.
  *
  * Layout under spool_dir (directories 0700, files 0600):
  *   lock       write-locked (F_OFD_SETLK) by the process owning the spool
- *   tmp/       files being written: ID.msg and ID.env of a new message,
+ *   tmp/       files being written: ID.msg of a new message,
  *              ID.env.<pid>.<n> for an envelope rewrite
- *   queue/     committed messages: ID.msg (data) and ID.env (envelope)
- *   corrupt/   envelopes that failed to load at recovery, with their data
- * A message exists iff queue/ID.env exists.  Commit: write tmp/ID.msg and
- * fsync it; write tmp/ID.env and fsync it; rename the data into queue/;
- * fsync queue/; rename the envelope into queue/; fsync queue/ and tmp/.
- * The fsync between the two renames orders them on every file system, so
- * a visible envelope always has its complete data.  Removal unlinks the
- * envelope first.  Recovery (spool_open) therefore only ever finds
- * leftovers in tmp/ and data without an envelope, and deletes both: no
- * 250 was given for them.  Anything else unexpected is moved to corrupt/
- * and logged, never deleted.
+ *   queue/     ID.msg: the data, then the envelope as committed, then a
+ *              trailer line "danerelay-data <16 hex digits>\n" giving
+ *              the data's size (where the envelope starts);
+ *              ID.env: the current envelope, once delivery attempts have
+ *              changed it (it wins over the embedded one)
+ *   corrupt/   messages that failed to load at recovery
+ * A message exists iff queue/ID.msg exists.
+ *
+ * The commit, exactly (spool_writer_commit_async; the sync variant does
+ * the same steps in a row):
+ *   1. during DATA the message is kept in memory (beyond 1 MiB it goes
+ *      on to tmp/ID.msg in the page cache as it arrives, no fsync);
+ *   2. on a pool thread: write what is left of the data, the envelope and
+ *      the trailer to tmp/ID.msg, fsync(tmp/ID.msg), close, rename it to
+ *      queue/ID.msg (no replace).  The file is complete on disk before
+ *      its name appears in queue/;
+ *   3. on the loop: the message joins the group waiting for a directory
+ *      fsync; if no directory fsync is running, one starts (on a thread)
+ *      for the whole group.  Messages whose step 2 ends while it runs
+ *      form the next group, started as soon as it returns;
+ *   4. once fsync(queue/) has returned for its group the message is
+ *      durable: only then does the caller's callback (smtpd: "250") run.
+ *      If that fsync fails, the message is unlinked again and reported
+ *      as failed (451).
+ * So per message: one file fsync, and one directory fsync shared by the
+ * group.  tmp/ is not fsync'ed: an entry left there by a crash is removed
+ * by recovery, and the rename's new entry is made durable by step 4.
+ *
+ * Envelope rewrites (delivery results) write tmp/ID.env.<pid>.<n>, fsync
+ * it, rename it over queue/ID.env and join the same directory-fsync
+ * group.  The queue runs at most one rewrite per message at a time.
+ * Removal of a delivered message unlinks queue/ID.msg, then queue/ID.env,
+ * without a directory fsync and without rewriting the envelope first: a
+ * crash just then at worst delivers the message again, which SMTP allows
+ * (RFC 5321 §6.1).  The operator's delete (spool_remove) does fsync.
+ *
+ * Recovery (spool_open) deletes everything in tmp/, an ID.env without
+ * ID.msg (a removal cut short) and an ID.msg without trailer or ID.env
+ * (data of the previous format that never got its envelope: no 250 was
+ * given).  Anything else that does not load is moved to corrupt/ and
+ * logged, never deleted.  A spool written by version 0.1 (ID.msg = data
+ * only, ID.env beside it) loads as it is.
  *
  * queue/ is one flat directory.  ext4 and xfs index large directories, so
  * this stays fast to some 10^5 messages; a bigger queue would want hashed
@@ -70,14 +103,20 @@
 #include "log.h"
 #include "spool.h"
 #include "util.h"
+#include "workq.h"
 
 #define ENV_MAGIC	"danerelay-envelope 1"
 #define ENV_MAXFILE	(32 * 1024 * 1024)	/* bytes of one envelope */
 #define ENV_MAXVALUE	(64 * 1024)		/* decoded bytes of one value */
 #define ENV_MAXRCPT	100000
 #define ENV_MAXERROR	4096			/* rcpt-error is cut here */
-#define WBUF_SIZE	(64 * 1024)
+#define WBUF_MIN	(16 * 1024)		/* first buffer of a message */
+#define WBUF_MAX	(1024 * 1024)		/* then to the page cache */
 #define ID_TRIES	100
+/* The last line of a message file: "danerelay-data 00000000000010f2\n",
+ * the size of the data, which is where the envelope starts. */
+#define TRAILER_TAG	"danerelay-data "
+#define TRAILER_LEN	(sizeof(TRAILER_TAG) - 1 + 16 + 1)
 
 struct spool {
 	char		*dir;
@@ -86,17 +125,26 @@ struct spool {
 	int		 queuefd;
 	int		 lockfd;	/* -1 with SPOOL_NO_RECOVER */
 	unsigned	 serial;	/* unique tmp names for rewrites */
+
+	/* group commit: loop thread only */
+	struct workq	*wq;		/* NULL: everything inline */
+	struct workq_port *port;
+	struct spool_op	*group;		/* waiting for the next dir fsync */
+	struct spool_op	*group_tail;
+	int		 syncing;	/* a dir fsync is running */
+	unsigned long long ndirsync;
 };
 
 struct spool_writer {
 	struct spool	*sp;
 	char		 id[QUEUE_ID_LEN + 1];
 	char		 msgname[QUEUE_ID_LEN + 8];
-	int		 fd;
+	int		 fd;		/* -1: not (or no longer) open */
+	int		 created;	/* tmp/ID.msg exists */
 	int		 error;		/* errno of the first failure */
 	off_t		 size;
-	size_t		 buflen;
-	unsigned char	 buf[WBUF_SIZE];
+	unsigned char	*buf;		/* what is not yet in the file */
+	size_t		 buflen, bufcap;
 };
 
 const char *
@@ -231,6 +279,36 @@ spool_env_add_rcpt(struct spool_env *env, const char *addr)
 	r->addr = xstrdup(addr);
 	r->state = RCPT_PENDING;
 	return r;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+struct spool_env *
+spool_env_dup(const struct spool_env *env)
+{
+	struct spool_env *c = xmalloc(sizeof(*c));
+	size_t i;
+
+	*c = *env;
+	c->sender = dup_or_null(env->sender);
+	c->client_addr = dup_or_null(env->client_addr);
+	c->client_helo = dup_or_null(env->client_helo);
+	c->auth_user = dup_or_null(env->auth_user);
+	c->envid = dup_or_null(env->envid);
+	c->ret = dup_or_null(env->ret);
+	c->rcpts = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*c->rcpts));
+	for (i = 0; i < env->nrcpt; i++) {
+		c->rcpts[i] = env->rcpts[i];
+		c->rcpts[i].addr = dup_or_null(env->rcpts[i].addr);
+		c->rcpts[i].orcpt = dup_or_null(env->rcpts[i].orcpt);
+		c->rcpts[i].last_error = dup_or_null(env->rcpts[i].last_error);
+		c->rcpts[i].relay = dup_or_null(env->rcpts[i].relay);
+	}
+	return c;
 }
 
 /* ---------------------------------------------------------------- */
@@ -824,60 +902,160 @@ read_env_file(int dfd, const char *name, size_t *lenp)
 	return NULL;
 }
 
+static int
+pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = pread(fd, p, len, off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;	/* shorter than fstat said */
+			return -1;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /*
- * Load and check an envelope: 0 ok, -1 I/O error (errno), -2 unusable
- * (bad format, wrong id, data missing or of the wrong size).
+ * The trailer of a message file: where its envelope starts (= the size of
+ * the data).  1 and *offp if the file ends in a well-formed trailer, 0 if
+ * not (data of the previous format, or never committed), -1 I/O error.
+ */
+static int
+trailer_read(int fd, off_t fsize, off_t *offp)
+{
+	char t[TRAILER_LEN + 1], *end;
+	unsigned long long v;
+
+	if (fsize < (off_t)TRAILER_LEN)
+		return 0;
+	if (pread_full(fd, t, TRAILER_LEN, fsize - TRAILER_LEN) == -1)
+		return -1;
+	t[TRAILER_LEN] = '\0';
+	if (strncmp(t, TRAILER_TAG, strlen(TRAILER_TAG)) != 0 ||
+	    t[TRAILER_LEN - 1] != '\n')
+		return 0;
+	errno = 0;
+	v = strtoull(t + strlen(TRAILER_TAG), &end, 16);
+	if (errno != 0 || end != t + TRAILER_LEN - 1 ||
+	    v > (unsigned long long)(fsize - TRAILER_LEN))
+		return 0;
+	*offp = (off_t)v;
+	return 1;
+}
+
+/*
+ * Load and check a message's envelope: queue/ID.env if there is one (the
+ * state after delivery attempts), else the one the commit embedded in
+ * queue/ID.msg.  0 ok; -1 I/O error (errno); -2 unusable (bad format,
+ * wrong id, data of the wrong size); -3 data that never got an envelope
+ * (never acknowledged); -4 an envelope without data (left over by a
+ * removal).
  */
 static int
 env_load(struct spool *sp, const char *id, struct spool_env **out,
     char *err, size_t errlen)
 {
-	char name[QUEUE_ID_LEN + 8], why[256];
-	struct spool_env *env;
+	char name[QUEUE_ID_LEN + 8], ename[QUEUE_ID_LEN + 8], why[256];
+	struct spool_env *env = NULL;
 	struct stat st;
-	char *buf;
-	size_t len;
-	int saved;
+	char *buf = NULL;
+	size_t len = 0;
+	off_t off = 0;
+	int fd, saved, t, rc = -2;
 
 	*out = NULL;
-	env_name(name, sizeof(name), id);
-	if ((buf = read_env_file(sp->queuefd, name, &len)) == NULL) {
+	msg_name(name, sizeof(name), id);
+	env_name(ename, sizeof(ename), id);
+	if ((fd = openat(sp->queuefd, name, O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1) {
 		saved = errno;
-		snprintf(err, errlen, "queue/%s: %s", name,
-		    strerror(saved));
+		snprintf(err, errlen, "queue/%s: %s", name, strerror(saved));
+		errno = saved;
+		if (saved != ENOENT)
+			return -1;
+		return exists_at(sp->queuefd, ename) ? -4 : -2;
+	}
+	if (fstat(fd, &st) == -1 || (t = trailer_read(fd, st.st_size,
+	    &off)) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "queue/%s: %s", name, strerror(saved));
+		close(fd);
 		errno = saved;
 		return -1;
 	}
-	if (spool_env_parse(buf, len, &env, why, sizeof(why)) == -1) {
-		free(buf);
-		snprintf(err, errlen, "queue/%s: %s", name, why);
-		return -2;
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "queue/%s: not a regular file", name);
+		goto out;
 	}
-	free(buf);
+	if ((buf = read_env_file(sp->queuefd, ename, &len)) == NULL) {
+		if (errno != ENOENT) {
+			saved = errno;
+			snprintf(err, errlen, "queue/%s: %s", ename,
+			    strerror(saved));
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		/* No rewrite: the envelope the commit embedded. */
+		if (t == 0) {
+			snprintf(err, errlen, "queue/%s: data without "
+			    "envelope", name);
+			rc = -3;
+			goto out;
+		}
+		len = (size_t)(st.st_size - TRAILER_LEN - off);
+		if (len > ENV_MAXFILE) {
+			snprintf(err, errlen, "queue/%s: envelope larger "
+			    "than %d bytes", name, ENV_MAXFILE);
+			goto out;
+		}
+		buf = xmalloc(len + 1);
+		if (pread_full(fd, buf, len, off) == -1) {
+			saved = errno;
+			snprintf(err, errlen, "queue/%s: %s", name,
+			    strerror(saved));
+			free(buf);
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		buf[len] = '\0';
+		dr_strlcpy(ename, name, sizeof(ename));	/* for messages */
+	} else if (t == 0)
+		off = st.st_size;	/* data of the previous format */
+	if (spool_env_parse(buf, len, &env, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "queue/%s: %s", ename, why);
+		goto out;
+	}
 	if (strcmp(env->id, id) != 0) {
 		snprintf(err, errlen, "queue/%s: envelope is for id %s",
-		    name, env->id);
-		spool_env_free(env);
-		return -2;
+		    ename, env->id);
+		goto out;
 	}
-	msg_name(name, sizeof(name), id);
-	if (fstatat(sp->queuefd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
-		saved = errno;
-		snprintf(err, errlen, "queue/%s: %s", name,
-		    strerror(saved));
-		spool_env_free(env);
-		errno = saved;
-		return saved == ENOENT ? -2 : -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size != env->size) {
-		snprintf(err, errlen, "queue/%s is %lld bytes, the "
-		    "envelope says %lld", name, (long long)st.st_size,
+	if (env->size != off) {
+		snprintf(err, errlen, "queue/%s has %lld bytes of data, the "
+		    "envelope says %lld", name, (long long)off,
 		    (long long)env->size);
-		spool_env_free(env);
-		return -2;
+		goto out;
 	}
 	*out = env;
-	return 0;
+	env = NULL;
+	rc = 0;
+ out:
+	spool_env_free(env);
+	free(buf);
+	close(fd);
+	return rc;
 }
 
 /* Move queue/NAME to corrupt/NAME (or NAME.N if taken). */
@@ -972,14 +1150,15 @@ split_name(const char *name, char id[QUEUE_ID_LEN + 1])
 static int
 recover(struct spool *sp, char *err, size_t errlen)
 {
-	char **names, id[QUEUE_ID_LEN + 1], other[QUEUE_ID_LEN + 8];
-	char why[512];
+	char **names, id[QUEUE_ID_LEN + 1], last[QUEUE_ID_LEN + 1] = "";
+	char why[512], other[QUEUE_ID_LEN + 8];
 	struct spool_env *env;
 	const char *ext;
 	size_t i, n, good = 0, bad = 0;
 	int cfd = -1, r, rc = -1;
 
-	/* 1. Everything in tmp/ is a message that never got its 250. */
+	/* 1. Everything in tmp/ is a message that never got its 250 (or
+	 * an envelope rewrite that never happened). */
 	if ((names = dir_names(sp->tmpfd, &n)) == NULL) {
 		snprintf(err, errlen, "%s/tmp: %s", sp->dir, strerror(errno));
 		return -1;
@@ -998,7 +1177,7 @@ recover(struct spool *sp, char *err, size_t errlen)
 		return -1;
 	}
 
-	/* 2. queue/: envelopes must load; data needs an envelope. */
+	/* 2. queue/: every message must load. */
 	if ((names = dir_names(sp->queuefd, &n)) == NULL) {
 		snprintf(err, errlen, "%s/queue: %s", sp->dir,
 		    strerror(errno));
@@ -1011,37 +1190,38 @@ recover(struct spool *sp, char *err, size_t errlen)
 			    names[i]);
 			continue;
 		}
-		if (strcmp(ext, "msg") == 0) {
-			/* Sorted: ID.env came first and is dealt with. */
-			env_name(other, sizeof(other), id);
-			if (exists_at(sp->queuefd, other) ||
-			    !exists_at(sp->queuefd, names[i]))
-				continue;
-			if (unlinkat(sp->queuefd, names[i], 0) == -1)
-				log_warn("recovery: cannot remove queue/%s",
-				    names[i]);
-			else
-				log_info("%s: recovery: removed data without "
-				    "envelope queue/%s", id, names[i]);
-			continue;
-		}
+		if (strcmp(id, last) == 0)
+			continue;	/* ID.env and ID.msg: one message */
+		dr_strlcpy(last, id, sizeof(last));
 		r = env_load(sp, id, &env, why, sizeof(why));
-		if (r == 0) {
+		switch (r) {
+		case 0:
 			spool_env_free(env);
 			good++;
 			continue;
-		}
-		if (r == -1) {
+		case -1:
 			snprintf(err, errlen, "recovery: %s", why);
 			goto out;
+		case -3:	/* never acknowledged (previous format) */
+		case -4:	/* a removal that did not finish */
+			dr_strlcpy(other, names[i], sizeof(other));
+			if (unlinkat(sp->queuefd, other, 0) == -1)
+				log_warn("recovery: cannot remove queue/%s",
+				    other);
+			else
+				log_info("%s: recovery: removed %s queue/%s",
+				    id, r == -3 ? "data without envelope" :
+				    "envelope without data", other);
+			continue;
 		}
-		log_warnx("%s: recovery: unusable envelope: %s", id, why);
+		log_warnx("%s: recovery: unusable message: %s", id, why);
 		if (cfd == -1 && (cfd = open_subdir(sp, "corrupt", 1, err,
 		    errlen)) == -1)
 			goto out;
-		if (move_corrupt(sp, cfd, names[i]) == -1) {
+		env_name(other, sizeof(other), id);
+		if (move_corrupt(sp, cfd, other) == -1) {
 			snprintf(err, errlen, "recovery: cannot move queue/%s "
-			    "to corrupt/: %s", names[i], strerror(errno));
+			    "to corrupt/: %s", other, strerror(errno));
 			goto out;
 		}
 		msg_name(other, sizeof(other), id);
@@ -1057,7 +1237,7 @@ recover(struct spool *sp, char *err, size_t errlen)
 		goto out;
 	}
 	if (bad > 0)
-		log_warnx("spool: %zu unusable envelope(s) moved to %s/corrupt",
+		log_warnx("spool: %zu unusable message(s) moved to %s/corrupt",
 		    bad, sp->dir);
 	log_info("spool: %zu messages in queue", good);
 	rc = 0;
@@ -1196,36 +1376,21 @@ spool_writer_new(struct spool *sp, char *err, size_t errlen)
 {
 	struct spool_writer *w;
 	char other[QUEUE_ID_LEN + 8];
-	int i, fd;
+	int i;
 
-	w = xmalloc(sizeof(*w));
+	w = xcalloc(1, sizeof(*w));
 	w->sp = sp;
 	w->fd = -1;
-	w->error = 0;
-	w->size = 0;
-	w->buflen = 0;
 	for (i = 0; i < ID_TRIES; i++) {
 		queue_id_new(w->id);
 		msg_name(w->msgname, sizeof(w->msgname), w->id);
-		fd = openat(sp->tmpfd, w->msgname, O_WRONLY | O_CREAT |
-		    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd == -1 && errno == EEXIST)
-			continue;
-		if (fd == -1) {
-			snprintf(err, errlen, "%s/tmp/%s: %s", sp->dir,
-			    w->msgname, strerror(errno));
-			free(w);
-			return NULL;
-		}
-		/* The id is ours in tmp/; it must be free in queue/ too. */
+		/* The file is made by the commit (O_EXCL in tmp/, no
+		 * replace in queue/); skip ids that are taken now. */
 		env_name(other, sizeof(other), w->id);
-		if (exists_at(sp->queuefd, other) ||
-		    exists_at(sp->queuefd, w->msgname)) {
-			close(fd);
-			unlinkat(sp->tmpfd, w->msgname, 0);
+		if (exists_at(sp->queuefd, w->msgname) ||
+		    exists_at(sp->queuefd, other) ||
+		    exists_at(sp->tmpfd, w->msgname))
 			continue;
-		}
-		w->fd = fd;
 		return w;
 	}
 	snprintf(err, errlen, "%s: no free queue id after %d tries", sp->dir,
@@ -1246,6 +1411,21 @@ spool_writer_size(const struct spool_writer *w)
 	return w->size;
 }
 
+/* Create tmp/ID.msg (any thread). */
+static int
+writer_open(struct spool_writer *w)
+{
+	if (w->fd != -1)
+		return 0;
+	w->fd = openat(w->sp->tmpfd, w->msgname, O_WRONLY | O_CREAT |
+	    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (w->fd == -1)
+		return -1;
+	w->created = 1;
+	return 0;
+}
+
+/* The buffer to tmp/ID.msg (any thread). */
 static int
 writer_flush(struct spool_writer *w)
 {
@@ -1253,7 +1433,8 @@ writer_flush(struct spool_writer *w)
 		errno = w->error;
 		return -1;
 	}
-	if (w->buflen > 0 && write_full(w->fd, w->buf, w->buflen) == -1) {
+	if (w->buflen > 0 && (writer_open(w) == -1 ||
+	    write_full(w->fd, w->buf, w->buflen) == -1)) {
 		w->error = errno;
 		return -1;
 	}
@@ -1264,15 +1445,19 @@ writer_flush(struct spool_writer *w)
 int
 spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
 {
+	size_t cap;
+
 	if (w->error) {
 		errno = w->error;
 		return -1;
 	}
-	if (w->buflen + len > sizeof(w->buf)) {
+	if (w->buflen + len > WBUF_MAX) {
+		/* A large message: this part to the page cache now. */
 		if (writer_flush(w) == -1)
 			return -1;
-		if (len >= sizeof(w->buf)) {
-			if (write_full(w->fd, buf, len) == -1) {
+		if (len >= WBUF_MAX) {
+			if (writer_open(w) == -1 ||
+			    write_full(w->fd, buf, len) == -1) {
 				w->error = errno;
 				return -1;
 			}
@@ -1280,25 +1465,36 @@ spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
 			return 0;
 		}
 	}
+	if (w->buflen + len > w->bufcap) {
+		for (cap = w->bufcap ? w->bufcap : WBUF_MIN;
+		    cap < w->buflen + len; cap *= 2)
+			;
+		w->buf = xrealloc(w->buf, cap);
+		w->bufcap = cap;
+	}
 	memcpy(w->buf + w->buflen, buf, len);
 	w->buflen += len;
 	w->size += (off_t)len;
 	return 0;
 }
 
+static void
+writer_free(struct spool_writer *w)
+{
+	if (w->fd != -1)
+		close(w->fd);
+	free(w->buf);
+	free(w);
+}
+
 void
 spool_writer_abort(struct spool_writer *w)
 {
-	char name[QUEUE_ID_LEN + 8];
-
 	if (w == NULL)
 		return;
-	if (w->fd != -1)
-		close(w->fd);
-	unlinkat(w->sp->tmpfd, w->msgname, 0);
-	env_name(name, sizeof(name), w->id);
-	unlinkat(w->sp->tmpfd, name, 0);
-	free(w);
+	if (w->created)
+		unlinkat(w->sp->tmpfd, w->msgname, 0);
+	writer_free(w);
 }
 
 /* Write a file in tmp/ completely and fsync it.  -1 errno set. */
@@ -1353,91 +1549,357 @@ env_check(const struct spool_env *env, char *err, size_t errlen)
 	return 0;
 }
 
-int
-spool_writer_commit(struct spool_writer *w, struct spool_env *env,
-    char *err, size_t errlen)
+/* ---------------------------------------------------------------- */
+/* Operations: a commit, an envelope rewrite, a removal.  The file work
+ * (op_work) may run on a pool thread and touches only the op; the
+ * directory fsync is shared by every op that reached the queue since the
+ * last one (group commit, see the top of this file). */
+
+enum op_kind { OP_COMMIT, OP_SAVE, OP_REMOVE };
+
+struct spool_op {
+	struct spool_op		*next;
+	struct spool		*sp;
+	enum op_kind		 kind;
+	char			 id[QUEUE_ID_LEN + 1];
+	struct spool_writer	*w;		/* OP_COMMIT */
+	char			*text;		/* envelope (+ trailer) */
+	size_t			 len;
+	char			 tmpname[64];	/* OP_SAVE */
+	int			 durable;	/* OP_REMOVE: fsync queue/ */
+	const char		*step;		/* what failed */
+	int			 error;		/* its errno, 0 = ok */
+	int			 visible;	/* renamed into queue/ */
+	spool_done_cb		*cb;
+	void			*arg;
+};
+
+static struct spool_op *
+op_new(struct spool *sp, enum op_kind kind, const char *id)
 {
-	struct spool *sp = w->sp;
-	char envname[QUEUE_ID_LEN + 8], *text = NULL;
-	const char *step;
-	size_t len;
-	int fd, data_in_queue = 0, env_in_queue = 0;
+	struct spool_op *op = xcalloc(1, sizeof(*op));
 
-	env_name(envname, sizeof(envname), w->id);
-	if (env_check(env, err, errlen) == -1) {
-		spool_writer_abort(w);
-		return -1;
-	}
+	op->sp = sp;
+	op->kind = kind;
+	dr_strlcpy(op->id, id, sizeof(op->id));
+	return op;
+}
 
-	/* 1. The data, on disk. */
-	step = "write data";
+static void
+op_free(struct spool_op *op)
+{
+	if (op->w != NULL)
+		spool_writer_abort(op->w);
+	free(op->text);
+	free(op);
+}
+
+static int
+op_fail(struct spool_op *op, const char *step)
+{
+	op->step = step;
+	op->error = errno ? errno : EIO;
+	return -1;
+}
+
+/* Commit, file part: data, envelope and trailer in tmp/ID.msg, fsync,
+ * rename into queue/.  No directory fsync here. */
+static int
+commit_work(struct spool_op *op)
+{
+	struct spool_writer *w = op->w;
+	struct spool *sp = op->sp;
+	int fd;
+
 	if (writer_flush(w) == -1)
-		goto fail;
-	step = "fsync data";
+		return op_fail(op, "write data");
+	if (writer_open(w) == -1)
+		return op_fail(op, "create queue file");
+	if (write_full(w->fd, op->text, op->len) == -1)
+		return op_fail(op, "write envelope");
 	if (fsync(w->fd) == -1)
-		goto fail;
+		return op_fail(op, "fsync queue file");
 	fd = w->fd;
 	w->fd = -1;
-	step = "close data";
 	if (close_checked(fd) == -1)
-		goto fail;
+		return op_fail(op, "close queue file");
+	if (rename_noreplace(sp->tmpfd, w->msgname, sp->queuefd,
+	    w->msgname) == -1)
+		return op_fail(op, "rename into queue/");
+	op->visible = 1;
+	writer_free(w);
+	op->w = NULL;
+	return 0;
+}
 
-	/* 2. The envelope, on disk in tmp/. */
+/* Envelope rewrite, file part: tmp/ID.env.N, fsync, rename over
+ * queue/ID.env.  Never resurrects a removed message. */
+static int
+save_work(struct spool_op *op)
+{
+	struct spool *sp = op->sp;
+	char msgname[QUEUE_ID_LEN + 8], envname[QUEUE_ID_LEN + 8];
+
+	msg_name(msgname, sizeof(msgname), op->id);
+	env_name(envname, sizeof(envname), op->id);
+	if (!exists_at(sp->queuefd, msgname)) {
+		errno = ENOENT;
+		return op_fail(op, "not in the queue");
+	}
+	if (write_tmp_file(sp->tmpfd, op->tmpname, 1, op->text,
+	    op->len) == -1)
+		return op_fail(op, "write envelope");
+	if (renameat(sp->tmpfd, op->tmpname, sp->queuefd, envname) == -1) {
+		op_fail(op, "rename envelope into queue/");
+		unlinkat(sp->tmpfd, op->tmpname, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* Removal: the data (with its embedded envelope) first, so the message
+ * is gone at once; then a rewritten envelope, if any. */
+static int
+remove_work(struct spool_op *op)
+{
+	struct spool *sp = op->sp;
+	char name[QUEUE_ID_LEN + 8];
+
+	msg_name(name, sizeof(name), op->id);
+	if (unlinkat(sp->queuefd, name, 0) == -1)
+		return op_fail(op, "unlink");
+	env_name(name, sizeof(name), op->id);
+	if (unlinkat(sp->queuefd, name, 0) == -1 && errno != ENOENT)
+		return op_fail(op, "unlink envelope");
+	if (op->durable && fsync(sp->queuefd) == -1)
+		return op_fail(op, "fsync queue/");
+	return 0;
+}
+
+static void
+op_work(void *arg)
+{
+	struct spool_op *op = arg;
+
+	errno = 0;
+	switch (op->kind) {
+	case OP_COMMIT:
+		commit_work(op);
+		break;
+	case OP_SAVE:
+		save_work(op);
+		break;
+	case OP_REMOVE:
+		remove_work(op);
+		break;
+	}
+}
+
+/* After a failed directory fsync: take back what became visible (the
+ * client gets 451 and sends again). */
+static void
+op_undo(struct spool_op *op)
+{
+	char name[QUEUE_ID_LEN + 8];
+
+	if (op->kind != OP_COMMIT || !op->visible)
+		return;
+	msg_name(name, sizeof(name), op->id);
+	unlinkat(op->sp->queuefd, name, 0);
+	op->visible = 0;
+}
+
+/* Report and free (loop thread). */
+static void
+op_finish(struct spool_op *op)
+{
+	char err[512];
+
+	if (op->error) {
+		snprintf(err, sizeof(err), "%s: %s", op->step,
+		    strerror(op->error));
+		if (op->cb != NULL)
+			op->cb(-1, op->error, err, op->arg);
+	} else if (op->cb != NULL)
+		op->cb(0, 0, NULL, op->arg);
+	op_free(op);
+}
+
+static void dirsync_start(struct spool *sp);
+
+struct dirsync {
+	struct spool	*sp;
+	struct spool_op	*ops;
+	int		 error;
+};
+
+static void
+dirsync_work(void *arg)
+{
+	struct dirsync *ds = arg;
+
+	ds->error = fsync(ds->sp->queuefd) == -1 ? errno : 0;
+}
+
+static void
+dirsync_done(void *arg)
+{
+	struct dirsync *ds = arg;
+	struct spool *sp = ds->sp;
+	struct spool_op *op, *next;
+
+	sp->syncing = 0;
+	sp->ndirsync++;
+	for (op = ds->ops; op != NULL; op = next) {
+		next = op->next;
+		if (ds->error) {
+			op->step = "fsync queue/";
+			op->error = ds->error;
+			op_undo(op);
+		}
+		op_finish(op);
+	}
+	free(ds);
+	if (sp->group != NULL)
+		dirsync_start(sp);
+}
+
+/* One fsync of queue/ for every op that waits for it now. */
+static void
+dirsync_start(struct spool *sp)
+{
+	struct dirsync *ds = xcalloc(1, sizeof(*ds));
+
+	ds->sp = sp;
+	ds->ops = sp->group;
+	sp->group = NULL;
+	sp->group_tail = NULL;
+	sp->syncing = 1;
+	workq_submit(sp->wq, sp->port, dirsync_work, dirsync_done, ds);
+}
+
+/* The file part is done (loop thread): join the group, or finish. */
+static void
+op_done(void *arg)
+{
+	struct spool_op *op = arg;
+	struct spool *sp = op->sp;
+
+	if (op->error || op->kind == OP_REMOVE) {
+		op_finish(op);
+		return;
+	}
+	op->next = NULL;
+	if (sp->group_tail != NULL)
+		sp->group_tail->next = op;
+	else
+		sp->group = op;
+	sp->group_tail = op;
+	if (!sp->syncing)
+		dirsync_start(sp);
+}
+
+/* Run op now (no pool) or hand it to the pool. */
+static int
+op_run(struct spool_op *op, char *err, size_t errlen)
+{
+	struct spool *sp = op->sp;
+	int rc;
+
+	if (sp->wq != NULL && op->cb != NULL) {
+		workq_submit(sp->wq, sp->port, op_work, op_done, op);
+		return 0;
+	}
+	op_work(op);
+	if (!op->error && op->kind != OP_REMOVE &&
+	    fsync(sp->queuefd) == -1) {
+		op_fail(op, "fsync queue/");
+		op_undo(op);
+	}
+	if (op->cb != NULL) {
+		/* no pool (tools, tests, shutdown): completes right here */
+		op_finish(op);
+		return 0;
+	}
+	rc = op->error ? -1 : 0;
+	if (rc == -1)
+		snprintf(err, errlen, "%s: %s", op->step, strerror(op->error));
+	op->cb = NULL;
+	op_free(op);
+	return rc;
+}
+
+void
+spool_set_workq(struct spool *sp, struct workq *wq, struct workq_port *port)
+{
+	sp->wq = port != NULL ? wq : NULL;
+	sp->port = port;
+}
+
+/* Check and complete the envelope, format it with the trailer. */
+static struct spool_op *
+commit_prepare(struct spool_writer *w, struct spool_env *env, char *err,
+    size_t errlen)
+{
+	struct spool_op *op;
+	char trailer[TRAILER_LEN + 1];
+	size_t len;
+
+	if (env_check(env, err, errlen) == -1) {
+		spool_writer_abort(w);
+		return NULL;
+	}
 	dr_strlcpy(env->id, w->id, sizeof(env->id));
 	env->size = w->size;
 	if (env->created == 0)
 		env->created = time(NULL);
-	text = spool_env_format(env, &len);
-	step = "write envelope";
+	op = op_new(w->sp, OP_COMMIT, w->id);
+	op->w = w;
+	op->text = spool_env_format(env, &len);
 	if (len > ENV_MAXFILE) {
-		errno = EFBIG;
-		goto fail;
+		snprintf(err, errlen, "envelope larger than %d bytes",
+		    ENV_MAXFILE);
+		op_free(op);
+		return NULL;
 	}
-	if (write_tmp_file(sp->tmpfd, envname, 0, text, len) == -1)
-		goto fail;
+	snprintf(trailer, sizeof(trailer), TRAILER_TAG "%016llx\n",
+	    (unsigned long long)w->size);
+	op->text = xrealloc(op->text, len + TRAILER_LEN + 1);
+	memcpy(op->text + len, trailer, TRAILER_LEN + 1);
+	op->len = len + TRAILER_LEN;
+	return op;
+}
 
-	/* 3. Data into queue/, durably, before the envelope. */
-	step = "rename data into queue/";
-	if (rename_noreplace(sp->tmpfd, w->msgname, sp->queuefd,
-	    w->msgname) == -1)
-		goto fail;
-	data_in_queue = 1;
-	step = "fsync queue/";
-	if (fsync(sp->queuefd) == -1)
-		goto fail;
+int
+spool_writer_commit(struct spool_writer *w, struct spool_env *env,
+    char *err, size_t errlen)
+{
+	struct spool_op *op;
+	char id[QUEUE_ID_LEN + 1];
 
-	/* 4. The envelope makes the message exist. */
-	step = "rename envelope into queue/";
-	if (rename_noreplace(sp->tmpfd, envname, sp->queuefd, envname) == -1)
-		goto fail;
-	env_in_queue = 1;
-	step = "fsync queue/";
-	if (fsync(sp->queuefd) == -1)
-		goto fail;
-	step = "fsync tmp/";
-	if (fsync(sp->tmpfd) == -1)
-		goto fail;
-
-	log_debug("%s: committed to spool, size=%lld, nrcpt=%zu", w->id,
+	dr_strlcpy(id, w->id, sizeof(id));
+	if ((op = commit_prepare(w, env, err, errlen)) == NULL)
+		return -1;
+	if (op_run(op, err, errlen) == -1) {
+		log_warnx("%s: spool commit failed: %s", id, err);
+		return -1;
+	}
+	log_debug("%s: committed to spool, size=%lld, nrcpt=%zu", id,
 	    (long long)env->size, env->nrcpt);
-	free(text);
-	free(w);
 	return 0;
+}
 
- fail:
-	snprintf(err, errlen, "spool commit failed: %s: %s", step,
-	    strerror(errno));
-	log_warnx("%s: %s", w->id, err);
-	/* Not acknowledged: take back whatever became visible. */
-	if (env_in_queue)
-		unlinkat(sp->queuefd, envname, 0);
-	if (data_in_queue)
-		unlinkat(sp->queuefd, w->msgname, 0);
-	if (env_in_queue || data_in_queue)
-		fsync(sp->queuefd);
-	free(text);
-	spool_writer_abort(w);
-	return -1;
+int
+spool_writer_commit_async(struct spool_writer *w, struct spool_env *env,
+    spool_done_cb *cb, void *arg, char *err, size_t errlen)
+{
+	struct spool_op *op;
+
+	if ((op = commit_prepare(w, env, err, errlen)) == NULL)
+		return -1;
+	op->cb = cb;
+	op->arg = arg;
+	return op_run(op, err, errlen);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1456,57 +1918,53 @@ spool_env_load(struct spool *sp, const char *id, struct spool_env **out,
 	return env_load(sp, id, out, err, errlen) == 0 ? 0 : -1;
 }
 
+static struct spool_op *
+save_prepare(struct spool *sp, const struct spool_env *env, char *err,
+    size_t errlen)
+{
+	struct spool_op *op;
+
+	if (!queue_id_valid(env->id)) {
+		snprintf(err, errlen, "invalid queue id");
+		return NULL;
+	}
+	if (env_check(env, err, errlen) == -1)
+		return NULL;
+	op = op_new(sp, OP_SAVE, env->id);
+	snprintf(op->tmpname, sizeof(op->tmpname), "%s.env.%ld.%u", env->id,
+	    (long)getpid(), sp->serial++);
+	op->text = spool_env_format(env, &op->len);
+	if (op->len > ENV_MAXFILE) {
+		snprintf(err, errlen, "envelope larger than %d bytes",
+		    ENV_MAXFILE);
+		op_free(op);
+		return NULL;
+	}
+	return op;
+}
+
 int
 spool_env_save(struct spool *sp, const struct spool_env *env,
     char *err, size_t errlen)
 {
-	char tmpname[64], envname[QUEUE_ID_LEN + 8], msgname[QUEUE_ID_LEN + 8];
-	char *text;
-	size_t len;
+	struct spool_op *op;
 
-	if (!queue_id_valid(env->id)) {
-		snprintf(err, errlen, "invalid queue id");
+	if ((op = save_prepare(sp, env, err, errlen)) == NULL)
 		return -1;
-	}
-	if (env_check(env, err, errlen) == -1)
+	return op_run(op, err, errlen);
+}
+
+int
+spool_env_save_async(struct spool *sp, const struct spool_env *env,
+    spool_done_cb *cb, void *arg, char *err, size_t errlen)
+{
+	struct spool_op *op;
+
+	if ((op = save_prepare(sp, env, err, errlen)) == NULL)
 		return -1;
-	env_name(envname, sizeof(envname), env->id);
-	msg_name(msgname, sizeof(msgname), env->id);
-	/* Never resurrect a removed message as an envelope without data. */
-	if (!exists_at(sp->queuefd, envname) ||
-	    !exists_at(sp->queuefd, msgname)) {
-		snprintf(err, errlen, "not in the queue");
-		errno = ENOENT;
-		return -1;
-	}
-	snprintf(tmpname, sizeof(tmpname), "%s.%ld.%u", envname,
-	    (long)getpid(), sp->serial++);
-	text = spool_env_format(env, &len);
-	if (len > ENV_MAXFILE) {
-		snprintf(err, errlen, "envelope larger than %d bytes",
-		    ENV_MAXFILE);
-		free(text);
-		return -1;
-	}
-	if (write_tmp_file(sp->tmpfd, tmpname, 1, text, len) == -1) {
-		snprintf(err, errlen, "write tmp/%s: %s",
-		    tmpname, strerror(errno));
-		free(text);
-		return -1;
-	}
-	free(text);
-	if (renameat(sp->tmpfd, tmpname, sp->queuefd, envname) == -1) {
-		snprintf(err, errlen, "rename tmp/%s: %s",
-		    tmpname, strerror(errno));
-		unlinkat(sp->tmpfd, tmpname, 0);
-		return -1;
-	}
-	if (fsync(sp->queuefd) == -1 || fsync(sp->tmpfd) == -1) {
-		snprintf(err, errlen, "fsync %s: %s", sp->dir,
-		    strerror(errno));
-		return -1;
-	}
-	return 0;
+	op->cb = cb;
+	op->arg = arg;
+	return op_run(op, err, errlen);
 }
 
 int
@@ -1525,22 +1983,50 @@ spool_data_open(struct spool *sp, const char *id)
 int
 spool_remove(struct spool *sp, const char *id)
 {
-	char name[QUEUE_ID_LEN + 8];
+	struct spool_op *op;
 
 	if (id == NULL || !queue_id_valid(id)) {
 		errno = EINVAL;
 		return -1;
 	}
-	env_name(name, sizeof(name), id);
-	if (unlinkat(sp->queuefd, name, 0) == -1)
+	op = op_new(sp, OP_REMOVE, id);
+	op->durable = 1;
+	op_work(op);
+	if (op->error) {
+		errno = op->error;
+		op_free(op);
 		return -1;
-	msg_name(name, sizeof(name), id);
-	if (unlinkat(sp->queuefd, name, 0) == -1 && errno != ENOENT)
-		log_warn("%s: remove queue/%s", id, name);
-	if (fsync(sp->queuefd) == -1)
-		return -1;
+	}
+	op_free(op);
 	log_debug("%s: removed from spool", id);
 	return 0;
+}
+
+int
+spool_remove_async(struct spool *sp, const char *id, spool_done_cb *cb,
+    void *arg)
+{
+	struct spool_op *op;
+	char err[256];
+
+	if (id == NULL || !queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	op = op_new(sp, OP_REMOVE, id);
+	op->cb = cb;
+	op->arg = arg;
+	if (op_run(op, err, sizeof(err)) == -1) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+unsigned long long
+spool_dirsyncs(const struct spool *sp)
+{
+	return sp->ndirsync;
 }
 
 char **
@@ -1556,7 +2042,7 @@ spool_list_ids(struct spool *sp, size_t *np)
 	ids = xcalloc(n + 1, sizeof(char *));
 	for (i = 0; i < n; i++)
 		if ((ext = split_name(names[i], id)) != NULL &&
-		    strcmp(ext, "env") == 0)
+		    strcmp(ext, "msg") == 0)
 			ids[k++] = xstrdup(id);
 	spool_ids_free(names, n);
 	*np = k;

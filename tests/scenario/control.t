@@ -166,7 +166,9 @@ def main():
     r = d.cli("queue", "hold", A.lower())
     check(r.returncode == 0 and r.stdout.strip() == "%s: on hold" % A,
           "hold A (lower-case id): %r %r" % (r.stdout, r.stderr))
-    check(d.read_env(A).get("hold") == "1", "hold written to A's envelope")
+    # the rewrite runs on the daemon's io pool: durable moments later
+    drtest.wait_for(lambda: d.read_env(A).get("hold") == "1", 10,
+                    "hold written to A's envelope")
     check(listing(d).get(A) == "!", "listing shows A held ('!')")
     r = d.cli("flush", A)
     check(r.returncode == 1 and "on hold" in r.stderr,
@@ -176,7 +178,8 @@ def main():
     r = d.cli("queue", "release", A)
     check(r.returncode == 0 and r.stdout.strip() == "%s: released" % A,
           "release A: %r %r" % (r.stdout, r.stderr))
-    check(d.read_env(A).get("hold") == "0", "release written to envelope")
+    drtest.wait_for(lambda: d.read_env(A).get("hold") == "0", 10,
+                    "release written to envelope")
     check(listing(d).get(A) == " ", "listing: A no longer held")
     time.sleep(0.5)
     check(attempts(d, A) == [1], "release alone does not retry at once")

@@ -13,6 +13,12 @@
  *     was generated from, so any message can be re-generated);
  *   - nothing is moved to corrupt/.
  * Finally a full spool_open() must leave tmp/ empty and keep everything.
+ * Every other round the child commits through the pool instead, as
+ * danerelayd does (spool_writer_commit_async with a workq: 8 messages in
+ * flight, group commits of the directory fsync, envelope rewrites on the
+ * pool too), and reports an id only from its completion callback: the
+ * kill then falls inside file fsyncs, renames and shared directory
+ * fsyncs of several messages at once.
  * DR_SPOOL_CRASH_ROUNDS overrides the number of rounds (default 150).
  */
 
@@ -30,12 +36,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "log.h"
 #include "spool.h"
 #include "util.h"
+#include "workq.h"
 #include "t.h"
 
 static char base[8192];
+
+static const char *
+base_dir(void)
+{
+	return base;
+}
 
 /* xorshift64*: the same bytes from the same seed in child and parent. */
 static uint64_t
@@ -137,6 +152,129 @@ child(int wfd, uint64_t seed)
 	}
 }
 
+/* The group-commit child: INFLIGHT commits through the pool at once. */
+#define INFLIGHT 8
+
+struct achild {
+	struct spool	*sp;
+	int		 wfd;
+	uint64_t	 s;
+};
+
+struct acommit {
+	struct achild	*c;
+	struct spool_env *env;
+};
+
+static void acommit_start(struct achild *c);
+
+static void
+asave_done(int rc, int error, const char *why, void *arg)
+{
+	struct spool_env *env = arg;
+
+	/* ENOENT cannot happen: nothing is ever removed here */
+	if (rc == -1) {
+		fprintf(stderr, "child: save: %s\n", why);
+		_exit(3);
+	}
+	spool_env_free(env);
+}
+
+static void
+acommit_done(int rc, int error, const char *why, void *arg)
+{
+	struct acommit *a = arg;
+	struct achild *c = a->c;
+	char line[64];
+
+	if (rc == -1) {
+		fprintf(stderr, "child: commit: %s\n", why);
+		_exit(3);
+	}
+	/* Now, and only now, the server may say 250. */
+	snprintf(line, sizeof(line), "%s\n", a->env->id);
+	if (write(c->wfd, line, strlen(line)) != (ssize_t)strlen(line))
+		_exit(3);
+	/* Sometimes rewrite this envelope on the pool, as delivery does. */
+	if (rnd(&c->s) % 3 == 0) {
+		char err[256];
+
+		a->env->rcpts[0].attempts++;
+		a->env->rcpts[0].last_error = xstrdup("451 4.4.1 later");
+		if (spool_env_save_async(c->sp, a->env, asave_done, a->env,
+		    err, sizeof(err)) == -1)
+			_exit(3);
+	} else
+		spool_env_free(a->env);
+	free(a);
+	acommit_start(c);
+}
+
+static void
+acommit_start(struct achild *c)
+{
+	struct acommit *a = xcalloc(1, sizeof(*a));
+	struct spool_writer *w;
+	unsigned char *msg;
+	size_t len, off, chunk;
+	char err[256], sender[64];
+	uint64_t mseed = rnd(&c->s);
+
+	a->c = c;
+	msg = make_message(mseed, &len);
+	if ((w = spool_writer_new(c->sp, err, sizeof(err))) == NULL)
+		_exit(3);
+	for (off = 0; off < len; off += chunk) {
+		chunk = 1 + (size_t)(rnd(&c->s) % 20000);
+		if (chunk > len - off)
+			chunk = len - off;
+		if (spool_writer_write(w, msg + off, chunk) == -1)
+			_exit(3);
+	}
+	free(msg);
+	a->env = spool_env_new();
+	snprintf(sender, sizeof(sender), "s%016llx@example.org",
+	    (unsigned long long)mseed);
+	a->env->sender = xstrdup(sender);
+	spool_env_add_rcpt(a->env, "rcpt@example.net");
+	spool_env_add_rcpt(a->env, "other@example.net");
+	if (spool_writer_commit_async(w, a->env, acommit_done, a, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "child: commit: %s\n", err);
+		_exit(3);
+	}
+}
+
+static void
+child_async(int wfd, uint64_t seed)
+{
+	struct achild c;
+	struct event_base *base;
+	struct workq *wq;
+	struct workq_port *port;
+	char err[256];
+	int i;
+
+	log_init("test_spool_crash", 1, 0);
+	log_set_debug(0);
+	c.wfd = wfd;
+	c.s = seed | 1;
+	if ((c.sp = spool_open(base_dir(), err, sizeof(err))) == NULL) {
+		fprintf(stderr, "child: spool_open: %s\n", err);
+		_exit(3);
+	}
+	if ((base = event_base_new()) == NULL ||
+	    (wq = workq_new("io", 8, err, sizeof(err))) == NULL ||
+	    (port = workq_port_new(base, err, sizeof(err))) == NULL)
+		_exit(3);
+	spool_set_workq(c.sp, wq, port);
+	for (i = 0; i < INFLIGHT; i++)
+		acommit_start(&c);
+	event_base_dispatch(base);
+	_exit(3);
+}
+
 /* Check one visible message; 0 ok. */
 static int
 check_message(struct spool *sp, const char *id)
@@ -168,9 +306,10 @@ check_message(struct spool *sp, const char *id)
 		free(want);
 		return -1;
 	}
+	/* the data is the first env->size bytes; the envelope follows */
 	got = xmalloc(wlen + 1);
-	while (glen < wlen + 1 &&
-	    (n = read(fd, got + glen, wlen + 1 - glen)) > 0)
+	while (glen < wlen &&
+	    (n = read(fd, got + glen, wlen - glen)) > 0)
 		glen += (size_t)n;
 	close(fd);
 	ok = ok && glen == wlen && memcmp(got, want, wlen) == 0;
@@ -305,6 +444,8 @@ main(void)
 		}
 		if (pid == 0) {
 			close(pfd[0]);
+			if (round % 2)
+				child_async(pfd[1], rnd(&s) ^ (uint64_t)round);
 			child(pfd[1], rnd(&s) ^ (uint64_t)round);
 			_exit(0);
 		}

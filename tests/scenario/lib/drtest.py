@@ -50,9 +50,10 @@ The daemon
     d.alive()                 still running?
     d.log_text()              everything it logged
     d.spool                   path of its spool directory
-    d.queue_ids()             committed ids (queue/*.env), sorted
-    d.read_data(id)           bytes of queue/ID.msg
-    d.read_env(id)            parsed envelope (dict, see parse_env)
+    d.queue_ids()             committed ids (queue/*.msg), sorted
+    d.read_data(id)           the message data in queue/ID.msg
+    d.read_env(id)            parsed envelope (dict, see parse_env):
+                              queue/ID.env, else the one in ID.msg
     d.tmp_files()             names in spool tmp/
     d.cli(*args)              run `danerelay -c CONF args...`
                               -> subprocess.CompletedProcess (text)
@@ -359,20 +360,40 @@ class Daemon:
 
     # -- spool
     def queue_ids(self):
+        """Ids of the messages in queue/ (a message is its ID.msg)."""
         q = os.path.join(self.spool, "queue")
         try:
             names = os.listdir(q)
         except FileNotFoundError:
             return []
-        return sorted(n[:-4] for n in names if n.endswith(".env"))
+        return sorted(n[:-4] for n in names if n.endswith(".msg"))
+
+    def _split_msg(self, qid):
+        """queue/ID.msg -> (data, embedded envelope bytes or None).
+        The file is the data, the envelope as committed and a trailer
+        line "danerelay-data <16 hex>\\n" (the data's size); a file of
+        version 0.1 is data only."""
+        with open(os.path.join(self.spool, "queue", qid + ".msg"), "rb") as f:
+            raw = f.read()
+        return split_msg(raw)
 
     def read_data(self, qid):
-        with open(os.path.join(self.spool, "queue", qid + ".msg"), "rb") as f:
-            return f.read()
+        """The message data, exactly (without the embedded envelope)."""
+        return self._split_msg(qid)[0]
 
     def read_env(self, qid):
-        with open(os.path.join(self.spool, "queue", qid + ".env"), "rb") as f:
-            return parse_env(f.read())
+        """The current envelope: queue/ID.env if a delivery rewrote it,
+        else the one embedded in queue/ID.msg."""
+        try:
+            with open(os.path.join(self.spool, "queue", qid + ".env"),
+                      "rb") as f:
+                return parse_env(f.read())
+        except FileNotFoundError:
+            pass
+        data, env = self._split_msg(qid)
+        if env is None:
+            raise FileNotFoundError("%s: no envelope" % qid)
+        return parse_env(env)
 
     def tmp_files(self):
         try:
@@ -386,6 +407,24 @@ class Daemon:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True,
                               timeout=scaled(timeout))
+
+
+TRAILER_TAG = b"danerelay-data "
+TRAILER_LEN = len(TRAILER_TAG) + 16 + 1
+
+
+def split_msg(raw):
+    """A spool message file -> (data, embedded envelope or None)."""
+    t = raw[-TRAILER_LEN:]
+    if (len(raw) >= TRAILER_LEN and t.startswith(TRAILER_TAG)
+            and t.endswith(b"\n")):
+        try:
+            off = int(t[len(TRAILER_TAG):-1], 16)
+        except ValueError:
+            return raw, None
+        if off <= len(raw) - TRAILER_LEN:
+            return raw[:off], raw[off:-TRAILER_LEN]
+    return raw, None
 
 
 def _unescape(v):
