@@ -219,6 +219,22 @@ def render(R):
         pr = _get(R, "Postfix-reuse", s, "sink_connections")
         row("TLS connections to the sink, %s run" % _size_name(s),
             _f(d, "%d"), _f(p, "%d"), _ratio(d, p), "", _f(pr, "%d"))
+    for s in sizes:
+        ls = _get(R, "danerelay", s, "loop_stall") or {}
+        if ls:
+            row("event loop stall p99.9 / max, %s run" % _size_name(s),
+                "%s / %s" % (_f(ls.get("p999_ms"), "%.1f ms"),
+                             _f(ls.get("max_ms"), "%.1f ms")),
+                "n/a", "", "no loop blocks on disk or CPU work")
+    af = R.get("auth_flood") or {}
+    if af.get("ehlo_p99_ms") is not None:
+        v = af["ehlo_p99_ms"]
+        row("**EHLO p99 during the AUTH flood** (%d clients guessing "
+            "yescrypt passwords over STARTTLS, %.0f wrong passwords/s; "
+            "without the flood %.2f ms)" % (
+                af["clients"], af.get("guesses_per_s", 0),
+                af.get("quiet_p99_ms", 0)), _f(v, "%.2f ms"), "n/a", "",
+            "< 20 ms — **%s**" % ("met" if v < 20 else "not met"))
     fpm = R.get("fsyncs_per_msg", {})
     if fpm:
         d, p = fpm.get("danerelay"), fpm.get("Postfix")
@@ -262,6 +278,16 @@ def render(R):
         w("| " + " | ".join(r) + " |")
     w("")
 
+    if any(_get(R, "danerelay", s, "loop_stall") for s in sizes):
+        w("Event loop stalls: danerelayd's `danerelay_loop_stall_seconds` "
+          "histogram (a 5 ms timer and how late it runs, i.e. how long a "
+          "callback kept the loop from reacting), scraped before the load "
+          "and after the last arrival; p99.9 interpolated within its "
+          "bucket like Prometheus' `histogram_quantile()`, max from "
+          "`danerelay_loop_stall_max_seconds` since that daemon started. "
+          "EHLO during the AUTH flood: one allowed client's EHLO round "
+          "trips on one plain session every 10 ms while the flood runs "
+          "(in another process).\n")
     w("### Physical limits of this machine\n")
     fs = R.get("fsync", {})
     for k in sorted(fs, key=lambda x: int(x)):
