@@ -271,8 +271,10 @@ def main():
                       tls_key_file=key, auth_file=auth,
                       smtpd_max_errors="1000", smtpd_timeout="60s")
     d.start()
-    for t in (test_flood, test_vanish, lambda dd: test_reload(dd, auth)):
-        log("--- %s", getattr(t, "__name__", "test_reload"))
+    def test_reload_auth(dd):
+        test_reload(dd, auth)
+    for t in (test_flood, test_vanish, test_reload_auth):
+        log("--- %s", t.__name__)
         try:
             t(d)
         except (OSError, drtest.SMTPError, ssl.SSLError) as e:
