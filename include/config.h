@@ -37,6 +37,7 @@ struct listen_addr {
 
 struct config {
 	char *file;			/* path it was loaded from */
+	int refs;			/* config_ref() / config_unref() */
 
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
 	int nlisten;			/* default 127.0.0.1:10025 */
@@ -96,6 +97,19 @@ void config_defaults(struct config *cf);
  * "file: reason") in err and *cf left zeroed (config_free() harmless). */
 int config_load(const char *path, struct config *cf, char *err, size_t errlen);
 void config_free(struct config *cf);
+
+/*
+ * Reference counting, for a config on the heap that must outlive its
+ * creator's use of it: on SIGHUP the daemon drops the old config while
+ * deliveries started under it (route.c, delivery.c) still read it.
+ * config_defaults() and config_load() set one reference, the creator's.
+ * config_ref() adds one and returns cf; config_unref() drops one and,
+ * with the last, does config_free() and free(cf).  A config that is not
+ * on the heap may be lent to holders that drop their references before
+ * its owner calls config_free().  Both accept NULL; thread-safe.
+ */
+const struct config *config_ref(const struct config *cf);
+void config_unref(const struct config *cf);
 
 /* Parse "host:port", "[v6]:port" or "host" (port dflt) into a listen_addr. */
 int listen_addr_parse(const char *s, int dflt_port, struct listen_addr *out);

@@ -54,7 +54,10 @@ void delivery_shutdown(struct delivery *d);
 void delivery_free(struct delivery *d);
 /* New config (policy table, limits).  The delivery engine uses cf from
  * now on in any case; -1: the new policy table did not load, the old one
- * stays (err says why). */
+ * stays (err says why).  delivery_new() and delivery_reload() take their
+ * own reference on cf (config_ref()), and every job and route in flight
+ * holds one on the config and policy table it started with, so the
+ * caller may config_unref() the old config right after a reload. */
 int delivery_reload(struct delivery *d, const struct config *cf, char *err,
     size_t errlen);
 /* Record TLS outcomes there (tlsrpt.h; not owned, NULL: off).  Messages

@@ -117,7 +117,8 @@ struct mta_sts *mta_sts_new(struct event_base *base, struct resolver *r,
     const struct config *cf, char *err, size_t errlen);
 /* Cancels every fetch and lookup (no callbacks).  NULL ok. */
 void mta_sts_free(struct mta_sts *m);
-/* New configuration (ca_file, https_port, mta_sts).  cf is borrowed. */
+/* New configuration (ca_file, https_port, mta_sts).  mta_sts_new() and
+ * mta_sts_reload() take a reference on cf (config_ref()). */
 void mta_sts_reload(struct mta_sts *m, const struct config *cf);
 
 /* What a lookup found. */

@@ -45,6 +45,12 @@ struct policy_table *policy_table_load(const char *path, char *err,
  * messages.  For tests and the fuzzer. */
 struct policy_table *policy_table_parse(const char *buf, size_t len,
     const char *name, char *err, size_t errlen);
+/* Reference counting (OpenSSL's up_ref/free style): load/parse return a
+ * table with one reference, policy_table_ref() adds one and returns t,
+ * policy_table_free() drops one and frees the table with the last.
+ * Entries and their strings stay valid while the holder's reference
+ * lasts.  Both accept NULL; thread-safe. */
+struct policy_table *policy_table_ref(struct policy_table *t);
 void policy_table_free(struct policy_table *t);
 
 /* The entry for domain (any case, trailing dot ignored) or NULL. */

@@ -12,6 +12,10 @@
  * never calls back from within itself; the callback runs once, after
  * which route_decision()/route_input() are valid until route_free().
  * route_free() before the callback cancels every lookup (no callback).
+ *
+ * route_start() takes a reference on cf (config_ref()) and pt
+ * (policy_table_ref(), pt may be NULL) and route_free() drops them, so
+ * the caller may drop its own at any time (SIGHUP) while the route waits.
  */
 #ifndef DR_ROUTE_H
 #define DR_ROUTE_H
@@ -32,7 +36,7 @@ struct route;
 typedef void route_cb(struct route *rt, void *arg);
 
 struct route *route_start(struct event_base *base, struct resolver *r,
-    const struct config *cf, const struct policy_table *pt,
+    const struct config *cf, struct policy_table *pt,
     struct mta_sts *sts, const char *domain, route_cb *cb, void *arg);
 const struct decision *route_decision(const struct route *rt);
 const struct policy_input *route_input(const struct route *rt);

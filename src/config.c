@@ -31,6 +31,8 @@
  *	"file:line: reason" (or "file: reason" for an unreadable file) in
  *	err and leaves *cf zeroed, so config_free() on it is harmless.
  *	config_free() releases every string and the ACL and zeroes *cf.
+ *	config_ref()/config_unref() count the holders of a config on the
+ *	heap (the daemon's, across SIGHUP); the last unref frees it.
  *
  * No RFC is implemented here; the option names are the contract in
  * DESIGN.md ("Config contract").
@@ -245,6 +247,7 @@ config_defaults(struct config *cf)
 	char err[256];
 
 	memset(cf, 0, sizeof(*cf));
+	cf->refs = 1;
 	if (listen_addr_parse(CONFIG_DFLT_LISTEN, CONFIG_DFLT_LISTEN_PORT,
 	    &cf->listen[0]) == 0)
 		cf->nlisten = 1;
@@ -309,6 +312,26 @@ config_free(struct config *cf)
 	free(cf->metrics_listen);
 	free(cf->bounce_relay);
 	memset(cf, 0, sizeof(*cf));
+}
+
+const struct config *
+config_ref(const struct config *cf)
+{
+	if (cf != NULL)
+		__atomic_add_fetch(&((struct config *)cf)->refs, 1,
+		    __ATOMIC_RELAXED);
+	return cf;
+}
+
+void
+config_unref(const struct config *cf)
+{
+	struct config *c = (struct config *)cf;
+
+	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	config_free(c);
+	free(c);
 }
 
 /*

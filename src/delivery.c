@@ -16,6 +16,17 @@
  * Every attempt logs one line per recipient, Postfix style:
  *   ID: to=<a@b>, relay=mx.b[192.0.2.1]:25, tls=TLSv1.3/..., auth=dane-ee,
  *   tlsa="3 1 1 ...", delay=0.21, status=sent (250 2.0.0 Ok)
+ *
+ * Config and policy table across SIGHUP (issue #13): the engine holds a
+ * reference on its current config and policy table; delivery_reload()
+ * takes references on the new ones and drops the old.  A job holds a
+ * reference on the config it started under and uses it for its whole
+ * life (route, smtp_port, EHLO name, timeouts); its route holds its own
+ * on the config and the table.  So the daemon may free the old config
+ * at once after a reload, whatever the jobs in flight are waiting on
+ * (DNS, an MTA-STS fetch, a server).  The SMTP client copies what it
+ * keeps of its params (smtp_client_connect()), so a cached session
+ * depends on neither.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -67,10 +78,10 @@ TAILQ_HEAD(cached_list, cached);
 
 struct delivery {
 	struct event_base *base;
-	const struct config *cf;
+	const struct config *cf;	/* current; a reference */
 	struct spool *sp;
 	struct resolver *res;
-	struct policy_table *pt;
+	struct policy_table *pt;	/* current; a reference */
 	SSL_CTX *ssl_ctx;
 	struct cached_list cache;
 	size_t ncache;
@@ -81,6 +92,7 @@ struct delivery {
 
 struct dlv_job {
 	struct delivery *d;
+	const struct config *cf;	/* the job's own; a reference */
 	const struct spool_env *env;
 	char *domain;
 	dlv_done_cb *cb;
@@ -225,7 +237,7 @@ delivery_new(struct event_base *base, const struct config *cf,
 	struct delivery *d = xcalloc(1, sizeof(*d));
 
 	d->base = base;
-	d->cf = cf;
+	d->cf = config_ref(cf);
 	d->sp = sp;
 	TAILQ_INIT(&d->cache);
 	if ((d->res = resolver_new(base, cf, err, errlen)) == NULL)
@@ -268,6 +280,7 @@ delivery_free(struct delivery *d)
 	resolver_free(d->res);
 	policy_table_free(d->pt);
 	SSL_CTX_free(d->ssl_ctx);
+	config_unref(d->cf);
 	free(d);
 }
 
@@ -277,7 +290,10 @@ delivery_reload(struct delivery *d, const struct config *cf, char *err,
 {
 	struct policy_table *pt = NULL;
 
-	d->cf = cf;	/* always: the old one is about to be freed */
+	/* always the new config; jobs in flight keep theirs */
+	config_ref(cf);
+	config_unref(d->cf);
+	d->cf = cf;
 	if (d->sts != NULL)
 		mta_sts_reload(d->sts, cf);
 	else if (cf->mta_sts && (d->sts = mta_sts_new(d->base, d->res, cf,
@@ -388,6 +404,7 @@ job_free(struct dlv_job *j)
 
 	smtp_client_free(j->c);
 	route_free(j->rt);
+	config_unref(j->cf);
 	if (j->data_fd != -1)
 		close(j->data_fd);
 	for (i = 0; i < j->n; i++) {
@@ -711,7 +728,7 @@ job_next_host(struct dlv_job *j)
 			continue;
 		}
 		a = &h->addrs[j->addr];
-		delivery_client_params(d->cf, d->base, d->ssl_ctx, h, a,
+		delivery_client_params(j->cf, d->base, d->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
 		if (j->env->is_report)		/* RFC 8460 §3 */
 			p.tls = tlsrpt_report_tls_mode(dec);
@@ -843,6 +860,7 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 		return NULL;
 	j = xcalloc(1, sizeof(*j));
 	j->d = d;
+	j->cf = config_ref(d->cf);
 	j->env = env;
 	j->domain = xstrdup(domain);
 	j->cb = cb;
@@ -860,16 +878,16 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 		j->res[i].rcpt = rcpts[i];
 		j->res[i].status = DLV_DEFER;
 	}
-	j->port = d->cf->smtp_port;
-	if (env->is_bounce && d->cf->bounce_relay != NULL &&
-	    static_decision(d->cf->bounce_relay, &j->own_dec, &j->port) == 0) {
+	j->port = j->cf->smtp_port;
+	if (env->is_bounce && j->cf->bounce_relay != NULL &&
+	    static_decision(j->cf->bounce_relay, &j->own_dec, &j->port) == 0) {
 		struct timeval tv = { 0, 0 };
 
 		j->kick = evtimer_new(d->base, job_static_start, j);
 		evtimer_add(j->kick, &tv);
 		return j;
 	}
-	j->rt = route_start(d->base, d->res, d->cf, d->pt, d->sts, domain,
+	j->rt = route_start(d->base, d->res, j->cf, d->pt, d->sts, domain,
 	    job_routed, j);
 	return j;
 }

@@ -523,6 +523,15 @@ keep_startup_settings(struct config *ncf, struct config *ocf)
 	}
 }
 
+/*
+ * SIGHUP.  The new config is complete and checked before anything
+ * switches to it.  Then every module takes the new one; the old one is
+ * dropped with config_unref(): it is freed only once the last delivery
+ * job and route started under it ends (they hold references, see
+ * delivery.c and route.c; issue #13: a route waiting on DNS or an
+ * MTA-STS fetch read the freed config).  The queue and TLSRPT read the
+ * config only synchronously and take the new pointer here.
+ */
 static void
 reload(struct daemon *d)
 {
@@ -546,8 +555,7 @@ reload(struct daemon *d)
 		    sizeof(err))) == NULL) {
 			log_warnx("reload failed: %s (keeping the old "
 			    "configuration)", err);
-			config_free(ncf);
-			free(ncf);
+			config_unref(ncf);
 			return;
 		}
 		policy_table_free(pt);
@@ -555,8 +563,7 @@ reload(struct daemon *d)
 	if (smtpd_reload(d->sd, ncf, err, sizeof(err)) == -1) {
 		log_warnx("reload failed: %s (keeping the old configuration)",
 		    err);
-		config_free(ncf);
-		free(ncf);
+		config_unref(ncf);
 		return;
 	}
 	/* From here on the new configuration is taken: nothing fails. */
@@ -566,8 +573,7 @@ reload(struct daemon *d)
 	if (d->rpt == NULL && ncf->tlsrpt)
 		log_warnx("reload: tlsrpt = yes takes effect after a restart");
 	tlsrpt_reload(d->rpt, ncf);
-	config_free(d->cf);
-	free(d->cf);
+	config_unref(d->cf);	/* freed with the last job using it */
 	d->cf = ncf;
 	log_info("reloaded %s", d->cf->file);
 }

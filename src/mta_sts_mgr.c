@@ -6,7 +6,9 @@
  * Owns the policy cache handle (mta_sts_cache.c), the HTTPS SSL_CTX, the
  * fetches in flight (one per domain, shared by every lookup waiting for
  * it), a small memory of recent fetch failures, and the refresh timer.
- * Borrows the event base, the resolver and the config.
+ * Borrows the event base and the resolver; holds a reference on the
+ * config (config_ref(), swapped by mta_sts_reload()), so a SIGHUP that
+ * drops the daemon's old config never leaves it pointing at freed memory.
  *
  * A lookup (one per delivery route that needs MTA-STS):
  *
@@ -116,7 +118,7 @@ struct failmemo {
 struct mta_sts {
 	struct event_base *base;
 	struct resolver *res;
-	const struct config *cf;
+	const struct config *cf;	/* a reference (config_ref) */
 	char *ca_file;			/* the one ssl_ctx was made with */
 	SSL_CTX *ssl_ctx;
 	struct mta_sts_cache *cache;
@@ -796,7 +798,7 @@ mta_sts_new(struct event_base *base, struct resolver *r,
 
 	m->base = base;
 	m->res = r;
-	m->cf = cf;
+	m->cf = config_ref(cf);
 	TAILQ_INIT(&m->fetches);
 	TAILQ_INIT(&m->lookups);
 	if ((m->cache = mta_sts_cache_open(cf->state_dir, err, errlen)) ==
@@ -836,6 +838,7 @@ mta_sts_free(struct mta_sts *m)
 	mta_sts_cache_close(m->cache);
 	SSL_CTX_free(m->ssl_ctx);
 	free(m->ca_file);
+	config_unref(m->cf);
 	free(m);
 }
 
@@ -847,6 +850,8 @@ mta_sts_reload(struct mta_sts *m, const struct config *cf)
 
 	if (m == NULL)
 		return;
+	config_ref(cf);
+	config_unref(m->cf);
 	m->cf = cf;
 	if ((m->ca_file == NULL) == (cf->ca_file == NULL) &&
 	    (m->ca_file == NULL || strcmp(m->ca_file, cf->ca_file) == 0))

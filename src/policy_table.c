@@ -20,6 +20,13 @@
  * Domain names: LDH labels (underscore tolerated), 1-63 octets each, at
  * most 253 in all, no IP literals.  Internationalized names must be
  * written as A-labels.
+ *
+ * Lifetime: a table is reference-counted.  The loader holds the first
+ * reference; policy_table_ref() adds one, policy_table_free() drops one
+ * and the last frees the table.  A route (route.c) holds one from
+ * route_start() to route_free(), because its policy_input borrows the
+ * entry's match= names while it waits on DNS and MTA-STS, and a SIGHUP
+ * replaces the delivery engine's table in the meantime.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -37,6 +44,7 @@
 struct policy_table {
 	struct policy_entry *e;		/* sorted by domain */
 	size_t n;
+	int refs;			/* holders; the last one frees */
 };
 
 static void
@@ -51,12 +59,20 @@ entry_clear(struct policy_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
+struct policy_table *
+policy_table_ref(struct policy_table *t)
+{
+	if (t != NULL)
+		__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	return t;
+}
+
 void
 policy_table_free(struct policy_table *t)
 {
 	size_t i;
 
-	if (t == NULL)
+	if (t == NULL || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	for (i = 0; i < t->n; i++)
 		entry_clear(&t->e[i]);
@@ -261,6 +277,7 @@ policy_table_parse(const char *buf, size_t len, const char *name, char *err,
 		return NULL;
 	}
 	t = xcalloc(1, sizeof(*t));
+	t->refs = 1;
 	while (pos < len) {
 		lineno++;
 		nl = memchr(buf + pos, '\n', len - pos);

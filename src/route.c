@@ -16,6 +16,14 @@
  * all have DANE needs no policy at all.  The MTA-STS manager
  * (mta_sts_mgr.c) answers from its cache or waits, bounded, for a
  * first-time fetch; its answer becomes policy_input.sts.
+ *
+ * Lifetime: a route may wait on DNS and an MTA-STS fetch for a minute
+ * or more, and a SIGHUP may replace the config and the policy table in
+ * the meantime (issue #13).  The route reads its config after those
+ * waits (cf->mta_sts) and its policy_input borrows the table entry's
+ * match= names, so route_start() takes a reference on both (config_ref(),
+ * policy_table_ref()) and route_free() drops them: a route decides with
+ * the settings it started under, never with freed memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +54,8 @@ struct rquery {
 struct route {
 	struct event_base *base;
 	struct resolver *res;
-	const struct config *cf;
+	const struct config *cf;	/* a reference (config_ref) */
+	struct policy_table *pt;	/* a reference; in.match points in */
 	char *domain;
 	route_cb *cb;
 	void *arg;
@@ -254,7 +263,7 @@ route_kick(evutil_socket_t fd, short ev, void *arg)
 
 struct route *
 route_start(struct event_base *base, struct resolver *r,
-    const struct config *cf, const struct policy_table *pt,
+    const struct config *cf, struct policy_table *pt,
     struct mta_sts *sts, const char *domain, route_cb *cb, void *arg)
 {
 	struct route *rt = xcalloc(1, sizeof(*rt));
@@ -263,7 +272,8 @@ route_start(struct event_base *base, struct resolver *r,
 
 	rt->base = base;
 	rt->res = r;
-	rt->cf = cf;
+	rt->cf = config_ref(cf);
+	rt->pt = policy_table_ref(pt);
 	rt->domain = str_lower(xstrdup(domain));
 	rt->cb = cb;
 	rt->arg = arg;
@@ -331,5 +341,7 @@ route_free(struct route *rt)
 		dns_result_free(rt->owned[i]);
 	event_free(rt->kick);
 	free(rt->domain);
+	policy_table_free(rt->pt);	/* in.match pointed into it */
+	config_unref(rt->cf);
 	free(rt);
 }

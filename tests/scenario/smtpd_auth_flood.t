@@ -16,9 +16,12 @@
 # machine cannot fail it).  During the flood: a right password still gets
 # 235, a command pipelined behind AUTH is answered only after its verdict
 # and in order, every failure is logged for fail2ban.  Then: clients that
-# vanish while their crypt runs (the session must not be freed under the
-# job: ASan run), SIGHUP reload while crypts run (the job keeps its auth
-# table), and a clean stop.
+# vanish while their crypt runs (input is not read meanwhile, so the
+# hang-up is noticed after the verdict; every session ends), SIGHUP
+# reload while crypts run (the job keeps its auth table), and SIGTERM
+# while crypts are queued: sessions waiting for a verdict get 421 and are
+# freed only when their job is back (the ASan run catches a use after
+# free; proven with /work/shared/tools/mutate).
 import base64
 import ctypes
 import os
@@ -259,6 +262,26 @@ def test_reload(d, auth):
     check(d.alive(), "danerelayd died in a reload during AUTH")
 
 
+def test_stop_during_crypt(d):
+    """SIGTERM while crypts are queued: sessions waiting for their
+    verdict get 421 and are freed only when their job is back (ASan run:
+    no use after free); the daemon exits 0."""
+    fl = Flood(d)
+    fl.start()
+    waiting = []
+    for k in range(6):
+        c = tls_session(d, source=GOOD)
+        c.send("AUTH PLAIN %s\r\n" % b64("\0alice\0stop%d" % k))
+        waiting.append(c)
+    fl.stop.set()
+    rc = d.stop(expect_ok=False)
+    check(rc == 0, "exit status %s after SIGTERM during AUTH" % rc)
+    d.check_sanitizers()
+    for c in waiting:
+        c.close()
+    fl.finish()
+
+
 def main():
     global CERT
     tmp = drtest.TMPDIR
@@ -281,7 +304,8 @@ def main():
             check(False, "%s: %s" % (getattr(t, "__name__", "test"), e))
         if not d.alive():
             drtest.fail("danerelayd died")
-    d.stop()
+    log("--- test_stop_during_crypt")
+    test_stop_during_crypt(d)
     drtest.done()
 
 

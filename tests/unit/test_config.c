@@ -1,7 +1,7 @@
 /*
  * test_config.c - unit tests for src/config.c: defaults, every value
  * type, every error with its exact "file:line: reason", listen address
- * parsing, comments, quoting and white space.
+ * parsing, comments, quoting and white space; config_ref()/unref().
  */
 
 #include <sys/socket.h>
@@ -618,6 +618,38 @@ test_errors(void)
 	}
 }
 
+/*
+ * config_ref()/config_unref() (issue #13): a config on the heap lives
+ * until its last holder lets go; a local one is never freed by them.
+ * Under ASan/LSan a premature free or a leak fails the run.
+ */
+static void
+test_refs(void)
+{
+	struct config *cf = xcalloc(1, sizeof(*cf));
+	const struct config *held;
+	struct config local;
+
+	CHECK(load("myhostname = mx.refs.example\n", cf) == 0);
+	CHECK(cf->refs == 1);
+	held = config_ref(cf);			/* a route starts */
+	CHECK(held == cf && cf->refs == 2);
+	config_unref(cf);			/* SIGHUP: the daemon lets go */
+	CHECK(held->refs == 1);
+	CHECK_STR(held->myhostname, "mx.refs.example");	/* still there */
+	CHECK(held->mta_sts == 1 && held->smtp_port == 25);
+	config_unref(held);			/* the route ends: freed */
+
+	CHECK(config_ref(NULL) == NULL);
+	config_unref(NULL);
+
+	config_defaults(&local);
+	CHECK(local.refs == 1);
+	config_unref(config_ref(&local));	/* lent and given back */
+	CHECK(local.refs == 1 && local.myhostname != NULL);
+	config_free(&local);
+}
+
 int
 main(void)
 {
@@ -648,6 +680,7 @@ main(void)
 	test_all_values();
 	test_syntax();
 	test_errors();
+	test_refs();
 
 	{
 		char cmd[700];

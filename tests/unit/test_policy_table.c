@@ -1,7 +1,8 @@
 /*
  * test_policy_table.c - the policy_file parser and lookup
  * (src/policy_table.c): exact and ".parent" matches, levels, match=,
- * comments, and "file:line: reason" for every kind of bad line.
+ * comments, "file:line: reason" for every kind of bad line, and the
+ * reference counting that keeps a table alive for routes in flight.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,9 +221,44 @@ test_load(void)
 	CHECK(policy_table_load(NULL, err, sizeof(err)) == NULL);
 }
 
+/*
+ * References (issue #13): a route holds the table while it waits; the
+ * delivery engine's reload drops its own.  The entry and its match=
+ * names must stay valid until the last policy_table_free() (ASan says
+ * if they do not, LSan if the last one does not free).
+ */
+static void
+test_refs(void)
+{
+	struct policy_table *t, *held;
+	const struct policy_entry *e;
+	char err[256];
+
+	t = parse("partner.example verify match=mx1.partner.example:"
+	    "mx2.partner.example\n", err, sizeof(err));
+	CHECK(t != NULL);
+	if (t == NULL)
+		return;
+	held = policy_table_ref(t);		/* route_start() */
+	CHECK(held == t);
+	e = policy_table_lookup(held, "partner.example");
+	CHECK(e != NULL && e->nmatch == 2);
+	policy_table_free(t);			/* SIGHUP: the engine lets go */
+	if (e != NULL && e->nmatch == 2) {
+		CHECK_STR(e->match[0], "mx1.partner.example");
+		CHECK_STR(e->match[1], "mx2.partner.example");
+		CHECK(e->level == POLICY_VERIFY);
+	}
+	CHECK(policy_table_count(held) == 1);
+	policy_table_free(held);		/* route_free(): freed */
+	CHECK(policy_table_ref(NULL) == NULL);
+	policy_table_free(NULL);
+}
+
 int
 main(void)
 {
+	test_refs();
 	test_good();
 	test_empty();
 	test_errors();
