@@ -81,6 +81,8 @@ struct config {
 	int max_connections_per_destination;	/* default 10 */
 	char *bounce_relay;		/* optional "addr:port": DSNs go there
 					 * (e.g. back to the local MTA) */
+	unsigned long long queue_minfree; /* spool bytes kept free: MAIL gets
+					 * 452 below it; default 100M, 0 off */
 
 	/* TLSRPT */
 	int tlsrpt;			/* default yes */

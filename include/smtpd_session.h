@@ -38,6 +38,8 @@ struct smtpd_conf {
 	long long timeout;		/* idle, seconds */
 	long long session_timeout;	/* total, seconds */
 	int max_clients;
+	unsigned long long minfree;	/* queue_minfree: spool bytes kept
+					 * free, 0 = no check */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,
@@ -66,6 +68,9 @@ struct smtpd {
 	smtpd_message_cb *cb;
 	void *cbarg;
 	struct smtpd_session_list sessions;
+	unsigned long long spool_avail;	/* free bytes of spool_dir's file
+					 * system, read at spool_avail_at */
+	double spool_avail_at;		/* mono_now(); 0: never read */
 	int nsessions;
 	int stopping;
 };

@@ -280,6 +280,7 @@ config_defaults(struct config *cf)
 	cf->max_backoff = 3600;
 	cf->max_connections = 100;
 	cf->max_connections_per_destination = 10;
+	cf->queue_minfree = 100ULL << 20;
 
 	cf->tlsrpt = 1;
 }
@@ -349,6 +350,7 @@ enum opt_type {
 	T_FILE,		/* path to an existing file, empty = unset */
 	T_ACL,		/* allow_clients */
 	T_SIZE,		/* parse_size, > 0 */
+	T_SIZE0,	/* parse_size, 0 allowed */
 	T_COUNT,	/* integer 1..CONFIG_INT_MAX */
 	T_DURATION,	/* parse_duration, > 0 */
 	T_DURATION0,	/* parse_duration, 0 allowed */
@@ -399,6 +401,7 @@ static const struct option {
 	{ "https_port",			T_PORT,		OFF(https_port) },
 	{ "ca_file",			T_FILE,		OFF(ca_file) },
 	{ "queue_lifetime",		T_DURATION,	OFF(queue_lifetime) },
+	{ "queue_minfree",		T_SIZE0,	OFF(queue_minfree) },
 	{ "delay_warning_time",		T_DURATION0,
 	    OFF(delay_warning_time) },
 	{ "min_backoff",		T_DURATION,	OFF(min_backoff) },
@@ -630,6 +633,12 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 		if (parse_size(v, &sz) == -1 || sz == 0)
 			return perr(p, "%s: bad size \"%s\" (want e.g. "
 			    "10485760, 10240k, 50M, 1G)", o->name, v);
+		*FIELD(cf, o, unsigned long long) = sz;
+		return 0;
+	case T_SIZE0:
+		if (parse_size(v, &sz) == -1)
+			return perr(p, "%s: bad size \"%s\" (want e.g. 0, "
+			    "104857600, 100M, 1G)", o->name, v);
 		*FIELD(cf, o, unsigned long long) = sz;
 		return 0;
 	case T_COUNT:

@@ -91,6 +91,7 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	    cf->smtpd_session_timeout : 3600;
 	c->max_clients = cf->smtpd_max_clients > 0 ? cf->smtpd_max_clients :
 	    1000;
+	c->minfree = cf->queue_minfree;
 	return c;
  fail:
 	smtpd_conf_unref(c);

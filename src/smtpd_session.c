@@ -57,6 +57,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -304,10 +305,49 @@ smtp_helo(struct smtpd_session *s, const char *arg, int esmtp)
 	log_debug("smtpd %s: >>> 250 (EHLO keywords)", s->addr);
 }
 
+/*
+ * Room in the spool for one more message (RFC 5321 §4.5.3.1.10, RFC 1870
+ * §6.1): below queue_minfree free bytes on spool_dir's file system - or
+ * below that plus the size the client announced - MAIL is refused with
+ * 452 4.3.1 and the client tries later, rather than sending a whole
+ * message that would then fail to commit.  f_bavail: what the daemon's
+ * (unprivileged) user may use.  statvfs(3) does no disk I/O, but one
+ * call per MAIL in a flood is still wasted: the result is kept for a
+ * second, for every session of this smtpd.  If statvfs fails the check
+ * does not refuse mail (the commit still reports a full disk, with 451).
+ * 1 room (or no check), 0 not, with the free bytes in *availp.
+ */
+static int
+smtp_spool_room(struct smtpd_session *s, unsigned long long size,
+    unsigned long long *availp)
+{
+	struct smtpd *sd = s->sd;
+	unsigned long long minfree = s->conf->minfree;
+	struct statvfs vfs;
+	double now;
+
+	if (minfree == 0 || sd->spool == NULL)
+		return 1;
+	now = mono_now();
+	if (sd->spool_avail_at == 0 || now - sd->spool_avail_at >= 1.0) {
+		sd->spool_avail_at = now;
+		if (statvfs(spool_dir(sd->spool), &vfs) == -1) {
+			log_warn("statvfs %s", spool_dir(sd->spool));
+			sd->spool_avail = ~0ULL;
+		} else
+			sd->spool_avail = (unsigned long long)vfs.f_bavail *
+			    (unsigned long long)vfs.f_frsize;
+	}
+	*availp = sd->spool_avail;
+	return sd->spool_avail >= minfree &&
+	    sd->spool_avail - minfree >= size;
+}
+
 static void
 smtp_mail(struct smtpd_session *s, const char *arg)
 {
 	struct smtp_perr e;
+	unsigned long long avail;
 
 	switch (s->state) {
 	case S_CONNECTED:
@@ -332,6 +372,17 @@ smtp_mail(struct smtpd_session *s, const char *arg)
 		    s->mail.size, s->conf->max_size, s->mail.addr);
 		memset(&s->mail, 0, sizeof(s->mail));
 		smtp_reply(s, 552, "5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	if (!smtp_spool_room(s, s->mail.has_size ? s->mail.size : 0,
+	    &avail)) {
+		log_info("NOQUEUE: reject: MAIL from unknown[%s]: 452 4.3.1 "
+		    "insufficient system storage (%llu bytes free, "
+		    "queue_minfree %llu, SIZE %llu); from=<%s> helo=<%s>",
+		    s->addr, avail, s->conf->minfree, s->mail.has_size ?
+		    s->mail.size : 0ULL, s->mail.addr, s->helo);
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply(s, 452, "4.3.1 Error: insufficient system storage");
 		return;
 	}
 	smtp_enter_state(s, S_MAIL);

@@ -197,6 +197,7 @@ test_defaults(void)
 	CHECK(cf.https_port == 443);
 	CHECK(cf.ca_file == NULL);
 	CHECK(cf.queue_lifetime == 5 * 86400);
+	CHECK(cf.queue_minfree == 100ULL << 20);
 	CHECK(cf.delay_warning_time == 0);
 	CHECK(cf.min_backoff == 300);
 	CHECK(cf.max_backoff == 3600);
@@ -361,6 +362,12 @@ test_all_values(void)
 	CHECK(cf.smtp_port == 65535 && cf.https_port == 1);
 	CHECK(cf.default_policy == POLICY_SECURE);
 	CHECK(cf.max_connections == 1000000);
+	config_free(&cf);
+	CHECK(load("queue_minfree = 0\n", &cf) == 0);
+	CHECK(cf.queue_minfree == 0);		/* 0: no check */
+	config_free(&cf);
+	CHECK(load("queue_minfree = 1G\n", &cf) == 0);
+	CHECK(cf.queue_minfree == 1ULL << 30);
 	config_free(&cf);
 
 	/* relative directories; explicit control_socket wins */
@@ -548,6 +555,9 @@ test_errors(void)
 	ERR(1, "max_message_size = -1\n",
 	    "max_message_size: bad size \"-1\" (want e.g. 10485760, 10240k, "
 	    "50M, 1G)");
+	ERR(1, "queue_minfree = -1\n",
+	    "queue_minfree: bad size \"-1\" (want e.g. 0, 104857600, 100M, "
+	    "1G)");
 	ERR(1, "queue_lifetime = 5 days\n",
 	    "queue_lifetime: bad duration \"5 days\" (want e.g. 300, 300s, "
 	    "5m, 1h, 5d, 2w)");
