@@ -73,14 +73,16 @@ port_push(struct workq_port *p, struct job *j)
 		p->done_head = j;
 	p->done_tail = j;
 	p->finished++;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mtx);
+	/* Under the lock: once it is released, workq_port_free() may see
+	 * this job finished and free the port. */
 	if (wake) {
 		do
 			r = write(p->wfd, "x", 1);
 		while (r == -1 && errno == EINTR);
 		/* EAGAIN: the pipe already holds a wake-up. */
 	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mtx);
 }
 
 static void *
