@@ -97,17 +97,22 @@ mta_sts_cache_open(const char *dir, char *err, size_t errlen)
 	/* created 0600 by us, so SQLite's -wal and -shm files are too;
 	 * root (a CLI tool) gives a new file to the directory's owner (the
 	 * daemon's user), as SQLite itself does for -wal and -shm */
-	if ((fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	/* Only a file that is not there yet is opened (and closed) outside
+	 * SQLite: closing any descriptor of an existing database would drop
+	 * the POSIX locks another connection of this process holds on it
+	 * (several workers each open the cache). */
+	if (access(c->path, F_OK) == 0)
+		;
+	else if ((fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600)) != -1) {
 		if (geteuid() == 0 && stat(dir, &sb) == 0 && sb.st_uid != 0 &&
 		    fchown(fd, sb.st_uid, sb.st_gid) == -1)
 			log_warn("%s: chown", c->path);
-	} else if (errno != EEXIST || (fd = open(c->path, O_RDWR |
-	    O_CLOEXEC)) == -1) {
+		close(fd);
+	} else if (errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", c->path, strerror(errno));
 		goto fail;
 	}
-	close(fd);
 	if (sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", c->path, c->db ?
