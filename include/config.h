@@ -35,6 +35,8 @@ struct listen_addr {
 	char text[80];			/* as written: "127.0.0.1:10025", "[::1]:25" */
 };
 
+#define CONFIG_MAX_WORKERS	64
+
 struct config {
 	char *file;			/* path it was loaded from */
 	int refs;			/* config_ref() / config_unref() */
@@ -60,6 +62,7 @@ struct config {
 	long long smtpd_timeout;	/* idle, default 300s */
 	long long smtpd_session_timeout; /* total, default 1h */
 	int smtpd_max_clients;		/* default 1000 */
+	int workers;			/* event loops; 0 = auto (CPUs) */
 
 	/* outbound */
 	enum policy_level default_policy;	/* default dane */

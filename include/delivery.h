@@ -64,6 +64,11 @@ int delivery_reload(struct delivery *d, const struct config *cf, char *err,
  * with is_report are never recorded and get through TLS failures. */
 struct tlsrpt;
 void delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt);
+/* The MTA-STS manager (NULL: mta_sts = no); another worker's delivery
+ * takes a proxy of worker 0's (mta_sts_proxy_new) in place of its own. */
+struct mta_sts;
+struct mta_sts *delivery_sts(struct delivery *d);
+void delivery_set_sts(struct delivery *d, struct mta_sts *m);
 
 struct dlv_job *delivery_start(struct delivery *d, const struct spool_env *env,
     const char *domain, const size_t *rcpts, size_t nrcpts, dlv_done_cb *cb,

@@ -159,6 +159,22 @@ struct mta_sts_lookup *mta_sts_lookup(struct mta_sts *m, const char *domain,
     mta_sts_cb *cb, void *arg);
 /* Cancel before the callback (no callback).  NULL ok. */
 void mta_sts_lookup_cancel(struct mta_sts_lookup *l);
+
+/*
+ * Several workers share one manager (README "Architecture"): the owner
+ * runs on one loop; each other worker gets a proxy.  A proxy's lookup is
+ * posted to the owner's loop with post_owner(owner_ctx, fn, arg), runs
+ * there like the owner's own (one TXT query and one fetch per domain for
+ * everybody, one cache), and its answer comes back to the proxy's loop
+ * with post_back(back_ctx, fn, arg); both must run fn(arg) on that loop
+ * later, from any thread.  A cancelled proxy lookup's answer is dropped.
+ * mta_sts_reload() of a proxy does nothing; free proxies before the
+ * owner.
+ */
+typedef void mta_sts_post(void *ctx, void (*fn)(void *), void *arg);
+struct mta_sts *mta_sts_proxy_new(struct mta_sts *owner,
+    mta_sts_post *post_owner, void *owner_ctx, mta_sts_post *post_back,
+    void *back_ctx);
 void mta_sts_answer_free(struct mta_sts_answer *ans);
 const char *mta_sts_source_name(enum mta_sts_source s);
 

@@ -14,10 +14,12 @@ struct spool_env;
 struct delivery;
 
 struct queue;
+struct connlimit;
 
 struct queue *queue_new(struct event_base *base, const struct config *cf,
     struct spool *sp, struct delivery *dlv);
 /* Load every message of the spool and schedule it. 0 ok. */
+/* Load the spool's messages (of this queue's shard); how many. */
 int queue_load(struct queue *q);
 /* A message just committed by smtpd (or a bounce/report we generated). */
 void queue_add(struct queue *q, const struct spool_env *env);
@@ -39,6 +41,25 @@ void queue_reload(struct queue *q, const struct config *cf);
 void queue_stop(struct queue *q);
 size_t queue_active(const struct queue *q);
 size_t queue_size(const struct queue *q);
+size_t queue_active_local(const struct queue *q);
 void queue_free(struct queue *q);
+
+/*
+ * Several workers (README "Architecture"): each worker has a queue on its
+ * own loop.  queue_set_shared() makes them count connections in one
+ * shared table; wake(wakearg) must run queue_kick(q) on q's loop (it may
+ * be called from another thread).  queue_set_shard(): queue_load() takes
+ * the messages whose id hashes to shard of nshards.  queue_group_add()
+ * makes queue_flush/hold/delete/foreach/active/size on q span member too,
+ * running there through call(callarg, fn, arg), which must run fn(arg) on
+ * member's loop and wait for it.
+ */
+void queue_set_shared(struct queue *q, struct connlimit *l,
+    void (*wake)(void *), void *wakearg);
+void queue_set_shard(struct queue *q, unsigned shard, unsigned nshards);
+void queue_kick(struct queue *q);
+void queue_group_add(struct queue *q, struct queue *member,
+    void (*call)(void *callarg, void (*fn)(void *), void *arg),
+    void *callarg);
 
 #endif

@@ -23,6 +23,12 @@ struct workq_port;
 typedef void smtpd_message_cb(const struct spool_env *env, void *arg);
 
 struct smtpd *smtpd_new(const struct config *cf, char *err, size_t errlen);
+/* Another worker's smtpd: its own settings, the same listening sockets
+ * (duplicated descriptors; the kernel gives each connection to one of
+ * the workers accepting) and one client count for smtpd_max_clients
+ * shared with sd0.  sd0 must outlive it. */
+struct smtpd *smtpd_clone(struct smtpd *sd0, const struct config *cf,
+    char *err, size_t errlen);
 int smtpd_start(struct smtpd *sd, struct event_base *base, struct spool *sp,
     smtpd_message_cb *cb, void *cbarg, char *err, size_t errlen);
 /* The pools slow work runs on (crypt on cpu, spool commits on io) and
@@ -36,7 +42,7 @@ int smtpd_reload(struct smtpd *sd, const struct config *cf, char *err,
 /* Stop accepting; sessions in progress are closed (a message not yet
  * committed is not acknowledged, so the client keeps it).  */
 void smtpd_stop(struct smtpd *sd);
-/* Number of open sessions. */
+/* Number of open sessions, of every worker. */
 int smtpd_sessions(const struct smtpd *sd);
 void smtpd_free(struct smtpd *sd);
 

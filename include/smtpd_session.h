@@ -71,7 +71,9 @@ struct smtpd {
 	unsigned long long spool_avail;	/* free bytes of spool_dir's file
 					 * system, read at spool_avail_at */
 	double spool_avail_at;		/* mono_now(); 0: never read */
-	int nsessions;
+	int nsessions;			/* this worker's */
+	_Atomic int *nall;		/* every worker's (smtpd_max_clients) */
+	_Atomic int nall_own;
 	int stopping;
 };
 

@@ -89,8 +89,9 @@ struct spool *spool_open_flags(const char *dir, int flags, char *err,
 int spool_in_use(const struct spool *sp);
 void spool_close(struct spool *sp);
 const char *spool_dir(const struct spool *sp);
-/* Run disk work on wq, completions on port's loop (NULL, NULL: inline).
- * Every operation of one spool completes on that one loop. */
+/* Run the calling thread's disk work on wq, completions on port's loop,
+ * which that thread runs (NULL, NULL: inline).  Each worker thread calls
+ * it for itself: group commits are per loop. */
 void spool_set_workq(struct spool *sp, struct workq *wq,
     struct workq_port *port);
 /* Directory fsyncs made by group commits so far. */

@@ -359,6 +359,7 @@ enum opt_type {
 	T_BOOL,		/* parse_bool */
 	T_ADDRESS,	/* numeric IP address, empty = unset */
 	T_OLISTEN,	/* one listen address kept as text, empty = unset */
+	T_WORKERS,	/* "auto" (0) or 1..CONFIG_MAX_WORKERS */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -387,6 +388,7 @@ static const struct option {
 	{ "smtpd_session_timeout",	T_DURATION,
 	    OFF(smtpd_session_timeout) },
 	{ "smtpd_max_clients",		T_COUNT,	OFF(smtpd_max_clients) },
+	{ "workers",			T_WORKERS,	OFF(workers) },
 
 	{ "default_policy",		T_POLICY,	OFF(default_policy) },
 	{ "policy_file",		T_FILE,		OFF(policy_file) },
@@ -647,6 +649,19 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 		if (n < 1 || errno != 0 || *end != '\0' || n > CONFIG_INT_MAX)
 			return perr(p, "%s: bad number \"%s\" (want 1-%d)",
 			    o->name, v, CONFIG_INT_MAX);
+		*FIELD(cf, o, int) = (int)n;
+		return 0;
+	case T_WORKERS:
+		if (strcmp(v, "auto") == 0) {
+			*FIELD(cf, o, int) = 0;
+			return 0;
+		}
+		errno = 0;
+		n = isdigit((unsigned char)*v) ? strtol(v, &end, 10) : -1;
+		if (n < 1 || errno != 0 || *end != '\0' ||
+		    n > CONFIG_MAX_WORKERS)
+			return perr(p, "%s: want \"auto\" or a number 1-%d, not "
+			    "\"%s\"", o->name, CONFIG_MAX_WORKERS, v);
 		*FIELD(cf, o, int) = (int)n;
 		return 0;
 	case T_DURATION:

@@ -313,6 +313,19 @@ delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt)
 	d->rpt = rpt;
 }
 
+struct mta_sts *
+delivery_sts(struct delivery *d)
+{
+	return d->sts;
+}
+
+void
+delivery_set_sts(struct delivery *d, struct mta_sts *m)
+{
+	mta_sts_free(d->sts);
+	d->sts = m;
+}
+
 /* Where this job's TLS outcomes are counted: nowhere for a TLSRPT report
  * (RFC 8460 §3: report sessions are not counted). */
 static struct tlsrpt *

@@ -49,6 +49,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -65,6 +66,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "mta_sts.h"
 #include "policy_table.h"
 #include "queue.h"
 #include "smtpd.h"
@@ -72,6 +74,8 @@
 #include "tlsrpt.h"
 #include "util.h"
 #include "workq.h"
+#include "connlimit.h"
+#include "loopcall.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -86,14 +90,38 @@
  * the file system joins concurrent fsyncs into one journal commit. */
 #define IO_THREADS	8
 
+/*
+ * A worker: one event loop and the pipeline it owns (README,
+ * "Architecture").  Worker 0 runs on the main thread and also owns the
+ * signals, the control socket, the metrics listener and TLSRPT; the
+ * others run on threads of their own.
+ */
+struct worker {
+	int			 id;
+	struct daemon		*d;
+	pthread_t		 thread;
+	int			 started;	/* thread running */
+	struct event_base	*base;
+	struct workq_port	*port;		/* pool completions */
+	struct loopcall		*lc;		/* calls from other threads */
+	struct metrics_watch	*watch;		/* loop stall metric */
+	struct smtpd		*sd;
+	struct delivery		*dlv;
+	struct queue		*q;
+};
+
 struct daemon {
 	struct config		*cf;
+	struct worker		 w[CONFIG_MAX_WORKERS];
+	int			 nworkers;
+	struct connlimit	*limits;	/* shared by the queues */
+	int			 teardown;	/* threads joined */
+	int			 loaded;	/* messages found at start */
 	struct event_base	*base;
 	struct workq		*wq_io;		/* fsync, rename, unlink */
 	struct workq		*wq_cpu;	/* crypt(3) */
 	struct workq_port	*port;		/* their completions on base */
-	struct metrics_watch	*watch;		/* loop stall metric */
-	struct smtpd		*sd;
+	struct smtpd		*sd;		/* worker 0's */
 	struct spool		*sp;
 	struct delivery		*dlv;		/* DNS, policy, SMTP client */
 	struct queue		*q;		/* the scheduler */
@@ -428,7 +456,164 @@ on_message(const struct spool_env *env, void *arg)
 	    env->sender, env->nrcpt, (long long)env->size);
 	metrics_inc(M_RECEIVED);
 	metrics_add(M_RECEIVED_BYTES, (unsigned long long)env->size);
-	queue_add(((struct daemon *)arg)->q, env);
+	queue_add(((struct worker *)arg)->q, env);
+}
+
+/*
+ * Workers: calls between loops (loopcall.h: only the main thread waits).
+ */
+
+static void
+worker_kick(void *arg)
+{
+	struct worker *w = arg;
+
+	queue_kick(w->q);
+}
+
+/* A connection slot was freed (any thread): run w's queue on its loop. */
+static void
+worker_wake(void *arg)
+{
+	struct worker *w = arg;
+
+	if (!w->d->teardown)
+		loopcall_post(w->lc, worker_kick, w);
+}
+
+/* fn(arg) on w's loop, later (mta_sts_proxy_new's posts). */
+static void
+worker_post(void *ctx, void (*fn)(void *), void *arg)
+{
+	struct worker *w = ctx;
+
+	if (!w->d->teardown)	/* else dropped: its owner frees it */
+		loopcall_post(w->lc, fn, arg);
+}
+
+/* queue_group_add()'s call: fn(arg) on w's loop, waiting for it. */
+static void
+worker_call(void *callarg, void (*fn)(void *), void *arg)
+{
+	struct worker *w = callarg;
+
+	if (w->d->teardown)
+		fn(arg);	/* every thread is gone: we own it all */
+	else
+		loopcall_run(w->lc, fn, arg);
+}
+
+static void
+worker_stop(void *arg)
+{
+	struct worker *w = arg;
+
+	smtpd_stop(w->sd);
+	queue_stop(w->q);
+	delivery_shutdown(w->dlv);
+}
+
+static void
+worker_break(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_loopbreak(w->base);
+}
+
+/* Every worker's loop but the main one stops. */
+static void
+workers_break(struct daemon *d)
+{
+	int i;
+
+	for (i = 1; i < d->nworkers; i++)
+		if (d->w[i].started)
+			loopcall_post(d->w[i].lc, worker_break, &d->w[i]);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	loopcall_bind(w->lc);
+	spool_set_workq(w->d->sp, w->d->wq_io, w->port);
+	if (event_base_dispatch(w->base) == -1)
+		log_warnx("worker %d: event loop failed", w->id);
+	spool_set_workq(w->d->sp, NULL, NULL);
+	return NULL;
+}
+
+/* Build worker i's pipeline on its own base (main thread, at start). */
+static void
+worker_setup(struct daemon *d, int i)
+{
+	struct worker *w = &d->w[i];
+	char err[1024];
+
+	w->id = i;
+	w->d = d;
+	if (i == 0)
+		w->base = d->base;
+	else if ((w->base = event_base_new()) == NULL)
+		fatal("worker %d: event_base_new failed", i);
+	if ((w->port = workq_port_new(w->base, err, sizeof(err))) == NULL ||
+	    (w->lc = loopcall_new(w->base, err, sizeof(err))) == NULL)
+		fatal("worker %d: %s", i, err);
+	w->watch = metrics_watch_loop(w->base);
+	if (i == 0)
+		w->sd = d->sd;
+	else if ((w->sd = smtpd_clone(d->sd, d->cf, err, sizeof(err))) ==
+	    NULL)
+		fatal("worker %d: %s", i, err);
+	/* The delivery engine first, so recovered messages and new ones
+	 * both reach it. */
+	if ((w->dlv = delivery_new(w->base, d->cf, d->sp, err,
+	    sizeof(err))) == NULL)
+		fatal("delivery: %s", err);
+	if (d->rpt != NULL)
+		delivery_set_tlsrpt(w->dlv, d->rpt);
+	/* one MTA-STS manager (cache, fetches), worker 0's */
+	if (i > 0 && delivery_sts(d->w[0].dlv) != NULL)
+		delivery_set_sts(w->dlv, mta_sts_proxy_new(
+		    delivery_sts(d->w[0].dlv), worker_post, &d->w[0],
+		    worker_post, w));
+	w->q = queue_new(w->base, d->cf, d->sp, w->dlv);
+	queue_set_shared(w->q, d->limits, worker_wake, w);
+	queue_set_shard(w->q, (unsigned)i, (unsigned)d->nworkers);
+	d->loaded += queue_load(w->q);
+	if (i > 0)
+		queue_group_add(d->w[0].q, w->q, worker_call, w);
+	smtpd_set_workq(w->sd, d->wq_cpu, d->wq_io, w->port);
+	if (smtpd_start(w->sd, w->base, d->sp, on_message, w, err,
+	    sizeof(err)) == -1)
+		fatal("smtpd: %s", err);
+}
+
+static void
+worker_teardown(struct worker *w)
+{
+	loopcall_free(w->lc);		/* runs what was still posted */
+	metrics_watch_free(w->watch);
+	smtpd_free(w->sd);
+	queue_free(w->q);
+	delivery_free(w->dlv);
+	if (w->id != 0)
+		event_base_free(w->base);
+}
+
+/* workers = auto: one per CPU. */
+static int
+workers_count(const struct config *cf)
+{
+	long n;
+
+	if (cf->workers > 0)
+		return cf->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS :
+	    (int)n;
 }
 
 /*
@@ -450,6 +635,7 @@ drain_check(evutil_socket_t fd, short ev, void *arg)
 			log_warnx("shutdown: %zu delivery attempt(s) still in "
 			    "flight after %d seconds, abandoning them (they "
 			    "stay queued)", active, DRAIN_TIMEOUT);
+		workers_break(d);
 		event_base_loopbreak(d->base);
 	}
 }
@@ -458,18 +644,19 @@ static void
 shutdown_begin(struct daemon *d, const char *why)
 {
 	struct timeval tv = { 0, 100 * 1000 };
+	int i;
 
 	if (d->stopping) {
 		log_info("%s again: exiting now", why);
+		workers_break(d);
 		event_base_loopbreak(d->base);
 		return;
 	}
 	d->stopping = 1;
 	log_info("%s: shutting down (drain up to %d seconds)", why,
 	    DRAIN_TIMEOUT);
-	smtpd_stop(d->sd);
-	queue_stop(d->q);
-	delivery_shutdown(d->dlv);
+	for (i = 0; i < d->nworkers; i++)
+		loopcall_run(d->w[i].lc, worker_stop, &d->w[i]);
 	d->drain_deadline = mono_now() + DRAIN_TIMEOUT;
 	d->ev_drain = event_new(d->base, -1, EV_PERSIST, drain_check, d);
 	if (d->ev_drain == NULL || event_add(d->ev_drain, &tv) == -1) {
@@ -505,6 +692,11 @@ keep_startup_settings(struct config *ncf, struct config *ocf)
 		memcpy(ncf->listen, ocf->listen, sizeof(ncf->listen));
 		ncf->nlisten = ocf->nlisten;
 	}
+	if (ncf->workers != ocf->workers) {
+		log_warnx("reload: workers changed: takes effect after a "
+		    "restart");
+		ncf->workers = ocf->workers;
+	}
 	keep_str(&ncf->user, &ocf->user, "user");
 	keep_str(&ncf->spool_dir, &ocf->spool_dir, "spool_dir");
 	keep_str(&ncf->state_dir, &ocf->state_dir, "state_dir");
@@ -523,6 +715,28 @@ keep_startup_settings(struct config *ncf, struct config *ocf)
 	}
 }
 
+struct worker_reload {
+	struct worker		*w;
+	const struct config	*cf;
+};
+
+/* On the worker's loop: its modules take the new config (worker 0's smtpd
+ * has it already: its reload is the check). */
+static void
+worker_reload(void *arg)
+{
+	struct worker_reload *wr = arg;
+	struct worker *w = wr->w;
+	char err[1024];
+
+	if (w->id != 0 && smtpd_reload(w->sd, wr->cf, err, sizeof(err)) == -1)
+		log_warnx("reload: worker %d: %s (keeping its old inbound "
+		    "settings)", w->id, err);
+	if (delivery_reload(w->dlv, wr->cf, err, sizeof(err)) == -1)
+		log_warnx("reload: %s (keeping the old policy table)", err);
+	queue_reload(w->q, wr->cf);
+}
+
 /*
  * SIGHUP.  The new config is complete and checked before anything
  * switches to it.  Then every module takes the new one; the old one is
@@ -537,6 +751,7 @@ reload(struct daemon *d)
 {
 	struct config *ncf;
 	char err[1024];
+	int i;
 
 	log_info("SIGHUP: reloading %s", d->cf->file);
 	ncf = xcalloc(1, sizeof(*ncf));
@@ -566,10 +781,16 @@ reload(struct daemon *d)
 		config_unref(ncf);
 		return;
 	}
-	/* From here on the new configuration is taken: nothing fails. */
-	if (delivery_reload(d->dlv, ncf, err, sizeof(err)) == -1)
-		log_warnx("reload: %s (keeping the old policy table)", err);
-	queue_reload(d->q, ncf);
+	/* From here on the new configuration is taken: nothing fails.
+	 * Each worker switches on its own loop. */
+	{
+		struct worker_reload wr = { NULL, ncf };
+
+		for (i = 0; i < d->nworkers; i++) {
+			wr.w = &d->w[i];
+			loopcall_run(d->w[i].lc, worker_reload, &wr);
+		}
+	}
 	if (d->rpt == NULL && ncf->tlsrpt)
 		log_warnx("reload: tlsrpt = yes takes effect after a restart");
 	tlsrpt_reload(d->rpt, ncf);
@@ -643,7 +864,7 @@ main(int argc, char *argv[])
 	char err[1024], *path;
 	struct passwd *pw;
 	sigset_t sigs;
-	int ch, foreground = 0, debug = 0, check = 0, i;
+	int ch, foreground = 0, debug = 0, check = 0, i, n;
 
 	d->ready_fd = -1;
 	while ((ch = getopt(argc, argv, "c:dfnh")) != -1) {
@@ -748,64 +969,84 @@ main(int argc, char *argv[])
 	if ((d->wq_io = workq_new("io", IO_THREADS, err,
 	    sizeof(err))) == NULL ||
 	    (d->wq_cpu = workq_new("cpu", cpu_threads(), err,
-	    sizeof(err))) == NULL ||
-	    (d->port = workq_port_new(d->base, err, sizeof(err))) == NULL)
-		fatal("%s", err);
-	d->watch = metrics_watch_loop(d->base);
-
-	/* The delivery engine first, so recovered messages and new ones
-	 * both reach it. */
-	if ((d->dlv = delivery_new(d->base, d->cf, d->sp, err,
 	    sizeof(err))) == NULL)
-		fatal("delivery: %s", err);
-	if (d->cf->tlsrpt) {
-		if ((d->rpt = tlsrpt_open(d->cf, d->base, err,
-		    sizeof(err))) == NULL)
-			fatal("tlsrpt: %s (or set tlsrpt = no)", err);
-		delivery_set_tlsrpt(d->dlv, d->rpt);
-	}
-	d->q = queue_new(d->base, d->cf, d->sp, d->dlv);
-	queue_load(d->q);
+		fatal("%s", err);
+	if (d->cf->tlsrpt && (d->rpt = tlsrpt_open(d->cf, d->base, err,
+	    sizeof(err))) == NULL)
+		fatal("tlsrpt: %s (or set tlsrpt = no)", err);
+	d->limits = connlimit_new();
+	d->nworkers = workers_count(d->cf);
+	for (i = 0; i < d->nworkers; i++)
+		worker_setup(d, i);
+	if (d->nworkers > 1)
+		log_info("queue: %d messages loaded (%d workers)", d->loaded,
+		    d->nworkers);
+	d->port = d->w[0].port;
+	d->dlv = d->w[0].dlv;
+	d->q = d->w[0].q;
 	tlsrpt_start(d->rpt, d->sp, d->q);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
-
 	spool_set_workq(d->sp, d->wq_io, d->port);
-	smtpd_set_workq(d->sd, d->wq_cpu, d->wq_io, d->port);
-	if (smtpd_start(d->sd, d->base, d->sp, on_message, d, err,
-	    sizeof(err)) == -1)
-		fatal("smtpd: %s", err);
 	if (d->metrics != NULL && metrics_start(d->metrics, d->base, d->q,
 	    d->sd, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	d->ev_term = signal_add(d, SIGTERM);
 	d->ev_int = signal_add(d, SIGINT);
 	d->ev_hup = signal_add(d, SIGHUP);
+	/* The other workers' threads start with the signals blocked: only
+	 * the main thread takes them. */
+	for (i = 1; i < d->nworkers; i++) {
+		int e;
+
+		if ((e = pthread_create(&d->w[i].thread, NULL, worker_main,
+		    &d->w[i])) != 0)
+			fatal("worker %d: cannot start thread: %s", i,
+			    strerror(e));
+		d->w[i].started = 1;
+	}
 	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 
 	for (i = 0; i < d->cf->nlisten; i++)
 		log_info("listening on %s", d->cf->listen[i].text);
-	log_info("danerelayd %s started: config=%s, user=%s, spool=%s",
-	    PACKAGE_VERSION, d->cf->file, d->drop ? d->cf->user :
-	    "(not root, unchanged)", d->cf->spool_dir);
+	log_info("danerelayd %s started: config=%s, user=%s, spool=%s, "
+	    "workers=%d", PACKAGE_VERSION, d->cf->file, d->drop ?
+	    d->cf->user : "(not root, unchanged)", d->cf->spool_dir,
+	    d->nworkers);
 	report_ready(d);
 
 	if (event_base_dispatch(d->base) == -1)
 		log_warnx("event loop failed");
 
-	/* Tear down in reverse order. */
-	metrics_watch_free(d->watch);
+	/* Tear down in reverse order, once every worker thread is gone. */
+	workers_break(d);
+	for (i = 1; i < d->nworkers; i++)
+		if (d->w[i].started)
+			pthread_join(d->w[i].thread, NULL);
+	/* What the loops still had to tell each other, while everything
+	 * they refer to exists; from then on nothing more is posted. */
+	for (i = 0, n = 1; n > 0 && i < 100; i++) {
+		int k;
+
+		for (k = 0, n = 0; k < d->nworkers; k++)
+			n += loopcall_drain(d->w[k].lc);
+	}
+	d->teardown = 1;
 	metrics_free(d->metrics);
 	/* Jobs in flight finish and their completions run while the
-	 * sessions and the queue they report to still exist. */
-	workq_port_free(d->port);
+	 * sessions and the queues they report to still exist (worker 0's
+	 * port last: the others' late completions may use it). */
+	for (i = d->nworkers - 1; i >= 0; i--)
+		workq_port_free(d->w[i].port);
 	/* what teardown still writes (queue_free) runs inline */
 	spool_set_workq(d->sp, NULL, NULL);
-	smtpd_set_workq(d->sd, NULL, NULL, NULL);
-	smtpd_free(d->sd);
+	for (i = 0; i < d->nworkers; i++)
+		smtpd_set_workq(d->w[i].sd, NULL, NULL, NULL);
 	control_free(d->ctl);
-	queue_free(d->q);
-	delivery_free(d->dlv);
+	/* the clones first: they share worker 0's client count */
+	for (i = d->nworkers - 1; i >= 0; i--)
+		worker_teardown(&d->w[i]);
+	connlimit_free(d->limits);
 	tlsrpt_close(d->rpt);		/* writes the last counters */
 	if (d->ev_drain != NULL)
 		event_free(d->ev_drain);

@@ -93,6 +93,9 @@ struct mta_sts_lookup {
 	struct fetch *f;		/* waiting for this fetch */
 	struct event *timer;		/* wait bound, then delivery */
 	struct mta_sts_answer *ans;	/* the answer, once known */
+	/* a proxy's lookup (mta_sts_proxy_new): */
+	int remote;
+	int cancelled;			/* caller gone (proxy's loop) */
 };
 TAILQ_HEAD(lookup_list, mta_sts_lookup);
 
@@ -127,6 +130,10 @@ struct mta_sts {
 	struct lookup_list lookups;	/* not (yet) waiting for a fetch */
 	struct failmemo fail[STS_FAIL_MEMO];
 	size_t nfail;
+	/* a proxy: lookups run on owner's loop (mta_sts_proxy_new) */
+	struct mta_sts *owner;
+	mta_sts_post *post_owner, *post_back;
+	void *owner_ctx, *back_ctx;
 };
 
 static void fetch_start(struct mta_sts *m, const char *domain,
@@ -252,7 +259,9 @@ lookup_free(struct mta_sts_lookup *l)
 void
 mta_sts_lookup_cancel(struct mta_sts_lookup *l)
 {
-	if (l != NULL)
+	if (l != NULL && l->remote)
+		l->cancelled = 1;	/* freed when the answer is back */
+	else if (l != NULL)
 		lookup_free(l);
 }
 
@@ -726,13 +735,90 @@ lookup_start(struct mta_sts *m, const char *domain, mta_sts_cb *cb,
 	return l;
 }
 
+/* ---- proxies: the other workers' view of one manager ------------------- */
+
+/* Back on the proxy's loop: hand the answer over, or drop it. */
+static void
+remote_done(void *arg)
+{
+	struct mta_sts_lookup *l = arg;
+	struct mta_sts_answer *ans = l->ans;
+	mta_sts_cb *cb = l->cb;
+	void *cbarg = l->arg;
+	int cancelled = l->cancelled;
+
+	TAILQ_REMOVE(&l->m->lookups, l, entry);
+	free(l);
+	if (cancelled)
+		mta_sts_answer_free(ans);
+	else
+		cb(ans, cbarg);
+}
+
+/* On the owner's loop. */
+static void
+remote_answer(struct mta_sts_answer *ans, void *arg)
+{
+	struct mta_sts_lookup *l = arg;
+
+	l->ans = ans;
+	l->m->post_back(l->m->back_ctx, remote_done, l);
+}
+
+/* On the owner's loop: the lookup itself, shared with the owner's own
+ * (one TXT query and one fetch per domain, one cache). */
+static void
+remote_start(void *arg)
+{
+	struct mta_sts_lookup *l = arg;
+
+	if (lookup_start(l->m->owner, l->domain, remote_answer, l, 0) ==
+	    NULL) {
+		l->ans = answer_new(MTA_STS_SRC_NONE, NULL, NULL,
+		    "bad domain name");
+		l->m->post_back(l->m->back_ctx, remote_done, l);
+	}
+}
+
+struct mta_sts *
+mta_sts_proxy_new(struct mta_sts *owner, mta_sts_post *post_owner,
+    void *owner_ctx, mta_sts_post *post_back, void *back_ctx)
+{
+	struct mta_sts *m = xcalloc(1, sizeof(*m));
+
+	TAILQ_INIT(&m->fetches);
+	TAILQ_INIT(&m->lookups);
+	m->owner = owner;
+	m->post_owner = post_owner;
+	m->owner_ctx = owner_ctx;
+	m->post_back = post_back;
+	m->back_ctx = back_ctx;
+	return m;
+}
+
 struct mta_sts_lookup *
 mta_sts_lookup(struct mta_sts *m, const char *domain, mta_sts_cb *cb,
     void *arg)
 {
+	struct mta_sts_lookup *l;
+	char a[DNS_NAME_BUF];
+
 	if (cb == NULL)
 		return NULL;
-	return lookup_start(m, domain, cb, arg, 0);
+	if (m == NULL || m->owner == NULL)
+		return lookup_start(m, domain, cb, arg, 0);
+	if (mta_sts_domain_ascii(domain, a, sizeof(a)) == -1 ||
+	    strlen(a) >= sizeof(l->domain) - 9)
+		return NULL;
+	l = xcalloc(1, sizeof(*l));
+	l->m = m;
+	l->remote = 1;
+	dr_strlcpy(l->domain, a, sizeof(l->domain));
+	l->cb = cb;
+	l->arg = arg;
+	TAILQ_INSERT_TAIL(&m->lookups, l, entry);
+	m->post_owner(m->owner_ctx, remote_start, l);
+	return l;
 }
 
 /* ---- background refresh ----------------------------------------------- */
@@ -826,6 +912,17 @@ mta_sts_free(struct mta_sts *m)
 
 	if (m == NULL)
 		return;
+	if (m->owner != NULL) {
+		/* a proxy, freed before its owner: the owner's lookups for
+		 * these are freed with it, without a callback */
+		while ((l = TAILQ_FIRST(&m->lookups)) != NULL) {
+			TAILQ_REMOVE(&m->lookups, l, entry);
+			mta_sts_answer_free(l->ans);
+			free(l);
+		}
+		free(m);
+		return;
+	}
 	while ((f = TAILQ_FIRST(&m->fetches)) != NULL) {
 		while ((l = TAILQ_FIRST(&f->waiters)) != NULL)
 			lookup_free(l);
@@ -848,7 +945,7 @@ mta_sts_reload(struct mta_sts *m, const struct config *cf)
 	SSL_CTX *ctx;
 	char err[512];
 
-	if (m == NULL)
+	if (m == NULL || m->owner != NULL)	/* a proxy: the owner's */
 		return;
 	config_ref(cf);
 	config_unref(m->cf);

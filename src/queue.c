@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "connlimit.h"
 #include "spool.h"
 #include "util.h"
 
@@ -68,12 +69,12 @@ struct qmsg {
 };
 TAILQ_HEAD(qmsg_list, qmsg);
 
-struct qdest {
-	TAILQ_ENTRY(qdest) entry;
-	char *domain;
-	int active;
+/* Another worker's queue, for the operations that span them all. */
+struct qmember {
+	struct queue *q;
+	void (*call)(void *callarg, void (*fn)(void *), void *arg);
+	void *callarg;
 };
-TAILQ_HEAD(qdest_list, qdest);
 
 struct queue {
 	struct event_base *base;
@@ -82,7 +83,13 @@ struct queue {
 	struct delivery *dlv;
 	struct qmsg_list msgs;
 	struct qjob_list jobs;
-	struct qdest_list dests;
+	struct connlimit *limits;		/* shared by the workers' queues */
+	int own_limits;
+	void (*wake)(void *);		/* runs queue_kick() on our loop */
+	void *wakearg;
+	struct qmember *members;	/* queue_group_add() */
+	size_t nmembers;
+	unsigned shard, nshards;	/* which messages queue_load takes */
 	size_t nmsgs;
 	int active;
 	int stopping;
@@ -100,30 +107,6 @@ rcpt_domain(const char *addr)
 	const char *at = strrchr(addr, '@');
 
 	return str_lower(xstrdup(at != NULL ? at + 1 : ""));
-}
-
-static struct qdest *
-dest_get(struct queue *q, const char *domain)
-{
-	struct qdest *d;
-
-	TAILQ_FOREACH(d, &q->dests, entry)
-		if (strcmp(d->domain, domain) == 0)
-			return d;
-	d = xcalloc(1, sizeof(*d));
-	d->domain = xstrdup(domain);
-	TAILQ_INSERT_TAIL(&q->dests, d, entry);
-	return d;
-}
-
-static void
-dest_release(struct queue *q, struct qdest *d)
-{
-	if (--d->active > 0)
-		return;
-	TAILQ_REMOVE(&q->dests, d, entry);
-	free(d->domain);
-	free(d);
 }
 
 static long long
@@ -383,7 +366,7 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 	TAILQ_REMOVE(&q->jobs, j, entry);
 	m->njobs--;
 	q->active--;
-	dest_release(q, dest_get(q, j->domain));
+	connlimit_release(q->limits, j->domain);
 	free(j->domain);
 	free(j->idx);
 	free(j);
@@ -408,7 +391,7 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 
 	for (i = 0; i < env->nrcpt; i++) {
 		struct spool_rcpt *r = &env->rcpts[i];
-		struct qdest *d;
+		enum connlimit_verdict v;
 		struct qjob *j;
 		char *dom;
 
@@ -419,15 +402,18 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 				*next = r->next_attempt;
 			continue;
 		}
-		if (q->active >= q->cf->max_connections)
-			return 1;
 		dom = rcpt_domain(r->addr);
-		d = dest_get(q, dom);
-		if (d->active >= q->cf->max_connections_per_destination) {
-			if (d->active == 0)
-				dest_release(q, d);
+		/* a finishing job, here or in another worker, wakes us */
+		v = connlimit_take(q->limits, dom, q->cf->max_connections,
+		    q->cf->max_connections_per_destination, q->wake,
+		    q->wakearg);
+		if (v == CONNLIMIT_TOTAL) {
 			free(dom);
-			continue;	/* a finishing job reschedules */
+			return 1;
+		}
+		if (v == CONNLIMIT_DEST) {
+			free(dom);
+			continue;
 		}
 		j = xcalloc(1, sizeof(*j));
 		j->q = q;
@@ -450,7 +436,6 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 			}
 			free(dk);
 		}
-		d->active++;
 		q->active++;
 		m->njobs++;
 		TAILQ_INSERT_TAIL(&q->jobs, j, entry);
@@ -468,7 +453,7 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 			TAILQ_REMOVE(&q->jobs, j, entry);
 			m->njobs--;
 			q->active--;
-			dest_release(q, d);
+			connlimit_release(q->limits, j->domain);
 			free(j->domain);
 			free(j->idx);
 			free(j);
@@ -559,6 +544,64 @@ queue_insert(struct queue *q, struct spool_env *env)
 	q->nmsgs++;
 }
 
+/* The wake-up of a queue alone: every release happens on its own loop. */
+static void
+queue_kick_cb(void *arg)
+{
+	queue_schedule(arg, 0);
+}
+
+void
+queue_kick(struct queue *q)
+{
+	if (!q->stopping)
+		queue_schedule(q, 0);
+}
+
+void
+queue_set_shared(struct queue *q, struct connlimit *l, void (*wake)(void *),
+    void *wakearg)
+{
+	connlimit_forget(q->limits, q->wakearg);
+	if (q->own_limits)
+		connlimit_free(q->limits);
+	q->limits = l;
+	q->own_limits = 0;
+	q->wake = wake;
+	q->wakearg = wakearg;
+}
+
+void
+queue_set_shard(struct queue *q, unsigned shard, unsigned nshards)
+{
+	q->shard = shard;
+	q->nshards = nshards;
+}
+
+void
+queue_group_add(struct queue *q, struct queue *member,
+    void (*call)(void *callarg, void (*fn)(void *), void *arg),
+    void *callarg)
+{
+	q->members = xrealloc(q->members, (q->nmembers + 1) *
+	    sizeof(*q->members));
+	q->members[q->nmembers].q = member;
+	q->members[q->nmembers].call = call;
+	q->members[q->nmembers].callarg = callarg;
+	q->nmembers++;
+}
+
+/* The worker that owns a message found at start: its id's hash. */
+static unsigned
+id_shard(const char *id, unsigned n)
+{
+	unsigned h = 2166136261u;
+
+	while (*id)
+		h = (h ^ (unsigned char)*id++) * 16777619u;
+	return n > 1 ? h % n : 0;
+}
+
 struct queue *
 queue_new(struct event_base *base, const struct config *cf, struct spool *sp,
     struct delivery *dlv)
@@ -571,7 +614,10 @@ queue_new(struct event_base *base, const struct config *cf, struct spool *sp,
 	q->dlv = dlv;
 	TAILQ_INIT(&q->msgs);
 	TAILQ_INIT(&q->jobs);
-	TAILQ_INIT(&q->dests);
+	q->limits = connlimit_new();
+	q->own_limits = 1;
+	q->wake = queue_kick_cb;
+	q->wakearg = q;
 	q->timer = evtimer_new(base, queue_run, q);
 	q->save_timer = evtimer_new(base, save_retry, q);
 	return q;
@@ -587,7 +633,8 @@ queue_load(struct queue *q)
 	for (i = 0; i < n; i++) {
 		struct spool_env *env;
 
-		if (qmsg_find(q, ids[i]) != NULL)
+		if (qmsg_find(q, ids[i]) != NULL ||
+		    id_shard(ids[i], q->nshards) != q->shard)
 			continue;
 		if (spool_env_load(q->sp, ids[i], &env, err, sizeof(err)) == -1) {
 			log_warnx("%s: cannot load envelope: %s", ids[i], err);
@@ -597,9 +644,10 @@ queue_load(struct queue *q)
 		loaded++;
 	}
 	spool_ids_free(ids, n);
-	log_info("queue: %zu messages loaded", loaded);
+	if (q->nshards <= 1)
+		log_info("queue: %zu messages loaded", loaded);
 	queue_schedule(q, 0);
-	return 0;
+	return (int)loaded;
 }
 
 void
@@ -611,8 +659,8 @@ queue_add(struct queue *q, const struct spool_env *env)
 	queue_schedule(q, 0);
 }
 
-int
-queue_flush(struct queue *q, const char *what)
+static int
+one_flush(struct queue *q, const char *what)
 {
 	struct qmsg *m;
 	int found = 0;
@@ -642,8 +690,8 @@ queue_flush(struct queue *q, const char *what)
 	return found ? 0 : -1;
 }
 
-int
-queue_hold(struct queue *q, const char *id, int on)
+static int
+one_hold(struct queue *q, const char *id, int on)
 {
 	struct qmsg *m = qmsg_find(q, id);
 
@@ -659,8 +707,8 @@ queue_hold(struct queue *q, const char *id, int on)
 	return 0;
 }
 
-int
-queue_delete(struct queue *q, const char *id)
+static int
+one_delete(struct queue *q, const char *id)
 {
 	struct qmsg *m = qmsg_find(q, id);
 	struct qjob *j, *tmp;
@@ -690,8 +738,8 @@ queue_delete(struct queue *q, const char *id)
 	return 0;
 }
 
-void
-queue_foreach(struct queue *q, void (*fn)(const struct spool_env *env,
+static void
+one_foreach(struct queue *q, void (*fn)(const struct spool_env *env,
     int active, void *arg), void *arg)
 {
 	struct qmsg *m;
@@ -728,16 +776,127 @@ queue_cancel_all(struct queue *q)
 		delivery_cancel(j->job);
 }
 
+/*
+ * Operations of the control socket and the metrics: on this queue and on
+ * every member's (each on its own loop, through the member's call, which
+ * waits for it).
+ */
+struct gop {
+	int		 op;
+	const char	*what;
+	int		 on;
+	int		 found;
+	size_t		 n;
+	void		(*fn)(const struct spool_env *, int, void *);
+	void		*fnarg;
+	struct queue	*q;	/* the member it runs on */
+};
+
+enum { G_FLUSH, G_HOLD, G_DELETE, G_FOREACH, G_ACTIVE, G_SIZE };
+
+static void
+gop_run(void *arg)
+{
+	struct gop *g = arg;
+	struct queue *q = g->q;
+
+	switch (g->op) {
+	case G_FLUSH:
+		if (one_flush(q, g->what) == 0)
+			g->found = 1;
+		break;
+	case G_HOLD:
+		if (one_hold(q, g->what, g->on) == 0)
+			g->found = 1;
+		break;
+	case G_DELETE:
+		if (one_delete(q, g->what) == 0)
+			g->found = 1;
+		break;
+	case G_FOREACH:
+		one_foreach(q, g->fn, g->fnarg);
+		break;
+	case G_ACTIVE:
+		g->n += (size_t)q->active;
+		break;
+	case G_SIZE:
+		g->n += q->nmsgs;
+		break;
+	}
+}
+
+static void
+group_each(struct queue *q, struct gop *g)
+{
+	size_t i;
+
+	g->q = q;
+	gop_run(g);
+	for (i = 0; i < q->nmembers; i++) {
+		g->q = q->members[i].q;
+		q->members[i].call(q->members[i].callarg, gop_run, g);
+	}
+}
+
+int
+queue_flush(struct queue *q, const char *what)
+{
+	struct gop g = { .op = G_FLUSH, .what = what };
+
+	group_each(q, &g);
+	return g.found ? 0 : -1;
+}
+
+int
+queue_hold(struct queue *q, const char *id, int on)
+{
+	struct gop g = { .op = G_HOLD, .what = id, .on = on };
+
+	group_each(q, &g);
+	return g.found ? 0 : -1;
+}
+
+int
+queue_delete(struct queue *q, const char *id)
+{
+	struct gop g = { .op = G_DELETE, .what = id };
+
+	group_each(q, &g);
+	return g.found ? 0 : -1;
+}
+
+void
+queue_foreach(struct queue *q, void (*fn)(const struct spool_env *env,
+    int active, void *arg), void *arg)
+{
+	struct gop g = { .op = G_FOREACH, .fn = fn, .fnarg = arg };
+
+	group_each(q, &g);
+}
+
 size_t
 queue_active(const struct queue *q)
 {
-	return (size_t)q->active;
+	struct gop g = { .op = G_ACTIVE };
+
+	group_each((struct queue *)q, &g);
+	return g.n;
 }
 
 size_t
 queue_size(const struct queue *q)
 {
-	return q->nmsgs;
+	struct gop g = { .op = G_SIZE };
+
+	group_each((struct queue *)q, &g);
+	return g.n;
+}
+
+/* This queue alone (its own loop). */
+size_t
+queue_active_local(const struct queue *q)
+{
+	return (size_t)q->active;
 }
 
 void
@@ -755,5 +914,9 @@ queue_free(struct queue *q)
 	}
 	event_free(q->timer);
 	event_free(q->save_timer);
+	connlimit_forget(q->limits, q->wakearg);
+	if (q->own_limits)
+		connlimit_free(q->limits);
+	free(q->members);
 	free(q);
 }

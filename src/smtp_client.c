@@ -34,6 +34,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -162,9 +163,11 @@ struct smtp_client {
 	int dead;			/* free once incb drops to 0 */
 };
 
-/* Sessions alive, including those finishing a QUIT on their own. */
+/* Sessions alive, including those finishing a QUIT on their own: of
+ * every worker's loop, so under a lock. */
 static LIST_HEAD(, smtp_client) live_clients =
     LIST_HEAD_INITIALIZER(live_clients);
+static pthread_mutex_t live_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static int client_state(struct smtp_client *, enum state);
 static int client_reply(struct smtp_client *, struct smtp_reply *);
@@ -510,7 +513,9 @@ client_destroy(struct smtp_client *c)
 {
 	size_t i;
 
+	pthread_mutex_lock(&live_mtx);
 	LIST_REMOVE(c, live);
+	pthread_mutex_unlock(&live_mtx);
 	client_close(c);
 	if (c->timer != NULL)
 		event_free(c->timer);
@@ -1346,7 +1351,9 @@ smtp_client_connect(const struct smtp_client_params *p,
 	}
 
 	c = xcalloc(1, sizeof(*c));
+	pthread_mutex_lock(&live_mtx);
 	LIST_INSERT_HEAD(&live_clients, c, live);
+	pthread_mutex_unlock(&live_mtx);
 	c->fd = -1;
 	c->data_fd = -1;
 	c->base = p->base;
@@ -1570,6 +1577,12 @@ smtp_client_free_all(void)
 {
 	struct smtp_client *c;
 
-	while ((c = LIST_FIRST(&live_clients)) != NULL)
+	for (;;) {
+		pthread_mutex_lock(&live_mtx);
+		c = LIST_FIRST(&live_clients);
+		pthread_mutex_unlock(&live_mtx);
+		if (c == NULL)
+			break;
 		client_destroy(c);
+	}
 }

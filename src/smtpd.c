@@ -18,6 +18,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +166,7 @@ smtpd_new(const struct config *cf, char *err, size_t errlen)
 	}
 	sd = xcalloc(1, sizeof(*sd));
 	TAILQ_INIT(&sd->sessions);
+	sd->nall = &sd->nall_own;
 	if ((sd->conf = smtpd_conf_new(cf, err, errlen)) == NULL) {
 		free(sd);
 		return NULL;
@@ -175,6 +178,35 @@ smtpd_new(const struct config *cf, char *err, size_t errlen)
 		}
 		sd->listeners[i].fd = fd;
 		dr_strlcpy(sd->listeners[i].text, cf->listen[i].text,
+		    sizeof(sd->listeners[i].text));
+		sd->nlisteners++;
+	}
+	return sd;
+}
+
+struct smtpd *
+smtpd_clone(struct smtpd *sd0, const struct config *cf, char *err,
+    size_t errlen)
+{
+	struct smtpd *sd;
+	int i;
+
+	sd = xcalloc(1, sizeof(*sd));
+	TAILQ_INIT(&sd->sessions);
+	sd->nall = sd0->nall;
+	if ((sd->conf = smtpd_conf_new(cf, err, errlen)) == NULL) {
+		free(sd);
+		return NULL;
+	}
+	for (i = 0; i < sd0->nlisteners; i++) {
+		if ((sd->listeners[i].fd = fcntl(sd0->listeners[i].fd,
+		    F_DUPFD_CLOEXEC, 0)) == -1) {
+			snprintf(err, errlen, "%s: dup: %s",
+			    sd0->listeners[i].text, strerror(errno));
+			smtpd_free(sd);
+			return NULL;
+		}
+		dr_strlcpy(sd->listeners[i].text, sd0->listeners[i].text,
 		    sizeof(sd->listeners[i].text));
 		sd->nlisteners++;
 	}
@@ -208,10 +240,10 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	if (sd->nsessions >= sd->conf->max_clients) {
+	if (atomic_load(sd->nall) >= sd->conf->max_clients) {
 		client_addr_text(sa, addr, sizeof(addr));
 		log_warnx("too many clients (%d): refusing connection from "
-		    "[%s]", sd->nsessions, addr);
+		    "[%s]", atomic_load(sd->nall), addr);
 		n = snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too "
 		    "many connections, try again later\r\n",
 		    sd->conf->hostname);
@@ -329,7 +361,7 @@ smtpd_stop(struct smtpd *sd)
 int
 smtpd_sessions(const struct smtpd *sd)
 {
-	return sd == NULL ? 0 : sd->nsessions;
+	return sd == NULL ? 0 : atomic_load(sd->nall);
 }
 
 void

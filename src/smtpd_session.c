@@ -54,6 +54,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -97,12 +98,14 @@ enum smtp_state {
 	S_AUTH_USER,		/* LOGIN: "334 Username:" sent */
 	S_AUTH_PASS,		/* LOGIN: "334 Password:" sent */
 	S_AUTH_CHECK,		/* crypt on the cpu pool; input not read */
+	S_COMMIT,		/* end of DATA: the spool commit runs; input
+				 * not read, no reply yet */
 	S_QUIT,			/* last reply queued: close once flushed */
 };
 
 static const char *const strstate[] = {
 	"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "STARTTLS",
-	"AUTH_PLAIN", "AUTH_USER", "AUTH_PASS", "AUTH_CHECK", "QUIT",
+	"AUTH_PLAIN", "AUTH_USER", "AUTH_PASS", "AUTH_CHECK", "COMMIT", "QUIT",
 };
 
 #define NCMD	(CMD_HTTP + 1)
@@ -130,6 +133,7 @@ struct smtpd_session {
 	const char		*auth_mech;
 	struct auth_job		*auth_job;	/* crypt in flight, or NULL */
 	int			 dead;		/* freed when auth_job is back */
+	struct smtpd_commit	*commit;	/* spool commit in flight */
 
 	int			 errors;
 	int			 discarding;	/* inside an overlong line */
@@ -159,8 +163,9 @@ static void smtp_read_cb(struct bufferevent *, void *);
 static void smtp_write_cb(struct bufferevent *, void *);
 static void smtp_event_cb(struct bufferevent *, short, void *);
 
-/* The line buffer: sessions run one at a time, so one is enough. */
-static char linebuf[SMTP_AUTH_LINE_MAX + 1];
+/* The line buffer: a worker's sessions run one at a time, so one per
+ * worker thread is enough. */
+static _Thread_local char linebuf[SMTP_AUTH_LINE_MAX + 1];
 
 /*
  * Replies
@@ -248,6 +253,11 @@ smtp_enter_state(struct smtpd_session *s, enum smtp_state new)
 		break;
 	case S_AUTH_CHECK:
 		/* No pipelined command runs before the AUTH verdict. */
+		bufferevent_disable(s->bev, EV_READ);
+		break;
+	case S_COMMIT:
+		/* Nothing the client pipelined after "." runs before the
+		 * message is durable and answered. */
 		bufferevent_disable(s->bev, EV_READ);
 		break;
 	case S_STARTTLS:
@@ -598,11 +608,81 @@ smtp_data_reject(struct smtpd_session *s, int code, const char *text)
 	smtp_reply(s, code, "%s", text);
 }
 
+/*
+ * The commit of one message on the io pool (spool_writer_commit_async):
+ * the session waits in S_COMMIT, reading nothing, until the spool says
+ * the message is durable (file and directory fsync'ed, see spool.c);
+ * only then does the client get its 250.  A session that ends meanwhile
+ * is only marked dead (like an AUTH check): the message is still handed
+ * to the queue when it is durable - the client may send it again, which
+ * SMTP allows - and the session is freed then.
+ */
+struct smtpd_commit {
+	struct smtpd		*sd;
+	struct smtpd_session	*s;	/* NULL: session freed (shutdown) */
+	struct spool_env	*env;
+	char			*logline;	/* client=..., tls=... */
+};
+
+static void
+smtp_commit_finish(struct smtpd_session *s)
+{
+	smtp_enter_state(s, S_HELO);
+	if (s->stopping) {
+		smtp_reply(s, 421, "4.3.2 %s Service shutting down, closing "
+		    "connection", s->conf->hostname);
+		smtp_enter_state(s, S_QUIT);
+	}
+}
+
+static void
+smtp_commit_done(int rc, int error, const char *why, void *arg)
+{
+	struct smtpd_commit *c = arg;
+	struct smtpd_session *s = c->s;
+
+	if (rc == 0) {
+		log_info("%s: %s", c->env->id, c->logline);
+		if (c->sd->cb != NULL)
+			c->sd->cb(c->env, c->sd->cbarg);
+	} else
+		log_warnx("%s: cannot queue message from %s", c->env->id, why);
+	if (s != NULL) {
+		s->commit = NULL;
+		if (s->dead)
+			smtp_free(s);
+		else if (s->state == S_COMMIT) {
+			if (rc == 0)
+				/* durable now (file and directory fsync'ed) */
+				smtp_reply(s, 250, "2.0.0 Ok: queued as %s",
+				    c->env->id);
+			else if (error == ENOSPC || error == EDQUOT)
+				smtp_reply(s, 451, "4.3.1 Error: insufficient "
+				    "system storage, try again later");
+			else
+				smtp_reply(s, 451, "4.3.0 Error: could not "
+				    "queue message, try again later");
+			smtp_commit_finish(s);
+			if (s->state != S_QUIT) {
+				bufferevent_enable(s->bev, EV_READ);
+				smtp_process_input(s);
+			}
+			smtp_check_close(s);
+		} else
+			smtp_check_close(s);	/* 421 already sent */
+	}
+	spool_env_free(c->env);
+	free(c->logline);
+	free(c);
+}
+
 /* The end-of-data marker arrived: decide, and only then reply. */
 static void
 smtp_data_end(struct smtpd_session *s)
 {
 	struct spool_env *env;
+	struct spool_writer *w;
+	struct smtpd_commit *c;
 	char err[512], text[128];
 	int flags = s->ds.flags;
 
@@ -619,6 +699,36 @@ smtp_data_end(struct smtpd_session *s)
 		smtp_data_reject(s, 552, text);
 	} else if (s->io_error || s->w == NULL) {
 		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
+	} else if (s->sd->wq_io != NULL) {
+		c = xcalloc(1, sizeof(*c));
+		c->sd = s->sd;
+		c->s = s;
+		c->env = env = smtp_envelope(s);
+		w = s->w;
+		s->w = NULL;
+		c->logline = xasprintf("client=unknown[%s], helo=<%s>, "
+		    "from=<%s>, size=%lld, nrcpt=%zu, tls=%s%s%s", s->addr,
+		    s->helo, env->sender, (long long)spool_writer_size(w),
+		    env->nrcpt, s->tls ? s->tls_proto : "none",
+		    s->auth_user != NULL ? ", auth=" : "",
+		    s->auth_user != NULL ? s->auth_user : "");
+		/* the id and size are known once the commit has started */
+		s->commit = c;
+		smtp_enter_state(s, S_COMMIT);
+		if (spool_writer_commit_async(w, env, smtp_commit_done, c, err,
+		    sizeof(err)) == -1) {
+			s->commit = NULL;
+			log_warnx("%s: cannot queue message from unknown[%s]: "
+			    "%s", s->qid, s->addr, err);
+			smtp_reply(s, 451, "4.3.0 Error: could not queue "
+			    "message, try again later");
+			spool_env_free(env);
+			free(c);
+			smtp_commit_finish(s);
+			return;
+		}
+		/* c may already be gone: an inline commit called back */
+		return;
 	} else {
 		env = smtp_envelope(s);
 		if (spool_writer_commit(s->w, env, err, sizeof(err)) == -1) {
@@ -655,7 +765,7 @@ smtp_data_end(struct smtpd_session *s)
 static void
 smtp_data_input(struct smtpd_session *s)
 {
-	static char in[DATA_CHUNK], out[DATA_CHUNK + 1];
+	static _Thread_local char in[DATA_CHUNK], out[DATA_CHUNK + 1];
 	struct evbuffer *ib = bufferevent_get_input(s->bev);
 	ev_ssize_t n;
 	size_t used, olen;
@@ -1168,7 +1278,7 @@ smtp_process_input(struct smtpd_session *s)
 
 	for (;;) {
 		if (s->state == S_QUIT || s->state == S_STARTTLS ||
-		    s->state == S_AUTH_CHECK)
+		    s->state == S_AUTH_CHECK || s->state == S_COMMIT)
 			return;
 		if (s->state == S_DATA) {
 			smtp_data_input(s);
@@ -1338,7 +1448,8 @@ smtp_free(struct smtpd_session *s)
 {
 	struct smtpd *sd = s->sd;
 
-	if (s->auth_job != NULL) {	/* auth_done() frees it */
+	if (s->auth_job != NULL || s->commit != NULL) {
+		/* auth_done() or smtp_commit_done() frees it */
 		s->dead = 1;
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		if (s->ev_session != NULL)
@@ -1347,6 +1458,7 @@ smtp_free(struct smtpd_session *s)
 	}
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	sd->nsessions--;
+	atomic_fetch_sub(sd->nall, 1);
 	smtp_log_disconnect(s);
 	smtp_tx_reset(s);
 	if (s->ev_session != NULL)
@@ -1422,6 +1534,7 @@ smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
 	}
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
 	sd->nsessions++;
+	atomic_fetch_add(sd->nall, 1);
 	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb,
 	    s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, IBUF_MAX);
@@ -1457,6 +1570,7 @@ smtpd_sessions_shutdown(struct smtpd *sd)
 		s->stopping = 1;
 		switch (s->state) {
 		case S_DATA:	/* finish this message, then 421 */
+		case S_COMMIT:
 		case S_QUIT:
 			break;
 		case S_STARTTLS:
@@ -1483,6 +1597,10 @@ smtpd_sessions_free(struct smtpd *sd)
 		if (s->auth_job != NULL) {	/* its done will not look */
 			s->auth_job->s = NULL;
 			s->auth_job = NULL;
+		}
+		if (s->commit != NULL) {	/* still queued when durable */
+			s->commit->s = NULL;
+			s->commit = NULL;
 		}
 		smtp_free(s);
 	}

@@ -124,16 +124,24 @@ struct spool {
 	int		 tmpfd;
 	int		 queuefd;
 	int		 lockfd;	/* -1 with SPOOL_NO_RECOVER */
-	unsigned	 serial;	/* unique tmp names for rewrites */
+	_Atomic unsigned serial;	/* unique tmp names for rewrites */
+	_Atomic unsigned long long ndirsync;
+};
 
-	/* group commit: loop thread only */
+/*
+ * Group commit state of one event loop (one worker): the thread that runs
+ * the loop is the only one that touches it, so it is thread-local.
+ * spool_set_workq() sets it up for the calling thread.
+ */
+struct spool_loop {
+	struct spool	*sp;		/* whose ops go through the pool */
 	struct workq	*wq;		/* NULL: everything inline */
 	struct workq_port *port;
 	struct spool_op	*group;		/* waiting for the next dir fsync */
 	struct spool_op	*group_tail;
 	int		 syncing;	/* a dir fsync is running */
-	unsigned long long ndirsync;
 };
+static _Thread_local struct spool_loop tl;
 
 struct spool_writer {
 	struct spool	*sp;
@@ -1748,7 +1756,7 @@ dirsync_done(void *arg)
 	struct spool *sp = ds->sp;
 	struct spool_op *op, *next;
 
-	sp->syncing = 0;
+	tl.syncing = 0;
 	sp->ndirsync++;
 	for (op = ds->ops; op != NULL; op = next) {
 		next = op->next;
@@ -1760,7 +1768,7 @@ dirsync_done(void *arg)
 		op_finish(op);
 	}
 	free(ds);
-	if (sp->group != NULL)
+	if (tl.group != NULL)
 		dirsync_start(sp);
 }
 
@@ -1771,11 +1779,11 @@ dirsync_start(struct spool *sp)
 	struct dirsync *ds = xcalloc(1, sizeof(*ds));
 
 	ds->sp = sp;
-	ds->ops = sp->group;
-	sp->group = NULL;
-	sp->group_tail = NULL;
-	sp->syncing = 1;
-	workq_submit(sp->wq, sp->port, dirsync_work, dirsync_done, ds);
+	ds->ops = tl.group;
+	tl.group = NULL;
+	tl.group_tail = NULL;
+	tl.syncing = 1;
+	workq_submit(tl.wq, tl.port, dirsync_work, dirsync_done, ds);
 }
 
 /* The file part is done (loop thread): join the group, or finish. */
@@ -1790,12 +1798,12 @@ op_done(void *arg)
 		return;
 	}
 	op->next = NULL;
-	if (sp->group_tail != NULL)
-		sp->group_tail->next = op;
+	if (tl.group_tail != NULL)
+		tl.group_tail->next = op;
 	else
-		sp->group = op;
-	sp->group_tail = op;
-	if (!sp->syncing)
+		tl.group = op;
+	tl.group_tail = op;
+	if (!tl.syncing)
 		dirsync_start(sp);
 }
 
@@ -1806,8 +1814,8 @@ op_run(struct spool_op *op, char *err, size_t errlen)
 	struct spool *sp = op->sp;
 	int rc;
 
-	if (sp->wq != NULL && op->cb != NULL) {
-		workq_submit(sp->wq, sp->port, op_work, op_done, op);
+	if (tl.sp == sp && tl.wq != NULL && op->cb != NULL) {
+		workq_submit(tl.wq, tl.port, op_work, op_done, op);
 		return 0;
 	}
 	op_work(op);
@@ -1832,8 +1840,9 @@ op_run(struct spool_op *op, char *err, size_t errlen)
 void
 spool_set_workq(struct spool *sp, struct workq *wq, struct workq_port *port)
 {
-	sp->wq = port != NULL ? wq : NULL;
-	sp->port = port;
+	tl.sp = sp;
+	tl.wq = port != NULL ? wq : NULL;
+	tl.port = port;
 }
 
 /* Check and complete the envelope, format it with the trailer. */

@@ -41,6 +41,7 @@
  * So yesterday's reports leave a few minutes after 00:00 UTC.
  */
 #include <sys/types.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
@@ -239,6 +240,10 @@ struct agg_policy {
 };
 
 struct tlsrpt {
+	/* Every worker's deliveries record here: the counters in memory
+	 * and their flush are under mtx (recursive: a full table flushes
+	 * from tlsrpt_record).  Timers and reports: worker 0's loop. */
+	pthread_mutex_t mtx;
 	const struct config *cf;	/* the current one (tlsrpt_reload) */
 	int enabled;
 	char *state_dir;
@@ -354,8 +359,34 @@ streq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+static void record_locked(struct tlsrpt *, const struct tlsrpt_event *);
+static int flush_locked(struct tlsrpt *);
+
 void
 tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->mtx);
+	record_locked(t, ev);
+	pthread_mutex_unlock(&t->mtx);
+}
+
+int
+tlsrpt_flush(struct tlsrpt *t)
+{
+	int r;
+
+	if (t == NULL)
+		return 0;
+	pthread_mutex_lock(&t->mtx);
+	r = flush_locked(t);
+	pthread_mutex_unlock(&t->mtx);
+	return r;
+}
+
+static void
+record_locked(struct tlsrpt *t, const struct tlsrpt_event *ev)
 {
 	struct agg_policy *p;
 	struct agg_fail *f;
@@ -371,7 +402,7 @@ tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev)
 	 * trying); then the event is dropped rather than making every
 	 * delivery wait for a broken disk or growing without bound.
 	 */
-	if (t->nagg >= AGG_MAX && (t->flush_warned || tlsrpt_flush(t) == -1)) {
+	if (t->nagg >= AGG_MAX && (t->flush_warned || flush_locked(t) == -1)) {
 		if (t->dropped++ == 0)
 			log_warnx("tlsrpt: counters cannot be written and the "
 			    "memory for them is full: dropping events");
@@ -439,8 +470,8 @@ tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev)
 	}
 }
 
-int
-tlsrpt_flush(struct tlsrpt *t)
+static int
+flush_locked(struct tlsrpt *t)
 {
 	struct agg_policy *p;
 	struct agg_fail *f;
@@ -534,6 +565,12 @@ tlsrpt_open(const struct config *cf, struct event_base *base, char *err,
 {
 	struct tlsrpt *t = xcalloc(1, sizeof(*t));
 	struct timeval tv = { TLSRPT_FLUSH_SECS, 0 };
+	pthread_mutexattr_t ma;
+
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&t->mtx, &ma);
+	pthread_mutexattr_destroy(&ma);
 
 	t->cf = cf;
 	t->enabled = cf->tlsrpt;
@@ -594,6 +631,7 @@ tlsrpt_close(struct tlsrpt *t)
 	free(t->run_out);
 	free(t->state_dir);
 	free(t->bind_ip);
+	pthread_mutex_destroy(&t->mtx);
 	free(t);
 }
 

@@ -252,6 +252,10 @@ class Daemon:
         if os.geteuid() == 0:
             _ensure_user("danerelay")
             opts["user"] = "danerelay"
+        # workers = auto (one per CPU) unless the run says otherwise:
+        # DR_TEST_WORKERS=1 runs every scenario on a single loop
+        if os.environ.get("DR_TEST_WORKERS"):
+            opts["workers"] = os.environ["DR_TEST_WORKERS"]
         return opts
 
     def write_config(self, **options):
@@ -354,7 +358,7 @@ class Daemon:
     def check_sanitizers(self):
         text = self.log_text()
         for pat in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                    "runtime error:"):
+                    "runtime error:", "WARNING: ThreadSanitizer"):
             if pat in text:
                 fail("%s: sanitizer report in %s" % (self.name, self.logfile))
 
