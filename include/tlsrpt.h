@@ -166,4 +166,14 @@ int tlsrpt_day_parse(const char *s, time_t *start);
 void tlsrpt_set_clock(time_t (*now)(void));
 time_t tlsrpt_now(void);
 
+/* The timer's flushes run on wq, completing on port's loop (the one
+ * tlsrpt_open() was given); NULL, NULL: on the loop. */
+struct workq;
+struct workq_port;
+void tlsrpt_set_workq(struct tlsrpt *t, struct workq *wq,
+    struct workq_port *port);
+/* What the timer does: start a flush on the pool (nothing if one is out,
+ * or without a pool). */
+void tlsrpt_flush_start(struct tlsrpt *t);
+
 #endif

@@ -984,6 +984,7 @@ main(int argc, char *argv[])
 	d->port = d->w[0].port;
 	d->dlv = d->w[0].dlv;
 	d->q = d->w[0].q;
+	tlsrpt_set_workq(d->rpt, d->wq_io, d->port);
 	tlsrpt_start(d->rpt, d->sp, d->q);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
@@ -1040,6 +1041,7 @@ main(int argc, char *argv[])
 		workq_port_free(d->w[i].port);
 	/* what teardown still writes (queue_free) runs inline */
 	spool_set_workq(d->sp, NULL, NULL);
+	tlsrpt_set_workq(d->rpt, NULL, NULL);
 	for (i = 0; i < d->nworkers; i++)
 		smtpd_set_workq(d->w[i].sd, NULL, NULL, NULL);
 	control_free(d->ctl);

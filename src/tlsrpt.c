@@ -14,8 +14,10 @@
  * Hot path: tlsrpt_record() adds to an in-memory hash of policies, each
  * with its failure details, and never touches the disk.  A timer flushes
  * the aggregate every TLSRPT_FLUSH_SECS seconds in one transaction
- * (UPSERTs that add to the stored counters); a failed flush (the
- * database busy, the disk full) keeps the aggregate for the next tick.
+ * (UPSERTs that add to the stored counters) on the io pool (the daemon's
+ * loops never wait for SQLite): the aggregate becomes a snapshot that the
+ * pool writes while recording goes on; a failed flush (the database
+ * busy, the disk full) merges the snapshot back for the next tick.
  * If the aggregate grows beyond AGG_MAX entries between ticks it is
  * flushed at once.  tlsrpt_close() flushes what is left; a crash loses at
  * most the last few seconds of counters, never a report.
@@ -70,6 +72,7 @@
 #include "spool.h"
 #include "tls.h"
 #include "tlsrpt.h"
+#include "workq.h"
 #include "tlsrpt_report.h"
 #include "util.h"
 
@@ -244,6 +247,11 @@ struct tlsrpt {
 	 * and their flush are under mtx (recursive: a full table flushes
 	 * from tlsrpt_record).  Timers and reports: worker 0's loop. */
 	pthread_mutex_t mtx;
+	pthread_cond_t cv;		/* writing went to 0 */
+	int flushing;			/* an asynchronous flush is out */
+	int writing;			/* ... and uses the statements */
+	struct workq *wq;		/* NULL: flush on the loop */
+	struct workq_port *port;
 	const struct config *cf;	/* the current one (tlsrpt_reload) */
 	int enabled;
 	char *state_dir;
@@ -323,30 +331,37 @@ join(const char *const *v, size_t n)
 }
 
 static void
+agg_free_one(struct agg_policy *p)
+{
+	struct agg_fail *f, *fn;
+
+	for (f = p->fails; f != NULL; f = fn) {
+		fn = f->next;
+		free(f->result);
+		free(f->sip);
+		free(f->mx);
+		free(f->rip);
+		free(f->reason);
+		free(f);
+	}
+	free(p->key);
+	free(p->domain);
+	free(p->type);
+	free(p->strings);
+	free(p->mx);
+	free(p);
+}
+
+static void
 agg_free_all(struct tlsrpt *t)
 {
 	struct agg_policy *p, *pn;
-	struct agg_fail *f, *fn;
 	size_t i;
 
 	for (i = 0; i < AGG_BUCKETS; i++) {
 		for (p = t->agg[i]; p != NULL; p = pn) {
 			pn = p->next;
-			for (f = p->fails; f != NULL; f = fn) {
-				fn = f->next;
-				free(f->result);
-				free(f->sip);
-				free(f->mx);
-				free(f->rip);
-				free(f->reason);
-				free(f);
-			}
-			free(p->key);
-			free(p->domain);
-			free(p->type);
-			free(p->strings);
-			free(p->mx);
-			free(p);
+			agg_free_one(p);
 		}
 		t->agg[i] = NULL;
 	}
@@ -470,22 +485,22 @@ record_locked(struct tlsrpt *t, const struct tlsrpt_event *ev)
 	}
 }
 
+/* Add buckets' counters to the database in one transaction (any thread;
+ * the statements are used by one writer at a time: t->writing). */
 static int
-flush_locked(struct tlsrpt *t)
+write_aggs(struct tlsrpt *t, struct agg_policy **buckets, char *err,
+    size_t errlen)
 {
 	struct agg_policy *p;
 	struct agg_fail *f;
-	char err[512];
 	sqlite3_int64 id;
 	size_t i;
 	int rc;
 
-	if (t == NULL || t->nagg == 0)
-		return 0;
-	if (db_exec(t->db, "BEGIN IMMEDIATE", err, sizeof(err)) == -1)
-		goto fail_nobegin;
+	if (db_exec(t->db, "BEGIN IMMEDIATE", err, errlen) == -1)
+		return -1;
 	for (i = 0; i < AGG_BUCKETS; i++) {
-		for (p = t->agg[i]; p != NULL; p = p->next) {
+		for (p = buckets[i]; p != NULL; p = p->next) {
 			sqlite3_stmt *s = t->st_policy;
 
 			sqlite3_reset(s);
@@ -522,39 +537,199 @@ flush_locked(struct tlsrpt *t)
 			}
 		}
 	}
-	if (db_exec(t->db, "COMMIT", err, sizeof(err)) == -1)
-		goto fail_rollback;
-	agg_free_all(t);
-	if (t->flush_warned)
-		log_info("tlsrpt: counters written again (%llu events were "
-		    "dropped meanwhile)", t->dropped);
-	t->flush_warned = 0;
-	t->dropped = 0;
+	if (db_exec(t->db, "COMMIT", err, errlen) == -1)
+		goto rollback;
 	return 0;
 fail:
-	snprintf(err, sizeof(err), "%s", sqlite3_errmsg(t->db));
+	snprintf(err, errlen, "%s", sqlite3_errmsg(t->db));
 	sqlite3_reset(t->st_policy);
 	sqlite3_reset(t->st_fail);
-fail_rollback:
+rollback:
 	{
 		char e2[64];
 
 		(void)db_exec(t->db, "ROLLBACK", e2, sizeof(e2));
 	}
-fail_nobegin:
+	return -1;
+}
+
+static void
+flush_result(struct tlsrpt *t, int ok, const char *err)
+{
+	if (ok) {
+		if (t->flush_warned)
+			log_info("tlsrpt: counters written again (%llu events "
+			    "were dropped meanwhile)", t->dropped);
+		t->flush_warned = 0;
+		t->dropped = 0;
+		return;
+	}
 	if (!t->flush_warned)
 		log_warnx("tlsrpt: cannot write counters (kept in memory, "
 		    "retrying): %s", err);
 	t->flush_warned = 1;
-	return -1;
+}
+
+/* The counters, now, on the calling thread (mtx held). */
+static int
+flush_locked(struct tlsrpt *t)
+{
+	char err[512];
+
+	/* an asynchronous flush uses the statements: let it finish */
+	while (t->writing)
+		pthread_cond_wait(&t->cv, &t->mtx);
+	if (t->nagg == 0)
+		return 0;
+	if (write_aggs(t, t->agg, err, sizeof(err)) == -1) {
+		flush_result(t, 0, err);
+		return -1;
+	}
+	agg_free_all(t);
+	flush_result(t, 1, NULL);
+	return 0;
+}
+
+/*
+ * The timer's flush, on the io pool: the counters so far become a
+ * snapshot and recording goes on into an empty table meanwhile; a failed
+ * write puts the snapshot's counts back (merged with what came since).
+ */
+struct tlsrpt_flush_job {
+	struct tlsrpt		*t;
+	struct agg_policy	*snap[AGG_BUCKETS];
+	int			 ok;
+	char			 err[512];
+};
+
+static void
+flush_work(void *arg)
+{
+	struct tlsrpt_flush_job *j = arg;
+	struct tlsrpt *t = j->t;
+
+	j->ok = write_aggs(t, j->snap, j->err, sizeof(j->err)) == 0;
+	pthread_mutex_lock(&t->mtx);
+	t->writing = 0;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mtx);
+}
+
+/* Put one snapshot entry back into t->agg (mtx held). */
+static void
+agg_merge(struct tlsrpt *t, struct agg_policy *p)
+{
+	struct agg_policy *q;
+	struct agg_fail *f, *fn, *g;
+	uint32_t b = hash(p->key) % AGG_BUCKETS;
+
+	for (q = t->agg[b]; q != NULL; q = q->next)
+		if (streq(q->key, p->key))
+			break;
+	if (q == NULL) {
+		p->next = t->agg[b];
+		t->agg[b] = p;
+		t->nagg++;
+		for (f = p->fails; f != NULL; f = f->next)
+			t->nagg++;
+		return;
+	}
+	q->success += p->success;
+	q->failure += p->failure;
+	for (f = p->fails; f != NULL; f = fn) {
+		fn = f->next;
+		for (g = q->fails; g != NULL; g = g->next)
+			if (streq(g->result, f->result) &&
+			    streq(g->sip, f->sip) && streq(g->mx, f->mx) &&
+			    streq(g->rip, f->rip) && streq(g->reason, f->reason))
+				break;
+		if (g != NULL) {
+			g->count += f->count;
+			free(f->result);
+			free(f->sip);
+			free(f->mx);
+			free(f->rip);
+			free(f->reason);
+			free(f);
+		} else {
+			f->next = q->fails;
+			q->fails = f;
+			t->nagg++;
+		}
+	}
+	free(p->key);
+	free(p->domain);
+	free(p->type);
+	free(p->strings);
+	free(p->mx);
+	free(p);
+}
+
+static void
+flush_done(void *arg)
+{
+	struct tlsrpt_flush_job *j = arg;
+	struct tlsrpt *t = j->t;
+	struct agg_policy *p, *pn;
+	size_t i;
+
+	pthread_mutex_lock(&t->mtx);
+	for (i = 0; i < AGG_BUCKETS; i++)
+		for (p = j->snap[i]; p != NULL; p = pn) {
+			pn = p->next;
+			if (j->ok)
+				agg_free_one(p);
+			else
+				agg_merge(t, p);
+		}
+	flush_result(t, j->ok, j->err);
+	t->flushing = 0;
+	pthread_mutex_unlock(&t->mtx);
+	free(j);
+}
+
+void
+tlsrpt_flush_start(struct tlsrpt *t)
+{
+	struct tlsrpt_flush_job *j;
+
+	if (t == NULL || t->wq == NULL)
+		return;
+	pthread_mutex_lock(&t->mtx);
+	if (t->flushing || t->nagg == 0) {
+		pthread_mutex_unlock(&t->mtx);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->t = t;
+	memcpy(j->snap, t->agg, sizeof(j->snap));
+	memset(t->agg, 0, sizeof(t->agg));
+	t->nagg = 0;
+	t->flushing = t->writing = 1;
+	pthread_mutex_unlock(&t->mtx);
+	workq_submit(t->wq, t->port, flush_work, flush_done, j);
+}
+
+void
+tlsrpt_set_workq(struct tlsrpt *t, struct workq *wq, struct workq_port *port)
+{
+	if (t == NULL)
+		return;
+	t->wq = port != NULL ? wq : NULL;
+	t->port = port;
 }
 
 static void
 flush_cb(evutil_socket_t fd, short ev, void *arg)
 {
+	struct tlsrpt *t = arg;
+
 	(void)fd;
 	(void)ev;
-	(void)tlsrpt_flush(arg);
+	if (t->wq != NULL)
+		tlsrpt_flush_start(t);
+	else
+		(void)tlsrpt_flush(t);
 }
 
 /* ---- open, close --------------------------------------------------------- */
@@ -571,6 +746,7 @@ tlsrpt_open(const struct config *cf, struct event_base *base, char *err,
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&t->mtx, &ma);
 	pthread_mutexattr_destroy(&ma);
+	pthread_cond_init(&t->cv, NULL);
 
 	t->cf = cf;
 	t->enabled = cf->tlsrpt;
@@ -632,6 +808,7 @@ tlsrpt_close(struct tlsrpt *t)
 	free(t->state_dir);
 	free(t->bind_ip);
 	pthread_mutex_destroy(&t->mtx);
+	pthread_cond_destroy(&t->cv);
 	free(t);
 }
 

@@ -21,11 +21,14 @@
 #include <sqlite3.h>
 #include <zlib.h>
 
+#include <event2/event.h>
+
 #include "config.h"
 #include "policy.h"
 #include "resolver.h"
 #include "tls.h"
 #include "tlsrpt.h"
+#include "workq.h"
 #include "tlsrpt_report.h"
 #include "util.h"
 #include "t.h"
@@ -508,6 +511,77 @@ test_record(void)
 	CHECK(q1("SELECT sum(success) FROM policy WHERE day = ?1 AND "
 	    "domain = ?2", "2024-09-03", "dane.example") == 4);
 	cf.tlsrpt = 1;
+	config_free(&cf);
+}
+
+/* The timer's flush on the io pool: recording goes on meanwhile; a write
+ * that fails (the database locked) puts its counts back, merged with
+ * what came since, and the next flush writes them all. */
+static void
+wait_port(struct event_base *base, struct workq_port *port)
+{
+	while (workq_port_pending(port) > 0)
+		event_base_loop(base, EVLOOP_ONCE);
+}
+
+static void
+test_flush_async(void)
+{
+	struct config cf;
+	struct tlsrpt *t;
+	struct tlsrpt_event ev;
+	struct event_base *base = event_base_new();
+	struct workq *wq;
+	struct workq_port *port;
+	sqlite3 *lk;
+	char err[512];
+	int i;
+
+	cf_init(&cf);
+	fake_now = 1725321600 + 7200;
+	wq = workq_new("io", 2, err, sizeof(err));
+	port = workq_port_new(base, err, sizeof(err));
+	t = tlsrpt_open(&cf, base, err, sizeof(err));
+	CHECK(t != NULL && wq != NULL && port != NULL);
+	if (t == NULL || wq == NULL || port == NULL) {
+		config_free(&cf);
+		return;
+	}
+	tlsrpt_set_workq(t, wq, port);
+	memset(&ev, 0, sizeof(ev));
+	ev.type = RPT_NO_POLICY;
+	ev.domain = "async.example";
+	for (i = 0; i < 3; i++)
+		tlsrpt_record(t, &ev);
+	tlsrpt_flush_start(t);
+	tlsrpt_record(t, &ev);		/* while the pool writes */
+	wait_port(base, port);
+	CHECK(q1("SELECT success FROM policy WHERE domain = ?1 AND day = ?2",
+	    "async.example", "2024-09-03") == 3);
+
+	/* locked: the write fails, its 1 + the 2 that come are kept */
+	lk = db();
+	CHECK(lk != NULL &&
+	    sqlite3_exec(lk, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	tlsrpt_flush_start(t);
+	tlsrpt_record(t, &ev);
+	ev.domain = "other.example";
+	tlsrpt_record(t, &ev);
+	wait_port(base, port);
+	CHECK(q1("SELECT success FROM policy WHERE domain = ?1 AND day = ?2",
+	    "async.example", "2024-09-03") == 3);
+	CHECK(sqlite3_exec(lk, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(lk);
+	tlsrpt_flush_start(t);
+	wait_port(base, port);
+	CHECK(q1("SELECT success FROM policy WHERE domain = ?1 AND day = ?2",
+	    "async.example", "2024-09-03") == 5);
+	CHECK(q1("SELECT success FROM policy WHERE domain = ?1 AND day = ?2",
+	    "other.example", "2024-09-03") == 1);
+	tlsrpt_close(t);
+	workq_port_free(port);
+	workq_free(wq);
+	event_base_free(base);
 	config_free(&cf);
 }
 
@@ -1004,6 +1078,7 @@ main(void)
 	test_record();
 	test_json();
 	test_busy();
+	test_flush_async();
 	test_gzip_mime();
 	test_report_route();
 	if (base == NULL) {
