@@ -34,6 +34,112 @@ def _size_name(s):
     return "%d KiB" % (s // 1024) if s % 1024 == 0 else "%d B" % s
 
 
+def _faster_postfix(R, key):
+    """(name, msg/s) of the Postfix configuration with more msg/s at
+    key (a size, or "SIZE@SESSIONS"), from this run; (None, None)."""
+    best = (None, None)
+    for name in ("Postfix", "Postfix-reuse"):
+        v = _get(R, name, key, "msgs_per_s")
+        if v is not None and (best[1] is None or v > best[1]):
+            best = (name, v)
+    return best
+
+
+def _worst_stall(R, relay, key):
+    """(worst p99.9 ms, worst max ms) over the rounds of one run key."""
+    rs = _get(R, relay, key, "rounds") or []
+    ls = [r["loop_stall"] for r in rs if r.get("loop_stall")]
+    if not ls:
+        ls = [x for x in [_get(R, relay, key, "loop_stall")] if x]
+    if not ls:
+        return None, None
+    return (max(x.get("p999_ms") or 0 for x in ls),
+            max(x.get("max_ms") or 0 for x in ls))
+
+
+def _status(ok):
+    if ok is None:
+        return "n/a"
+    return "met" if ok else "not met"
+
+
+def targets(R):
+    """Issue #11's acceptance figures from this run: a list of dicts
+    {what, value, target, status, line}; status is "met", "not met",
+    "n/a" (not measured) or "reported" (#11 asks for the figure, not a
+    number)."""
+    a = R["args"]
+    sizes = [str(s) for s in a["sizes"]]
+    out = []
+
+    def add(what, value, target, status):
+        line = "%s = %s, target %s: %s" % (what, value, target, status)
+        for u, t in (("≥", ">="), ("≤", "<="), ("→", "->")):
+            line = line.replace(u, t)
+        out.append({"what": what, "value": value, "target": target,
+                    "status": status, "line": line})
+
+    def vs_postfix(key, label, target_note=""):
+        d = _get(R, "danerelay", key, "msgs_per_s")
+        name, p = _faster_postfix(R, key)
+        if d is None or p is None:
+            add("danerelay / faster Postfix msg/s, " + label, "n/a",
+                "≥ 2.0" + target_note, "n/a")
+            return
+        r = d / p
+        add("danerelay / faster Postfix msg/s, " + label,
+            "%.2f (%.0f / %.0f msg/s, %s)" % (r, d, p, name),
+            "≥ 2.0" + target_note, _status(r >= 2.0))
+
+    for s in sizes:
+        vs_postfix(s, "%s, %d sessions" % (_size_name(s), a["sessions"]))
+    fpm = (R.get("fsyncs_per_msg") or {}).get("danerelay")
+    add("fsync calls per relayed message (danerelay, strace, %d sessions)"
+        % a["sessions"], _f(fpm, "%.2f"), "≤ 1.0",
+        _status(None if fpm is None else fpm <= 1.0))
+    for s in sizes:
+        v = _get(R, "danerelay", s, "latency_paced", "p99_ms")
+        add("paced latency p99 (250 → sink), %s" % _size_name(s),
+            _f(v, "%.2f ms"), "< 10 ms",
+            _status(None if v is None else v < 10))
+    ss = str(R.get("scaling_size", 4096))
+    wn = _get(R, "danerelay", ss, "msgs_per_s")
+    w1 = _get(R, "danerelay-w1", ss, "msgs_per_s")
+    n = _get(R, "danerelay", ss, "workers") or \
+        R.get("machine", {}).get("nproc") or "N"
+    what = "workers=%s / workers=1 msg/s, %s" % (n, _size_name(ss))
+    if wn is None or w1 is None or not w1:
+        add(what, "n/a", "≥ 1.5", "n/a")
+    else:
+        add(what, "%.2f (%.0f / %.0f msg/s)" % (wn / w1, wn, w1), "≥ 1.5",
+            _status(wn / w1 >= 1.5))
+    keys = [(s, "%s, %d sessions" % (_size_name(s), a["sessions"]))
+            for s in sizes]
+    ms = a.get("many_sessions")
+    for s in R.get("many_sizes") or []:
+        k = "%s@%s" % (s, ms)
+        if _get(R, "danerelay", k):
+            keys.append((k, "%s, %d sessions" % (_size_name(s), ms)))
+    for k, label in keys:
+        p999, mx = _worst_stall(R, "danerelay", k)
+        add("event loop stall p99.9 / max, %s" % label,
+            "n/a" if p999 is None else "%.1f ms / %.1f ms" % (p999, mx),
+            "none in #11 (no loop blocks on disk or CPU work)",
+            "n/a" if p999 is None else "reported")
+    af = R.get("auth_flood") or {}
+    v = af.get("ehlo_p99_ms")
+    add("EHLO p99 during the AUTH flood (%s clients)" % af.get("clients",
+                                                             "?"),
+        _f(v, "%.2f ms"), "< 20 ms", _status(None if v is None else v < 20))
+    for s in R.get("many_sizes") or []:
+        k = "%s@%s" % (s, ms)
+        if _get(R, "danerelay", k):
+            vs_postfix(k, "%s, %d sessions" % (_size_name(s), ms),
+                       " (#11 asks it at %d sessions; for reference)" %
+                       a["sessions"])
+    return out
+
+
 def render(R):
     a = R["args"]
     m = R["machine"]
@@ -71,10 +177,25 @@ def render(R):
       "Both relays deliver to port 25 of those addresses, where the sink "
       "(`bench/drb_sink.c`: C, one thread per connection, STARTTLS, "
       "records one line per message, no fsync) listens.\n")
+    nw = _get(R, "danerelay", sizes[0], "workers") if sizes else None
     w("- **danerelay**: `danerelayd` with `default_policy = dane`, its own "
-      "libunbound validating against the rig's trust anchor, defaults "
-      "otherwise (`max_connections = 100`, "
-      "`max_connections_per_destination = 10`, connection cache).")
+      "libunbound validating against the rig's trust anchor, `workers = "
+      "auto` (%s event loops here), defaults otherwise "
+      "(`max_connections = 100`, `max_connections_per_destination = 10`, "
+      "connection cache)." % (nw or "one per CPU:"))
+    if _get(R, "danerelay-w1", str(R.get("scaling_size", 4096))):
+        w("- **Scaling**: a second danerelayd, the same but `workers = 1`, "
+          "runs the %s throughput test in every round right next to the "
+          "main danerelay's (its neighbour in the relay order, which "
+          "alternates between rounds); workers = N / workers = 1 compares "
+          "the two. Load generator and sink run on the same cores." %
+          _size_name(R.get("scaling_size", 4096)))
+    if R.get("many_sizes") and a.get("many_sessions"):
+        w("- **%d sessions**: after the rounds, one more throughput run per "
+          "relay (both Postfix configurations) with %d parallel sessions "
+          "at %s, without the paced part." % (
+              a["many_sessions"], a["many_sessions"],
+              ", ".join(_size_name(x) for x in R["many_sizes"])))
     w("- **Postfix**: Debian's package as a private instance (own "
       "`main.cf`/`master.cf`, queue directory, no chroot) with "
       "`smtp_tls_security_level = dane`, `smtp_dns_support_level = "
@@ -120,6 +241,20 @@ def render(R):
     w("")
 
     w("## Results\n")
+    tg = R.get("targets") or targets(R)
+    w("### Issue #11's targets\n")
+    w("Every figure from this one run (medians over the rounds; the "
+      "faster Postfix is whichever configuration had more msg/s at that "
+      "size in this run; loop stalls: the worst round).\n")
+    w("| figure | measured | target | |")
+    w("| --- | ---: | --- | --- |")
+    for t in tg:
+        st = t["status"]
+        w("| %s | %s | %s | %s |" % (t["what"], t["value"], t["target"],
+                                     "**%s**" % st if st in (
+                                         "met", "not met") else st))
+    w("")
+    w("### All figures\n")
     reuse = "Postfix-reuse" in R.get("relays", {})
     rows = []
 
@@ -144,15 +279,65 @@ def render(R):
     for s in sizes:
         d = _get(R, "danerelay", s, "msgs_per_s")
         p = _get(R, "Postfix", s, "msgs_per_s")
+        fname, fp = _faster_postfix(R, s)
         met = ""
-        if d and p:
-            met = " — **%s**" % ("met" if d >= 2 * p else "not met")
+        if d and fp:
+            met = " — %.2f× %s: **%s**" % (
+                d / fp, "with TLS reuse" if fname == "Postfix-reuse" else
+                "Postfix", "met" if d >= 2 * fp else "not met")
         row("**end-to-end msg/s, %s**%s" % (
             _size_name(s), " (median; each round)" if nrounds > 1 else ""),
             rounds("danerelay", s, "msgs_per_s"),
             rounds("Postfix", s, "msgs_per_s"),
-            _ratio(d, p), "≥ 2× Postfix" + met,
+            _ratio(d, p), "≥ 2× the faster Postfix" + met,
             rounds("Postfix-reuse", s, "msgs_per_s"))
+    ss = str(R.get("scaling_size", 4096))
+    w1 = _get(R, "danerelay-w1", ss, "msgs_per_s")
+    if w1 is not None:
+        wn = _get(R, "danerelay", ss, "msgs_per_s")
+        n = _get(R, "danerelay", ss, "workers") or "N"
+        met = ""
+        if wn and w1:
+            met = " — %.2f×: **%s**" % (wn / w1, "met" if wn >= 1.5 * w1
+                                        else "not met")
+        row("end-to-end msg/s, %s, danerelay with `workers = 1`%s" % (
+            _size_name(ss), " (median; each round)" if nrounds > 1 else ""),
+            rounds("danerelay-w1", ss, "msgs_per_s"), "n/a", "",
+            "workers = %s ≥ 1.5× workers = 1%s" % (n, met), "n/a")
+        ls = _get(R, "danerelay-w1", ss, "loop_stall") or {}
+        if ls:
+            p999, mx = _worst_stall(R, "danerelay-w1", ss)
+            row("event loop stall p99.9 / max, %s run, `workers = 1` "
+                "(worst round)" % _size_name(ss), "%s / %s" % (
+                    _f(p999, "%.1f ms"), _f(mx, "%.1f ms")), "n/a", "", "",
+                "n/a")
+    ms = a.get("many_sessions")
+    for s in R.get("many_sizes") or []:
+        k = "%s@%s" % (s, ms)
+        if not any(_get(R, r, k) for r in ("danerelay", "Postfix",
+                                           "Postfix-reuse")):
+            continue
+        d = _get(R, "danerelay", k, "msgs_per_s")
+        p = _get(R, "Postfix", k, "msgs_per_s")
+        fname, fp = _faster_postfix(R, k)
+        met = ""
+        if d and fp:
+            met = "%.2f× the faster Postfix (#11's 2× is at %d sessions)" % (
+                d / fp, a["sessions"])
+        row("**end-to-end msg/s, %s, %s sessions** (one run)" % (
+            _size_name(s), ms), _f(d), _f(p), _ratio(d, p), met,
+            _f(_get(R, "Postfix-reuse", k, "msgs_per_s")))
+        d = _get(R, "danerelay", k, "cpu_ms_per_msg")
+        p = _get(R, "Postfix", k, "cpu_ms_per_msg")
+        row("CPU time per message, %s, %s sessions" % (_size_name(s), ms),
+            _f(d, "%.2f ms"), _f(p, "%.2f ms"), _ratio(d, p), "",
+            _f(_get(R, "Postfix-reuse", k, "cpu_ms_per_msg"), "%.2f ms"))
+        ls = _get(R, "danerelay", k, "loop_stall") or {}
+        if ls:
+            row("event loop stall p99.9 / max, %s, %s sessions" % (
+                _size_name(s), ms), "%s / %s" % (
+                    _f(ls.get("p999_ms"), "%.1f ms"),
+                    _f(ls.get("max_ms"), "%.1f ms")), "n/a", "", "", "n/a")
     for s in sizes:
         row("disk just before the run: commits/s, 1 writer, %s" %
             _size_name(s), rounds("danerelay", s, "disk_commits_per_s",
@@ -238,8 +423,10 @@ def render(R):
     fpm = R.get("fsyncs_per_msg", {})
     if fpm:
         d, p = fpm.get("danerelay"), fpm.get("Postfix")
-        row("fsync calls per relayed message (strace)", _f(d), _f(p),
-            _ratio(d, p))
+        row("fsync calls per relayed message (strace, %d sessions)" %
+            a["sessions"], _f(d), _f(p), _ratio(d, p),
+            "≤ 1.0" + ("" if d is None else " — **%s**" % (
+                "met" if d <= 1.0 else "not met")))
     d = _get(R, "danerelay", "sessions", "rss_per_1000_kb")
     p = _get(R, "Postfix", "sessions", "rss_per_1000_kb")
     met = ""
@@ -322,9 +509,11 @@ def render(R):
             out.extend(prof["perf_top"])
             w("```")
         if prof.get("strace"):
-            w("\nWall-clock time inside system calls (`strace -c -w`, "
-              "%d messages; fsync is where the event loop waits):\n" %
-              prof.get("strace_messages", 0))
+            w("\nWall-clock time inside system calls (`strace -c -w -f`, "
+              "%d messages, every thread of danerelayd: the event loops, "
+              "the io pool that makes the fsyncs and the cpu pool, so "
+              "futex and epoll_wait are mostly threads waiting for "
+              "work):\n" % prof.get("strace_messages", 0))
             w("```")
             out.extend(prof["strace"])
             w("```")
