@@ -171,6 +171,14 @@ void mta_sts_lookup_cancel(struct mta_sts_lookup *l);
  * mta_sts_reload() of a proxy does nothing; free proxies before the
  * owner.
  */
+/* Writes to the SQLite cache run on wq (a second connection), completing
+ * on port's loop, the manager's; NULL, NULL: on the loop.  Reads see
+ * writes not yet done. */
+struct workq;
+struct workq_port;
+void mta_sts_set_workq(struct mta_sts *m, struct workq *wq,
+    struct workq_port *port);
+
 typedef void mta_sts_post(void *ctx, void (*fn)(void *), void *arg);
 struct mta_sts *mta_sts_proxy_new(struct mta_sts *owner,
     mta_sts_post *post_owner, void *owner_ctx, mta_sts_post *post_back,

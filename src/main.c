@@ -985,6 +985,7 @@ main(int argc, char *argv[])
 	d->dlv = d->w[0].dlv;
 	d->q = d->w[0].q;
 	tlsrpt_set_workq(d->rpt, d->wq_io, d->port);
+	mta_sts_set_workq(delivery_sts(d->dlv), d->wq_io, d->port);
 	tlsrpt_start(d->rpt, d->sp, d->q);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
@@ -1042,6 +1043,7 @@ main(int argc, char *argv[])
 	/* what teardown still writes (queue_free) runs inline */
 	spool_set_workq(d->sp, NULL, NULL);
 	tlsrpt_set_workq(d->rpt, NULL, NULL);
+	mta_sts_set_workq(delivery_sts(d->dlv), NULL, NULL);
 	for (i = 0; i < d->nworkers; i++)
 		smtpd_set_workq(d->w[i].sd, NULL, NULL, NULL);
 	control_free(d->ctl);

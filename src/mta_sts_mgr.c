@@ -62,6 +62,7 @@
 #include "https.h"
 #include "log.h"
 #include "mta_sts.h"
+#include "workq.h"
 #include "mta_sts_cache.h"
 #include "resolver.h"
 #include "util.h"
@@ -130,6 +131,13 @@ struct mta_sts {
 	struct lookup_list lookups;	/* not (yet) waiting for a fetch */
 	struct failmemo fail[STS_FAIL_MEMO];
 	size_t nfail;
+	/* cache writes on the io pool (mta_sts_set_workq), one batch at a
+	 * time, on a connection of their own; cached() sees queued puts */
+	struct workq *wq;
+	struct workq_port *port;
+	struct mta_sts_cache *wcache;
+	struct cwrite *cw_head, *cw_tail;	/* queued */
+	struct cwrite *cw_run;			/* being written */
 	/* a proxy: lookups run on owner's loop (mta_sts_proxy_new) */
 	struct mta_sts *owner;
 	mta_sts_post *post_owner, *post_back;
@@ -265,13 +273,216 @@ mta_sts_lookup_cancel(struct mta_sts_lookup *l)
 		lookup_free(l);
 }
 
+/* ---- cache writes on the io pool -------------------------------------- */
+
+enum cw_kind { CW_PUT, CW_REFRESH, CW_PURGE };
+
+struct cwrite {
+	struct cwrite		*next;
+	enum cw_kind		 kind;
+	struct mta_sts_entry	 e;		/* CW_PUT (owned) */
+	char			 domain[256];	/* CW_REFRESH */
+	time_t			 when;		/* refresh_at / purge before */
+	int			 rc;
+	char			 err[256];
+};
+
+static void
+cwrite_free(struct cwrite *w)
+{
+	if (w->kind == CW_PUT)
+		mta_sts_entry_clear(&w->e);
+	free(w);
+}
+
+/* A deep copy of a cache entry (its policy parsed again from the text). */
+static int
+entry_copy(struct mta_sts_entry *to, const struct mta_sts_entry *from)
+{
+	char err[256];
+
+	memset(to, 0, sizeof(*to));
+	memcpy(to->domain, from->domain, sizeof(to->domain));
+	memcpy(to->id, from->id, sizeof(to->id));
+	to->text = xmalloc(from->text_len + 1);
+	memcpy(to->text, from->text, from->text_len);
+	to->text[from->text_len] = '\0';
+	to->text_len = from->text_len;
+	to->fetched_at = from->fetched_at;
+	to->expires_at = from->expires_at;
+	to->refresh_at = from->refresh_at;
+	if (mta_sts_policy_parse(to->text, to->text_len, &to->policy, err,
+	    sizeof(err)) == -1) {
+		mta_sts_entry_clear(to);
+		return -1;
+	}
+	return 0;
+}
+
+/* On a pool thread: the batch, on the writer's own connection. */
+static void
+cw_work(void *arg)
+{
+	struct mta_sts *m = arg;
+	struct mta_sts_cache *c = m->wcache != NULL ? m->wcache : m->cache;
+	struct cwrite *w;
+
+	for (w = m->cw_run; w != NULL; w = w->next) {
+		switch (w->kind) {
+		case CW_PUT:
+			w->rc = mta_sts_cache_put(c, &w->e, w->err,
+			    sizeof(w->err));
+			break;
+		case CW_REFRESH:
+			w->rc = mta_sts_cache_set_refresh(c, w->domain,
+			    w->when, w->err, sizeof(w->err));
+			break;
+		case CW_PURGE:
+			w->rc = mta_sts_cache_purge(c, w->when, w->err,
+			    sizeof(w->err));
+			break;
+		}
+	}
+}
+
+static void cw_kick(struct mta_sts *m);
+
+static void
+cw_done(void *arg)
+{
+	struct mta_sts *m = arg;
+	struct cwrite *w, *next;
+
+	for (w = m->cw_run; w != NULL; w = next) {
+		next = w->next;
+		if (w->rc == -1)
+			log_warnx("mta-sts: %s: cannot write the cache: %s",
+			    w->kind == CW_PUT ? w->e.domain : w->kind ==
+			    CW_REFRESH ? w->domain : "purge", w->err);
+		else if (w->kind == CW_PURGE && w->rc > 0)
+			log_info("mta-sts: dropped %d policies expired more "
+			    "than %d days ago", w->rc, STS_PURGE_AFTER / 86400);
+		cwrite_free(w);
+	}
+	m->cw_run = NULL;
+	cw_kick(m);
+	refresh_arm(m);
+}
+
+static void
+cw_kick(struct mta_sts *m)
+{
+	if (m->cw_run != NULL || m->cw_head == NULL)
+		return;
+	m->cw_run = m->cw_head;
+	m->cw_head = m->cw_tail = NULL;
+	workq_submit(m->wq, m->port, cw_work, cw_done, m);
+}
+
+/* Run a write now (no pool) or queue it for the pool. */
+static void
+cw_add(struct mta_sts *m, struct cwrite *w)
+{
+	if (m->wq == NULL) {
+		m->cw_run = w;
+		w->next = NULL;
+		cw_work(m);
+		cw_done(m);
+		return;
+	}
+	if (m->cw_tail != NULL)
+		m->cw_tail->next = w;
+	else
+		m->cw_head = w;
+	m->cw_tail = w;
+	cw_kick(m);
+}
+
+static void
+cache_put(struct mta_sts *m, const struct mta_sts_entry *e)
+{
+	struct cwrite *w = xcalloc(1, sizeof(*w));
+
+	w->kind = CW_PUT;
+	if (entry_copy(&w->e, e) == -1) {
+		free(w);
+		return;
+	}
+	cw_add(m, w);
+}
+
+static void
+cache_set_refresh(struct mta_sts *m, const char *domain, time_t when)
+{
+	struct cwrite *w = xcalloc(1, sizeof(*w));
+
+	w->kind = CW_REFRESH;
+	dr_strlcpy(w->domain, domain, sizeof(w->domain));
+	w->when = when;
+	cw_add(m, w);
+}
+
+static void
+cache_purge(struct mta_sts *m, time_t before)
+{
+	struct cwrite *w = xcalloc(1, sizeof(*w));
+
+	w->kind = CW_PURGE;
+	w->when = before;
+	cw_add(m, w);
+}
+
+/* The newest put for domain not yet on disk (queued or being written). */
+static const struct mta_sts_entry *
+cw_pending(struct mta_sts *m, const char *domain)
+{
+	const struct mta_sts_entry *found = NULL;
+	struct cwrite *w;
+
+	for (w = m->cw_run; w != NULL; w = w->next)
+		if (w->kind == CW_PUT && strcmp(w->e.domain, domain) == 0)
+			found = &w->e;
+	for (w = m->cw_head; w != NULL; w = w->next)
+		if (w->kind == CW_PUT && strcmp(w->e.domain, domain) == 0)
+			found = &w->e;
+	return found;
+}
+
+void
+mta_sts_set_workq(struct mta_sts *m, struct workq *wq,
+    struct workq_port *port)
+{
+	char err[512];
+
+	if (m == NULL || m->owner != NULL)
+		return;
+	if (wq == NULL || port == NULL) {
+		m->wq = NULL;
+		m->port = NULL;
+		return;
+	}
+	if (m->wcache == NULL && (m->wcache = mta_sts_cache_open(
+	    m->cf->state_dir, err, sizeof(err))) == NULL) {
+		log_warnx("mta-sts: cache writes stay on the loop: %s", err);
+		return;
+	}
+	m->wq = wq;
+	m->port = port;
+}
+
 /* A valid (unexpired) cache entry for domain: 1 with *e, 0 none. */
 static int
 cached(struct mta_sts *m, const char *domain, struct mta_sts_entry *e)
 {
+	const struct mta_sts_entry *p;
 	char err[512];
 	int r;
 
+	if ((p = cw_pending(m, domain)) != NULL) {
+		if (p->expires_at <= time(NULL) || entry_copy(e, p) == -1)
+			return 0;
+		return 1;
+	}
 	r = mta_sts_cache_get(m->cache, domain, e, err, sizeof(err));
 	if (r == -1) {
 		log_warnx("mta-sts: %s: cache: %s", domain, err);
@@ -439,9 +650,7 @@ fetch_done(const struct https_result *res, void *arg)
 		e.fetched_at = now;
 		e.expires_at = now + (time_t)e.policy.max_age;
 		e.refresh_at = refresh_time(now, e.policy.max_age);
-		if (mta_sts_cache_put(m->cache, &e, err, sizeof(err)) == -1)
-			log_warnx("mta-sts: %s: cannot cache the policy: %s",
-			    f->domain, err);
+		cache_put(m, &e);
 		fail_forget(m, f->domain);
 		{
 			char mx[512] = "";
@@ -468,11 +677,9 @@ fetch_done(const struct https_result *res, void *arg)
 			    "until %s", f->domain, f->id, reason, old.id,
 			    mta_sts_mode_name(old.policy.mode),
 			    when(old.expires_at, t1, sizeof(t1)));
-			if (f->background && mta_sts_cache_set_refresh(
-			    m->cache, f->domain, retry_time(now,
-			    old.expires_at), err, sizeof(err)) == -1)
-				log_warnx("mta-sts: %s: cache: %s", f->domain,
-				    err);
+			if (f->background)
+				cache_set_refresh(m, f->domain, retry_time(now,
+				    old.expires_at));
 		} else
 			log_warnx("mta-sts: %s: policy fetch for id=%s failed "
 			    "(%s); no valid cached policy: delivering as "
@@ -614,7 +821,7 @@ txt_answer(struct dns_result *res, void *arg)
 	struct mta_sts *m = l->m;
 	struct mta_sts_entry e;
 	struct failmemo *fm;
-	char id[MTA_STS_ID_MAX + 1], why[300], t[32], err[512];
+	char id[MTA_STS_ID_MAX + 1], why[300], t[32];
 	int sel, have;
 
 	l->q = NULL;
@@ -677,11 +884,8 @@ txt_answer(struct dns_result *res, void *arg)
 			    "(%s); cached policy id=%s kept until %s",
 			    l->domain, why, e.id, when(e.expires_at, t,
 			    sizeof(t)));
-			if (mta_sts_cache_set_refresh(m->cache, l->domain,
-			    retry_time(time(NULL), e.expires_at), err,
-			    sizeof(err)) == -1)
-				log_warnx("mta-sts: %s: cache: %s", l->domain,
-				    err);
+			cache_set_refresh(m, l->domain,
+			    retry_time(time(NULL), e.expires_at));
 			mta_sts_entry_clear(&e);
 			refresh_arm(m);
 		}
@@ -829,20 +1033,17 @@ refresh_tick(evutil_socket_t fd, short ev, void *arg)
 	struct mta_sts *m = arg;
 	char *due[STS_REFRESH_BATCH], err[512];
 	time_t now = time(NULL);
-	int n, i, p;
+	int n, i;
 
-	if ((p = mta_sts_cache_purge(m->cache, now - STS_PURGE_AFTER, err,
-	    sizeof(err))) > 0)
-		log_info("mta-sts: dropped %d policies expired more than %d "
-		    "days ago", p, STS_PURGE_AFTER / 86400);
+	cache_purge(m, now - STS_PURGE_AFTER);
 	n = mta_sts_cache_due(m->cache, now, due, STS_REFRESH_BATCH, err,
 	    sizeof(err));
 	if (n == -1)
 		log_warnx("mta-sts: refresh: %s", err);
 	for (i = 0; i < n; i++) {
 		/* not due again until this refresh has had its chance */
-		mta_sts_cache_set_refresh(m->cache, due[i], now +
-		    STS_FETCH_MS / 1000 + STS_WAIT_SECS, err, sizeof(err));
+		cache_set_refresh(m, due[i], now + STS_FETCH_MS / 1000 +
+		    STS_WAIT_SECS);
 		if (fetch_find(m, due[i]) == NULL) {
 			log_debug("mta-sts: %s: refreshing the policy", due[i]);
 			lookup_start(m, due[i], NULL, NULL, 1);
@@ -932,6 +1133,21 @@ mta_sts_free(struct mta_sts *m)
 		lookup_free(l);
 	if (m->refresh != NULL)
 		event_free(m->refresh);
+	m->refresh = NULL;
+	/* writes still queued (the pool's loop is gone): now */
+	m->wq = NULL;
+	if (m->cw_run != NULL) {
+		cw_work(m);
+		cw_done(m);
+	}
+	while (m->cw_head != NULL) {
+		struct cwrite *w = m->cw_head;
+
+		m->cw_head = w->next;
+		cw_add(m, w);
+	}
+	m->cw_tail = NULL;
+	mta_sts_cache_close(m->wcache);
 	mta_sts_cache_close(m->cache);
 	SSL_CTX_free(m->ssl_ctx);
 	free(m->ca_file);
