@@ -49,7 +49,7 @@ void queue_free(struct queue *q);
  * own loop.  queue_set_shared() makes them count connections in one
  * shared table; wake(wakearg) must run queue_kick(q) on q's loop (it may
  * be called from another thread).  queue_set_shard(): queue_load() takes
- * the messages whose id hashes to shard of nshards.  queue_group_add()
+ * the messages that queue_owner() gives to shard of nshards.  queue_group_add()
  * makes queue_flush/hold/delete/foreach/active/size on q span member too,
  * running there through call(callarg, fn, arg), which must run fn(arg) on
  * member's loop and wait for it.
@@ -57,6 +57,8 @@ void queue_free(struct queue *q);
 void queue_set_shared(struct queue *q, struct connlimit *l,
     void (*wake)(void *), void *wakearg);
 void queue_set_shard(struct queue *q, unsigned shard, unsigned nshards);
+/* Which of n workers owns env (its first recipient's domain's hash). */
+unsigned queue_owner(const struct spool_env *env, unsigned n);
 void queue_kick(struct queue *q);
 void queue_group_add(struct queue *q, struct queue *member,
     void (*call)(void *callarg, void (*fn)(void *), void *arg),

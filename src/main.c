@@ -449,14 +449,46 @@ report_ready(struct daemon *d)
  * Inbound messages
  */
 
+/* A durable message for another worker's queue, on that worker's loop. */
+struct handoff {
+	struct worker		*to;
+	struct spool_env	*env;
+};
+
+static void
+handoff_run(void *arg)
+{
+	struct handoff *h = arg;
+
+	queue_add(h->to->q, h->env);
+	spool_env_free(h->env);
+	free(h);
+}
+
+/*
+ * A message is durable: it goes to the queue of the worker that owns its
+ * first recipient's domain (queue_owner()), so each domain's deliveries,
+ * connections and DNS answers stay on one loop.
+ */
 static void
 on_message(const struct spool_env *env, void *arg)
 {
+	struct worker *w = arg, *to;
+	struct handoff *h;
+
 	log_info("%s: queued, from=<%s>, nrcpt=%zu, size=%lld", env->id,
 	    env->sender, env->nrcpt, (long long)env->size);
 	metrics_inc(M_RECEIVED);
 	metrics_add(M_RECEIVED_BYTES, (unsigned long long)env->size);
-	queue_add(((struct worker *)arg)->q, env);
+	to = &w->d->w[queue_owner(env, (unsigned)w->d->nworkers)];
+	if (to == w || w->d->teardown) {
+		queue_add(to->q, env);	/* teardown: no thread runs */
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->to = to;
+	h->env = spool_env_dup(env);
+	loopcall_post(to->lc, handoff_run, h);
 }
 
 /*

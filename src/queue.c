@@ -591,15 +591,26 @@ queue_group_add(struct queue *q, struct queue *member,
 	q->nmembers++;
 }
 
-/* The worker that owns a message found at start: its id's hash. */
-static unsigned
-id_shard(const char *id, unsigned n)
+/*
+ * The worker that owns a message: the hash of its first recipient's
+ * domain, so that one worker delivers (nearly) all mail for a domain and
+ * its connections, DNS answers and MTA-STS state serve all of it.
+ */
+unsigned
+queue_owner(const struct spool_env *env, unsigned n)
 {
+	const char *s = "", *at;
 	unsigned h = 2166136261u;
 
-	while (*id)
-		h = (h ^ (unsigned char)*id++) * 16777619u;
-	return n > 1 ? h % n : 0;
+	if (n <= 1)
+		return 0;
+	if (env->nrcpt > 0 && env->rcpts[0].addr != NULL)
+		s = (at = strrchr(env->rcpts[0].addr, '@')) != NULL ? at + 1 :
+		    env->rcpts[0].addr;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)(*s >= 'A' && *s <= 'Z' ? *s + 32 :
+		    *s)) * 16777619u;
+	return h % n;
 }
 
 struct queue *
@@ -633,11 +644,14 @@ queue_load(struct queue *q)
 	for (i = 0; i < n; i++) {
 		struct spool_env *env;
 
-		if (qmsg_find(q, ids[i]) != NULL ||
-		    id_shard(ids[i], q->nshards) != q->shard)
+		if (qmsg_find(q, ids[i]) != NULL)
 			continue;
 		if (spool_env_load(q->sp, ids[i], &env, err, sizeof(err)) == -1) {
 			log_warnx("%s: cannot load envelope: %s", ids[i], err);
+			continue;
+		}
+		if (queue_owner(env, q->nshards) != q->shard) {
+			spool_env_free(env);	/* another worker's */
 			continue;
 		}
 		queue_insert(q, env);
