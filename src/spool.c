@@ -31,9 +31,11 @@
  *      queue/ID.msg (no replace).  The file is complete on disk before
  *      its name appears in queue/;
  *   3. on the loop: the message joins the group waiting for a directory
- *      fsync; if no directory fsync is running, one starts (on a thread)
- *      for the whole group.  Messages whose step 2 ends while it runs
- *      form the next group, started as soon as it returns;
+ *      fsync.  When no directory fsync is running and no other commit of
+ *      this loop is still in step 2 (or the group has GROUP_MAX members,
+ *      or its first has waited GROUP_WAIT), one starts (on a thread) for
+ *      the whole group.  Messages whose step 2 ends while it runs form
+ *      the next group;
  *   4. once fsync(queue/) has returned for its group the message is
  *      durable: only then does the caller's callback (smtpd: "250") run.
  *      If that fsync fails, the message is unlinked again and reported
@@ -113,6 +115,9 @@
 #define WBUF_MIN	(16 * 1024)		/* first buffer of a message */
 #define WBUF_MAX	(1024 * 1024)		/* then to the page cache */
 #define ID_TRIES	100
+#define GROUP_MAX	64		/* messages per directory fsync */
+#define GROUP_WAIT	0.002		/* seconds a group waits at most
+					 * for commits still in progress */
 /* The last line of a message file: "danerelay-data 00000000000010f2\n",
  * the size of the data, which is where the envelope starts. */
 #define TRAILER_TAG	"danerelay-data "
@@ -139,7 +144,10 @@ struct spool_loop {
 	struct workq_port *port;
 	struct spool_op	*group;		/* waiting for the next dir fsync */
 	struct spool_op	*group_tail;
+	int		 ngroup;
+	double		 group_since;	/* mono_now() of its first */
 	int		 syncing;	/* a dir fsync is running */
+	int		 inflight;	/* commits/rewrites in their file part */
 };
 static _Thread_local struct spool_loop tl;
 
@@ -1734,6 +1742,7 @@ op_finish(struct spool_op *op)
 }
 
 static void dirsync_start(struct spool *sp);
+static void dirsync_maybe(struct spool *sp);
 
 struct dirsync {
 	struct spool	*sp;
@@ -1768,8 +1777,7 @@ dirsync_done(void *arg)
 		op_finish(op);
 	}
 	free(ds);
-	if (tl.group != NULL)
-		dirsync_start(sp);
+	dirsync_maybe(sp);
 }
 
 /* One fsync of queue/ for every op that waits for it now. */
@@ -1782,6 +1790,7 @@ dirsync_start(struct spool *sp)
 	ds->ops = tl.group;
 	tl.group = NULL;
 	tl.group_tail = NULL;
+	tl.ngroup = 0;
 	tl.syncing = 1;
 	workq_submit(tl.wq, tl.port, dirsync_work, dirsync_done, ds);
 }
@@ -1793,18 +1802,40 @@ op_done(void *arg)
 	struct spool_op *op = arg;
 	struct spool *sp = op->sp;
 
+	if (op->kind != OP_REMOVE)
+		tl.inflight--;
 	if (op->error || op->kind == OP_REMOVE) {
 		op_finish(op);
+		dirsync_maybe(sp);
 		return;
 	}
 	op->next = NULL;
 	if (tl.group_tail != NULL)
 		tl.group_tail->next = op;
-	else
+	else {
 		tl.group = op;
+		tl.group_since = mono_now();
+	}
 	tl.group_tail = op;
-	if (!tl.syncing)
-		dirsync_start(sp);
+	tl.ngroup++;
+	dirsync_maybe(sp);
+}
+
+/*
+ * Start the group's directory fsync when no other commit of this loop is
+ * still in its file part (they would join in a moment: one fsync for all
+ * of them), or the group is large, or its first member has waited
+ * GROUP_WAIT already; never while one runs (the next group forms then).
+ */
+static void
+dirsync_maybe(struct spool *sp)
+{
+	if (tl.syncing || tl.group == NULL)
+		return;
+	if (tl.inflight > 0 && tl.ngroup < GROUP_MAX &&
+	    mono_now() - tl.group_since < GROUP_WAIT)
+		return;
+	dirsync_start(sp);
 }
 
 /* Run op now (no pool) or hand it to the pool. */
@@ -1815,6 +1846,8 @@ op_run(struct spool_op *op, char *err, size_t errlen)
 	int rc;
 
 	if (tl.sp == sp && tl.wq != NULL && op->cb != NULL) {
+		if (op->kind != OP_REMOVE)
+			tl.inflight++;
 		workq_submit(tl.wq, tl.port, op_work, op_done, op);
 		return 0;
 	}
