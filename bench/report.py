@@ -211,8 +211,10 @@ def render(R):
       "(PIPELINING), %d messages per size; message *i* goes to "
       "`u<k>@d<i mod 50>.test` (50 domains x %d recipients per domain, "
       "one recipient per message). Durable queues on both sides: danerelay "
-      "answers 250 after fsync of data, envelope and directories, Postfix "
-      "after its cleanup fsyncs the queue file." % (
+      "answers 250 after the fsync of its message file (data and "
+      "envelope) and of the queue/ directory (shared by the messages "
+      "committed together), Postfix after its cleanup fsyncs the queue "
+      "file (it never fsyncs a directory)." % (
           a["sessions"], a["messages"], 10))
     w("- **msg/s** is end to end: messages arrived at the sink / (last "
       "arrival - start of the load). **Latency** is the sink's arrival "
