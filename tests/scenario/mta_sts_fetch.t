@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # timeout: 180
 """The HTTPS policy fetch (src/https.c) against real servers: the "fetch"
-cases of ../shared/vectors/mta-sts/cases.jsonl (RFC 8461 §3.3).
+cases of tests/vectors/mta-sts/cases.jsonl (RFC 8461 §3.3).
 
 nginx (Debian) serves most cases on loopback with certificates from a
 test CA made now; a small Python TLS server (standard library ssl) plays

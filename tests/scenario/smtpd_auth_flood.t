@@ -21,7 +21,7 @@
 # reload while crypts run (the job keeps its auth table), and SIGTERM
 # while crypts are queued: sessions waiting for a verdict get 421 and are
 # freed only when their job is back (the ASan run catches a use after
-# free; proven with /work/shared/tools/mutate).
+# free; proven with the mutate tool).
 import base64
 import ctypes
 import os

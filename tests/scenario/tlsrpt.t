@@ -19,7 +19,7 @@ test root, which is the daemon's ca_file).  One daemon with tlsrpt = yes.
      says so, exits 1, the next send delivers it; everything else is sent
      once); the gunzipped JSON has the right policies, counts,
      result-types; the mail has the RFC 8460 §5.3 headers; its shape
-     matches the real reports in ../shared/vectors/tlsrpt (parsed with the
+     matches the real reports in tests/vectors/tlsrpt (parsed with the
      same reader);
   4. report sessions are not counted (`tlsrpt show` after delivery);
   5. with the daemon stopped, counters for yesterday (written into the
@@ -529,7 +529,7 @@ drtest.check("bogustlsa.test" in by_dom_mail and
              ["tlsrpt@bogustlsa.test"], "report delivered to bogustlsa.test")
 
 # the shape of ours against the real reports, one reader for both
-vecdir = os.path.join(drtest.SRCDIR, "..", "shared", "vectors", "tlsrpt")
+vecdir = os.path.join(drtest.SRCDIR, "tests", "vectors", "tlsrpt")
 real = []
 for f in sorted(glob.glob(os.path.join(vecdir, "*", "*.eml"))):
     with open(f, "rb") as fh:
