@@ -621,6 +621,8 @@ struct smtpd_commit {
 	struct smtpd		*sd;
 	struct smtpd_session	*s;	/* NULL: session freed (shutdown) */
 	struct spool_env	*env;
+	char			 id[QUEUE_ID_LEN + 1];
+	char			 addr[INET6_ADDRSTRLEN];	/* client */
 	char			*logline;	/* client=..., tls=... */
 };
 
@@ -635,10 +637,40 @@ smtp_commit_finish(struct smtpd_session *s)
 	}
 }
 
-static void
-smtp_commit_done(int rc, int error, const char *why, void *arg)
+/* The message of s, for the commit: its envelope and its log line. */
+static struct smtpd_commit *
+smtp_commit_new(struct smtpd_session *s)
 {
-	struct smtpd_commit *c = arg;
+	struct smtpd_commit *c = xcalloc(1, sizeof(*c));
+
+	c->sd = s->sd;
+	c->s = s;
+	c->env = smtp_envelope(s);
+	dr_strlcpy(c->id, s->qid, sizeof(c->id));
+	dr_strlcpy(c->addr, s->addr, sizeof(c->addr));
+	c->logline = xasprintf("client=unknown[%s], helo=<%s>, from=<%s>, "
+	    "size=%lld, nrcpt=%zu, tls=%s%s%s", s->addr, s->helo,
+	    c->env->sender, (long long)spool_writer_size(s->w),
+	    c->env->nrcpt, s->tls ? s->tls_proto : "none",
+	    s->auth_user != NULL ? ", auth=" : "",
+	    s->auth_user != NULL ? s->auth_user : "");
+	return c;
+}
+
+static void
+smtp_commit_free(struct smtpd_commit *c)
+{
+	spool_env_free(c->env);
+	free(c->logline);
+	free(c);
+}
+
+/* The commit's outcome: logged, handed to the queue, and answered if
+ * reply (the session still waits for it); frees c. */
+static void
+smtp_commit_answer(struct smtpd_commit *c, int reply, int rc, int error,
+    const char *why)
+{
 	struct smtpd_session *s = c->s;
 
 	if (rc == 0) {
@@ -646,45 +678,55 @@ smtp_commit_done(int rc, int error, const char *why, void *arg)
 		if (c->sd->cb != NULL)
 			c->sd->cb(c->env, c->sd->cbarg);
 	} else
-		log_warnx("%s: cannot queue message from %s", c->env->id, why);
-	if (s != NULL) {
-		s->commit = NULL;
-		if (s->dead)
-			smtp_free(s);
-		else if (s->state == S_COMMIT) {
-			if (rc == 0)
-				/* durable now (file and directory fsync'ed) */
-				smtp_reply(s, 250, "2.0.0 Ok: queued as %s",
-				    c->env->id);
-			else if (error == ENOSPC || error == EDQUOT)
-				smtp_reply(s, 451, "4.3.1 Error: insufficient "
-				    "system storage, try again later");
-			else
-				smtp_reply(s, 451, "4.3.0 Error: could not "
-				    "queue message, try again later");
-			smtp_commit_finish(s);
-			if (s->state != S_QUIT) {
-				bufferevent_enable(s->bev, EV_READ);
-				smtp_process_input(s);
-			}
-			smtp_check_close(s);
-		} else
-			smtp_check_close(s);	/* 421 already sent */
+		log_warnx("%s: cannot queue message from unknown[%s]: %s",
+		    c->id, c->addr, why);
+	if (s != NULL && reply) {
+		if (rc == 0)
+			/* durable now (file and directory fsync'ed) */
+			smtp_reply(s, 250, "2.0.0 Ok: queued as %s",
+			    c->env->id);
+		else if (error == ENOSPC || error == EDQUOT)
+			smtp_reply(s, 451, "4.3.1 Error: insufficient "
+			    "system storage, try again later");
+		else
+			smtp_reply(s, 451, "4.3.0 Error: could not queue "
+			    "message, try again later");
+		smtp_commit_finish(s);
 	}
-	spool_env_free(c->env);
-	free(c->logline);
-	free(c);
+	smtp_commit_free(c);
+}
+
+static void
+smtp_commit_done(int rc, int error, const char *why, void *arg)
+{
+	struct smtpd_commit *c = arg;
+	struct smtpd_session *s = c->s;
+	int waiting = s != NULL && !s->dead && s->state == S_COMMIT;
+
+	if (s != NULL)
+		s->commit = NULL;
+	smtp_commit_answer(c, waiting, rc, error, why);
+	if (s == NULL)
+		return;
+	if (s->dead) {
+		smtp_free(s);
+		return;
+	}
+	if (waiting && s->state != S_QUIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
+	}
+	smtp_check_close(s);	/* or: 421 already sent */
 }
 
 /* The end-of-data marker arrived: decide, and only then reply. */
 static void
 smtp_data_end(struct smtpd_session *s)
 {
-	struct spool_env *env;
 	struct spool_writer *w;
 	struct smtpd_commit *c;
 	char err[512], text[128];
-	int flags = s->ds.flags;
+	int flags = s->ds.flags, rc;
 
 	if (flags & DATA_BARE_NL)
 		smtp_data_reject(s, 550, "5.6.0 Error: bare <CR> or <LF> "
@@ -699,66 +741,27 @@ smtp_data_end(struct smtpd_session *s)
 		smtp_data_reject(s, 552, text);
 	} else if (s->io_error || s->w == NULL) {
 		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
-	} else if (s->sd->wq_io != NULL) {
-		c = xcalloc(1, sizeof(*c));
-		c->sd = s->sd;
-		c->s = s;
-		c->env = env = smtp_envelope(s);
+	} else {
+		c = smtp_commit_new(s);
 		w = s->w;
-		s->w = NULL;
-		c->logline = xasprintf("client=unknown[%s], helo=<%s>, "
-		    "from=<%s>, size=%lld, nrcpt=%zu, tls=%s%s%s", s->addr,
-		    s->helo, env->sender, (long long)spool_writer_size(w),
-		    env->nrcpt, s->tls ? s->tls_proto : "none",
-		    s->auth_user != NULL ? ", auth=" : "",
-		    s->auth_user != NULL ? s->auth_user : "");
-		/* the id and size are known once the commit has started */
-		s->commit = c;
-		smtp_enter_state(s, S_COMMIT);
-		if (spool_writer_commit_async(w, env, smtp_commit_done, c, err,
-		    sizeof(err)) == -1) {
-			s->commit = NULL;
-			log_warnx("%s: cannot queue message from unknown[%s]: "
-			    "%s", s->qid, s->addr, err);
-			smtp_reply(s, 451, "4.3.0 Error: could not queue "
-			    "message, try again later");
-			spool_env_free(env);
-			free(c);
-			smtp_commit_finish(s);
+		s->w = NULL;	/* the spool's from here on */
+		if (s->sd->wq_io == NULL) {
+			/* no pool: on the loop (the caller reads on) */
+			rc = spool_writer_commit(w, c->env, err, sizeof(err));
+			smtp_commit_answer(c, 1, rc, 0, err);
 			return;
 		}
-		/* c may already be gone: an inline commit called back */
-		return;
-	} else {
-		env = smtp_envelope(s);
-		if (spool_writer_commit(s->w, env, err, sizeof(err)) == -1) {
-			s->w = NULL;	/* the spool aborted it */
-			log_warnx("%s: cannot queue message from unknown[%s]: "
-			    "%s", s->qid, s->addr, err);
-			smtp_reply(s, 451, "4.3.0 Error: could not queue "
-			    "message, try again later");
-		} else {
-			s->w = NULL;
-			/* durable now (file and directory fsync'ed) */
-			smtp_reply(s, 250, "2.0.0 Ok: queued as %s", env->id);
-			log_info("%s: client=unknown[%s], helo=<%s>, from=<%s>, "
-			    "size=%lld, nrcpt=%zu, tls=%s%s%s", env->id,
-			    s->addr, s->helo, env->sender,
-			    (long long)env->size, env->nrcpt,
-			    s->tls ? s->tls_proto : "none",
-			    s->auth_user != NULL ? ", auth=" : "",
-			    s->auth_user != NULL ? s->auth_user : "");
-			if (s->sd->cb != NULL)
-				s->sd->cb(env, s->sd->cbarg);
+		s->commit = c;
+		smtp_enter_state(s, S_COMMIT);
+		if (spool_writer_commit_async(w, c->env, smtp_commit_done, c,
+		    err, sizeof(err)) == -1) {
+			s->commit = NULL;
+			smtp_commit_answer(c, 1, -1, 0, err);
+			bufferevent_enable(s->bev, EV_READ);
 		}
-		spool_env_free(env);
+		return;
 	}
-	smtp_enter_state(s, S_HELO);
-	if (s->stopping) {
-		smtp_reply(s, 421, "4.3.2 %s Service shutting down, closing "
-		    "connection", s->conf->hostname);
-		smtp_enter_state(s, S_QUIT);
-	}
+	smtp_commit_finish(s);
 }
 
 /* DATA: scan what arrived, stream it out, stop at the end marker. */
