@@ -331,18 +331,24 @@ join(const char *const *v, size_t n)
 }
 
 static void
+agg_fail_free(struct agg_fail *f)
+{
+	free(f->result);
+	free(f->sip);
+	free(f->mx);
+	free(f->rip);
+	free(f->reason);
+	free(f);
+}
+
+static void
 agg_free_one(struct agg_policy *p)
 {
 	struct agg_fail *f, *fn;
 
 	for (f = p->fails; f != NULL; f = fn) {
 		fn = f->next;
-		free(f->result);
-		free(f->sip);
-		free(f->mx);
-		free(f->rip);
-		free(f->reason);
-		free(f);
+		agg_fail_free(f);
 	}
 	free(p->key);
 	free(p->domain);
@@ -645,24 +651,15 @@ agg_merge(struct tlsrpt *t, struct agg_policy *p)
 				break;
 		if (g != NULL) {
 			g->count += f->count;
-			free(f->result);
-			free(f->sip);
-			free(f->mx);
-			free(f->rip);
-			free(f->reason);
-			free(f);
+			agg_fail_free(f);
 		} else {
 			f->next = q->fails;
 			q->fails = f;
 			t->nagg++;
 		}
 	}
-	free(p->key);
-	free(p->domain);
-	free(p->type);
-	free(p->strings);
-	free(p->mx);
-	free(p);
+	p->fails = NULL;
+	agg_free_one(p);
 }
 
 static void
