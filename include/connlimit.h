@@ -23,8 +23,6 @@ void connlimit_free(struct connlimit *l);
 enum connlimit_verdict connlimit_take(struct connlimit *l, const char *domain,
     int max_total, int max_dest, void (*wake)(void *), void *wakearg);
 void connlimit_release(struct connlimit *l, const char *domain);
-/* Slots in use, in all / for one domain. */
-int connlimit_active(struct connlimit *l, const char *domain);
 /* Forget a wake-up (its owner is going away). */
 void connlimit_forget(struct connlimit *l, void *wakearg);
 

@@ -41,7 +41,6 @@ void queue_reload(struct queue *q, const struct config *cf);
 void queue_stop(struct queue *q);
 size_t queue_active(const struct queue *q);
 size_t queue_size(const struct queue *q);
-size_t queue_active_local(const struct queue *q);
 void queue_free(struct queue *q);
 
 /*

@@ -94,8 +94,6 @@ const char *spool_dir(const struct spool *sp);
  * it for itself: group commits are per loop. */
 void spool_set_workq(struct spool *sp, struct workq *wq,
     struct workq_port *port);
-/* Directory fsyncs made by group commits so far. */
-unsigned long long spool_dirsyncs(const struct spool *sp);
 
 /* Start a new message: allocates a queue id; the data is buffered in
  * memory (a message over 1 MiB goes on to tmp/ID.msg as it comes). */

@@ -156,21 +156,6 @@ connlimit_release(struct connlimit *l, const char *domain)
 	}
 }
 
-int
-connlimit_active(struct connlimit *l, const char *domain)
-{
-	struct dest **dp;
-	int n;
-
-	pthread_mutex_lock(&l->mtx);
-	if (domain == NULL)
-		n = l->total;
-	else
-		n = (dp = find(l, domain), *dp != NULL ? (*dp)->active : 0);
-	pthread_mutex_unlock(&l->mtx);
-	return n;
-}
-
 void
 connlimit_forget(struct connlimit *l, void *wakearg)
 {

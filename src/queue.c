@@ -906,13 +906,6 @@ queue_size(const struct queue *q)
 	return g.n;
 }
 
-/* This queue alone (its own loop). */
-size_t
-queue_active_local(const struct queue *q)
-{
-	return (size_t)q->active;
-}
-
 void
 queue_free(struct queue *q)
 {

@@ -130,7 +130,6 @@ struct spool {
 	int		 queuefd;
 	int		 lockfd;	/* -1 with SPOOL_NO_RECOVER */
 	_Atomic unsigned serial;	/* unique tmp names for rewrites */
-	_Atomic unsigned long long ndirsync;
 };
 
 /*
@@ -1766,7 +1765,6 @@ dirsync_done(void *arg)
 	struct spool_op *op, *next;
 
 	tl.syncing = 0;
-	sp->ndirsync++;
 	for (op = ds->ops; op != NULL; op = next) {
 		next = op->next;
 		if (ds->error) {
@@ -2063,12 +2061,6 @@ spool_remove_async(struct spool *sp, const char *id, spool_done_cb *cb,
 		return -1;
 	}
 	return 0;
-}
-
-unsigned long long
-spool_dirsyncs(const struct spool *sp)
-{
-	return sp->ndirsync;
 }
 
 char **
