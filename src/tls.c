@@ -106,7 +106,8 @@ tls_errstr(char *buf, size_t len)
  * Implements RFC 7672 §2.2 (TLS mandatory when TLSA records exist; all
  * unusable -> unauthenticated TLS), §3.1 (DANE-TA / DANE-EE through
  * OpenSSL's DANE API, see dane.c), §8.1 (SNI = TLSA base domain);
- * RFC 8461 §4.1 / RFC 6125 (WebPKI name match, wildcard only as the whole
+ * RFC 8461 §4.1-4.2 / RFC 6125 (WebPKI name match against subjectAltName
+ * DNS-IDs only, never the subject CN; wildcard only as the whole
  * leftmost label); RFC 8460 §4.3 (result-types of failures).
  * Nothing is verified by hand: OpenSSL builds and checks the chain.
  */
@@ -264,7 +265,13 @@ tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
 			    "name to match");
 			goto fail;
 		}
-		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		/*
+		 * RFC 8461 §4.2 / RFC 6125 §6.4.4: DNS-IDs (subjectAltName)
+		 * only; a certificate whose CN alone names the host does
+		 * not match (as in https.c).
+		 */
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+		    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 		for (i = 0; i < p->nnames; i++) {
 			if ((i == 0 ? SSL_set1_host(ssl, p->names[i]) :
 			    SSL_add1_host(ssl, p->names[i])) != 1) {

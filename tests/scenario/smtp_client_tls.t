@@ -298,6 +298,13 @@ s = start_sink(leaf)
 expect_fail("webpki, other roots", s,
             ["--tls", "webpki", "--name", MX, "--ca-file", other_root.crt],
             "tls", "certificate-not-trusted")
+# RFC 8461 §4.2: DNS-IDs only.  A certificate that names the MX only in its
+# subject CN (no subjectAltName) must not match (issue #13 item 3).
+cn_only = inter.issue([], cn=MX, name="cn-only")
+s = start_sink(cn_only)
+expect_fail("webpki, name only in the subject CN", s,
+            ["--tls", "webpki", "--name", MX, "--ca-file", root.crt],
+            "tls", "certificate-host-mismatch")
 # wildcards: whole leftmost label only
 wild = inter.issue(["*.example.test"], name="wild")
 partial = inter.issue(["m*.example.test"], name="partial")
