@@ -29,7 +29,9 @@
  *   - STARTTLS injection: smtp_starttls() refuses pipelined input;
  *   - smuggling: the end of data is only CRLF "." CRLF (smtp_parse.c),
  *     so "<LF>.<LF>" and what follows stay message text, and
- *     smtp_data_end() refuses any message with a bare CR or LF;
+ *     smtp_data_end() refuses any message with a bare CR or LF, and
+ *     one with a NUL byte (550 5.6.0): a next hop that drops NULs would
+ *     read "<CR><LF><NUL>.<CR><LF>" as the end of data;
  *   - "250" after DATA only once spool_writer_commit() returned 0.
  *
  * Bounds: a command line is at most 512 octets (AUTH lines 12288, RFC
@@ -152,6 +154,7 @@ struct smtpd_session {
 	struct smtp_data_scan	 ds;
 	unsigned long long	 msgsize;
 	int			 too_big;
+	int			 nul;		/* a NUL byte in the data */
 	int			 io_error;
 };
 
@@ -222,6 +225,7 @@ smtp_tx_reset(struct smtpd_session *s)
 	s->qid[0] = '\0';
 	s->msgsize = 0;
 	s->too_big = 0;
+	s->nul = 0;
 	s->io_error = 0;
 }
 
@@ -537,7 +541,7 @@ smtp_data(struct smtpd_session *s)
 	dr_strlcpy(s->qid, spool_writer_id(s->w), sizeof(s->qid));
 	smtp_data_scan_init(&s->ds);
 	s->msgsize = 0;
-	s->too_big = s->io_error = 0;
+	s->too_big = s->nul = s->io_error = 0;
 	if ((n = smtp_received(s, hdr, sizeof(hdr))) < 0 ||
 	    spool_writer_write(s->w, hdr, (size_t)n) == -1) {
 		log_warn("%s: cannot write queue file", s->qid);
@@ -558,9 +562,11 @@ smtp_data_write(struct smtpd_session *s, const char *buf, size_t n)
 	s->msgsize += n;
 	if (s->conf->max_size > 0 && s->msgsize > s->conf->max_size)
 		s->too_big = 1;
+	if (memchr(buf, '\0', n) != NULL)
+		s->nul = 1;
 	/* Once the message is doomed, stop filling the disk; we keep
 	 * reading (and discarding) to the end of the data. */
-	if (s->too_big || s->io_error ||
+	if (s->too_big || s->io_error || s->nul ||
 	    (s->ds.flags & (DATA_BARE_NL | DATA_LONG_LINE))) {
 		if (s->w != NULL) {
 			spool_writer_abort(s->w);
@@ -735,6 +741,11 @@ smtp_data_end(struct smtpd_session *s)
 	else if (flags & DATA_LONG_LINE)
 		smtp_data_reject(s, 550, "5.5.2 Error: text line longer than "
 		    "1000 octets (RFC 5321 section 4.5.3.1.6)");
+	else if (s->nul)
+		/* A receiver that drops NULs would see "\r\n\0.\r\n" as
+		 * the end of data and what follows as a second message. */
+		smtp_data_reject(s, 550, "5.6.0 Error: message contains NUL "
+		    "characters");
 	else if (s->too_big) {
 		snprintf(text, sizeof(text), "5.3.4 Error: message too big "
 		    "(limit %llu bytes)", s->conf->max_size);
