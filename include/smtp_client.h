@@ -85,8 +85,13 @@ struct smtp_client_params {
 					 * required unless tls == NONE */
 	const char *sni;		/* MAY/ENCRYPT/WEBPKI (NULL: host) */
 	const char *const *names;	/* WEBPKI: names the certificate must
-					 * match; DANE: extra DANE-TA names */
+					 * match; DANE: extra DANE-TA names;
+					 * MAY/ENCRYPT with check_names:
+					 * names to check, not enforced */
 	size_t nnames;
+	int check_names;		/* MAY/ENCRYPT: verify the chain and
+					 * names[] for the outcome only
+					 * (MTA-STS testing, RFC 8461 §5) */
 	const struct tlsa_rr *tlsa;	/* DANE: the TLSA RRset */
 	size_t ntlsa;
 	const char *tlsa_base;		/* DANE: TLSA base domain, also SNI */

@@ -26,6 +26,9 @@ const char *tls_errstr(char *buf, size_t len);
  *   TLS_CLIENT_NOAUTH  "may"/"encrypt": no verification is enforced; the
  *                      chain is still checked against the roots so the
  *                      outcome says "trusted" or "untrusted" for logs.
+ *                      With names[] (MTA-STS testing) they are checked
+ *                      too, as for WEBPKI: "trusted" then also means
+ *                      the name matched, verify_error says why not.
  *   TLS_CLIENT_DANE    RFC 7672: the usable TLSA records, base domain
  *                      (also the SNI) and reference names go to OpenSSL
  *                      (dane_ssl_setup()); SSL_VERIFY_PEER, so a failed
@@ -52,6 +55,8 @@ struct tls_client_params {
 	const char *sni;		/* NOAUTH/WEBPKI: SNI (NULL: none);
 					 * DANE: ignored, SNI = tlsa_base */
 	const char *const *names;	/* WEBPKI: names to match;
+					 * NOAUTH: names to check, not
+					 * enforced (MTA-STS testing);
 					 * DANE: extra DANE-TA names (MX
 					 * host, next-hop domain) */
 	size_t nnames;

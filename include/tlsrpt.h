@@ -27,9 +27,10 @@
  *     established and authenticated as required, else the client's
  *     result-type;
  *   - sts testing: success when TLS was established with a chain that
- *     verifies and the MX host matches the policy, else the result-type
- *     that enforce mode would have failed with (the name is not checked
- *     in testing mode: the session is opportunistic);
+ *     verifies for the MX host name (checked, not enforced: the session
+ *     is opportunistic) and the MX host matches the policy, else the
+ *     result-type that enforce mode would have failed with
+ *     (certificate-host-mismatch, certificate-expired, ...);
  *   - no-policy-found (opportunistic TLS): success when TLS was
  *     established; a server that offers no STARTTLS is recorded as
  *     "starttls-not-supported" (the domain asked for reports, and a

@@ -41,6 +41,8 @@
 
 #include <event2/event.h>
 
+#include <openssl/x509.h>
+
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
@@ -215,9 +217,9 @@ conn_key(const struct smtp_client_params *p, const char *relay)
 
 	if ((f = open_memstream(&buf, &len)) == NULL)
 		return NULL;
-	fprintf(f, "%s|%s|%s|sni=%s|base=%s|names=", relay,
+	fprintf(f, "%s|%s|%s|sni=%s|base=%s|check=%d|names=", relay,
 	    smtp_tls_mode_name(p->tls), p->helo, p->sni ? p->sni : "",
-	    p->tlsa_base ? p->tlsa_base : "");
+	    p->tlsa_base ? p->tlsa_base : "", p->check_names);
 	for (i = 0; i < p->nnames; i++)
 		fprintf(f, "%s,", p->names[i]);
 	fprintf(f, "|tlsa=");
@@ -497,6 +499,14 @@ c_ready(struct smtp_client *c, void *arg)
 		    tls_auth_name(o->auth), o->tlsa[0] ? ", tlsa=\"" : "",
 		    o->tlsa, o->tlsa[0] ? "\"" : "", o->peer[0] ? ", peer CN=" :
 		    "", o->peer);
+	/* MTA-STS testing: say what enforce mode would have refused. */
+	if (o->established && !j->reused && !o->trusted &&
+	    j->dec->hosts[j->host].sts_testing)
+		log_info("%s: %s: MTA-STS policy in testing mode: the "
+		    "certificate would fail in enforce mode (%s); delivering "
+		    "anyway", j->env->id, j->relay, o->verify_error != 0 ?
+		    X509_verify_cert_error_string(o->verify_error) :
+		    "no certificate");
 	/* TLSRPT: once per session (a cleartext retry after a failed
 	 * opportunistic handshake was counted with that failure). */
 	if (!j->reused && !j->plain_retry)
@@ -703,6 +713,8 @@ delivery_client_params(const struct config *cf, struct event_base *base,
 	p->sni = h->sni;
 	p->names = (const char *const *)h->names;
 	p->nnames = h->nnames;
+	/* MTA-STS testing: check what enforce would, report, deliver */
+	p->check_names = h->sts_testing && h->nnames > 0;
 	p->tlsa = h->tlsa;
 	p->ntlsa = h->ntlsa;
 	p->tlsa_base = h->tlsa_base;

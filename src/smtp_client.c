@@ -119,6 +119,7 @@ struct smtp_client {
 	char *sni;
 	char **names;
 	size_t nnames;
+	int check_names;
 	struct tlsa_rr *tlsa;
 	size_t ntlsa;
 	char *tlsa_base;
@@ -657,8 +658,11 @@ client_state(struct smtp_client *c, enum state new)
 			break;
 		}
 		tp.sni = c->sni ? c->sni : c->host;
-		tp.names = (const char *const *)c->names;
-		tp.nnames = c->nnames;
+		/* NOAUTH checks names only when asked (MTA-STS testing) */
+		if (tp.mode != TLS_CLIENT_NOAUTH || c->check_names) {
+			tp.names = (const char *const *)c->names;
+			tp.nnames = c->nnames;
+		}
 		tp.tlsa = c->tlsa;
 		tp.ntlsa = c->ntlsa;
 		tp.tlsa_base = c->tlsa_base;
@@ -1379,6 +1383,7 @@ smtp_client_connect(const struct smtp_client_params *p,
 			c->names[i] = xstrdup(p->names[i]);
 		c->nnames = p->nnames;
 	}
+	c->check_names = p->check_names;
 	if (p->ntlsa > 0) {
 		if ((c->tlsa = tlsa_rrs_dup(p->tlsa, p->ntlsa)) == NULL) {
 			snprintf(err, errlen, "smtp_client: cannot copy TLSA "

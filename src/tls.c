@@ -225,6 +225,24 @@ tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
 	switch (p->mode) {
 	case TLS_CLIENT_NOAUTH:
 		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+		/*
+		 * Names given (MTA-STS testing): OpenSSL checks them with the
+		 * chain, as WEBPKI would, but nothing is enforced; the
+		 * outcome's trusted/verify_error say what enforce mode would
+		 * have found (RFC 8461 §5, RFC 8460 certificate-host-mismatch).
+		 */
+		if (p->nnames > 0)
+			SSL_set_hostflags(ssl,
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+			    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+		for (i = 0; i < p->nnames; i++) {
+			if ((i == 0 ? SSL_set1_host(ssl, p->names[i]) :
+			    SSL_add1_host(ssl, p->names[i])) != 1) {
+				snprintf(err, errlen, "bad reference name %s: %s",
+				    p->names[i], tls_errstr(ebuf, sizeof(ebuf)));
+				goto fail;
+			}
+		}
 		if (sni_ok(p->sni) && !SSL_set_tlsext_host_name(ssl, p->sni)) {
 			snprintf(err, errlen, "bad SNI name %s: %s", p->sni,
 			    tls_errstr(ebuf, sizeof(ebuf)));

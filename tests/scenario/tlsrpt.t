@@ -10,7 +10,9 @@ test root, which is the daemon's ca_file).  One daemon with tlsrpt = yes.
 
   1. one message per destination: success, validation-failure,
      starttls-not-supported (DANE and no-policy), certificate-expired,
-     dnssec-invalid (bogus TLSA, skipped host), no-policy-found success;
+     dnssec-invalid (bogus TLSA, skipped host), no-policy-found success,
+     MTA-STS enforce and testing (a wrong certificate name in testing mode
+     is delivered and reported as certificate-host-mismatch);
   2. restart, a second message to ok.test: the counters survive;
   3. `danerelay tlsrpt send --date TODAY` with the daemon running: every
      report arrives by mail (also at nomatch.test, whose DANE fails, and
@@ -155,10 +157,16 @@ STS_POLICY = {
                 "max_age: 86400\r\n",
     "stsname.test": "version: STSv1\nmode: enforce\nmx: mx.stsname.test\n"
                     "max_age: 86400\n",
+    # testing mode: delivered, but the name is checked and reported
+    # (issue #13 item 2)
+    "ststest.test": "version: STSv1\r\nmode: testing\r\n"
+                    "mx: mx.ststest.test\r\nmax_age: 86400\r\n",
 }
 IP["sts.test"] = dest("sts.test", root.issue(["mx.sts.test"]), secure=False,
                       sts_id="20240101")
 IP["stsname.test"] = dest("stsname.test", root.issue(["wrong.stsname.test"]),
+                          secure=False, sts_id="20240101")
+IP["ststest.test"] = dest("ststest.test", root.issue(["wrong.ststest.test"]),
                           secure=False, sts_id="20240101")
 IP["stsfetch.test"] = dest("stsfetch.test", root.issue(["mx.stsfetch.test"]),
                            secure=False, sts_id="1")     # policy: 404
@@ -181,11 +189,13 @@ EXPECT = {
     "sts.test": ("sts", 1, {}, ["mx.sts.test"]),
     "stsname.test": ("sts", 0, {"certificate-host-mismatch": 1},
                      ["mx.stsname.test"]),
+    "ststest.test": ("sts", 0, {"certificate-host-mismatch": 1},
+                     ["mx.ststest.test"]),
     "stsfetch.test": ("sts", 0, {"sts-policy-fetch-error": 1}, None),
 }
 BATCH1 = ["ok.test", "nomatch.test", "nostarttls.test", "expta.test",
           "bogustlsa.test", "insecure.test", "plain.test", "norua.test",
-          "sts.test", "stsname.test", "stsfetch.test"]
+          "sts.test", "stsname.test", "ststest.test", "stsfetch.test"]
 
 
 # ---- the HTTPS endpoint ---------------------------------------------------
@@ -235,7 +245,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 srv_cert = root.issue(["rpt.reports.test", "mta-sts.sts.test",
-                       "mta-sts.stsname.test", "mta-sts.stsfetch.test"])
+                       "mta-sts.stsname.test", "mta-sts.ststest.test",
+                       "mta-sts.stsfetch.test"])
 httpd = http.server.ThreadingHTTPServer((https_ip, https_port), Handler)
 httpd.daemon_threads = True
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -296,8 +307,12 @@ drtest.wait_for(lambda: set(outcomes(d.log_text())) >= set(BATCH1),
                 drtest.scaled(60), "a delivery outcome for every destination")
 got = outcomes(d.log_text())
 for dom in ("ok.test", "insecure.test", "plain.test", "norua.test",
-            "sts.test", "stsfetch.test"):
+            "sts.test", "ststest.test", "stsfetch.test"):
     drtest.check(got[dom] == ["sent"], "%s sent: %s" % (dom, got[dom]))
+drtest.check(re.search(r"MTA-STS policy in testing mode: the certificate "
+                       r"would fail in enforce mode \(hostname mismatch\)",
+                       d.log_text()) is not None,
+             "ststest.test: the log says what enforce mode would refuse")
 for dom in ("nomatch.test", "nostarttls.test", "expta.test",
             "bogustlsa.test", "stsname.test"):
     drtest.check(got[dom] == ["deferred"], "%s deferred: %s" % (dom, got[dom]))
