@@ -62,6 +62,8 @@ struct config {
 	long long smtpd_timeout;	/* idle, default 300s */
 	long long smtpd_session_timeout; /* total, default 1h */
 	int smtpd_max_clients;		/* default 1000 */
+	char *postmaster;		/* RCPT TO:<postmaster> goes here;
+					 * NULL: refused at RCPT */
 	int workers;			/* event loops; 0 = auto (CPUs) */
 
 	/* outbound */

@@ -40,6 +40,8 @@ struct smtpd_conf {
 	int max_clients;
 	unsigned long long minfree;	/* queue_minfree: spool bytes kept
 					 * free, 0 = no check */
+	char *postmaster;		/* RCPT TO:<postmaster> goes here;
+					 * NULL: refused */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,

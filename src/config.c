@@ -57,6 +57,7 @@
 
 #include "acl.h"
 #include "config.h"
+#include "smtp_parse.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -312,6 +313,7 @@ config_free(struct config *cf)
 	free(cf->tlsrpt_from);
 	free(cf->metrics_listen);
 	free(cf->bounce_relay);
+	free(cf->postmaster);
 	memset(cf, 0, sizeof(*cf));
 }
 
@@ -360,6 +362,7 @@ enum opt_type {
 	T_ADDRESS,	/* numeric IP address, empty = unset */
 	T_OLISTEN,	/* one listen address kept as text, empty = unset */
 	T_WORKERS,	/* "auto" (0) or 1..CONFIG_MAX_WORKERS */
+	T_MAILBOX,	/* local@domain as in RCPT TO, empty = unset */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -388,6 +391,7 @@ static const struct option {
 	{ "smtpd_session_timeout",	T_DURATION,
 	    OFF(smtpd_session_timeout) },
 	{ "smtpd_max_clients",		T_COUNT,	OFF(smtpd_max_clients) },
+	{ "postmaster",			T_MAILBOX,	OFF(postmaster) },
 	{ "workers",			T_WORKERS,	OFF(workers) },
 
 	{ "default_policy",		T_POLICY,	OFF(default_policy) },
@@ -544,6 +548,20 @@ set_listen(struct parser *p, struct config *cf, const char *name,
 	return 0;
 }
 
+/* A mailbox the inbound parser would take in RCPT TO, with a domain. */
+static int
+valid_mailbox(const char *v)
+{
+	char line[SMTP_PATH_MAX + 8];
+	struct smtp_rcpt r;
+	struct smtp_perr e;
+	int n;
+
+	n = snprintf(line, sizeof(line), "TO:<%s>", v);
+	return n > 0 && (size_t)n < sizeof(line) && strchr(v, '@') != NULL &&
+	    smtp_parse_rcpt(line, 1, &r, &e) == 0 && strcmp(r.addr, v) == 0;
+}
+
 static int
 set_option(struct parser *p, struct config *cf, const struct option *o,
     const char *v)
@@ -650,6 +668,12 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 			return perr(p, "%s: bad number \"%s\" (want 1-%d)",
 			    o->name, v, CONFIG_INT_MAX);
 		*FIELD(cf, o, int) = (int)n;
+		return 0;
+	case T_MAILBOX:
+		if (*v != '\0' && !valid_mailbox(v))
+			return perr(p, "%s: bad address \"%s\" (want "
+			    "local-part@domain)", o->name, v);
+		set_str(FIELD(cf, o, char *), *v ? v : NULL);
 		return 0;
 	case T_WORKERS:
 		if (strcmp(v, "auto") == 0) {

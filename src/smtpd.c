@@ -94,6 +94,8 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	c->max_clients = cf->smtpd_max_clients > 0 ? cf->smtpd_max_clients :
 	    1000;
 	c->minfree = cf->queue_minfree;
+	c->postmaster = cf->postmaster != NULL ? xstrdup(cf->postmaster) :
+	    NULL;
 	return c;
  fail:
 	smtpd_conf_unref(c);
@@ -113,6 +115,7 @@ smtpd_conf_unref(struct smtpd_conf *c)
 	if (c == NULL || --c->refs > 0)
 		return;
 	free(c->hostname);
+	free(c->postmaster);
 	acl_free(c->allow);
 	auth_free(c->auth);
 	SSL_CTX_free(c->tls);

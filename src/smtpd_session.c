@@ -429,6 +429,27 @@ smtp_rcpt(struct smtpd_session *s, const char *arg)
 		smtp_reply(s, 554, "5.7.1 <%s>: Relay access denied", r.addr);
 		return;
 	}
+	/* RFC 5321 §4.5.1: "postmaster" without a domain means us.  We
+	 * deliver nothing locally: it goes to the configured address, or
+	 * is refused now rather than deferred for queue_lifetime. */
+	if (strcasecmp(r.addr, "postmaster") == 0) {
+		if (s->conf->postmaster == NULL) {
+			log_info("NOQUEUE: reject: RCPT from unknown[%s]: 550 "
+			    "5.1.1 <%s>: no postmaster address configured; "
+			    "from=<%s> to=<%s> helo=<%s>", s->addr, r.addr,
+			    s->mail.addr, r.addr, s->helo);
+			s->rcpt_rejected = 1;
+			smtp_reply(s, 550, "5.1.1 <%s>: Recipient address "
+			    "rejected: no postmaster mailbox here", r.addr);
+			return;
+		}
+		if (r.orcpt[0] == '\0')
+			snprintf(r.orcpt, sizeof(r.orcpt), "rfc822;%s",
+			    r.addr);
+		log_info("smtpd %s: RCPT TO:<%s> goes to postmaster <%s>",
+		    s->addr, r.addr, s->conf->postmaster);
+		dr_strlcpy(r.addr, s->conf->postmaster, sizeof(r.addr));
+	}
 	for (i = 0; i < s->nrcpt; i++)
 		if (strcmp(s->rcpts[i].addr, r.addr) == 0) {
 			/* duplicate: accept once */
