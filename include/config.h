@@ -73,7 +73,15 @@ struct config {
 	char *trust_anchor_file;	/* default /usr/share/dns/root.key */
 	int smtp_port;			/* default 25 */
 	long long smtp_connect_timeout;	/* default 30s */
-	long long smtp_timeout;		/* per command, default 300s */
+	long long smtp_timeout;		/* EHLO, STARTTLS, TLS, RSET:
+					 * default 300s */
+	/* RFC 5321 §4.5.3.2 client timeouts, the RFC's values by default */
+	long long smtp_greeting_timeout;	/* 220 banner, 300s */
+	long long smtp_mail_timeout;		/* MAIL reply, 300s */
+	long long smtp_rcpt_timeout;		/* each RCPT reply, 300s */
+	long long smtp_data_init_timeout;	/* 354 to DATA, 120s */
+	long long smtp_data_xfer_timeout;	/* each body write, 180s */
+	long long smtp_data_done_timeout;	/* reply to ".", 600s */
 	char *smtp_bind_address;	/* optional source address */
 	int mta_sts;			/* default yes */
 	int https_port;			/* default 443 */

@@ -73,9 +73,15 @@ struct smtp_client_params {
 	const char *logid;		/* log prefix (queue id) or NULL */
 
 	unsigned connect_timeout_ms;	/* TCP connect (default 30 s) */
-	unsigned cmd_timeout_ms;	/* each reply (banner included), the
-					 * TLS handshake, and each write while
-					 * sending the body (default 300 s) */
+	unsigned cmd_timeout_ms;	/* each reply to EHLO, HELO, STARTTLS,
+					 * RSET, the TLS handshake, and every
+					 * wait below left 0 (default 300 s) */
+	/* RFC 5321 §4.5.3.2; 0: cmd_timeout_ms */
+	unsigned greeting_timeout_ms;	/* the 220 banner */
+	unsigned mail_timeout_ms;	/* reply to MAIL */
+	unsigned rcpt_timeout_ms;	/* each reply to RCPT */
+	unsigned data_init_timeout_ms;	/* reply to DATA (354) */
+	unsigned data_xfer_timeout_ms;	/* each write of the body */
 	unsigned data_timeout_ms;	/* reply after the final "." (default
 					 * 600 s); 0 anywhere = the default */
 

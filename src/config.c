@@ -273,6 +273,12 @@ config_defaults(struct config *cf)
 	cf->smtp_port = 25;
 	cf->smtp_connect_timeout = 30;
 	cf->smtp_timeout = 300;
+	cf->smtp_greeting_timeout = 300;	/* RFC 5321 §4.5.3.2.1 */
+	cf->smtp_mail_timeout = 300;		/* §4.5.3.2.2 */
+	cf->smtp_rcpt_timeout = 300;		/* §4.5.3.2.3 */
+	cf->smtp_data_init_timeout = 120;	/* §4.5.3.2.4 */
+	cf->smtp_data_xfer_timeout = 180;	/* §4.5.3.2.5 */
+	cf->smtp_data_done_timeout = 600;	/* §4.5.3.2.6 */
 	cf->mta_sts = 1;
 	cf->https_port = 443;
 	cf->queue_lifetime = 5 * 86400;
@@ -402,6 +408,16 @@ static const struct option {
 	{ "smtp_connect_timeout",	T_DURATION,
 	    OFF(smtp_connect_timeout) },
 	{ "smtp_timeout",		T_DURATION,	OFF(smtp_timeout) },
+	{ "smtp_greeting_timeout",	T_DURATION,
+	    OFF(smtp_greeting_timeout) },
+	{ "smtp_mail_timeout",		T_DURATION,	OFF(smtp_mail_timeout) },
+	{ "smtp_rcpt_timeout",		T_DURATION,	OFF(smtp_rcpt_timeout) },
+	{ "smtp_data_init_timeout",	T_DURATION,
+	    OFF(smtp_data_init_timeout) },
+	{ "smtp_data_xfer_timeout",	T_DURATION,
+	    OFF(smtp_data_xfer_timeout) },
+	{ "smtp_data_done_timeout",	T_DURATION,
+	    OFF(smtp_data_done_timeout) },
 	{ "smtp_bind_address",		T_ADDRESS,	OFF(smtp_bind_address) },
 	{ "mta_sts",			T_BOOL,		OFF(mta_sts) },
 	{ "https_port",			T_PORT,		OFF(https_port) },

@@ -707,7 +707,15 @@ delivery_client_params(const struct config *cf, struct event_base *base,
 	p->logid = logid;
 	p->connect_timeout_ms = (unsigned)(cf->smtp_connect_timeout * 1000);
 	p->cmd_timeout_ms = (unsigned)(cf->smtp_timeout * 1000);
-	p->data_timeout_ms = (unsigned)(cf->smtp_timeout * 1000);
+	p->greeting_timeout_ms = (unsigned)(cf->smtp_greeting_timeout * 1000);
+	p->mail_timeout_ms = (unsigned)(cf->smtp_mail_timeout * 1000);
+	p->rcpt_timeout_ms = (unsigned)(cf->smtp_rcpt_timeout * 1000);
+	p->data_init_timeout_ms = (unsigned)(cf->smtp_data_init_timeout *
+	    1000);
+	p->data_xfer_timeout_ms = (unsigned)(cf->smtp_data_xfer_timeout *
+	    1000);
+	/* RFC 5321 §4.5.3.2.6: not smtp_timeout (a duplicate, issue #13) */
+	p->data_timeout_ms = (unsigned)(cf->smtp_data_done_timeout * 1000);
 	p->tls = tls_mode(h->tls);
 	p->ssl_ctx = ssl_ctx;
 	p->sni = h->sni;

@@ -8,8 +8,9 @@
  *   RFC 5321 §3.1-3.3, §4.1.1  greeting, EHLO (HELO fallback only where
  *                     cleartext is allowed), MAIL, RCPT, DATA, RSET, QUIT
  *   RFC 5321 §4.5.2   dot-stuffing of the body (streamed from the spool)
- *   RFC 5321 §4.5.3.2 timeouts: one per wait (connect, each reply, DATA
- *                     end, each write of the body)
+ *   RFC 5321 §4.5.3.2 timeouts: one per wait (connect, greeting, MAIL,
+ *                     each RCPT, DATA, each write of the body, the
+ *                     reply to the final ".", which may take 10 minutes)
  *   RFC 3207          STARTTLS; data received after the 220 and before the
  *                     handshake is refused (injection), EHLO again after
  *   RFC 7672 §2.2     DANE: TLS mandatory, no fallback to cleartext or to
@@ -114,6 +115,8 @@ struct smtp_client {
 	char *helo;
 	char *logid;
 	unsigned connect_timeout_ms, cmd_timeout_ms, data_timeout_ms;
+	unsigned greeting_timeout_ms, mail_timeout_ms, rcpt_timeout_ms;
+	unsigned data_init_timeout_ms, data_xfer_timeout_ms;
 	enum smtp_tls_mode tls;
 	SSL_CTX *ssl_ctx;
 	char *sni;
@@ -599,7 +602,7 @@ client_state(struct smtp_client *c, enum state new)
 
 	switch (new) {
 	case S_BANNER:
-		timer_arm(c, c->cmd_timeout_ms);
+		timer_arm(c, c->greeting_timeout_ms);
 		return 0;
 
 	case S_EHLO:
@@ -738,7 +741,7 @@ client_state(struct smtp_client *c, enum state new)
 			if (client_cmd(c, "DATA") == -1)
 				goto internal;
 		}
-		timer_arm(c, c->cmd_timeout_ms);
+		timer_arm(c, c->mail_timeout_ms);
 		return 0;
 	}
 
@@ -749,7 +752,7 @@ client_state(struct smtp_client *c, enum state new)
 				goto internal;
 			c->rcpt_sent++;
 		}
-		timer_arm(c, c->cmd_timeout_ms);
+		timer_arm(c, c->rcpt_timeout_ms);
 		return 0;
 
 	case S_DATA:
@@ -761,7 +764,7 @@ client_state(struct smtp_client *c, enum state new)
 			if (client_cmd(c, "DATA") == -1)
 				goto internal;
 		}
-		timer_arm(c, c->cmd_timeout_ms);
+		timer_arm(c, c->data_init_timeout_ms);
 		return 0;
 
 	case S_BODY:
@@ -769,7 +772,7 @@ client_state(struct smtp_client *c, enum state new)
 		c->bol = 1;
 		c->last_cr = 0;
 		bufferevent_setwatermark(c->bev, EV_WRITE, BODY_LOWAT, 0);
-		timer_arm(c, c->cmd_timeout_ms);
+		timer_arm(c, c->data_xfer_timeout_ms);
 		/* The write callback refills the output from the spool
 		 * file as it drains; fill it now. */
 		return body_fill(c);
@@ -1183,7 +1186,7 @@ bev_write_cb(struct bufferevent *bev, void *arg)
 	if (c->state != S_BODY)
 		return;
 	/* Progress: the body timeout is per write. */
-	timer_arm(c, c->cmd_timeout_ms);
+	timer_arm(c, c->data_xfer_timeout_ms);
 	body_fill(c);
 }
 
@@ -1374,6 +1377,13 @@ smtp_client_connect(const struct smtp_client_params *p,
 	    p->connect_timeout_ms : 30000;
 	c->cmd_timeout_ms = p->cmd_timeout_ms ? p->cmd_timeout_ms : 300000;
 	c->data_timeout_ms = p->data_timeout_ms ? p->data_timeout_ms : 600000;
+#define OR_CMD(v)	((v) ? (v) : c->cmd_timeout_ms)
+	c->greeting_timeout_ms = OR_CMD(p->greeting_timeout_ms);
+	c->mail_timeout_ms = OR_CMD(p->mail_timeout_ms);
+	c->rcpt_timeout_ms = OR_CMD(p->rcpt_timeout_ms);
+	c->data_init_timeout_ms = OR_CMD(p->data_init_timeout_ms);
+	c->data_xfer_timeout_ms = OR_CMD(p->data_xfer_timeout_ms);
+#undef OR_CMD
 	c->tls = p->tls;
 	c->ssl_ctx = p->ssl_ctx;
 	c->sni = p->sni ? xstrdup(p->sni) : NULL;

@@ -33,6 +33,9 @@ As a process (what tests normally do):
                          with bytes that are not TLS (handshake fails)
                inject    (STARTTLS) send "220 ready" and "250 injected" in
                          one write (a plaintext-injection attack)
+               sleep N REPLY   wait N seconds (a float), then send REPLY
+                         (a slow server; for EOM the message is recorded
+                         before the wait)
 
 The record, in DIR:
     messages.jsonl   one JSON object per message accepted by "250" after
@@ -79,6 +82,11 @@ LINE_MAX = 1 << 20
 DATA_MAX = 64 * 1024 * 1024
 
 
+class Reply(str):
+    """A scripted reply; delay: seconds to wait before sending it."""
+    delay = 0.0
+
+
 class Rule:
     def __init__(self, spec):
         parts = spec.split("|", 3)
@@ -88,6 +96,10 @@ class Rule:
         self.match = parts[1].lower()
         self.times = int(parts[2] or 0)
         self.reply = parts[3].replace("\\n", "\n")
+        self.delay = 0.0
+        if self.reply.startswith("sleep "):
+            _, secs, self.reply = self.reply.split(" ", 2)
+            self.delay = float(secs)
         self.fired = 0
 
     def applies(self, cmd, arg):
@@ -131,7 +143,9 @@ class Sink:
         for r in self.rules:
             if r.applies(cmd, arg):
                 r.fired += 1
-                return r.reply
+                rep = Reply(r.reply)
+                rep.delay = r.delay
+                return rep
         return None
 
     def write_stats(self):
@@ -203,6 +217,8 @@ class Session:
                 "end": self.end}
 
     async def send(self, text):
+        if getattr(text, "delay", 0):
+            await asyncio.sleep(text.delay)
         lines = text.split("\n")
         code = lines[0][:3]
         out = []
