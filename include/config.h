@@ -58,6 +58,7 @@ struct config {
 	char *tls_key_file;
 	unsigned long long max_message_size;	/* default 50M */
 	int max_recipients;		/* default 1000 */
+	int max_hops;			/* Received: fields, default 100 */
 	int smtpd_max_errors;		/* default 10 */
 	long long smtpd_timeout;	/* idle, default 300s */
 	long long smtpd_session_timeout; /* total, default 1h */

@@ -34,6 +34,7 @@ struct smtpd_conf {
 	SSL_CTX *tls;			/* NULL: no STARTTLS */
 	unsigned long long max_size;	/* message bytes, 0 = no limit */
 	int max_rcpt;
+	int max_hops;			/* Received: fields, ours included */
 	int max_errors;
 	long long timeout;		/* idle, seconds */
 	long long session_timeout;	/* total, seconds */

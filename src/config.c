@@ -263,6 +263,7 @@ config_defaults(struct config *cf)
 	cf->allow_clients = acl_parse(CONFIG_DFLT_ACL, err, sizeof(err));
 	cf->max_message_size = 50ULL << 20;
 	cf->max_recipients = 1000;
+	cf->max_hops = 100;
 	cf->smtpd_max_errors = 10;
 	cf->smtpd_timeout = 300;
 	cf->smtpd_session_timeout = 3600;
@@ -392,6 +393,7 @@ static const struct option {
 	{ "tls_key_file",		T_FILE,		OFF(tls_key_file) },
 	{ "max_message_size",		T_SIZE,		OFF(max_message_size) },
 	{ "max_recipients",		T_COUNT,	OFF(max_recipients) },
+	{ "max_hops",			T_COUNT,	OFF(max_hops) },
 	{ "smtpd_max_errors",		T_COUNT,	OFF(smtpd_max_errors) },
 	{ "smtpd_timeout",		T_DURATION,	OFF(smtpd_timeout) },
 	{ "smtpd_session_timeout",	T_DURATION,

@@ -87,6 +87,7 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	}
 	c->max_size = cf->max_message_size;
 	c->max_rcpt = cf->max_recipients > 0 ? cf->max_recipients : 1000;
+	c->max_hops = cf->max_hops > 0 ? cf->max_hops : 100;
 	c->max_errors = cf->smtpd_max_errors > 0 ? cf->smtpd_max_errors : 10;
 	c->timeout = cf->smtpd_timeout > 0 ? cf->smtpd_timeout : 300;
 	c->session_timeout = cf->smtpd_session_timeout > 0 ?

@@ -8,7 +8,9 @@
  *             QUIT, VRFY (252), EXPN (502), HELP (214); §4.5.3.1 size
  *             limits; §4.4 the Received: trace header; §2.3.8 lines end
  *             in CRLF (bare CR / LF refused: the SMTP smuggling fix);
- *             §4.5.2 dot-stuffing (in smtp_parse.c); §4.5.3.2 timeouts.
+ *             §4.5.2 dot-stuffing (in smtp_parse.c); §4.5.3.2 timeouts;
+ *             §6.3 loop detection: more than max_hops Received: fields
+ *             (counted by msg_header.c) get 554 5.4.6 at the end of DATA.
  *   RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 2920
  *             PIPELINING, RFC 2034/3463 ENHANCEDSTATUSCODES,
  *   RFC 3207  STARTTLS (state reset after the handshake, nothing may be
@@ -77,6 +79,7 @@
 #include "auth.h"
 #include "log.h"
 #include "metrics.h"
+#include "msg_header.h"
 #include "smtp_parse.h"
 #include "smtpd.h"
 #include "smtpd_session.h"
@@ -152,6 +155,7 @@ struct smtpd_session {
 	struct spool_writer	*w;
 	char			 qid[QUEUE_ID_LEN + 1];
 	struct smtp_data_scan	 ds;
+	struct msg_header_scan	 hs;		/* Received: count */
 	unsigned long long	 msgsize;
 	int			 too_big;
 	int			 nul;		/* a NUL byte in the data */
@@ -561,6 +565,7 @@ smtp_data(struct smtpd_session *s)
 	}
 	dr_strlcpy(s->qid, spool_writer_id(s->w), sizeof(s->qid));
 	smtp_data_scan_init(&s->ds);
+	msg_header_scan_init(&s->hs);
 	s->msgsize = 0;
 	s->too_big = s->nul = s->io_error = 0;
 	if ((n = smtp_received(s, hdr, sizeof(hdr))) < 0 ||
@@ -574,6 +579,17 @@ smtp_data(struct smtpd_session *s)
 	smtp_reply(s, 354, "End data with <CR><LF>.<CR><LF>");
 }
 
+/*
+ * RFC 5321 §6.3 loop detection: more than max_hops Received: fields,
+ * counting the one we put on top, and the message has been here (or
+ * around some other circle) too often.
+ */
+static int
+smtp_looping(struct smtpd_session *s)
+{
+	return s->hs.received + 1 > (unsigned int)s->conf->max_hops;
+}
+
 /* Message bytes (unstuffed) on their way to the spool. */
 static void
 smtp_data_write(struct smtpd_session *s, const char *buf, size_t n)
@@ -585,9 +601,11 @@ smtp_data_write(struct smtpd_session *s, const char *buf, size_t n)
 		s->too_big = 1;
 	if (memchr(buf, '\0', n) != NULL)
 		s->nul = 1;
+	if (!s->hs.done)
+		msg_header_scan(&s->hs, buf, n);
 	/* Once the message is doomed, stop filling the disk; we keep
 	 * reading (and discarding) to the end of the data. */
-	if (s->too_big || s->io_error || s->nul ||
+	if (s->too_big || s->io_error || s->nul || smtp_looping(s) ||
 	    (s->ds.flags & (DATA_BARE_NL | DATA_LONG_LINE))) {
 		if (s->w != NULL) {
 			spool_writer_abort(s->w);
@@ -767,7 +785,12 @@ smtp_data_end(struct smtpd_session *s)
 		 * the end of data and what follows as a second message. */
 		smtp_data_reject(s, 550, "5.6.0 Error: message contains NUL "
 		    "characters");
-	else if (s->too_big) {
+	else if (smtp_looping(s)) {
+		snprintf(text, sizeof(text), "5.4.6 Error: too many hops "
+		    "(%u Received: header fields, max_hops %d): mail loop?",
+		    s->hs.received + 1, s->conf->max_hops);
+		smtp_data_reject(s, 554, text);
+	} else if (s->too_big) {
 		snprintf(text, sizeof(text), "5.3.4 Error: message too big "
 		    "(limit %llu bytes)", s->conf->max_size);
 		smtp_data_reject(s, 552, text);

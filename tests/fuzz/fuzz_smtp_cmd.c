@@ -8,7 +8,10 @@
  * selects, and through the AUTH decoders.  The whole input also goes
  * through the DATA scanner twice: in one piece and in pieces whose sizes
  * come from the input; both runs must agree on the output, the flags and
- * where the data ended (a property check, not just "no crash").  Buffers
+ * where the data ended (a property check, not just "no crash").  The
+ * scanner's output then goes through the Received: counter of
+ * src/msg_header.c, in one piece and in pieces, and is compared with a
+ * plain line-by-line count of the header section.  Buffers
  * are heap-allocated at their exact documented size so ASan sees any
  * overrun.  No files, no network, no global state.
  */
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msg_header.h"
 #include "smtp_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -104,6 +108,57 @@ scan(const uint8_t *data, size_t size, const uint8_t *seed, size_t nseed,
 	return o;
 }
 
+/* The Received: fields of the header section, counted line by line. */
+static unsigned int
+count_received(const char *p, size_t n)
+{
+	static const char name[] = "received";
+	size_t i = 0, e, k;
+	unsigned int count = 0;
+
+	while (i < n) {
+		for (e = i; e < n && p[e] != '\n'; e++)
+			;
+		if (e == i || (e == i + 1 && p[i] == '\r' && e < n))
+			break;			/* the empty line */
+		if (e - i == 1 && p[i] == '\r')
+			break;			/* a lone CR at the end */
+		for (k = 0; k < 8 && i + k < e &&
+		    (p[i + k] | 0x20) == name[k]; k++)
+			;
+		if (k == 8) {
+			for (k = i + 8; k < e && (p[k] == ' ' ||
+			    p[k] == '\t'); k++)
+				;
+			if (k < e && p[k] == ':')
+				count++;
+		}
+		i = e + 1;
+	}
+	return count;
+}
+
+static void
+check_headers(const char *out, size_t n, const uint8_t *seed, size_t nseed)
+{
+	struct msg_header_scan h1, h2;
+	size_t i = 0, k = 0, m;
+
+	msg_header_scan_init(&h1);
+	msg_header_scan(&h1, out, n);
+	msg_header_scan_init(&h2);
+	while (i < n) {
+		m = nseed ? (size_t)(seed[k++ % nseed] % 16) + 1 : n - i;
+		if (m > n - i)
+			m = n - i;
+		msg_header_scan(&h2, out + i, m);
+		i += m;
+	}
+	if (h1.received != h2.received || h1.done != h2.done ||
+	    h1.received != count_received(out, n))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -131,6 +186,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* nothing invented: the output is never longer than the input */
 	if (o1 > c1)
 		abort();
+	check_headers(out1, o1, data, size < 16 ? size : 16);
 	free(out1);
 	free(out2);
 	return 0;
