@@ -8,10 +8,13 @@
  * host's TLS requirement.  Host-level failures before the transaction
  * (connection, greeting, EHLO, missing STARTTLS, TLS handshake or
  * verification failure) move on to the next address/host; they never
- * lower the TLS requirement (RFC 7672 §2.2, RFC 8461 §5).  Once a
- * transaction started, its outcome is final for this attempt: 2xx
- * delivered, 4xx deferred, 5xx failed.  When no host is left the
- * recipients are deferred with the last reason.
+ * lower the TLS requirement (RFC 7672 §2.2, RFC 8461 §5).  So does a
+ * session that breaks inside the transaction before any reply code
+ * about the message (connection lost, timeout before the final ".").
+ * Otherwise a transaction's replies are final for this attempt, by
+ * their class, also a reply in the middle of the body: 2xx delivered,
+ * 4xx deferred, 5xx failed.  When no host is left the recipients are
+ * deferred with the last reason.
  *
  * Every attempt logs one line per recipient, Postfix style:
  *   ID: to=<a@b>, relay=mx.b[192.0.2.1]:25, tls=TLSv1.3/..., auth=dane-ee,
@@ -568,8 +571,9 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	int in_txn = r->stage != NULL && (!strcmp(r->stage, "MAIL") ||
 	    !strcmp(r->stage, "RCPT") || !strcmp(r->stage, "DATA") ||
 	    !strcmp(r->stage, "end of data"));
+	int no_reply;
 	char why[1536];
-	size_t k;
+	size_t k, open_left;
 
 	/*
 	 * A cached session that turns out dead (the server timed it out,
@@ -608,6 +612,41 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		    j->relay, r->stage ? ", stage " : "",
 		    r->stage ? r->stage : "", r->reply[0] ? r->reply : "",
 		    smtp_fail_name(r->fail));
+
+	/*
+	 * The session broke (connection lost, timeout, garbled reply) in
+	 * the transaction before the server said anything about the
+	 * message: no reply code, and the final "." not yet sent, so the
+	 * server cannot have taken it.  That says nothing about the
+	 * message: try the next MX (RFC 5321 §5.1), as for a failure
+	 * before the transaction.  RCPT verdicts already received stand.
+	 * After the final "." a lost reply stays a deferral: the server
+	 * may have the message, and a second MX would make a duplicate.
+	 */
+	no_reply = in_txn && r->code == 0 && strcmp(r->stage, "end of data") &&
+	    (r->fail == SMTP_FAIL_CONN || r->fail == SMTP_FAIL_TIMEOUT ||
+	    r->fail == SMTP_FAIL_PROTO);
+	if (no_reply) {
+		open_left = 0;
+		for (k = 0; k < j->nsend; k++) {
+			size_t i = j->sendidx[k];
+			int code = j->code[i];
+
+			if (code >= 500)
+				set_result(j, i, DLV_FAIL, j->rtext[i]);
+			else if (code >= 400)
+				set_result(j, i, DLV_DEFER, j->rtext[i]);
+			else
+				open_left++;
+		}
+		if (open_left == 0) {
+			smtp_client_free(c);
+			j->c = NULL;
+			job_finish(j);
+			return;
+		}
+		in_txn = 0;	/* the host failed: on to the next one */
+	}
 
 	if (r->fail == SMTP_OK) {
 		for (k = 0; k < j->nsend; k++) {

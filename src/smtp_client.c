@@ -1012,9 +1012,14 @@ client_reply(struct smtp_client *c, struct smtp_reply *r)
 		return txn_end(c);
 
 	case S_BODY:
-		/* A reply while we send data: the server gave up. */
+		/*
+		 * A reply while we send data: the server gave up on this
+		 * message.  Its class counts (a 554 for content is final);
+		 * the session does not go on, the rest of the body is
+		 * still in flight.
+		 */
 		result_set(c, SMTP_FAIL_RESP, "DATA", r, NULL);
-		c->res.permanent = 0;
+		c->res.permanent = class == 5;
 		c->res.usable = 0;
 		client_close(c);
 		notify_done(c);

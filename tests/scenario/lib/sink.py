@@ -20,7 +20,10 @@ As a process (what tests normally do):
   --hostname NAME      name in the greeting (default sink.test)
   --rule 'CMD|MATCH|TIMES|REPLY'   scripted reply, repeatable, first match
         CMD    BANNER, EHLO, HELO, STARTTLS, MAIL, RCPT, DATA, EOM (after
-               the final "."), RSET, QUIT, or * (any command)
+               the final "."), BODY (right after 354, while the client
+               sends the data: the reply goes out at once, the rest of
+               the data is read and dropped until the client closes),
+               RSET, QUIT, or * (any command)
         MATCH  case-insensitive substring of the command's argument
                ("" matches everything; for EOM: of the message data)
         TIMES  how many times the rule fires in this sink's life (0: always)
@@ -425,6 +428,17 @@ class Session:
     async def data(self):
         chunks = []
         size = 0
+        rep = self.s.rule_for("BODY", "")
+        if rep is not None:
+            # a reply in the middle of the body: the server gave up
+            if rep == "close":
+                self.end = "close"
+                self.w.transport.abort()
+                return False
+            await self.send(rep)
+            self.end = "reply in body"
+            await self.stall()
+            return False
         while True:
             line = await self.readline()
             if line is None:
