@@ -5,12 +5,14 @@
  * data, RFC 5322 with CRLF line ends, not dot-stuffed, followed by the
  * envelope as committed and a one-line trailer) and, once a delivery
  * attempt changed it, queue/ID.env (the current envelope).  A message
- * exists once queue/ID.msg exists: the commit writes it to tmp/, fsyncs
- * it, renames it into queue/ and fsyncs queue/ (one directory fsync for
- * every message that got there meanwhile: group commit), so "250" after
- * DATA means it survives a crash.  The data is the first env->size bytes
+ * exists once queue/ID.msg exists: the commit writes it to tmp/, appends
+ * it to the spool's journal (journal/log) and fdatasyncs that (one write
+ * and one fdatasync for every message that got there meanwhile: group
+ * commit), then renames it into queue/, so "250" after DATA means it
+ * survives a crash; a message over 1 MiB is fsync'ed itself instead.  The data is the first env->size bytes
  * of queue/ID.msg: readers stop there.
- * spool_open() recovers: removes tmp/ leftovers, data without envelope
+ * spool_open() recovers: replays the journal (a power loss may have
+ * lost files that were never fsync'ed), removes tmp/ leftovers, data without envelope
  * and envelopes without data, logging each, and moves messages that do
  * not load to corrupt/ - accepted mail is never deleted silently.
  * Error strings never start with the queue id: callers prefix it.
@@ -151,5 +153,10 @@ int spool_remove_async(struct spool *sp, const char *id, spool_done_cb *cb,
  * spool_ids_free. */
 char **spool_list_ids(struct spool *sp, size_t *n);
 void spool_ids_free(char **ids, size_t n);
+
+/* For tests: checkpoint the journal beyond max bytes instead of
+ * JOURNAL_MAX; checkpoints made so far. */
+void spool_journal_set_max(struct spool *sp, off_t max);
+unsigned long spool_journal_checkpoints(struct spool *sp);
 
 #endif

@@ -12,6 +12,8 @@
  *
  * Layout under spool_dir (directories 0700, files 0600):
  *   lock       write-locked (F_OFD_SETLK) by the process owning the spool
+ *   journal/   log: the write-ahead journal of new messages (journal.c);
+ *              deleted: ids the operator deleted while no daemon ran
  *   tmp/       files being written: ID.msg of a new message,
  *              ID.env.<pid>.<n> for an envelope rewrite
  *   queue/     ID.msg: the data, then the envelope as committed, then a
@@ -20,29 +22,39 @@
  *              ID.env: the current envelope, once delivery attempts have
  *              changed it (it wins over the embedded one)
  *   corrupt/   messages that failed to load at recovery
- * A message exists iff queue/ID.msg exists.
+ * A message exists iff queue/ID.msg exists (or, after a power loss, its
+ * record in the journal does: the next start writes the file again).
  *
- * The commit, exactly (spool_writer_commit_async; the sync variant does
- * the same steps in a row):
+ * The commit, exactly (spool_writer_commit_async; the sync variant, used
+ * by tools and for generated DSNs and reports, does steps 2b and 3b):
  *   1. during DATA the message is kept in memory (beyond 1 MiB it goes
  *      on to tmp/ID.msg in the page cache as it arrives, no fsync);
- *   2. on a pool thread: write what is left of the data, the envelope and
- *      the trailer to tmp/ID.msg, fsync(tmp/ID.msg), close, rename it to
- *      queue/ID.msg (no replace).  The file is complete on disk before
- *      its name appears in queue/;
- *   3. on the loop: the message joins the group waiting for a directory
- *      fsync.  When no directory fsync is running and no other commit of
- *      this loop is still in step 2 (or the group has GROUP_MAX members,
- *      or its first has waited GROUP_WAIT), one starts (on a thread) for
- *      the whole group.  Messages whose step 2 ends while it runs form
- *      the next group;
- *   4. once fsync(queue/) has returned for its group the message is
- *      durable: only then does the caller's callback (smtpd: "250") run.
- *      If that fsync fails, the message is unlinked again and reported
- *      as failed (451).
- * So per message: one file fsync, and one directory fsync shared by the
- * group.  tmp/ is not fsync'ed: an entry left there by a crash is removed
- * by recovery, and the rename's new entry is made durable by step 4.
+ *   2. on a pool thread, the message's file in tmp/:
+ *      a. a message that stayed in memory (the journaled case): write
+ *         the data, the envelope and the trailer to tmp/ID.msg; no fsync;
+ *      b. a bigger one (or an envelope over 4 MiB): write what is left,
+ *         the envelope and the trailer, fsync(tmp/ID.msg), rename it to
+ *         queue/ID.msg (no replace);
+ *   3. on the loop: the message joins the group of this loop.  When no
+ *      group of this loop is syncing and no other commit of this loop is
+ *      still in step 2 (or the group has GROUP_MAX members, or its first
+ *      has waited GROUP_WAIT), one pool job makes the whole group durable:
+ *      a. journaled messages: one write of all their records (header,
+ *         then the whole content of ID.msg) to journal/log, one
+ *         fdatasync(journal/log), then each tmp/ID.msg is renamed to
+ *         queue/ID.msg (no replace);
+ *      b. the others (2b, and envelope rewrites): one fsync(queue/);
+ *      Messages whose step 2 ends meanwhile form the next group;
+ *   4. back on the loop every message of the group is durable: only then
+ *      does the caller's callback (smtpd: "250") run.  If a step failed
+ *      the message is unlinked again (and recorded as gone in the
+ *      journal) and reported as failed (451).
+ * So per message: a share of one journal fdatasync; the message file
+ * itself is fsync'ed only if it is still queued when the journal is
+ * checkpointed (journal.c) - most are delivered and unlinked before.
+ * tmp/ is never fsync'ed: an entry left there by a crash is removed by
+ * recovery.  A power loss may leave a queue/ID.msg that was never
+ * fsync'ed empty or short: the journal's replay at start writes it again.
  *
  * Envelope rewrites (delivery results) write tmp/ID.env.<pid>.<n>, fsync
  * it, rename it over queue/ID.env and join the same directory-fsync
@@ -51,8 +63,14 @@
  * without a directory fsync and without rewriting the envelope first: a
  * crash just then at worst delivers the message again, which SMTP allows
  * (RFC 5321 §6.1).  The operator's delete (spool_remove) does fsync.
+ * Removal also writes a "gone" record to the journal (no fsync) if the
+ * message is still in it, so that a replay never brings it back; the
+ * operator's delete fsyncs that record, or, with no daemon running,
+ * appends the id to journal/deleted (fsync'ed).
  *
- * Recovery (spool_open) deletes everything in tmp/, an ID.env without
+ * Recovery (spool_open) first replays the journal (journal.c: every
+ * journaled message not gone is made to exist in queue/ with its exact
+ * content, fsync'ed), then deletes everything in tmp/, an ID.env without
  * ID.msg (a removal cut short) and an ID.msg without trailer or ID.env
  * (data of the previous format that never got its envelope: no 250 was
  * given).  Anything else that does not load is moved to corrupt/ and
@@ -102,6 +120,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "spool.h"
 #include "util.h"
@@ -129,6 +148,7 @@ struct spool {
 	int		 tmpfd;
 	int		 queuefd;
 	int		 lockfd;	/* -1 with SPOOL_NO_RECOVER */
+	struct journal	*journal;	/* NULL with SPOOL_NO_RECOVER */
 	_Atomic unsigned serial;	/* unique tmp names for rewrites */
 };
 
@@ -839,6 +859,7 @@ spool_close(struct spool *sp)
 		close(sp->tmpfd);
 	if (sp->dirfd != -1)
 		close(sp->dirfd);
+	journal_close(sp->journal);
 	if (sp->lockfd != -1)
 		close(sp->lockfd);	/* releases the lock */
 	free(sp->dir);
@@ -1352,6 +1373,10 @@ spool_open_flags(const char *dir, int flags, char *err, size_t errlen)
 	if ((sp->tmpfd = open_subdir(sp, "tmp", create, err, errlen)) == -1 ||
 	    (sp->queuefd = open_subdir(sp, "queue", create, err, errlen)) == -1)
 		goto fail;
+	/* the journal first: it restores what recover() then checks */
+	if (create && (sp->journal = journal_open(sp->dirfd, sp->tmpfd,
+	    sp->queuefd, sp->dir, err, errlen)) == NULL)
+		goto fail;
 	if (create && recover(sp, err, errlen) == -1)
 		goto fail;
 	return sp;
@@ -1582,6 +1607,7 @@ struct spool_op {
 	size_t			 len;
 	char			 tmpname[64];	/* OP_SAVE */
 	int			 durable;	/* OP_REMOVE: fsync queue/ */
+	int			 journal;	/* OP_COMMIT: via the journal */
 	const char		*step;		/* what failed */
 	int			 error;		/* its errno, 0 = ok */
 	int			 visible;	/* renamed into queue/ */
@@ -1617,8 +1643,10 @@ op_fail(struct spool_op *op, const char *step)
 	return -1;
 }
 
-/* Commit, file part: data, envelope and trailer in tmp/ID.msg, fsync,
- * rename into queue/.  No directory fsync here. */
+/* Commit, file part: data, envelope and trailer in tmp/ID.msg.  Through
+ * the journal that is all (the group's journal write makes it durable,
+ * then renames it).  Otherwise fsync and rename into queue/ here, and
+ * the group's directory fsync follows. */
 static int
 commit_work(struct spool_op *op)
 {
@@ -1626,6 +1654,23 @@ commit_work(struct spool_op *op)
 	struct spool *sp = op->sp;
 	int fd;
 
+	if (op->journal) {
+		/* the buffer stays: the journal record is made from it */
+		if (w->error) {
+			errno = w->error;
+			return op_fail(op, "write data");
+		}
+		if (writer_open(w) == -1)
+			return op_fail(op, "create queue file");
+		if (write_full(w->fd, w->buf, w->buflen) == -1 ||
+		    write_full(w->fd, op->text, op->len) == -1)
+			return op_fail(op, "write queue file");
+		fd = w->fd;
+		w->fd = -1;
+		if (close_checked(fd) == -1)
+			return op_fail(op, "close queue file");
+		return 0;
+	}
 	if (writer_flush(w) == -1)
 		return op_fail(op, "write data");
 	if (writer_open(w) == -1)
@@ -1681,8 +1726,20 @@ remove_work(struct spool_op *op)
 	char name[QUEUE_ID_LEN + 8];
 
 	msg_name(name, sizeof(name), op->id);
+	/* no daemon (no journal open): its next replay must know */
+	if (op->durable && sp->journal == NULL &&
+	    exists_at(sp->queuefd, name) &&
+	    journal_deleted_add(sp->dirfd, op->id) == -1)
+		return op_fail(op, "record the delete in journal/deleted");
 	if (unlinkat(sp->queuefd, name, 0) == -1)
 		return op_fail(op, "unlink");
+	if (sp->journal != NULL &&
+	    journal_gone(sp->journal, op->id, op->durable) == -1) {
+		if (op->durable)
+			return op_fail(op, "record the delete in the journal");
+		log_warn("%s: cannot record the removal in the journal",
+		    op->id);
+	}
 	env_name(name, sizeof(name), op->id);
 	if (unlinkat(sp->queuefd, name, 0) == -1 && errno != ENOENT)
 		return op_fail(op, "unlink envelope");
@@ -1746,15 +1803,88 @@ static void dirsync_maybe(struct spool *sp);
 struct dirsync {
 	struct spool	*sp;
 	struct spool_op	*ops;
-	int		 error;
 };
 
+/* Journaled commits of a group: one journal write and one fdatasync for
+ * all of them, then each file is renamed into queue/ (pool thread). */
+static void
+group_journal(struct spool *sp, struct spool_op *ops, size_t n)
+{
+	struct journal_msg *m = xcalloc(n, sizeof(*m));
+	struct spool_op *op;
+	const char *step = NULL;
+	size_t i = 0;
+	int error = 0;
+
+	for (op = ops; op != NULL; op = op->next)
+		if (op->journal) {
+			m[i].id = op->id;
+			m[i].data = op->w->buf;
+			m[i].datalen = op->w->buflen;
+			m[i].text = op->text;
+			m[i++].textlen = op->len;
+		}
+	if (journal_append(sp->journal, m, n) == -1) {
+		step = "write journal";
+		error = errno;
+	} else {
+		if (journal_sync(sp->journal) == -1) {
+			step = "fdatasync journal";
+			error = errno;
+		}
+		for (op = ops; op != NULL; op = op->next) {
+			if (!op->journal)
+				continue;
+			if (!error && rename_noreplace(sp->tmpfd,
+			    op->w->msgname, sp->queuefd, op->w->msgname) == 0) {
+				op->visible = 1;
+				writer_free(op->w);
+				op->w = NULL;
+				continue;
+			}
+			if (!error)
+				op_fail(op, "rename into queue/");
+			/* a replay must not bring it back */
+			journal_gone(sp->journal, op->id, 0);
+		}
+		journal_done(sp->journal);
+	}
+	free(m);
+	if (error)
+		for (op = ops; op != NULL; op = op->next)
+			if (op->journal) {
+				op->step = step;
+				op->error = error;
+			}
+}
+
+/* The group's durability work (pool thread): the journal for journaled
+ * commits, one fsync of queue/ for the others (big messages, envelope
+ * rewrites). */
 static void
 dirsync_work(void *arg)
 {
 	struct dirsync *ds = arg;
+	struct spool_op *op;
+	size_t nj = 0, nd = 0;
+	int error;
 
-	ds->error = fsync(ds->sp->queuefd) == -1 ? errno : 0;
+	for (op = ds->ops; op != NULL; op = op->next) {
+		if (op->journal)
+			nj++;
+		else
+			nd++;
+	}
+	if (nj > 0)
+		group_journal(ds->sp, ds->ops, nj);
+	if (nd > 0 && fsync(ds->sp->queuefd) == -1) {
+		error = errno;
+		for (op = ds->ops; op != NULL; op = op->next)
+			if (!op->journal) {
+				op->step = "fsync queue/";
+				op->error = error;
+			}
+	}
 }
 
 static void
@@ -1767,11 +1897,8 @@ dirsync_done(void *arg)
 	tl.syncing = 0;
 	for (op = ds->ops; op != NULL; op = next) {
 		next = op->next;
-		if (ds->error) {
-			op->step = "fsync queue/";
-			op->error = ds->error;
+		if (op->error)
 			op_undo(op);
-		}
 		op_finish(op);
 	}
 	free(ds);
@@ -1844,6 +1971,10 @@ op_run(struct spool_op *op, char *err, size_t errlen)
 	int rc;
 
 	if (tl.sp == sp && tl.wq != NULL && op->cb != NULL) {
+		/* a message still in memory goes through the journal */
+		op->journal = op->kind == OP_COMMIT && sp->journal != NULL &&
+		    !op->w->created && !op->w->error &&
+		    op->w->buflen + op->len + 64 <= JOURNAL_REC_MAX;
 		if (op->kind != OP_REMOVE)
 			tl.inflight++;
 		workq_submit(tl.wq, tl.port, op_work, op_done, op);
@@ -2093,4 +2224,17 @@ spool_ids_free(char **ids, size_t n)
 	for (i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+void
+spool_journal_set_max(struct spool *sp, off_t max)
+{
+	if (sp->journal != NULL)
+		journal_set_max(sp->journal, max);
+}
+
+unsigned long
+spool_journal_checkpoints(struct spool *sp)
+{
+	return sp->journal != NULL ? journal_checkpoints(sp->journal) : 0;
 }

@@ -1,21 +1,26 @@
 #!/usr/bin/python3
 # commit_order.t - "250 after DATA" waits for the disk, in the order the
-# spool promises (src/spool.c, README "Architecture"), seen from outside
-# with strace on every thread of a running danerelayd (workers = 2, so
-# both loops and the io pool commit at once):
+# spool promises (src/spool.c, src/journal.c, README "Architecture"),
+# seen from outside with strace on every thread of a running danerelayd
+# (workers = 2, so both loops and the io pool commit at once):
 #   for every message ID that got "250 ... queued as ID":
-#   1. fsync of tmp/ID.msg returned before the rename to queue/ID.msg began;
-#   2. an fsync of the queue/ directory began after that rename returned;
-#   3. and returned before the 250 was written to the client.
+#   1. a write to journal/log carried ID's record (its header names ID);
+#   2. an fdatasync of journal/log began after that write returned;
+#   3. and returned before the rename of tmp/ID.msg to queue/ID.msg
+#      began, which returned before the 250 was written to the client;
+#   4. tmp/ID.msg itself was never fsync'ed (the journal made it
+#      durable: that is the fsync the journal saves).
 # 60 messages from 6 concurrent sessions, so that group commits (one
-# directory fsync for several messages) happen; the test also says how
-# many directory fsyncs there were.
+# journal write and fdatasync for several messages) happen; the test also
+# says how many there were.  The message sizes stay below 1 MiB: bigger
+# ones are fsync'ed themselves (test_spool_crash covers those).
 #
 # timeout: 300
 # exclusive
 import os
 import re
 import shutil
+import struct
 import signal
 import socket
 import subprocess
@@ -39,9 +44,10 @@ d.write_config(workers="2")
 d.start()
 spool = os.path.realpath(d.spool)
 trace = os.path.join(drtest.TMPDIR, "strace.out")
-st = subprocess.Popen(["strace", "-f", "-ttt", "-T", "-y", "-s", "200",
+st = subprocess.Popen(["strace", "-f", "-ttt", "-T", "-y", "-x", "-s", "200",
                        "-e", "trace=fsync,fdatasync,rename,renameat,"
-                       "renameat2,write,writev,sendmsg,sendto",
+                       "renameat2,write,writev,pwrite64,pwritev,pwritev2,"
+                       "sendmsg,sendto",
                        "-o", trace, "-p", str(d.proc.pid)],
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 time.sleep(1.5)         # strace attached to every thread
@@ -132,16 +138,54 @@ with open(trace, errors="replace") as f:
 calls.sort()
 log("%d system calls traced" % len(calls))
 
-qdir = os.path.join(spool, "queue")
-dir_fsyncs = [(s, e) for s, e, n, a in calls
-              if n in ("fsync", "fdatasync") and
-              re.match(r"\d+<%s>\)" % re.escape(qdir), a)]
-# (deliveries defer here - no DNS - and their envelope rewrites join the
-# same directory fsyncs, so this counts more than the commits' share;
-# bench/run measures fsyncs per relayed message)
-log("%d fsyncs of queue/ while %d messages were committed and deferred"
-    % (len(dir_fsyncs), len(ids)))
-check(len(dir_fsyncs) > 0, "queue/ fsynced")
+def unescape(x):
+    """The bytes of a string as strace -x prints it."""
+    out, i = bytearray(), 0
+    simple = {"n": 10, "r": 13, "t": 9, "v": 11, "f": 12, '"': 34,
+              "\\": 92}
+    while i < len(x):
+        c = x[i]
+        if c == "\\" and i + 1 < len(x):
+            n = x[i + 1]
+            if n == "x":
+                out.append(int(x[i + 2:i + 4], 16))
+                i += 4
+                continue
+            if n in simple:
+                out.append(simple[n])
+                i += 2
+                continue
+            m = re.match(r"[0-7]{1,3}", x[i + 1:])
+            if m:
+                out.append(int(m.group(0), 8))
+                i += 1 + len(m.group(0))
+                continue
+        out += c.encode("latin-1")
+        i += 1
+    return bytes(out)
+
+
+jpath = os.path.join(spool, "journal", "log")
+jre = re.compile(r"\d+<%s>" % re.escape(jpath))
+jsyncs = [(s, e) for s, e, n, a in calls
+          if n in ("fsync", "fdatasync") and jre.match(a)]
+# record headers: "DRJ1", kind 1 (message), generation, queue id
+jwrites = {}            # queue id -> end of the write that carried it
+for s, e, n, a in calls:
+    if not n.startswith("pwrite") or not jre.match(a):
+        continue
+    for b in re.findall(r'"((?:[^"\\]|\\.)*)"', a):
+        raw = unescape(b)
+        for k in range(0, len(raw) - 23):
+            if raw[k:k + 8] == b"DRJ1\x01\x00\x00\x00":
+                qid = "%016X" % struct.unpack("<Q", raw[k + 16:k + 24])[0]
+                jwrites.setdefault(qid, e)
+log("%d journal writes, %d journal fdatasyncs for %d messages"
+    % (len([1 for s, e, n, a in calls if n.startswith("pwrite")
+            and jre.match(a)]), len(jsyncs), len(ids)))
+check(0 < len(jsyncs) < len(ids),
+      "group commit: fewer journal fdatasyncs (%d) than messages (%d)"
+      % (len(jsyncs), len(ids)))
 
 bad = []
 for qid in ids:
@@ -153,18 +197,21 @@ for qid in ids:
     acks = [s for s, e, n, a in calls if n in ("write", "writev", "sendmsg",
                                               "sendto")
             and ("queued as %s" % qid) in a]
-    if not file_fsync or not ren or not acks:
-        bad.append("%s: fsync %d, rename %d, 250 %d seen" % (
-            qid, len(file_fsync), len(ren), len(acks)))
+    if qid not in jwrites or not ren or not acks:
+        bad.append("%s: journal record %d, rename %d, 250 %d seen" % (
+            qid, qid in jwrites, len(ren), len(acks)))
         continue
+    if file_fsync:
+        bad.append("%s: its own file was fsync'ed too" % qid)
     rs, re_ = ren[0]
     ack = acks[0]
-    if not max(file_fsync) <= rs:
-        bad.append("%s: renamed into queue/ before its fsync returned" % qid)
-    ok = [(s, e) for s, e in dir_fsyncs if s >= re_ and e <= ack]
+    ok = [(s, e) for s, e in jsyncs if s >= jwrites[qid] and e <= rs]
     if not ok:
-        bad.append("%s: no fsync of queue/ between the rename (%.6f) and "
-                   "the 250 (%.6f)" % (qid, re_, ack))
+        bad.append("%s: no fdatasync of the journal between its record "
+                   "(%.6f) and the rename (%.6f)" % (qid, jwrites[qid], rs))
+    if not re_ <= ack:
+        bad.append("%s: 250 (%.6f) before the rename into queue/ returned "
+                   "(%.6f)" % (qid, ack, re_))
 check(not bad, "commit order: %d of %d messages wrong: %s" % (
     len(bad), len(ids), "; ".join(bad[:5])))
 drtest.done()
