@@ -68,6 +68,8 @@ struct smtp_client_params {
 	socklen_t addrlen;
 	const struct sockaddr *bind;	/* optional source address (port 0) */
 	socklen_t bindlen;
+	const char *bind_ip;		/* or as text ("192.0.2.25"): used
+					 * when its family is addr's */
 	const char *host;		/* MX name, for logs ("mx.example") */
 	const char *helo;		/* our name for EHLO/HELO */
 	const char *logid;		/* log prefix (queue id) or NULL */
@@ -181,6 +183,13 @@ const struct tls_outcome *smtp_client_tls(const struct smtp_client *c);
 const struct smtp_ext *smtp_client_ext(const struct smtp_client *c);
 /* "mx.example[192.0.2.1]:25" */
 const char *smtp_client_relay(const struct smtp_client *c);
+/* Our own address on the connected socket (getsockname() once the TCP
+ * connection is up), "192.0.2.25"; "" before that. */
+const char *smtp_client_local_ip(const struct smtp_client *c);
+/* A set of names the session's owners keep with it across reuse (e.g.
+ * the TLSRPT policy domains it was counted for): 1 the first time name
+ * is given for this session, 0 after. */
+int smtp_client_mark(struct smtp_client *c, const char *name);
 /* Messages sent on this session so far (for reuse limits). */
 int smtp_client_nmsg(const struct smtp_client *c);
 /* Give an idle session (between transactions) new callbacks and arg; a

@@ -22,7 +22,8 @@
  *   - a session counts once, when its TLS outcome is known: after the
  *     STARTTLS handshake (or its absence) - a connection that fails
  *     before (refused, no banner) is not a TLS session and is not
- *     counted; a reused (cached) session is not counted again;
+ *     counted; a reused (cached) session is not counted again for a
+ *     policy domain it was counted for, but once for each other one;
  *   - tlsa / sts enforce / verify / encrypt: success when TLS was
  *     established and authenticated as required, else the client's
  *     result-type;
@@ -116,14 +117,18 @@ int tlsrpt_flush(struct tlsrpt *t);
  * Delivery hooks.  note_session: a session to h at address a reached its
  * TLS outcome: fail_type == NULL when the session is ready to send (TLS
  * or cleartext as the policy allowed), else the client's RFC 8460
- * result-type (smtp_result.tlsrpt); o may be NULL.  note_skip: the walk
+ * result-type (smtp_result.tlsrpt); o may be NULL; sending_ip: the
+ * session's own source address (getsockname() of the connected socket,
+ * smtp_client_local_ip()), the report's sending-mta-ip.  The caller
+ * counts a session once per policy domain (a session reused for
+ * another domain counts for that one too).  note_skip: the walk
  * passed host h without connecting (h->skip).  note_decision: the
  * decision is not "deliver": d->rpt_failure for the domain (bogus MX
  * RRset), else note_skip() for every skipped host.
  */
 void tlsrpt_note_session(struct tlsrpt *t, const struct decision_host *h,
     const struct dns_addr *a, const struct tls_outcome *o,
-    const char *fail_type);
+    const char *fail_type, const char *sending_ip);
 void tlsrpt_note_skip(struct tlsrpt *t, const struct decision_host *h);
 void tlsrpt_note_decision(struct tlsrpt *t, const char *domain,
     const struct decision *d);

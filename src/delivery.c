@@ -488,6 +488,7 @@ c_ready(struct smtp_client *c, void *arg)
 {
 	struct dlv_job *j = arg;
 	const struct tls_outcome *o = smtp_client_tls(c);
+	const struct decision_host *rh;
 	struct smtp_msg msg;
 	char err[256];
 	size_t i;
@@ -510,11 +511,17 @@ c_ready(struct smtp_client *c, void *arg)
 		    "anyway", j->env->id, j->relay, o->verify_error != 0 ?
 		    X509_verify_cert_error_string(o->verify_error) :
 		    "no certificate");
-	/* TLSRPT: once per session (a cleartext retry after a failed
-	 * opportunistic handshake was counted with that failure). */
-	if (!j->reused && !j->plain_retry)
-		tlsrpt_note_session(job_rpt(j), &j->dec->hosts[j->host],
-		    &j->dec->hosts[j->host].addrs[j->addr], o, NULL);
+	/*
+	 * TLSRPT: once per (session, policy domain): a session reused for
+	 * mail to another domain (same MX, same TLS requirement) counts
+	 * for that domain too.  A cleartext retry after a failed
+	 * opportunistic handshake was counted with that failure.
+	 */
+	rh = &j->dec->hosts[j->host];
+	if (job_rpt(j) != NULL && rh->rpt_domain != NULL &&
+	    smtp_client_mark(c, rh->rpt_domain) && !j->plain_retry)
+		tlsrpt_note_session(job_rpt(j), rh, &rh->addrs[j->addr], o,
+		    NULL, smtp_client_local_ip(c));
 	j->nsend = 0;
 	for (i = 0; i < j->n; i++) {
 		j->code[i] = 0;
@@ -599,7 +606,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	if (r->tlsrpt != NULL && !j->reused)
 		tlsrpt_note_session(job_rpt(j), &j->dec->hosts[j->host],
 		    &j->dec->hosts[j->host].addrs[j->addr], smtp_client_tls(c),
-		    r->tlsrpt);
+		    r->tlsrpt, smtp_client_local_ip(c));
 
 	if (r->code != 0)
 		snprintf(why, sizeof(why), "%s said: %s (in reply to %s)",
@@ -744,6 +751,8 @@ delivery_client_params(const struct config *cf, struct event_base *base,
 	p->host = h->name;
 	p->helo = cf->myhostname;
 	p->logid = logid;
+	/* smtp_bind_address: for destinations of its address family */
+	p->bind_ip = cf->smtp_bind_address;
 	p->connect_timeout_ms = (unsigned)(cf->smtp_connect_timeout * 1000);
 	p->cmd_timeout_ms = (unsigned)(cf->smtp_timeout * 1000);
 	p->greeting_timeout_ms = (unsigned)(cf->smtp_greeting_timeout * 1000);

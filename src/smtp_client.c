@@ -130,6 +130,9 @@ struct smtp_client {
 	void *arg;
 
 	char relay[300];		/* host[ip]:port */
+	char local[INET6_ADDRSTRLEN];	/* our address, once connected */
+	char **marks;			/* smtp_client_mark() */
+	size_t nmarks;
 	enum state state;
 	int fd;				/* owned while no TLS bufferevent */
 	struct bufferevent *bev;
@@ -534,6 +537,9 @@ client_destroy(struct smtp_client *c)
 	free(c->names);
 	tlsa_rrs_free(c->tlsa, c->ntlsa);
 	free(c->tlsa_base);
+	for (i = 0; i < c->nmarks; i++)
+		free(c->marks[i]);
+	free(c->marks);
 	free(c);
 }
 
@@ -1195,6 +1201,26 @@ bev_write_cb(struct bufferevent *bev, void *arg)
 	body_fill(c);
 }
 
+/* Our end of the connection, as the server sees it (TLSRPT's
+ * sending-mta-ip): the kernel's choice, or the bind address. */
+static void
+local_name(struct smtp_client *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	c->local[0] = '\0';
+	if (fd == -1 || getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+		    c->local, sizeof(c->local));
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+		    c->local, sizeof(c->local));
+}
+
 static void
 bev_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -1205,7 +1231,9 @@ bev_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == S_CONNECT) {
-			log_debug("%s: %s: connected", lid(c), c->relay);
+			local_name(c);
+			log_debug("%s: %s: connected from %s", lid(c), c->relay,
+			    c->local);
 			if (client_state(c, S_BANNER) == -1)
 				return;
 			/* The banner may have been read before this event. */
@@ -1374,6 +1402,19 @@ smtp_client_connect(const struct smtp_client_params *p,
 	if (p->bind != NULL && p->bindlen > 0) {
 		memcpy(&c->bindaddr, p->bind, p->bindlen);
 		c->bindlen = p->bindlen;
+	} else if (p->bind_ip != NULL && p->bind_ip[0] != '\0') {
+		struct sockaddr_in *b4 = (struct sockaddr_in *)&c->bindaddr;
+		struct sockaddr_in6 *b6 = (struct sockaddr_in6 *)&c->bindaddr;
+
+		if (c->addr.ss_family == AF_INET &&
+		    inet_pton(AF_INET, p->bind_ip, &b4->sin_addr) == 1) {
+			b4->sin_family = AF_INET;
+			c->bindlen = sizeof(*b4);
+		} else if (c->addr.ss_family == AF_INET6 &&
+		    inet_pton(AF_INET6, p->bind_ip, &b6->sin6_addr) == 1) {
+			b6->sin6_family = AF_INET6;
+			c->bindlen = sizeof(*b6);
+		}
 	}
 	c->host = xstrdup(p->host ? p->host : "");
 	c->helo = xstrdup(p->helo);
@@ -1570,6 +1611,25 @@ int
 smtp_client_nmsg(const struct smtp_client *c)
 {
 	return c->nmsg;
+}
+
+const char *
+smtp_client_local_ip(const struct smtp_client *c)
+{
+	return c->local;
+}
+
+int
+smtp_client_mark(struct smtp_client *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nmarks; i++)
+		if (strcmp(c->marks[i], name) == 0)
+			return 0;
+	c->marks = xrealloc(c->marks, (c->nmarks + 1) * sizeof(*c->marks));
+	c->marks[c->nmarks++] = xstrdup(name);
+	return 1;
 }
 
 /*

@@ -255,7 +255,6 @@ struct tlsrpt {
 	const struct config *cf;	/* the current one (tlsrpt_reload) */
 	int enabled;
 	char *state_dir;
-	char *bind_ip;			/* smtp_bind_address, for sending-ip */
 	struct event_base *base;
 	sqlite3 *db;
 	sqlite3_stmt *st_policy, *st_fail;
@@ -749,8 +748,6 @@ tlsrpt_open(const struct config *cf, struct event_base *base, char *err,
 	t->enabled = cf->tlsrpt;
 	t->base = base;
 	t->state_dir = xstrdup(cf->state_dir ? cf->state_dir : "");
-	if (cf->smtp_bind_address != NULL)
-		t->bind_ip = xstrdup(cf->smtp_bind_address);
 	if ((t->db = db_open(t->state_dir, 1, BUSY_MS, err, errlen)) == NULL)
 		goto fail;
 	if (sqlite3_prepare_v2(t->db,
@@ -803,7 +800,6 @@ tlsrpt_close(struct tlsrpt *t)
 	sqlite3_close(t->db);
 	free(t->run_out);
 	free(t->state_dir);
-	free(t->bind_ip);
 	pthread_mutex_destroy(&t->mtx);
 	pthread_cond_destroy(&t->cv);
 	free(t);
@@ -818,50 +814,9 @@ tlsrpt_reload(struct tlsrpt *t, const struct config *cf)
 	if (t->enabled != cf->tlsrpt)
 		log_info("tlsrpt: %s", cf->tlsrpt ? "enabled" : "disabled");
 	t->enabled = cf->tlsrpt;
-	free(t->bind_ip);
-	t->bind_ip = cf->smtp_bind_address ? xstrdup(cf->smtp_bind_address) :
-	    NULL;
 }
 
 /* ---- delivery hooks ------------------------------------------------------ */
-
-/*
- * The address the kernel would send from to reach a: a connected UDP
- * socket sends nothing, it only picks the route.  smtp_bind_address wins.
- */
-static void
-local_ip(const struct tlsrpt *t, const struct dns_addr *a, char *out,
-    size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int fd;
-
-	out[0] = '\0';
-	if (t->bind_ip != NULL) {
-		dr_strlcpy(out, t->bind_ip, len);
-		return;
-	}
-	if (a == NULL || (a->family != AF_INET && a->family != AF_INET6))
-		return;
-	memcpy(&ss, &a->ss, a->sslen);
-	if (a->family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = htons(25);
-	else
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons(25);
-	if ((fd = socket(a->family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return;
-	if (connect(fd, (struct sockaddr *)&ss, a->sslen) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->
-			    sin_addr, out, len);
-		else if (ss.ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->
-			    sin6_addr, out, len);
-	}
-	close(fd);
-}
 
 /* "mx: a.example" lines of an MTA-STS policy -> mx-host patterns. */
 static size_t
@@ -913,12 +868,11 @@ host_event(const struct decision_host *h, struct tlsrpt_event *ev,
 void
 tlsrpt_note_session(struct tlsrpt *t, const struct decision_host *h,
     const struct dns_addr *a, const struct tls_outcome *o,
-    const char *fail_type)
+    const char *fail_type, const char *sending_ip)
 {
 	struct tlsrpt_event ev;
 	const char *mx[16];
 	const char *result = NULL, *reason = NULL;
-	char sip[64];
 
 	if (t == NULL || !t->enabled || h == NULL || h->rpt_domain == NULL ||
 	    h->tls == PTLS_NONE)
@@ -971,8 +925,9 @@ tlsrpt_note_session(struct tlsrpt *t, const struct decision_host *h,
 	}
 	ev.result = result;
 	if (result != NULL) {
-		local_ip(t, a, sip, sizeof(sip));
-		ev.sending_ip = sip;
+		/* the connected socket's own address: what the receiver
+		 * saw, whatever route or smtp_bind_address chose it */
+		ev.sending_ip = sending_ip;
 		ev.receiving_ip = a != NULL ? a->text : NULL;
 		ev.reason = reason;
 	}

@@ -344,15 +344,19 @@ test_record(void)
 	h.tls = PTLS_DANE;
 	h.addrs = &a;
 	h.naddrs = 1;
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
-	tlsrpt_note_session(t, &h, &a, &bad, "certificate-expired");
-	tlsrpt_note_session(t, &h, &a, NULL, "starttls-not-supported");
-	tlsrpt_note_session(NULL, &h, &a, &ok, NULL);	/* report session */
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
+	tlsrpt_note_session(t, &h, &a, &bad, "certificate-expired",
+	    "127.0.0.1");
+	tlsrpt_note_session(t, &h, &a, NULL, "starttls-not-supported",
+	    "127.0.0.1");
+	/* report session: not counted */
+	tlsrpt_note_session(NULL, &h, &a, &ok, NULL,
+	    "127.0.0.1");
 
 	/* level none: nothing */
 	h.tls = PTLS_NONE;
-	tlsrpt_note_session(t, &h, &a, NULL, NULL);
+	tlsrpt_note_session(t, &h, &a, NULL, NULL, "127.0.0.1");
 
 	/* no policy: TLS = success, cleartext = starttls-not-supported */
 	memset(&h, 0, sizeof(h));
@@ -361,8 +365,8 @@ test_record(void)
 	h.rpt_type = RPT_NO_POLICY;
 	h.tls = PTLS_MAY;
 	memset(&bad, 0, sizeof(bad));
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
-	tlsrpt_note_session(t, &h, &a, &bad, NULL);
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
+	tlsrpt_note_session(t, &h, &a, &bad, NULL, "127.0.0.1");
 
 	/* sts testing: untrusted chain, then MX mismatch, then fine */
 	memset(&h, 0, sizeof(h));
@@ -375,11 +379,11 @@ test_record(void)
 	h.sts_testing = 1;
 	bad.established = 1;
 	bad.verify_error = 10;		/* X509_V_ERR_CERT_HAS_EXPIRED */
-	tlsrpt_note_session(t, &h, &a, &bad, NULL);
+	tlsrpt_note_session(t, &h, &a, &bad, NULL, "127.0.0.1");
 	h.sts_mismatch = 1;
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
 	h.sts_mismatch = 0;
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
 
 	/* skipped host with a result-type, and one without */
 	memset(&h, 0, sizeof(h));
@@ -400,7 +404,7 @@ test_record(void)
 	h.rpt_type = RPT_TLSA;
 	h.tls = PTLS_ENCRYPT;
 	h.rpt_failure = "tlsa-invalid";
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
 
 	/* bogus MX RRset: the domain, policy-type tlsa */
 	memset(&d, 0, sizeof(d));
@@ -430,7 +434,7 @@ test_record(void)
 	h.rpt_strings = tlsa;
 	h.nrpt_strings = 2;
 	h.tls = PTLS_DANE;
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
 
 	/* nothing reached the disk yet */
 	CHECK(q1("SELECT count(*) FROM policy", NULL, NULL) == 0);
@@ -486,14 +490,15 @@ test_record(void)
 	h.rpt_strings = tlsa;
 	h.nrpt_strings = 2;
 	h.tls = PTLS_DANE;
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
 	tlsrpt_close(t);
 	CHECK(q1("SELECT sum(success) FROM policy WHERE day = ?1 AND "
 	    "domain = ?2", "2024-09-03", "dane.example") == 3);
 	t = tlsrpt_open(&cf, NULL, err, sizeof(err));
 	CHECK(t != NULL);
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
-	tlsrpt_note_session(t, &h, &a, &bad, "validation-failure");
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
+	tlsrpt_note_session(t, &h, &a, &bad, "validation-failure",
+	    "127.0.0.1");
 	tlsrpt_close(t);
 	CHECK(q1("SELECT sum(success) FROM policy WHERE day = ?1 AND "
 	    "domain = ?2", "2024-09-03", "dane.example") == 4);
@@ -506,7 +511,7 @@ test_record(void)
 	cf.tlsrpt = 0;
 	t = tlsrpt_open(&cf, NULL, err, sizeof(err));
 	CHECK(t != NULL);
-	tlsrpt_note_session(t, &h, &a, &ok, NULL);
+	tlsrpt_note_session(t, &h, &a, &ok, NULL, "127.0.0.1");
 	tlsrpt_close(t);
 	CHECK(q1("SELECT sum(success) FROM policy WHERE day = ?1 AND "
 	    "domain = ?2", "2024-09-03", "dane.example") == 4);
