@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,10 @@
 
 static char dir[2048];
 static FILE *sync_out;		/* the child's report, or NULL */
+/* The parent's own fsyncs (the replay), while recording. */
+static char parent_synced[4 * 120][QUEUE_ID_LEN + 1];
+static size_t nparent_synced;
+static int record_parent;
 
 /* Every fsync of the spool code, reported with the file's path. */
 int
@@ -62,6 +67,21 @@ fsync(int fd)
 			path[n] = '\0';
 			fprintf(sync_out, "synced %s\n", path);
 			fflush(sync_out);
+		}
+	}
+	if (record_parent) {
+		char *b;
+
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		if ((n = readlink(p, path, sizeof(path) - 1)) > 0) {
+			path[n] = '\0';
+			b = strrchr(path, '/');
+			if (b != NULL && strlen(b + 1) > QUEUE_ID_LEN &&
+			    nparent_synced < 4 * NMSG) {
+				b[1 + QUEUE_ID_LEN] = '\0';
+				dr_strlcpy(parent_synced[nparent_synced++],
+				    b + 1, QUEUE_ID_LEN + 1);
+			}
 		}
 	}
 	return (int)syscall(SYS_fsync, fd);
@@ -93,12 +113,15 @@ make_message(uint64_t seed, size_t *lenp)
 	return m;
 }
 
+/* One event loop of the child (it runs two, as danerelayd with
+ * workers = 2 does: their group commits overlap). */
 struct child {
 	struct spool	*sp;
 	FILE		*out;
 	uint64_t	 s;
 	int		 left;		/* commits still to start */
 	int		 pending;	/* callbacks still to come */
+	struct workq	*wq;
 	struct event_base *base;
 };
 
@@ -190,48 +213,70 @@ check_idle(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->left == 0 && c->pending == 0) {
-		fprintf(c->out, "checkpoints %lu\n",
-		    spool_journal_checkpoints(c->sp));
-		fprintf(c->out, "end\n");
-		fflush(c->out);
-		/* the crash: no close, no cleanup */
-		raise(SIGKILL);
-	}
+	if (c->left == 0 && c->pending == 0)
+		event_base_loopbreak(c->base);
 }
 
-static void
-child(int wfd, uint64_t seed, off_t jmax)
+/* Run one loop until its share of the commits is done. */
+static void *
+loop_run(void *arg)
 {
-	struct child c;
-	struct workq *wq;
+	struct child *c = arg;
 	struct workq_port *port;
 	struct event *ev;
 	struct timeval tv = { 0, 10000 };
 	char err[256];
 	int i;
 
+	if ((c->base = event_base_new()) == NULL ||
+	    (port = workq_port_new(c->base, err, sizeof(err))) == NULL)
+		_exit(3);
+	spool_set_workq(c->sp, c->wq, port);
+	for (i = 0; i < 4; i++)
+		commit_start(c);
+	ev = event_new(c->base, -1, EV_PERSIST, check_idle, c);
+	event_add(ev, &tv);
+	event_base_dispatch(c->base);
+	return NULL;
+}
+
+static void
+child(int wfd, uint64_t seed, off_t jmax)
+{
+	struct child c[2];
+	struct spool *sp;
+	struct workq *wq;
+	pthread_t t;
+	char err[256];
+	int i;
+
 	log_init("test_journal", 1, 0);
-	memset(&c, 0, sizeof(c));
-	c.s = seed | 1;
-	c.left = NMSG;
-	if ((c.out = sync_out = fdopen(wfd, "w")) == NULL ||
-	    (c.sp = spool_open(dir, err, sizeof(err))) == NULL) {
+	if ((sync_out = fdopen(wfd, "w")) == NULL ||
+	    (sp = spool_open(dir, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "child: spool_open: %s\n", err);
 		_exit(3);
 	}
 	if (jmax > 0)
-		spool_journal_set_max(c.sp, jmax);
-	if ((c.base = event_base_new()) == NULL ||
-	    (wq = workq_new("io", 8, err, sizeof(err))) == NULL ||
-	    (port = workq_port_new(c.base, err, sizeof(err))) == NULL)
+		spool_journal_set_max(sp, jmax);
+	if ((wq = workq_new("io", 8, err, sizeof(err))) == NULL)
 		_exit(3);
-	spool_set_workq(c.sp, wq, port);
-	for (i = 0; i < 8; i++)
-		commit_start(&c);
-	ev = event_new(c.base, -1, EV_PERSIST, check_idle, &c);
-	event_add(ev, &tv);
-	event_base_dispatch(c.base);
+	memset(c, 0, sizeof(c));
+	for (i = 0; i < 2; i++) {
+		c[i].sp = sp;
+		c[i].out = sync_out;
+		c[i].wq = wq;
+		c[i].s = (seed + (uint64_t)i * 0x9e3779b97f4a7c15ULL) | 1;
+		c[i].left = NMSG / 2;
+	}
+	if (pthread_create(&t, NULL, loop_run, &c[1]) != 0)
+		_exit(3);
+	loop_run(&c[0]);
+	pthread_join(t, NULL);
+	fprintf(sync_out, "checkpoints %lu\n", spool_journal_checkpoints(sp));
+	fprintf(sync_out, "end\n");
+	fflush(sync_out);
+	/* the crash: no close, no cleanup */
+	raise(SIGKILL);
 	_exit(3);
 }
 
@@ -555,6 +600,47 @@ test_checkpoint(uint64_t seed)
 	spool_close(sp);
 }
 
+/* kill -9, a restart (the replay finds every file and fsyncs it: after
+ * kill -9 they may be in the page cache only), then a power loss: the
+ * journal has started over, so the files must be on disk by now. */
+static void
+test_replay_syncs(uint64_t seed)
+{
+	struct spool *sp;
+	char err[512];
+	size_t i, k, kept = 0, back = 0;
+
+	rm_rf(dir);
+	CHECK(run_child(seed, 0) == 0);
+	nparent_synced = 0;
+	record_parent = 1;
+	sp = spool_open(dir, err, sizeof(err));
+	record_parent = 0;
+	CHECK(sp != NULL);
+	if (sp == NULL)
+		return;
+	spool_close(sp);
+	for (i = 0; i < nmsgs; i++)
+		for (k = 0; k < nparent_synced; k++)
+			if (strcmp(msgs[i].id, parent_synced[k]) == 0)
+				msgs[i].synced = 1;
+	for (i = 0; i < nmsgs; i++)
+		if (!msgs[i].removed && !msgs[i].synced)
+			destroy(msgs[i].id, (int)i);
+	CHECK((sp = spool_open(dir, err, sizeof(err))) != NULL);
+	if (sp == NULL)
+		return;
+	for (i = 0; i < nmsgs; i++)
+		if (!msgs[i].removed) {
+			kept++;
+			back += intact(sp, &msgs[i]);
+		}
+	printf("replay then power loss: %zu kept, %zu back intact\n", kept,
+	    back);
+	CHECK(back == kept);
+	spool_close(sp);
+}
+
 int
 main(void)
 {
@@ -568,6 +654,8 @@ main(void)
 	test_offline_delete(0xabcdef);
 	test_torn_tail(0x777);
 	test_checkpoint(0x4242);
+	test_checkpoint(0x4343);
+	test_replay_syncs(0x5151);
 	rm_rf(dir);
 	return t_done();
 }
