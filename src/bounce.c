@@ -106,6 +106,61 @@ put_clean(FILE *f, const char *s)
 		fputc((*s >= 0x20 && *s < 0x7f) ? *s : '?', f);
 }
 
+/*
+ * put_clean() for text that may be long (server replies, error texts)
+ * on a line that already holds col characters: folded at spaces before
+ * FOLD_AT columns, each continuation line starting with cont (" " in a
+ * header field: RFC 5322 §2.2.3 folding, undone by unfolding; an indent
+ * in the text part).  A word too long for a line is cut at LINE_HARD:
+ * no line ever exceeds RFC 5322 §2.1.1's 998 octets, which strict
+ * receivers enforce (and a DSN from <> that is refused is lost).
+ */
+#define FOLD_AT		78
+#define LINE_HARD	900
+static void
+put_folded(FILE *f, size_t col, const char *s, const char *cont)
+{
+	size_t clen = strlen(cont), w;
+
+	while (*s != '\0') {
+		/* the next word, with the spaces before it */
+		for (w = 0; s[w] == ' '; w++)
+			;
+		for (; s[w] != '\0' && s[w] != ' '; w++)
+			;
+		if (col + w > FOLD_AT && col > clen && *s == ' ') {
+			/* fold before the space: it starts the next line */
+			fputs("\r\n", f);
+			fputs(cont, f);
+			col = clen;
+			s++;
+			w--;
+			if (w == 0)
+				continue;
+		}
+		while (col + w > LINE_HARD) {
+			size_t part = LINE_HARD - col;
+			char *chunk = xstrndup(s, part);
+
+			put_clean(f, chunk);
+			free(chunk);
+			fputs("\r\n", f);
+			fputs(cont, f);
+			col = clen;
+			s += part;
+			w -= part;
+		}
+		{
+			char *word = xstrndup(s, w);
+
+			put_clean(f, word);
+			free(word);
+		}
+		col += w;
+		s += w;
+	}
+}
+
 int
 bounce_enqueue(struct spool *sp, const struct config *cf,
     const struct spool_env *env, struct queue *q, char *err, size_t errlen)
@@ -186,7 +241,8 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 		fprintf(f, "<");
 		put_clean(f, r->addr);
 		fprintf(f, ">: ");
-		put_clean(f, r->last_error ? r->last_error : "delivery failed");
+		put_folded(f, strlen(r->addr) + 4, r->last_error ?
+		    r->last_error : "delivery failed", "    ");
 		fprintf(f, "\r\n\r\n");
 	}
 
@@ -219,6 +275,7 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 			status[0] = '4';
 		fprintf(f, "\r\n");
 		if (r->orcpt != NULL) {
+			/* up to 500 octets of xtext (RFC 3461): one line */
 			fprintf(f, "Original-Recipient: ");
 			put_clean(f, r->orcpt);
 			fprintf(f, "\r\n");
@@ -241,8 +298,8 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 			fprintf(f, "\r\n");
 		}
 		fprintf(f, "Diagnostic-Code: %s; ", smtp ? "smtp" : "x-unix");
-		put_clean(f, smtp ? reply : r->last_error ? r->last_error :
-		    "delivery failed");
+		put_folded(f, smtp ? 23 : 25, smtp ? reply : r->last_error ?
+		    r->last_error : "delivery failed", " ");
 		fprintf(f, "\r\n");
 	}
 
