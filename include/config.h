@@ -63,6 +63,15 @@ struct config {
 	long long smtpd_timeout;	/* idle, default 300s */
 	long long smtpd_session_timeout; /* total, default 1h */
 	int smtpd_max_clients;		/* default 1000 */
+	int smtpd_reserved_clients;	/* of smtpd_max_clients, only for
+					 * allow_clients; -1 (default): a
+					 * tenth of smtpd_max_clients */
+	/* per address outside allow_clients (issue #12), 0 = no limit */
+	int smtpd_client_connection_count_limit;	/* default 50 */
+	int smtpd_client_connection_rate_limit;	/* default 100 */
+	long long smtpd_client_connection_rate_time_unit; /* default 60s */
+	int smtpd_min_data_rate;	/* bytes/s before AUTH, default 10 */
+	long long smtpd_unauth_session_timeout;	/* before AUTH, 60s */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
 					 * NULL: refused at RCPT */
 	int workers;			/* event loops; 0 = auto (CPUs) */
@@ -95,6 +104,9 @@ struct config {
 	int max_connections_per_destination;	/* default 10 */
 	char *bounce_relay;		/* optional "addr:port": DSNs go there
 					 * (e.g. back to the local MTA) */
+	enum policy_level bounce_relay_tls; /* none, may (default),
+					 * encrypt, verify */
+	char *bounce_relay_tls_name;	/* verify: the certificate's name */
 	unsigned long long queue_minfree; /* spool bytes kept free: MAIL gets
 					 * 452 below it; default 100M, 0 off */
 

@@ -44,6 +44,13 @@ enum metric_counter {
 				 * expired) */
 	M_DNSSEC_BOGUS,		/* DNS answers that failed validation */
 	M_AUTH_FAILED,		/* inbound SMTP AUTH failures */
+	/* inbound clients refused by a limit (issue #12), exported as
+	 * danerelay_smtpd_refused_total{reason=...} */
+	M_REFUSED_RESERVED,	/* the rest is reserved for allow_clients */
+	M_REFUSED_COUNT,	/* smtpd_client_connection_count_limit */
+	M_REFUSED_RATE,		/* smtpd_client_connection_rate_limit */
+	M_REFUSED_SLOW,		/* smtpd_min_data_rate */
+	M_REFUSED_UNAUTH_TIME,	/* smtpd_unauth_session_timeout */
 	M_NCOUNTERS
 };
 

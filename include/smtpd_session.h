@@ -19,6 +19,7 @@
 #include "smtpd.h"
 
 struct acl;
+struct anvil;
 struct auth_table;
 struct event;
 struct evconnlistener;
@@ -39,6 +40,12 @@ struct smtpd_conf {
 	long long timeout;		/* idle, seconds */
 	long long session_timeout;	/* total, seconds */
 	int max_clients;
+	int reserved;			/* of max_clients, for allow_clients */
+	int count_limit;		/* per address outside allow_clients */
+	int rate_limit;			/*   connections per rate_unit */
+	long long rate_unit;
+	int min_data_rate;		/* bytes/s before AUTH, 0 = none */
+	long long unauth_timeout;	/* session time before AUTH */
 	unsigned long long minfree;	/* queue_minfree: spool bytes kept
 					 * free, 0 = no check */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
@@ -77,13 +84,21 @@ struct smtpd {
 	int nsessions;			/* this worker's */
 	_Atomic int *nall;		/* every worker's (smtpd_max_clients) */
 	_Atomic int nall_own;
+	struct anvil *anvil;		/* every worker's: per address limits */
+	struct anvil *anvil_own;	/* worker 0 made it */
 	int stopping;
 };
 
+/* How a session was let in (smtpd_session_new()'s flags). */
+#define SMTPD_SESS_ALLOWED	0x01	/* the client is in allow_clients:
+					 * none of the unauth limits */
+#define SMTPD_SESS_ANVIL	0x02	/* counted by anvil_connect(): give
+					 * it back when the session ends */
+
 /* Take over an accepted socket (non-blocking).  NULL if it could not be
- * set up (the fd is closed then). */
+ * set up (the fd is closed then; an anvil count is given back). */
 struct smtpd_session *smtpd_session_new(struct smtpd *sd, int fd,
-    const struct sockaddr *sa, socklen_t salen);
+    const struct sockaddr *sa, socklen_t salen, int flags);
 /* Server stopping: an idle session gets 421 and closes; one receiving a
  * message finishes it, then gets 421. */
 void smtpd_sessions_shutdown(struct smtpd *sd);

@@ -268,8 +268,15 @@ config_defaults(struct config *cf)
 	cf->smtpd_timeout = 300;
 	cf->smtpd_session_timeout = 3600;
 	cf->smtpd_max_clients = 1000;
+	cf->smtpd_reserved_clients = -1;
+	cf->smtpd_client_connection_count_limit = 50;
+	cf->smtpd_client_connection_rate_limit = 100;
+	cf->smtpd_client_connection_rate_time_unit = 60;
+	cf->smtpd_min_data_rate = 10;
+	cf->smtpd_unauth_session_timeout = 60;
 
 	cf->default_policy = POLICY_DANE;
+	cf->bounce_relay_tls = POLICY_MAY;
 	cf->trust_anchor_file = xstrdup("/usr/share/dns/root.key");
 	cf->smtp_port = 25;
 	cf->smtp_connect_timeout = 30;
@@ -320,6 +327,7 @@ config_free(struct config *cf)
 	free(cf->tlsrpt_from);
 	free(cf->metrics_listen);
 	free(cf->bounce_relay);
+	free(cf->bounce_relay_tls_name);
 	free(cf->postmaster);
 	memset(cf, 0, sizeof(*cf));
 }
@@ -361,6 +369,7 @@ enum opt_type {
 	T_SIZE,		/* parse_size, > 0 */
 	T_SIZE0,	/* parse_size, 0 allowed */
 	T_COUNT,	/* integer 1..CONFIG_INT_MAX */
+	T_COUNT0,	/* integer 0..CONFIG_INT_MAX */
 	T_DURATION,	/* parse_duration, > 0 */
 	T_DURATION0,	/* parse_duration, 0 allowed */
 	T_POLICY,	/* default_policy */
@@ -370,6 +379,8 @@ enum opt_type {
 	T_OLISTEN,	/* one listen address kept as text, empty = unset */
 	T_WORKERS,	/* "auto" (0) or 1..CONFIG_MAX_WORKERS */
 	T_MAILBOX,	/* local@domain as in RCPT TO, empty = unset */
+	T_HOPTLS,	/* TLS level of a fixed next hop: none, may,
+			 * encrypt, verify */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -399,6 +410,17 @@ static const struct option {
 	{ "smtpd_session_timeout",	T_DURATION,
 	    OFF(smtpd_session_timeout) },
 	{ "smtpd_max_clients",		T_COUNT,	OFF(smtpd_max_clients) },
+	{ "smtpd_reserved_clients",	T_COUNT0,
+	    OFF(smtpd_reserved_clients) },
+	{ "smtpd_client_connection_count_limit", T_COUNT0,
+	    OFF(smtpd_client_connection_count_limit) },
+	{ "smtpd_client_connection_rate_limit", T_COUNT0,
+	    OFF(smtpd_client_connection_rate_limit) },
+	{ "smtpd_client_connection_rate_time_unit", T_DURATION,
+	    OFF(smtpd_client_connection_rate_time_unit) },
+	{ "smtpd_min_data_rate",	T_COUNT0,	OFF(smtpd_min_data_rate) },
+	{ "smtpd_unauth_session_timeout", T_DURATION,
+	    OFF(smtpd_unauth_session_timeout) },
 	{ "postmaster",			T_MAILBOX,	OFF(postmaster) },
 	{ "workers",			T_WORKERS,	OFF(workers) },
 
@@ -441,6 +463,9 @@ static const struct option {
 
 	{ "metrics_listen",		T_OLISTEN,	OFF(metrics_listen) },
 	{ "bounce_relay",		T_OLISTEN,	OFF(bounce_relay) },
+	{ "bounce_relay_tls",		T_HOPTLS,	OFF(bounce_relay_tls) },
+	{ "bounce_relay_tls_name",	T_OSTRING,
+	    OFF(bounce_relay_tls_name) },
 };
 #define NOPTIONS	(sizeof(options) / sizeof(options[0]))
 
@@ -680,11 +705,14 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 		*FIELD(cf, o, unsigned long long) = sz;
 		return 0;
 	case T_COUNT:
+	case T_COUNT0:
 		errno = 0;
 		n = isdigit((unsigned char)*v) ? strtol(v, &end, 10) : -1;
-		if (n < 1 || errno != 0 || *end != '\0' || n > CONFIG_INT_MAX)
-			return perr(p, "%s: bad number \"%s\" (want 1-%d)",
-			    o->name, v, CONFIG_INT_MAX);
+		if (n < (o->type == T_COUNT ? 1 : 0) || errno != 0 ||
+		    *end != '\0' || n > CONFIG_INT_MAX)
+			return perr(p, "%s: bad number \"%s\" (want %d-%d)",
+			    o->name, v, o->type == T_COUNT ? 1 : 0,
+			    CONFIG_INT_MAX);
 		*FIELD(cf, o, int) = (int)n;
 		return 0;
 	case T_MAILBOX:
@@ -724,6 +752,14 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 			return perr(p, "%s: \"none\" (cleartext) is not allowed "
 			    "as the default; write it for single domains in "
 			    "the policy_file", o->name);
+		*FIELD(cf, o, enum policy_level) = lvl;
+		return 0;
+	case T_HOPTLS:
+		if (policy_level_parse(v, &lvl) == -1 ||
+		    (lvl != POLICY_NONE && lvl != POLICY_MAY &&
+		    lvl != POLICY_ENCRYPT && lvl != POLICY_VERIFY))
+			return perr(p, "%s: bad TLS level \"%s\" (want none, "
+			    "may, encrypt or verify)", o->name, v);
 		*FIELD(cf, o, enum policy_level) = lvl;
 		return 0;
 	case T_PORT:
@@ -854,10 +890,23 @@ check_config(struct parser *p, struct config *cf)
 		return perr(p, "tls_cert_file and tls_key_file must be set "
 		    "together");
 	}
+	if (cf->smtpd_reserved_clients >= cf->smtpd_max_clients) {
+		p->lineno = p->seen[option_index("smtpd_reserved_clients")];
+		return perr(p, "smtpd_reserved_clients (%d) must be less than "
+		    "smtpd_max_clients (%d)", cf->smtpd_reserved_clients,
+		    cf->smtpd_max_clients);
+	}
 	if (cf->max_backoff < cf->min_backoff) {
 		p->lineno = lmin > lmax ? lmin : lmax;
 		return perr(p, "max_backoff (%llds) is less than min_backoff "
 		    "(%llds)", cf->max_backoff, cf->min_backoff);
+	}
+	if (cf->bounce_relay_tls == POLICY_VERIFY &&
+	    cf->bounce_relay_tls_name == NULL) {
+		p->lineno = p->seen[option_index("bounce_relay_tls")];
+		return perr(p, "bounce_relay_tls = verify needs "
+		    "bounce_relay_tls_name (the name the certificate must "
+		    "have)");
 	}
 	if (!p->seen[option_index("control_socket")]) {
 		free(cf->control_socket);

@@ -877,11 +877,16 @@ job_routed(struct route *rt, void *arg)
 
 /*
  * bounce_relay: delivery status notifications go to one fixed next hop
- * (typically back to the local MTA): no DNS, STARTTLS when offered.
+ * (typically back to the local MTA): no DNS, and the TLS level the
+ * operator gave that hop (bounce_relay_tls: a DSN carries the original
+ * headers).  Only "may" tries STARTTLS and falls back to cleartext
+ * (also after a failed handshake); "encrypt" and "verify" (WebPKI,
+ * certificate for bounce_relay_tls_name) defer instead.
  */
 static int
-static_decision(const char *hop, struct decision *dec, int *port)
+static_decision(const struct config *cf, struct decision *dec, int *port)
 {
+	const char *hop = cf->bounce_relay;
 	struct decision_host *h;
 	struct listen_addr la;
 	struct dns_addr *a;
@@ -909,8 +914,29 @@ static_decision(const char *hop, struct decision *dec, int *port)
 		    a->text, sizeof(a->text));
 	}
 	h->name = xstrdup("bounce_relay");
-	h->tls = PTLS_MAY;
-	h->reason = xstrdup("bounce_relay");
+	switch (cf->bounce_relay_tls) {
+	case POLICY_NONE:
+		h->tls = PTLS_NONE;
+		break;
+	case POLICY_ENCRYPT:
+		h->tls = PTLS_ENCRYPT;
+		break;
+	case POLICY_VERIFY:
+		if (cf->bounce_relay_tls_name == NULL)
+			return -1;	/* refused by config_load() */
+		h->tls = PTLS_VERIFY;
+		h->names = xcalloc(1, sizeof(*h->names));
+		h->names[0] = xstrdup(cf->bounce_relay_tls_name);
+		h->nnames = 1;
+		h->sni = xstrdup(cf->bounce_relay_tls_name);
+		break;
+	default:
+		h->tls = PTLS_MAY;
+		break;
+	}
+	dec->level = cf->bounce_relay_tls;
+	h->reason = xasprintf("bounce_relay, TLS level %s",
+	    policy_level_name(cf->bounce_relay_tls));
 	return 0;
 }
 
@@ -961,7 +987,7 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 	}
 	j->port = j->cf->smtp_port;
 	if (env->is_bounce && j->cf->bounce_relay != NULL &&
-	    static_decision(j->cf->bounce_relay, &j->own_dec, &j->port) == 0) {
+	    static_decision(j->cf, &j->own_dec, &j->port) == 0) {
 		struct timeval tv = { 0, 0 };
 
 		j->kick = evtimer_new(d->base, job_static_start, j);

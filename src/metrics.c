@@ -122,6 +122,19 @@ static const char *const tls_fail_label[] = {
 #define TLS_FAIL_N	(sizeof(tls_fail_label) / sizeof(tls_fail_label[0]))
 static counter_t tls_fail[TLS_FAIL_N];
 
+/* danerelay_smtpd_refused_total's reasons. */
+static const struct {
+	enum metric_counter counter;
+	const char *label;
+} refused_label[] = {
+	{ M_REFUSED_RESERVED, "reserved" },
+	{ M_REFUSED_COUNT, "connection_count" },
+	{ M_REFUSED_RATE, "connection_rate" },
+	{ M_REFUSED_SLOW, "min_data_rate" },
+	{ M_REFUSED_UNAUTH_TIME, "unauth_session_time" },
+};
+#define REFUSED_N	(sizeof(refused_label) / sizeof(refused_label[0]))
+
 static _Atomic long long sts_cache_size;
 static time_t start_time;		/* set once, before any thread */
 
@@ -439,6 +452,13 @@ metrics_render(struct evbuffer *b, struct queue *q, const struct smtpd *sd)
 	one(b, "danerelay_smtpd_auth_failures_total", "counter",
 	    "Failed SMTP AUTH attempts of clients.",
 	    CGET(counters[M_AUTH_FAILED]));
+	head(b, "danerelay_smtpd_refused_total", "counter",
+	    "Clients outside allow_clients refused or disconnected by a "
+	    "limit, by reason.");
+	for (i = 0; i < REFUSED_N; i++)
+		evbuffer_add_printf(b, "danerelay_smtpd_refused_total"
+		    "{reason=\"%s\"} %llu\n", refused_label[i].label,
+		    CGET(counters[refused_label[i].counter]));
 	if (sd != NULL)
 		one(b, "danerelay_smtpd_sessions", "gauge",
 		    "Inbound SMTP sessions open now.",

@@ -32,9 +32,11 @@
 #include <event2/util.h>
 
 #include "acl.h"
+#include "anvil.h"
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtpd.h"
 #include "smtpd_session.h"
 #include "tls.h"
@@ -94,6 +96,17 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	    cf->smtpd_session_timeout : 3600;
 	c->max_clients = cf->smtpd_max_clients > 0 ? cf->smtpd_max_clients :
 	    1000;
+	c->reserved = cf->smtpd_reserved_clients >= 0 ?
+	    cf->smtpd_reserved_clients : c->max_clients / 10;
+	if (c->reserved >= c->max_clients)
+		c->reserved = c->max_clients - 1;
+	c->count_limit = cf->smtpd_client_connection_count_limit;
+	c->rate_limit = cf->smtpd_client_connection_rate_limit;
+	c->rate_unit = cf->smtpd_client_connection_rate_time_unit > 0 ?
+	    cf->smtpd_client_connection_rate_time_unit : 60;
+	c->min_data_rate = cf->smtpd_min_data_rate;
+	c->unauth_timeout = cf->smtpd_unauth_session_timeout > 0 ?
+	    cf->smtpd_unauth_session_timeout : c->session_timeout;
 	c->minfree = cf->queue_minfree;
 	c->postmaster = cf->postmaster != NULL ? xstrdup(cf->postmaster) :
 	    NULL;
@@ -171,6 +184,7 @@ smtpd_new(const struct config *cf, char *err, size_t errlen)
 	sd = xcalloc(1, sizeof(*sd));
 	TAILQ_INIT(&sd->sessions);
 	sd->nall = &sd->nall_own;
+	sd->anvil = sd->anvil_own = anvil_new();
 	if ((sd->conf = smtpd_conf_new(cf, err, errlen)) == NULL) {
 		free(sd);
 		return NULL;
@@ -198,6 +212,7 @@ smtpd_clone(struct smtpd *sd0, const struct config *cf, char *err,
 	sd = xcalloc(1, sizeof(*sd));
 	TAILQ_INIT(&sd->sessions);
 	sd->nall = sd0->nall;
+	sd->anvil = sd0->anvil;
 	if ((sd->conf = smtpd_conf_new(cf, err, errlen)) == NULL) {
 		free(sd);
 		return NULL;
@@ -227,37 +242,102 @@ client_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 		    (const void *)sa)->sin_addr, buf, (socklen_t)len);
 	else if (sa->sa_family == AF_INET6) {
 		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)len);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], buf,
+			    (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
+			    (socklen_t)len);
 	} else
 		dr_strlcpy(buf, "?", len);
 }
 
+/* A refused connection: one line of reply, no session. */
+static void
+refuse(struct smtpd *sd, evutil_socket_t fd, const char *text)
+{
+	char reply[256];
+	int n;
+
+	n = snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: %s\r\n",
+	    sd->conf->hostname, text);
+	if (n > 0 && (size_t)n < sizeof(reply))
+		(void)send(fd, reply, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
+
+/*
+ * Who gets in.  Clients in allow_clients (the local MTA) may use every
+ * one of smtpd_max_clients; everybody else only what is left after
+ * smtpd_reserved_clients, and per address at most
+ * smtpd_client_connection_count_limit at once and
+ * smtpd_client_connection_rate_limit per time unit (anvil.c).  So a
+ * flood of connections from outside can never lock the local MTA out.
+ * A per-address refusal is logged as "refused: ..., client=[ADDR]" (at
+ * most once a second per address), the line contrib/fail2ban matches.
+ */
 static void
 accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct smtpd *sd = arg;
-	char addr[INET6_ADDRSTRLEN], reply[160];
-	int n;
+	struct smtpd_conf *c = sd->conf;
+	struct anvil_limits lim;
+	struct anvil_result res;
+	char addr[INET6_ADDRSTRLEN], more[48];
+	int allowed, flags = 0, nall;
 
 	if (sd->stopping) {
 		close(fd);
 		return;
 	}
-	if (atomic_load(sd->nall) >= sd->conf->max_clients) {
+	allowed = acl_match(c->allow, sa);
+	nall = atomic_load(sd->nall);
+	if (nall >= c->max_clients ||
+	    (!allowed && nall >= c->max_clients - c->reserved)) {
 		client_addr_text(sa, addr, sizeof(addr));
-		log_warnx("too many clients (%d): refusing connection from "
-		    "[%s]", atomic_load(sd->nall), addr);
-		n = snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too "
-		    "many connections, try again later\r\n",
-		    sd->conf->hostname);
-		if (n > 0 && (size_t)n < sizeof(reply))
-			(void)send(fd, reply, (size_t)n,
-			    MSG_DONTWAIT | MSG_NOSIGNAL);
-		close(fd);
+		log_warnx("too many clients (%d%s): refusing connection from "
+		    "[%s]", nall, allowed ? "" : ", the rest is reserved for "
+		    "allow_clients", addr);
+		if (!allowed && nall < c->max_clients)
+			metrics_inc(M_REFUSED_RESERVED);
+		refuse(sd, fd, "too many connections, try again later");
 		return;
 	}
-	(void)smtpd_session_new(sd, fd, sa, (socklen_t)salen);
+	if (allowed)
+		flags |= SMTPD_SESS_ALLOWED;
+	else {
+		lim.count = c->count_limit;
+		lim.rate = c->rate_limit;
+		lim.rate_unit = c->rate_unit;
+		anvil_connect(sd->anvil, sa, &lim, &res);
+		if (res.verdict != ANVIL_OK) {
+			metrics_inc(res.verdict == ANVIL_COUNT ?
+			    M_REFUSED_COUNT : M_REFUSED_RATE);
+			if (res.log) {
+				client_addr_text(sa, addr, sizeof(addr));
+				more[0] = '\0';
+				if (res.suppressed > 0)
+					snprintf(more, sizeof(more), ", %d "
+					    "more not logged", res.suppressed);
+				if (res.verdict == ANVIL_COUNT)
+					log_warnx("refused: connection count "
+					    "limit %d reached%s, client=[%s]",
+					    lim.count, more, addr);
+				else
+					log_warnx("refused: connection rate "
+					    "limit %d per %llds exceeded%s, "
+					    "client=[%s]", lim.rate,
+					    lim.rate_unit, more, addr);
+			}
+			refuse(sd, fd, "too many connections from your "
+			    "address, try again later");
+			return;
+		}
+		if (res.counted)
+			flags |= SMTPD_SESS_ANVIL;
+	}
+	(void)smtpd_session_new(sd, fd, sa, (socklen_t)salen, flags);
 }
 
 static void
@@ -385,5 +465,6 @@ smtpd_free(struct smtpd *sd)
 			close(sd->listeners[i].fd);
 	}
 	smtpd_conf_unref(sd->conf);
+	anvil_free(sd->anvil_own);
 	free(sd);
 }

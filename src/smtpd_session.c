@@ -76,6 +76,7 @@
 #include <openssl/ssl.h>
 
 #include "acl.h"
+#include "anvil.h"
 #include "auth.h"
 #include "log.h"
 #include "metrics.h"
@@ -91,6 +92,8 @@
 #define IBUF_MAX	(128 * 1024)	/* read high-watermark */
 #define DATA_CHUNK	16384		/* DATA bytes scanned per step */
 #define REPLY_MAX	512		/* RFC 5321 §4.5.3.1.5 reply line */
+#define RATE_PERIOD	10		/* smtpd_min_data_rate: seconds of
+					 * the client's time measured */
 
 enum smtp_state {
 	S_CONNECTED = 0,	/* greeted, or TLS just started: EHLO needed */
@@ -127,6 +130,16 @@ struct smtpd_session {
 	struct event		*ev_session;	/* smtpd_session_timeout */
 	struct sockaddr_storage	 ss;
 	char			 addr[INET6_ADDRSTRLEN];
+	int			 allowed;	/* in allow_clients */
+	int			 anvil;		/* holds an anvil count */
+	double			 started;	/* mono_now() at connect */
+
+	/* smtpd_min_data_rate, outside allow_clients until AUTH */
+	struct event		*ev_rate;	/* every RATE_PERIOD / 2 */
+	unsigned long long	 bytes_in;	/* read from the client */
+	size_t			 in_left;	/* input not yet processed */
+	unsigned long long	 rate_mark;	/* bytes_in at rate_since */
+	double			 rate_since;	/* start of the measurement */
 
 	char			 helo[SMTP_HELO_MAX + 1];
 	int			 esmtp;		/* EHLO, not HELO */
@@ -166,6 +179,7 @@ static void smtp_enter_state(struct smtpd_session *, enum smtp_state);
 static void smtp_process_input(struct smtpd_session *);
 static void smtp_free(struct smtpd_session *);
 static int smtp_check_close(struct smtpd_session *);
+static void smtp_unauth_end(struct smtpd_session *);
 static void smtp_read_cb(struct bufferevent *, void *);
 static void smtp_write_cb(struct bufferevent *, void *);
 static void smtp_event_cb(struct bufferevent *, short, void *);
@@ -233,11 +247,23 @@ smtp_tx_reset(struct smtpd_session *s)
 	s->io_error = 0;
 }
 
+/* Our turn, not the client's: nothing to read from it meanwhile. */
+static int
+smtp_server_busy(enum smtp_state st)
+{
+	return st == S_STARTTLS || st == S_AUTH_CHECK || st == S_COMMIT;
+}
+
 static void
 smtp_enter_state(struct smtpd_session *s, enum smtp_state new)
 {
 	log_debug("smtpd %s: %s -> %s", s->addr, strstate[s->state],
 	    strstate[new]);
+	if (smtp_server_busy(s->state) && !smtp_server_busy(new)) {
+		/* the data rate counts the client's time only */
+		s->rate_since = mono_now();
+		s->rate_mark = s->bytes_in;
+	}
 	s->state = new;
 
 	switch (new) {
@@ -890,6 +916,7 @@ smtp_auth_verdict(struct smtpd_session *s, const char *user, int r)
 	safe_str(user, safe, sizeof(safe));
 	if (r == 1) {
 		s->auth_user = xstrdup(user);
+		smtp_unauth_end(s);
 		log_info("smtpd: client=unknown[%s], sasl_method=%s, "
 		    "sasl_username=%s", s->addr, s->auth_mech, safe);
 		smtp_reply(s, 235, "2.7.0 Authentication successful");
@@ -1155,6 +1182,7 @@ smtp_tls_begin(struct smtpd_session *s)
 		return;
 	}
 	s->bev_owns_fd = 1;
+	s->in_left = 0;
 	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb,
 	    s);
@@ -1329,7 +1357,7 @@ smtp_getline(struct smtpd_session *s, size_t *lenp)
 
 /* Everything that arrived, in order, as far as the state allows. */
 static void
-smtp_process_input(struct smtpd_session *s)
+smtp_process_lines(struct smtpd_session *s)
 {
 	size_t len;
 	int r;
@@ -1358,6 +1386,19 @@ smtp_process_input(struct smtpd_session *s)
 			smtp_line(s, linebuf, len);
 		smtp_check_errors(s);
 	}
+}
+
+/* The same, counting what the client sent (smtpd_min_data_rate). */
+static void
+smtp_process_input(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t len = evbuffer_get_length(in);
+
+	if (len > s->in_left)
+		s->bytes_in += len - s->in_left;
+	smtp_process_lines(s);
+	s->in_left = evbuffer_get_length(bufferevent_get_input(s->bev));
 }
 
 /* Free the session if it is done and its last reply went out. */
@@ -1459,8 +1500,17 @@ smtp_session_timeout(evutil_socket_t fd, short ev, void *arg)
 
 	if (s->state == S_QUIT)
 		return;
-	log_info("smtpd %s: session time limit (%llds) exceeded in state %s",
-	    s->addr, s->conf->session_timeout, strstate[s->state]);
+	if (!s->allowed && s->auth_user == NULL) {
+		metrics_inc(M_REFUSED_UNAUTH_TIME);
+		log_warnx("refused: unauthenticated session time limit %llds "
+		    "exceeded in state %s, client=[%s]",
+		    s->conf->unauth_timeout < s->conf->session_timeout ?
+		    s->conf->unauth_timeout : s->conf->session_timeout,
+		    strstate[s->state], s->addr);
+	} else
+		log_info("smtpd %s: session time limit (%llds) exceeded in "
+		    "state %s", s->addr, s->conf->session_timeout,
+		    strstate[s->state]);
 	if (s->state == S_STARTTLS) {
 		smtp_free(s);
 		return;
@@ -1469,6 +1519,64 @@ smtp_session_timeout(evutil_socket_t fd, short ev, void *arg)
 	    s->conf->hostname);
 	smtp_enter_state(s, S_QUIT);
 	smtp_check_close(s);
+}
+
+/*
+ * smtpd_min_data_rate: a client outside allow_clients that has not
+ * authenticated must keep sending, at least that many bytes per second
+ * over RATE_PERIOD seconds of its own time (the TLS handshake, crypt and
+ * a commit are ours and do not count); one that idles or trickles bytes
+ * to hold a connection slot gets 421 and is disconnected.  Checked every
+ * RATE_PERIOD / 2 seconds.
+ */
+static void
+smtp_rate_check(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtpd_session *s = arg;
+	unsigned long long got, want;
+	double now = mono_now(), secs = now - s->rate_since;
+
+	if (s->auth_user != NULL || s->state == S_QUIT) {
+		evtimer_del(s->ev_rate);
+		return;
+	}
+	if (smtp_server_busy(s->state) || secs < RATE_PERIOD)
+		return;
+	got = s->bytes_in - s->rate_mark;
+	want = (unsigned long long)((double)s->conf->min_data_rate * secs);
+	s->rate_since = now;
+	s->rate_mark = s->bytes_in;
+	if (got >= want)
+		return;
+	metrics_inc(M_REFUSED_SLOW);
+	log_warnx("refused: data rate %llu bytes in %.0fs below "
+	    "smtpd_min_data_rate %d before AUTH in state %s, client=[%s]",
+	    got, secs, s->conf->min_data_rate, strstate[s->state], s->addr);
+	smtp_reply(s, 421, "4.4.2 %s Error: too slow, closing connection",
+	    s->conf->hostname);
+	smtp_enter_state(s, S_QUIT);
+	smtp_check_close(s);
+}
+
+/* Authenticated: the limits for unauthenticated clients end. */
+static void
+smtp_unauth_end(struct smtpd_session *s)
+{
+	struct timeval tv;
+	double left;
+
+	if (s->allowed)
+		return;
+	if (s->ev_rate != NULL)
+		evtimer_del(s->ev_rate);
+	if (s->ev_session != NULL &&
+	    s->conf->unauth_timeout < s->conf->session_timeout) {
+		left = (double)s->conf->session_timeout -
+		    (mono_now() - s->started);
+		tv.tv_sec = left > 1 ? (time_t)left : 1;
+		tv.tv_usec = 0;
+		evtimer_add(s->ev_session, &tv);
+	}
 }
 
 /*
@@ -1512,6 +1620,8 @@ smtp_free(struct smtpd_session *s)
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		if (s->ev_session != NULL)
 			evtimer_del(s->ev_session);
+		if (s->ev_rate != NULL)
+			evtimer_del(s->ev_rate);
 		return;
 	}
 	TAILQ_REMOVE(&sd->sessions, s, entry);
@@ -1519,8 +1629,12 @@ smtp_free(struct smtpd_session *s)
 	atomic_fetch_sub(sd->nall, 1);
 	smtp_log_disconnect(s);
 	smtp_tx_reset(s);
+	if (s->anvil)
+		anvil_disconnect(sd->anvil, (struct sockaddr *)&s->ss);
 	if (s->ev_session != NULL)
 		event_free(s->ev_session);
+	if (s->ev_rate != NULL)
+		event_free(s->ev_rate);
 	if (s->bev != NULL) {
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		bufferevent_free(s->bev);
@@ -1559,7 +1673,7 @@ sockaddr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 
 struct smtpd_session *
 smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+    socklen_t salen, int flags)
 {
 	struct smtpd_session *s;
 	struct timeval tv;
@@ -1567,6 +1681,8 @@ smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
 	int early;
 
 	if (evutil_make_socket_nonblocking(fd) == -1) {
+		if (flags & SMTPD_SESS_ANVIL)
+			anvil_disconnect(sd->anvil, sa);
 		close(fd);
 		return NULL;
 	}
@@ -1575,6 +1691,9 @@ smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
 	s->fd = fd;
 	s->conf = smtpd_conf_ref(sd->conf);
 	s->state = S_CONNECTED;
+	s->allowed = (flags & SMTPD_SESS_ALLOWED) != 0;
+	s->anvil = (flags & SMTPD_SESS_ANVIL) != 0;
+	s->started = s->rate_since = mono_now();
 	if (salen > sizeof(s->ss))
 		salen = sizeof(s->ss);
 	memcpy(&s->ss, sa, salen);
@@ -1585,6 +1704,8 @@ smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
 
 	if ((s->bev = bufferevent_socket_new(sd->base, fd, 0)) == NULL) {
 		log_warnx("smtpd %s: cannot set up connection", s->addr);
+		if (s->anvil)
+			anvil_disconnect(sd->anvil, sa);
 		smtpd_conf_unref(s->conf);
 		close(fd);
 		free(s);
@@ -1602,8 +1723,17 @@ smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->ev_session = evtimer_new(sd->base, smtp_session_timeout, s);
 	tv.tv_sec = s->conf->session_timeout;
+	if (!s->allowed && s->conf->unauth_timeout < tv.tv_sec)
+		tv.tv_sec = s->conf->unauth_timeout;
 	if (s->ev_session != NULL)
 		evtimer_add(s->ev_session, &tv);
+	if (!s->allowed && s->conf->min_data_rate > 0) {
+		s->ev_rate = event_new(sd->base, -1, EV_PERSIST,
+		    smtp_rate_check, s);
+		tv.tv_sec = RATE_PERIOD / 2;
+		if (s->ev_rate != NULL)
+			evtimer_add(s->ev_rate, &tv);
+	}
 
 	log_info("smtpd: connect from unknown[%s]", s->addr);
 	if (early) {
