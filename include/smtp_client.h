@@ -115,7 +115,11 @@ struct smtp_msg {
 	int data_fd;
 	off_t size;			/* bytes in data_fd (SIZE=) */
 	int body_8bit;			/* BODY=8BITMIME if offered */
-	int smtputf8;			/* needs SMTPUTF8 (RFC 6531) */
+	int smtputf8;			/* submitted with SMTPUTF8 (RFC 6531):
+					 * the parameter goes on where the
+					 * server offers it; the extension is
+					 * required only for UTF-8 addresses
+					 * or header fields (else 5.6.7) */
 };
 
 /* Failure classes: the caller maps them to defer/bounce. */

@@ -17,7 +17,8 @@
  *                     an unverified session (the checks are in tls.c/dane.c)
  *   RFC 2920          PIPELINING: MAIL, every RCPT and DATA in one group
  *   RFC 1870          SIZE; RFC 6152 BODY=8BITMIME; RFC 6531 SMTPUTF8
- *                     (needed but not offered: permanent failure 5.6.7)
+ *                     (needed - UTF-8 in the envelope or the header
+ *                     section - but not offered: permanent failure 5.6.7)
  *   RFC 8460 §4.3     result-types of TLS failures, for TLSRPT
  *
  * Structure (OpenSMTPD smtp_client.c): one enum of states, strstate[] for
@@ -1512,6 +1513,44 @@ addr_8bit(const char *a)
 	return 0;
 }
 
+/*
+ * Does the message's header section (up to the first empty line) hold a
+ * byte above 0x7f?  Then it needs SMTPUTF8 (RFC 6532 headers, RFC 6531
+ * §3.2); a UTF-8 body alone does not (that is 8BITMIME).  Reads the
+ * spool file like body_fill() does.  -1 on a read error.
+ */
+static int
+header_8bit(int fd, off_t size)
+{
+	char buf[BODY_CHUNK];
+	off_t off = 0;
+	ssize_t n, i;
+	int nl = 1;		/* at the start of a line */
+
+	while (off < size) {
+		n = pread(fd, buf, size - off < (off_t)sizeof(buf) ?
+		    (size_t)(size - off) : sizeof(buf), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		for (i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)buf[i];
+
+			if (ch & 0x80)
+				return 1;
+			if (ch == '\n') {
+				if (nl)
+					return 0;	/* empty line: body */
+				nl = 1;
+			} else if (ch != '\r')
+				nl = 0;
+		}
+		off += n;
+	}
+	return 0;
+}
+
 /* An address to put between <>: no controls, no <>, bounded. */
 static int
 addr_ok(const char *a)
@@ -1531,6 +1570,7 @@ smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
     char *err, size_t errlen)
 {
 	size_t i;
+	int need_utf8, h8;
 
 	if (c->state != S_READY || c->deferred_done || c->quitting) {
 		snprintf(err, errlen, "smtp_client: session not ready (%s)",
@@ -1556,14 +1596,30 @@ smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
 	c->data_fd = m->data_fd;
 	c->size = m->size;
 	c->body_8bit = m->body_8bit;
-	c->smtputf8 = m->smtputf8 || addr_8bit(m->sender);
+	/*
+	 * SMTPUTF8 is needed for UTF-8 in the envelope or in the header
+	 * section; a message merely flagged SMTPUTF8 by its submitter with
+	 * ASCII addresses and headers goes to a server without the
+	 * extension as it is, without the parameter (RFC 6531 §3.2).
+	 */
+	need_utf8 = addr_8bit(m->sender);
 	for (i = 0; i < m->nrcpt; i++)
-		c->smtputf8 |= addr_8bit(m->rcpts[i]);
+		need_utf8 |= addr_8bit(m->rcpts[i]);
+	if (!need_utf8 && m->smtputf8 && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
+		if ((h8 = header_8bit(m->data_fd, m->size)) == -1) {
+			snprintf(err, errlen, "smtp_client: cannot read the "
+			    "message header: %s", strerror(errno));
+			return -1;
+		}
+		need_utf8 = h8;
+	}
+	c->smtputf8 = need_utf8 || (m->smtputf8 &&
+	    (c->ext.flags & SMTP_EXT_SMTPUTF8));
 	c->naccepted = 0;
 
 	/* What the message needs and the server lacks: permanent. */
 	memset(&c->res, 0, sizeof(c->res));
-	if (c->smtputf8 && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
+	if (need_utf8 && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
 		result_set(c, SMTP_FAIL_IMPL, "MAIL", NULL,
 		    "SMTPUTF8 is required but not supported by the server");
 		dr_strlcpy(c->res.enh, "5.6.7", sizeof(c->res.enh));

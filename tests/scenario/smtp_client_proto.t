@@ -255,8 +255,11 @@ drtest.check(rc == 0 and m and "BODY=8BITMIME" in m[0]["mail_params"] and
              (m[0]["mail_params"] if m else None))
 drtest.check(m and m[0]["mail_from"] == "j\u00f6rg@example.test",
              "UTF-8 sender intact")
+# a UTF-8 header field needs SMTPUTF8 (RFC 6532)
+UTF8_HDR = ("From: <a@example.test>\r\nSubject: Gr\u00fc\u00dfe\r\n\r\n"
+            "body\r\n").encode()
 s = start_sink(extra=["--no-smtputf8"])
-rc, ev = run(s, "--smtputf8", "--count", "2")
+rc, ev = run(s, "--smtputf8", "--count", "2", data=UTF8_HDR)
 d = done(ev, 0)
 drtest.check(rc == 1 and d.get("class") == "unsupported" and
              d.get("permanent") == "1" and d.get("enh") == "5.6.7",
@@ -269,6 +272,23 @@ s = start_sink(extra=["--no-smtputf8"])
 rc, ev = run(s, rcpts=["\u00fc@example.test"])
 drtest.check(rc == 1 and done(ev).get("enh") == "5.6.7",
              "UTF-8 address without the flag: SMTPUTF8 still required")
+# flagged SMTPUTF8 but all ASCII in envelope and headers (a UTF-8 body is
+# 8BITMIME's business): delivered to a server without SMTPUTF8, without
+# the parameter (issue #13 item 7)
+ASCII_HDR = ("From: <a@example.test>\r\nSubject: plain\r\n\r\n"
+             "Gr\u00fc\u00dfe im Text\r\n").encode()
+s = start_sink(extra=["--no-smtputf8"])
+rc, ev = run(s, "--smtputf8", "--8bit", data=ASCII_HDR)
+m = s.messages()
+drtest.check(rc == 0 and m and "SMTPUTF8" not in m[0]["mail_params"] and
+             m[0]["data"] == ASCII_HDR,
+             "SMTPUTF8 flag, ASCII envelope and headers: sent without "
+             "SMTPUTF8 (%s)" % done(ev))
+s = start_sink()
+rc, ev = run(s, "--smtputf8", data=ASCII_HDR)
+m = s.messages()
+drtest.check(rc == 0 and m and "SMTPUTF8" in m[0]["mail_params"],
+             "SMTPUTF8 flag, server offers it: the parameter is kept")
 s = start_sink()
 rc, ev = run(s, rcpts=["\u00fc@example.test"])
 m = s.messages()
