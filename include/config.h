@@ -72,6 +72,11 @@ struct config {
 	long long smtpd_client_connection_rate_time_unit; /* default 60s */
 	int smtpd_min_data_rate;	/* bytes/s before AUTH, default 10 */
 	long long smtpd_unauth_session_timeout;	/* before AUTH, 60s */
+	int smtpd_auth_failure_limit;	/* AUTH failures per address before
+					 * it is blocked, default 10 */
+	long long smtpd_auth_block_time;	/* default 1h */
+	long long smtpd_auth_failure_delay;	/* n-th failure waits n
+					 * times this, default 1s */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
 					 * NULL: refused at RCPT */
 	int workers;			/* event loops; 0 = auto (CPUs) */

@@ -51,6 +51,9 @@ enum metric_counter {
 	M_REFUSED_RATE,		/* smtpd_client_connection_rate_limit */
 	M_REFUSED_SLOW,		/* smtpd_min_data_rate */
 	M_REFUSED_UNAUTH_TIME,	/* smtpd_unauth_session_timeout */
+	M_REFUSED_AUTH_BLOCKED,	/* blocked after AUTH failures */
+	M_AUTH_DELAYED,		/* failed AUTH replies delayed */
+	M_AUTH_DELAY_MS,	/* and by how long in all, milliseconds */
 	M_NCOUNTERS
 };
 

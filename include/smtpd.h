@@ -44,6 +44,9 @@ int smtpd_reload(struct smtpd *sd, const struct config *cf, char *err,
 void smtpd_stop(struct smtpd *sd);
 /* Number of open sessions, of every worker. */
 int smtpd_sessions(const struct smtpd *sd);
+/* Client addresses blocked now after smtpd_auth_failure_limit failed
+ * AUTH attempts, of every worker. */
+int smtpd_auth_blocked_clients(const struct smtpd *sd);
 void smtpd_free(struct smtpd *sd);
 
 #endif

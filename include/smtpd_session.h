@@ -46,6 +46,9 @@ struct smtpd_conf {
 	long long rate_unit;
 	int min_data_rate;		/* bytes/s before AUTH, 0 = none */
 	long long unauth_timeout;	/* session time before AUTH */
+	int auth_limit;			/* AUTH failures per address */
+	long long auth_block;		/*   then blocked this long */
+	long long auth_delay;		/* the n-th failure waits n times */
 	unsigned long long minfree;	/* queue_minfree: spool bytes kept
 					 * free, 0 = no check */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
@@ -54,6 +57,9 @@ struct smtpd_conf {
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,
     size_t errlen);
+struct anvil_limits;
+/* The per-address limits of c, for anvil.c. */
+void smtpd_anvil_limits(const struct smtpd_conf *c, struct anvil_limits *lim);
 struct smtpd_conf *smtpd_conf_ref(struct smtpd_conf *c);
 void smtpd_conf_unref(struct smtpd_conf *c);
 

@@ -1,12 +1,15 @@
 /*
- * anvil.c - per-client-address connection limits, shared by the workers
- * (see anvil.h): a hash table of client addresses under one mutex.
+ * anvil.c - per-client-address connection limits and AUTH failure
+ * counts, shared by the workers (see anvil.h): a hash table of client
+ * addresses under one mutex.
  *
  * An entry holds the address's open connections and its rate window (the
  * start of the current smtpd_client_connection_rate_time_unit and the
  * connections since; a new window starts with the first connection after
- * the old one ended, as in Postfix's anvil).  It is dropped when it has
- * nothing left to remember: no open connection and the window over.
+ * the old one ended, as in Postfix's anvil), its AUTH failures (forgotten
+ * smtpd_auth_block_time after the last one) and the end of its block.  It
+ * is dropped when it has nothing left to remember: no open connection,
+ * the window over, no failure to count and no block.
  * Stale entries are swept from a bucket whenever that bucket is used, and
  * from the whole table when it reaches ANVIL_MAX_CLIENTS.
  *
@@ -38,6 +41,9 @@ struct client {
 	int		 rate_count;	/* connections in the window */
 	double		 logged_at;	/* last refusal line */
 	int		 unlogged;	/* refusals since */
+	int		 auth_failures;	/* since the last block */
+	double		 auth_last;	/* last failure */
+	double		 blocked_until;	/* 0: not blocked */
 };
 
 struct anvil {
@@ -45,6 +51,7 @@ struct anvil {
 	struct client	*bucket[NBUCKET];
 	size_t		 n;
 	long long	 rate_unit;	/* of the last call, for the sweep */
+	long long	 auth_block;	/* of the last call, for the sweep */
 };
 
 static int
@@ -90,7 +97,9 @@ static int
 stale(const struct anvil *a, const struct client *c, double now)
 {
 	return c->conns == 0 && now - c->rate_start >= (double)a->rate_unit &&
-	    now - c->logged_at >= LOG_INTERVAL;
+	    now - c->logged_at >= LOG_INTERVAL && c->blocked_until <= now &&
+	    (c->auth_failures == 0 ||
+	    now - c->auth_last >= (double)a->auth_block);
 }
 
 static void
@@ -126,6 +135,7 @@ anvil_new(void)
 
 	pthread_mutex_init(&a->mtx, NULL);
 	a->rate_unit = 60;
+	a->auth_block = 3600;
 	return a;
 }
 
@@ -159,6 +169,35 @@ refused(struct client *c, double now, struct anvil_result *res)
 		c->unlogged++;
 }
 
+/* The entry of k, made if need be (lock held).  NULL: table full. */
+static struct client *
+get(struct anvil *a, const struct key *k, const struct anvil_limits *lim,
+    double now)
+{
+	struct client *c;
+	unsigned b = hash(k);
+
+	a->rate_unit = lim->rate_unit > 0 ? lim->rate_unit : 60;
+	a->auth_block = lim->auth_block > 0 ? lim->auth_block : 3600;
+	sweep_bucket(a, b, now);
+	if ((c = find(a, k, b)) != NULL)
+		return c;
+	if (a->n >= ANVIL_MAX_CLIENTS)
+		for (b = 0; b < NBUCKET; b++)
+			sweep_bucket(a, b, now);
+	if (a->n >= ANVIL_MAX_CLIENTS)
+		return NULL;
+	b = hash(k);
+	c = xcalloc(1, sizeof(*c));
+	c->key = *k;
+	c->rate_start = now;
+	c->logged_at = now - LOG_INTERVAL;
+	c->next = a->bucket[b];
+	a->bucket[b] = c;
+	a->n++;
+	return c;
+}
+
 void
 anvil_connect(struct anvil *a, const struct sockaddr *sa,
     const struct anvil_limits *lim, struct anvil_result *res)
@@ -166,32 +205,21 @@ anvil_connect(struct anvil *a, const struct sockaddr *sa,
 	struct client *c;
 	struct key k;
 	double now = mono_now();
-	unsigned b;
 
 	memset(res, 0, sizeof(*res));
 	if (make_key(sa, &k) == -1)
 		return;
-	b = hash(&k);
 	pthread_mutex_lock(&a->mtx);
-	a->rate_unit = lim->rate_unit > 0 ? lim->rate_unit : 60;
-	sweep_bucket(a, b, now);
-	if ((c = find(a, &k, b)) == NULL) {
-		if (a->n >= ANVIL_MAX_CLIENTS) {
-			for (b = 0; b < NBUCKET; b++)
-				sweep_bucket(a, b, now);
-			b = hash(&k);
-		}
-		if (a->n >= ANVIL_MAX_CLIENTS) {
-			pthread_mutex_unlock(&a->mtx);
-			return;		/* uncounted, see anvil.h */
-		}
-		c = xcalloc(1, sizeof(*c));
-		c->key = k;
-		c->rate_start = now;
-		c->logged_at = now - LOG_INTERVAL;
-		c->next = a->bucket[b];
-		a->bucket[b] = c;
-		a->n++;
+	if ((c = get(a, &k, lim, now)) == NULL) {
+		pthread_mutex_unlock(&a->mtx);
+		return;			/* uncounted, see anvil.h */
+	}
+	if (c->blocked_until > now) {
+		res->verdict = ANVIL_AUTH_BLOCKED;
+		res->value = (int)(c->blocked_until - now + 0.5);
+		refused(c, now, res);
+		pthread_mutex_unlock(&a->mtx);
+		return;
 	}
 	if (now - c->rate_start >= (double)a->rate_unit) {
 		c->rate_start = now;
@@ -229,6 +257,74 @@ anvil_disconnect(struct anvil *a, const struct sockaddr *sa)
 	if ((c = find(a, &k, b)) != NULL && c->conns > 0)
 		c->conns--;
 	pthread_mutex_unlock(&a->mtx);
+}
+
+double
+anvil_auth_failed(struct anvil *a, const struct sockaddr *sa,
+    const struct anvil_limits *lim, int *failures, int *blocked)
+{
+	struct client *c;
+	struct key k;
+	double now = mono_now(), delay = 0;
+
+	*failures = 0;
+	*blocked = 0;
+	if (make_key(sa, &k) == -1)
+		return 0;
+	pthread_mutex_lock(&a->mtx);
+	if ((c = get(a, &k, lim, now)) != NULL) {
+		if (c->auth_failures > 0 &&
+		    now - c->auth_last >= (double)a->auth_block)
+			c->auth_failures = 0;	/* forgotten */
+		c->auth_failures++;
+		c->auth_last = now;
+		*failures = c->auth_failures;
+		if (lim->auth_limit > 0 &&
+		    c->auth_failures >= lim->auth_limit) {
+			*blocked = 1;
+			c->blocked_until = now + (double)a->auth_block;
+			c->auth_failures = 0;
+		} else {
+			delay = (double)lim->auth_delay * *failures;
+			if (delay > ANVIL_AUTH_DELAY_MAX)
+				delay = ANVIL_AUTH_DELAY_MAX;
+		}
+	}
+	pthread_mutex_unlock(&a->mtx);
+	return delay;
+}
+
+double
+anvil_auth_blocked(struct anvil *a, const struct sockaddr *sa)
+{
+	struct client *c;
+	struct key k;
+	double now = mono_now(), left = 0;
+
+	if (make_key(sa, &k) == -1)
+		return 0;
+	pthread_mutex_lock(&a->mtx);
+	if ((c = find(a, &k, hash(&k))) != NULL && c->blocked_until > now)
+		left = c->blocked_until - now;
+	pthread_mutex_unlock(&a->mtx);
+	return left;
+}
+
+size_t
+anvil_blocked_clients(struct anvil *a)
+{
+	struct client *c;
+	double now = mono_now();
+	size_t n = 0;
+	unsigned b;
+
+	pthread_mutex_lock(&a->mtx);
+	for (b = 0; b < NBUCKET; b++)
+		for (c = a->bucket[b]; c != NULL; c = c->next)
+			if (c->blocked_until > now)
+				n++;
+	pthread_mutex_unlock(&a->mtx);
+	return n;
 }
 
 size_t

@@ -274,6 +274,9 @@ config_defaults(struct config *cf)
 	cf->smtpd_client_connection_rate_time_unit = 60;
 	cf->smtpd_min_data_rate = 10;
 	cf->smtpd_unauth_session_timeout = 60;
+	cf->smtpd_auth_failure_limit = 10;
+	cf->smtpd_auth_block_time = 3600;
+	cf->smtpd_auth_failure_delay = 1;
 
 	cf->default_policy = POLICY_DANE;
 	cf->bounce_relay_tls = POLICY_MAY;
@@ -421,6 +424,12 @@ static const struct option {
 	{ "smtpd_min_data_rate",	T_COUNT0,	OFF(smtpd_min_data_rate) },
 	{ "smtpd_unauth_session_timeout", T_DURATION,
 	    OFF(smtpd_unauth_session_timeout) },
+	{ "smtpd_auth_failure_limit",	T_COUNT0,
+	    OFF(smtpd_auth_failure_limit) },
+	{ "smtpd_auth_block_time",	T_DURATION,
+	    OFF(smtpd_auth_block_time) },
+	{ "smtpd_auth_failure_delay",	T_DURATION0,
+	    OFF(smtpd_auth_failure_delay) },
 	{ "postmaster",			T_MAILBOX,	OFF(postmaster) },
 	{ "workers",			T_WORKERS,	OFF(workers) },
 

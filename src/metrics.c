@@ -132,6 +132,7 @@ static const struct {
 	{ M_REFUSED_RATE, "connection_rate" },
 	{ M_REFUSED_SLOW, "min_data_rate" },
 	{ M_REFUSED_UNAUTH_TIME, "unauth_session_time" },
+	{ M_REFUSED_AUTH_BLOCKED, "auth_blocked" },
 };
 #define REFUSED_N	(sizeof(refused_label) / sizeof(refused_label[0]))
 
@@ -459,6 +460,19 @@ metrics_render(struct evbuffer *b, struct queue *q, const struct smtpd *sd)
 		evbuffer_add_printf(b, "danerelay_smtpd_refused_total"
 		    "{reason=\"%s\"} %llu\n", refused_label[i].label,
 		    CGET(counters[refused_label[i].counter]));
+	one(b, "danerelay_smtpd_auth_delayed_total", "counter",
+	    "Failed SMTP AUTH replies delayed (smtpd_auth_failure_delay).",
+	    CGET(counters[M_AUTH_DELAYED]));
+	head(b, "danerelay_smtpd_auth_delay_seconds_total", "counter",
+	    "Time failed SMTP AUTH replies were delayed, in all.");
+	evbuffer_add_printf(b, "danerelay_smtpd_auth_delay_seconds_total ");
+	add_seconds(b, CGET(counters[M_AUTH_DELAY_MS]) * 1000);
+	evbuffer_add_printf(b, "\n");
+	if (sd != NULL)
+		one(b, "danerelay_smtpd_auth_blocked_clients", "gauge",
+		    "Client addresses blocked now after too many failed SMTP "
+		    "AUTH attempts (smtpd_auth_failure_limit).",
+		    (unsigned long long)smtpd_auth_blocked_clients(sd));
 	if (sd != NULL)
 		one(b, "danerelay_smtpd_sessions", "gauge",
 		    "Inbound SMTP sessions open now.",

@@ -107,6 +107,10 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	c->min_data_rate = cf->smtpd_min_data_rate;
 	c->unauth_timeout = cf->smtpd_unauth_session_timeout > 0 ?
 	    cf->smtpd_unauth_session_timeout : c->session_timeout;
+	c->auth_limit = cf->smtpd_auth_failure_limit;
+	c->auth_block = cf->smtpd_auth_block_time > 0 ?
+	    cf->smtpd_auth_block_time : 3600;
+	c->auth_delay = cf->smtpd_auth_failure_delay;
 	c->minfree = cf->queue_minfree;
 	c->postmaster = cf->postmaster != NULL ? xstrdup(cf->postmaster) :
 	    NULL;
@@ -252,6 +256,24 @@ client_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 		dr_strlcpy(buf, "?", len);
 }
 
+void
+smtpd_anvil_limits(const struct smtpd_conf *c, struct anvil_limits *lim)
+{
+	lim->count = c->count_limit;
+	lim->rate = c->rate_limit;
+	lim->rate_unit = c->rate_unit;
+	lim->auth_limit = c->auth_limit;
+	lim->auth_block = c->auth_block;
+	lim->auth_delay = c->auth_delay;
+}
+
+int
+smtpd_auth_blocked_clients(const struct smtpd *sd)
+{
+	return sd == NULL || sd->anvil == NULL ? 0 :
+	    (int)anvil_blocked_clients(sd->anvil);
+}
+
 /* A refused connection: one line of reply, no session. */
 static void
 refuse(struct smtpd *sd, evutil_socket_t fd, const char *text)
@@ -307,10 +329,21 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	if (allowed)
 		flags |= SMTPD_SESS_ALLOWED;
 	else {
-		lim.count = c->count_limit;
-		lim.rate = c->rate_limit;
-		lim.rate_unit = c->rate_unit;
+		smtpd_anvil_limits(c, &lim);
 		anvil_connect(sd->anvil, sa, &lim, &res);
+		if (res.verdict == ANVIL_AUTH_BLOCKED) {
+			metrics_inc(M_REFUSED_AUTH_BLOCKED);
+			if (res.log) {
+				client_addr_text(sa, addr, sizeof(addr));
+				log_warnx("refused: blocked after "
+				    "smtpd_auth_failure_limit %d AUTH "
+				    "failures (%ds left), client=[%s]",
+				    lim.auth_limit, res.value, addr);
+			}
+			refuse(sd, fd, "too many failed authentications "
+			    "from your address, try again later");
+			return;
+		}
 		if (res.verdict != ANVIL_OK) {
 			metrics_inc(res.verdict == ANVIL_COUNT ?
 			    M_REFUSED_COUNT : M_REFUSED_RATE);

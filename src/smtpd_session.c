@@ -150,6 +150,9 @@ struct smtpd_session {
 	char			 login_user[SMTP_AUTH_USER_MAX + 1];
 	const char		*auth_mech;
 	struct auth_job		*auth_job;	/* crypt in flight, or NULL */
+	struct event		*ev_auth;	/* a failed AUTH's delayed reply */
+	int			 delayed_code;	/*   its code and text */
+	char			 delayed_text[160];
 	int			 dead;		/* freed when auth_job is back */
 	struct smtpd_commit	*commit;	/* spool commit in flight */
 
@@ -180,6 +183,7 @@ static void smtp_process_input(struct smtpd_session *);
 static void smtp_free(struct smtpd_session *);
 static int smtp_check_close(struct smtpd_session *);
 static void smtp_unauth_end(struct smtpd_session *);
+static void smtp_check_errors(struct smtpd_session *);
 static void smtp_read_cb(struct bufferevent *, void *);
 static void smtp_write_cb(struct bufferevent *, void *);
 static void smtp_event_cb(struct bufferevent *, short, void *);
@@ -906,6 +910,81 @@ auth_work(void *arg)
 	OPENSSL_cleanse(j->pass, sizeof(j->pass));
 }
 
+/* The delay of a failed AUTH is over: its reply, then the input. */
+static void
+smtp_auth_delay_done(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	if (s->state != S_AUTH_CHECK)
+		return;			/* 421 already sent */
+	smtp_enter_state(s, S_HELO);
+	smtp_reply(s, s->delayed_code, "%s", s->delayed_text);
+	smtp_check_errors(s);
+	if (s->state != S_QUIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
+	}
+	smtp_check_close(s);
+}
+
+/*
+ * A failed AUTH (issue #12 item 2): logged for fail2ban and counted per
+ * client address over every worker (anvil.c).  A client outside
+ * allow_clients gets its reply only after smtpd_auth_failure_delay times
+ * its address's failures so far (at most ANVIL_AUTH_DELAY_MAX), reading
+ * nothing meanwhile (S_AUTH_CHECK, as during crypt); the failure that
+ * reaches smtpd_auth_failure_limit gets 421 instead, and the address is
+ * refused for smtpd_auth_block_time.  So reconnecting does not reset the
+ * cost of guessing.
+ */
+static void
+smtp_auth_failed(struct smtpd_session *s, const char *user, int code,
+    const char *text)
+{
+	struct anvil_limits lim;
+	struct timeval tv;
+	double delay = 0;
+	int failures, blocked;
+
+	/* the line fail2ban looks for */
+	log_warnx("authentication failed: user=<%s>, client=[%s]", user,
+	    s->addr);
+	metrics_inc(M_AUTH_FAILED);
+	if (!s->allowed && s->sd->anvil != NULL) {
+		smtpd_anvil_limits(s->conf, &lim);
+		delay = anvil_auth_failed(s->sd->anvil,
+		    (struct sockaddr *)&s->ss, &lim, &failures, &blocked);
+		if (blocked) {
+			metrics_inc(M_REFUSED_AUTH_BLOCKED);
+			log_warnx("refused: %d AUTH failures, blocked for "
+			    "%llds (smtpd_auth_failure_limit), client=[%s]",
+			    failures, lim.auth_block, s->addr);
+			smtp_reply(s, 421, "4.7.0 %s Error: too many failed "
+			    "authentications from your address, try again "
+			    "later", s->conf->hostname);
+			smtp_enter_state(s, S_QUIT);
+			return;
+		}
+	}
+	if (delay > 0 && s->ev_auth == NULL)
+		s->ev_auth = evtimer_new(s->sd->base, smtp_auth_delay_done, s);
+	if (delay <= 0 || s->ev_auth == NULL) {
+		smtp_reply(s, code, "%s", text);
+		return;
+	}
+	metrics_inc(M_AUTH_DELAYED);
+	metrics_add(M_AUTH_DELAY_MS, (unsigned long long)(delay * 1000));
+	log_debug("smtpd %s: AUTH failure %d of this address: reply in "
+	    "%.0fs", s->addr, failures, delay);
+	s->delayed_code = code;
+	dr_strlcpy(s->delayed_text, text, sizeof(s->delayed_text));
+	smtp_enter_state(s, S_AUTH_CHECK);
+	tv.tv_sec = (time_t)delay;
+	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
+	evtimer_add(s->ev_auth, &tv);
+}
+
 /* 235, 535 or 454 for auth_check()'s r. */
 static void
 smtp_auth_verdict(struct smtpd_session *s, const char *user, int r)
@@ -920,13 +999,10 @@ smtp_auth_verdict(struct smtpd_session *s, const char *user, int r)
 		log_info("smtpd: client=unknown[%s], sasl_method=%s, "
 		    "sasl_username=%s", s->addr, s->auth_mech, safe);
 		smtp_reply(s, 235, "2.7.0 Authentication successful");
-	} else if (r == 0) {
-		/* the line fail2ban looks for */
-		log_warnx("authentication failed: user=<%s>, client=[%s]",
-		    safe, s->addr);
-		metrics_inc(M_AUTH_FAILED);
-		smtp_reply(s, 535, "5.7.8 Authentication credentials invalid");
-	} else {
+	} else if (r == 0)
+		smtp_auth_failed(s, safe, 535, "5.7.8 Authentication "
+		    "credentials invalid");
+	else {
 		log_warnx("smtpd %s: password check failed for user=<%s>: "
 		    "crypt error", s->addr, safe);
 		smtp_reply(s, 454, "4.7.0 Temporary authentication failure");
@@ -955,7 +1031,7 @@ auth_done(void *arg)
 	}
 	smtp_auth_verdict(s, j->user, j->result);
 	smtp_check_errors(s);
-	if (s->state != S_QUIT) {
+	if (s->state != S_QUIT && s->state != S_AUTH_CHECK) {
 		bufferevent_enable(s->bev, EV_READ);
 		smtp_process_input(s);
 	}
@@ -999,12 +1075,10 @@ smtp_auth_plain_response(struct smtpd_session *s, const char *b64)
 	if (smtp_auth_plain(b64, user, sizeof(user), pass, sizeof(pass),
 	    &e) == -1) {
 		smtp_enter_state(s, S_HELO);
-		if (e.code == 535) {
-			log_warnx("authentication failed: user=<>, "
-			    "client=[%s]", s->addr);
-			metrics_inc(M_AUTH_FAILED);
-		}
-		smtp_reply(s, e.code, "%s", e.text);
+		if (e.code == 535)
+			smtp_auth_failed(s, "", e.code, e.text);
+		else
+			smtp_reply(s, e.code, "%s", e.text);
 		return;
 	}
 	smtp_auth_result(s, user, pass);
@@ -1061,6 +1135,7 @@ smtp_auth(struct smtpd_session *s, const char *arg)
 {
 	char mech[32], *ir;
 	struct smtp_perr e;
+	double left;
 	size_t n;
 
 	if (s->conf->auth == NULL) {
@@ -1085,6 +1160,19 @@ smtp_auth(struct smtpd_session *s, const char *arg)
 	}
 	if (s->auth_user != NULL) {
 		smtp_reply(s, 503, "5.5.1 Error: already authenticated");
+		return;
+	}
+	if (!s->allowed && s->sd->anvil != NULL &&
+	    (left = anvil_auth_blocked(s->sd->anvil,
+	    (struct sockaddr *)&s->ss)) > 0) {
+		/* blocked while this session was open */
+		metrics_inc(M_REFUSED_AUTH_BLOCKED);
+		log_warnx("refused: AUTH while blocked after AUTH failures "
+		    "(%.0fs left), client=[%s]", left, s->addr);
+		smtp_reply(s, 421, "4.7.0 %s Error: too many failed "
+		    "authentications from your address, try again later",
+		    s->conf->hostname);
+		smtp_enter_state(s, S_QUIT);
 		return;
 	}
 	n = strcspn(arg, " ");
@@ -1635,6 +1723,8 @@ smtp_free(struct smtpd_session *s)
 		event_free(s->ev_session);
 	if (s->ev_rate != NULL)
 		event_free(s->ev_rate);
+	if (s->ev_auth != NULL)
+		event_free(s->ev_auth);
 	if (s->bev != NULL) {
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		bufferevent_free(s->bev);
