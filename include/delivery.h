@@ -64,6 +64,12 @@ int delivery_reload(struct delivery *d, const struct config *cf, char *err,
  * with is_report are never recorded and get through TLS failures. */
 struct tlsrpt;
 void delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt);
+/* The io pool for 7-bit conversions of 8-bit messages (servers without
+ * 8BITMIME); without one they run on the loop. */
+struct workq;
+struct workq_port;
+void delivery_set_workq(struct delivery *d, struct workq *wq,
+    struct workq_port *port);
 /* The MTA-STS manager (NULL: mta_sts = no); another worker's delivery
  * takes a proxy of worker 0's (mta_sts_proxy_new) in place of its own. */
 struct mta_sts;

@@ -98,6 +98,22 @@ reply_status(const char *text, char status[16])
 	return 1;
 }
 
+/* Our own failure text that starts with an enhanced status code, as
+ * "5.6.3 cannot convert ..." (RFC 3463): that code. */
+static int
+enh_status(const char *text, char status[16])
+{
+	int n = 0;
+
+	if (text == NULL || text[0] != '5' || text[1] != '.' ||
+	    sscanf(text, "%*1d.%*3d.%*3d%n", &n) < 0 || n <= 0 || n >= 15 ||
+	    text[n] != ' ')
+		return 0;
+	memcpy(status, text, (size_t)n);
+	status[n] = '\0';
+	return 1;
+}
+
 /* Keep header text 7-bit and free of lines that could end a MIME part. */
 static void
 put_clean(FILE *f, const char *s)
@@ -269,7 +285,7 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 		if (r->last_error != NULL &&
 		    strncmp(r->last_error, "delivery time expired", 21) == 0)
 			snprintf(status, sizeof(status), "4.4.7");
-		else if (!smtp)
+		else if (!smtp && !enh_status(r->last_error, status))
 			snprintf(status, sizeof(status), "5.0.0");
 		if (delayed)
 			status[0] = '4';

@@ -31,6 +31,8 @@
  * keeps of its params (smtp_client_connect()), so a cached session
  * depends on neither.
  */
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <arpa/inet.h>
@@ -50,6 +52,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "mime7bit.h"
 #include "mta_sts.h"
 #include "policy.h"
 #include "policy_table.h"
@@ -60,6 +63,7 @@
 #include "tls.h"
 #include "tlsrpt.h"
 #include "util.h"
+#include "workq.h"
 
 /*
  * Connection cache: a session whose transaction ended cleanly waits here
@@ -93,6 +97,25 @@ struct delivery {
 	int stopping;		/* no more parking in the cache */
 	struct tlsrpt *rpt;	/* TLSRPT recorder, not owned (NULL: off) */
 	struct mta_sts *sts;	/* MTA-STS manager (NULL: mta_sts = no) */
+	struct workq *wq;	/* io pool for 7-bit conversions (NULL:
+				 * on the loop), not owned */
+	struct workq_port *port;
+};
+
+/* The 7-bit copy of a job's message (RFC 6152 §3). */
+enum conv_state {
+	CONV_NONE = 0,		/* not needed so far */
+	CONV_RUNNING,		/* on the io pool */
+	CONV_DONE,		/* conv_fd holds it */
+	CONV_IMPOSSIBLE,	/* 8-bit headers or signed parts: 5.6.3 */
+	CONV_FAILED,		/* read/write error: defer */
+};
+struct conv_job {
+	struct dlv_job *j;
+	int in_fd, out_fd;
+	off_t in_size, out_size;
+	int rc;
+	char err[256];
 };
 
 struct dlv_job {
@@ -130,10 +153,19 @@ struct dlv_job {
 	size_t nsend;
 
 	char *last_error;	/* why the last host did not work */
+
+	/* 8-bit message, server without 8BITMIME: a 7-bit copy */
+	enum conv_state conv;
+	int conv_fd;
+	off_t conv_size;
+	char *conv_err;
+	int conv_wait;		/* j->c is ready and waits for it */
+	int dead;		/* finished: free when the conversion ends */
 };
 
 static void job_next_host(struct dlv_job *j);
 static void job_free(struct dlv_job *j);
+static void job_send(struct dlv_job *j);
 
 static void
 cached_free(struct cached *e)
@@ -313,6 +345,14 @@ delivery_reload(struct delivery *d, const struct config *cf, char *err,
 }
 
 void
+delivery_set_workq(struct delivery *d, struct workq *wq,
+    struct workq_port *port)
+{
+	d->wq = wq;
+	d->port = port;
+}
+
+void
 delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt)
 {
 	d->rpt = rpt;
@@ -420,6 +460,17 @@ job_free(struct dlv_job *j)
 {
 	size_t i;
 
+	if (j->conv == CONV_RUNNING) {
+		/* the pool thread still reads the message: conv_done()
+		 * frees the job */
+		smtp_client_free(j->c);
+		j->c = NULL;
+		j->dead = 1;
+		return;
+	}
+	if (j->conv_fd != -1)
+		close(j->conv_fd);
+	free(j->conv_err);
 	smtp_client_free(j->c);
 	route_free(j->rt);
 	config_unref(j->cf);
@@ -489,9 +540,6 @@ c_ready(struct smtp_client *c, void *arg)
 	struct dlv_job *j = arg;
 	const struct tls_outcome *o = smtp_client_tls(c);
 	const struct decision_host *rh;
-	struct smtp_msg msg;
-	char err[256];
-	size_t i;
 
 	/* The line operators grep for (Postfix: "Verified TLS connection
 	 * established to ..."); once per session, not on reuse. */
@@ -522,6 +570,144 @@ c_ready(struct smtp_client *c, void *arg)
 	    smtp_client_mark(c, rh->rpt_domain) && !j->plain_retry)
 		tlsrpt_note_session(job_rpt(j), rh, &rh->addrs[j->addr], o,
 		    NULL, smtp_client_local_ip(c));
+	job_send(j);
+}
+
+/* The 7-bit conversion ran (on a pool thread). */
+static void
+conv_work(void *arg)
+{
+	struct conv_job *cj = arg;
+
+	cj->rc = mime7bit_convert(cj->in_fd, cj->in_size, cj->out_fd,
+	    &cj->out_size, cj->err, sizeof(cj->err));
+}
+
+/* Back on the loop: keep the result, go on with the waiting session. */
+static void
+conv_done(void *arg)
+{
+	struct conv_job *cj = arg;
+	struct dlv_job *j = cj->j;
+
+	close(cj->in_fd);
+	if (cj->rc == 0) {
+		j->conv = CONV_DONE;
+		j->conv_fd = cj->out_fd;
+		j->conv_size = cj->out_size;
+		log_info("%s: converted to 7 bits for a server without "
+		    "8BITMIME (%lld -> %lld bytes)", j->env->id,
+		    (long long)j->env->size, (long long)cj->out_size);
+	} else {
+		j->conv = cj->rc == 1 ? CONV_IMPOSSIBLE : CONV_FAILED;
+		free(j->conv_err);
+		j->conv_err = cj->rc == 1 ? xasprintf("5.6.3 the server does "
+		    "not support 8BITMIME and the message cannot be converted "
+		    "to 7 bits: %s", cj->err) : xstrdup(cj->err);
+		close(cj->out_fd);
+	}
+	free(cj);
+	if (j->dead) {
+		job_free(j);
+		return;
+	}
+	if (j->conv_wait && j->c != NULL) {
+		j->conv_wait = 0;
+		if (j->d->stopping) {
+			/* shutting down: no new transaction */
+			set_last_error(j, "delivery stopped");
+			smtp_client_quit(j->c);
+			j->c = NULL;
+			job_finish(j);
+			return;
+		}
+		job_send(j);
+	}
+}
+
+/*
+ * RFC 6152 §3: an 8-bit message goes to a server without 8BITMIME only
+ * as a 7-bit copy (mime7bit.c, on the io pool; made once per job).
+ * 0: go on with the message (*fd, *size); 1: wait (conv_done() calls
+ * job_send() again); -1: the job was finished here.
+ */
+static int
+job_7bit(struct dlv_job *j, int *fd, off_t *size)
+{
+	struct conv_job *cj;
+	size_t i;
+	char err[256];
+
+	switch (j->conv) {
+	case CONV_NONE:
+		cj = xcalloc(1, sizeof(*cj));
+		cj->j = j;
+		cj->in_size = j->env->size;
+		cj->in_fd = dup(j->data_fd);
+		cj->out_fd = memfd_create("danerelay-7bit", MFD_CLOEXEC);
+		if (cj->in_fd == -1 || cj->out_fd == -1) {
+			snprintf(err, sizeof(err), "cannot convert to 7 bits: "
+			    "%s", strerror(errno));
+			if (cj->in_fd != -1)
+				close(cj->in_fd);
+			if (cj->out_fd != -1)
+				close(cj->out_fd);
+			free(cj);
+			j->conv = CONV_FAILED;
+			j->conv_err = xstrdup(err);
+			return job_7bit(j, fd, size);
+		}
+		j->conv = CONV_RUNNING;
+		j->conv_wait = 1;
+		if (j->d->wq != NULL) {
+			workq_submit(j->d->wq, j->d->port, conv_work, conv_done,
+			    cj);
+			return 1;
+		}
+		/* no pool (probe, tests): here */
+		j->conv_wait = 0;
+		conv_work(cj);
+		conv_done(cj);
+		return job_7bit(j, fd, size);
+	case CONV_RUNNING:
+		j->conv_wait = 1;
+		return 1;
+	case CONV_DONE:
+		*fd = j->conv_fd;
+		*size = j->conv_size;
+		return 0;
+	case CONV_IMPOSSIBLE:
+		/* RFC 3463 5.6.3: conversion required but not supported */
+		for (i = 0; i < j->n; i++)
+			if (!j->final[i])
+				set_result(j, i, DLV_FAIL, j->conv_err);
+		break;
+	case CONV_FAILED:
+		set_last_error(j, "%s", j->conv_err);
+		break;
+	}
+	smtp_client_quit(j->c);
+	j->c = NULL;
+	job_finish(j);
+	return -1;
+}
+
+/* Send the message on the ready session j->c. */
+static void
+job_send(struct dlv_job *j)
+{
+	struct smtp_client *c = j->c;
+	struct smtp_msg msg;
+	char err[256];
+	size_t i;
+	int fd = j->data_fd, body_8bit = j->env->body_8bit;
+	off_t size = j->env->size;
+
+	if (body_8bit && !(smtp_client_ext(c)->flags & SMTP_EXT_8BITMIME)) {
+		if (job_7bit(j, &fd, &size) != 0)
+			return;
+		body_8bit = 0;
+	}
 	j->nsend = 0;
 	for (i = 0; i < j->n; i++) {
 		j->code[i] = 0;
@@ -536,9 +722,9 @@ c_ready(struct smtp_client *c, void *arg)
 	msg.sender = j->env->sender;
 	msg.rcpts = j->sendto;
 	msg.nrcpt = j->nsend;
-	msg.data_fd = j->data_fd;
-	msg.size = j->env->size;
-	msg.body_8bit = j->env->body_8bit;
+	msg.data_fd = fd;
+	msg.size = size;
+	msg.body_8bit = body_8bit;
 	msg.smtputf8 = j->env->smtputf8;
 	if (j->nsend == 0 || smtp_client_send(c, &msg, err, sizeof(err)) == -1) {
 		set_last_error(j, "cannot send: %s", j->nsend ? err :
@@ -582,6 +768,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	char why[1536];
 	size_t k, open_left;
 
+	j->conv_wait = 0;	/* the session a conversion waited for ended */
 	/*
 	 * A cached session that turns out dead (the server timed it out,
 	 * closed it) before any recipient was accepted: not the host's
@@ -974,6 +1161,7 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 	j->arg = arg;
 	j->start = mono_now();
 	j->data_fd = -1;
+	j->conv_fd = -1;
 	j->n = n;
 	j->res = xcalloc(n, sizeof(*j->res));
 	j->final = xcalloc(n, sizeof(*j->final));

@@ -606,6 +606,7 @@ worker_setup(struct daemon *d, int i)
 		fatal("delivery: %s", err);
 	if (d->rpt != NULL)
 		delivery_set_tlsrpt(w->dlv, d->rpt);
+	delivery_set_workq(w->dlv, d->wq_io, w->port);	/* 7-bit copies */
 	/* one MTA-STS manager (cache, fetches), worker 0's */
 	if (i > 0 && delivery_sts(d->w[0].dlv) != NULL)
 		delivery_set_sts(w->dlv, mta_sts_proxy_new(

@@ -13,7 +13,8 @@ uses as smtp_port, and a daemon wired to that DNS.
     w.stop()                                # daemons, sinks, DNS
 
 dest() options: rules (sink.py --rule), secure (signed zone, default True),
-tlsa (False: no TLSA record), starttls (False: the sink offers none).
+tlsa (False: no TLSA record), starttls (False: the sink offers none),
+extra (more sink.py arguments, e.g. ["--no-8bitmime"]).
 """
 import os
 
@@ -41,7 +42,7 @@ class World:
         self.daemons = []
 
     def dest(self, domain, n, rules=(), secure=True, tlsa=True,
-             starttls=True):
+             starttls=True, extra=()):
         """A destination: zone with MX mx.<domain> -> 127.A.B.n, a
         self-signed certificate with its DANE-EE 3 1 1 record, a sink."""
         ip = drtest.ip(n)
@@ -53,7 +54,8 @@ class World:
         self.rig.zone(domain, secure=secure, records=records)
         self.sinks[domain] = sink.spawn(
             os.path.join(self.tmp, "sink-" + domain), ip, self.port,
-            cert=cert.chain, key=cert.key, starttls=starttls, rules=rules)
+            cert=cert.chain, key=cert.key, starttls=starttls, rules=rules,
+            extra=extra)
         return self.sinks[domain]
 
     def start(self):
