@@ -7,7 +7,10 @@
  * are IPV6_V6ONLY so "[::]:25" and "0.0.0.0:25" can coexist) while the
  * daemon is still privileged; smtpd_start() hands them to libevent.  A
  * client beyond smtpd_max_clients gets "421 4.7.0" and is closed at once
- * (RFC 5321 §3.8: a server may refuse service with 421).
+ * (RFC 5321 §3.8: a server may refuse service with 421).  So does a
+ * client outside allow_clients once only the smtpd_reserved_clients are
+ * left, or when its address is over a limit of anvil.c (connections at
+ * once, connection rate, blocked after AUTH failures); see accept_cb().
  *
  * Settings live in a reference-counted struct smtpd_conf: myhostname, the
  * relay ACL (a private copy, parsed again from allow_clients), the AUTH
