@@ -19,6 +19,11 @@
  *
  * The callback OWNS the result and releases it with dns_result_free().
  *
+ * Answers that are OK, NXDOMAIN or NODATA and SECURE or INSECURE are
+ * kept for their TTL (at most 300 s) and then served without asking
+ * libunbound again (res->cached = 1, ttl counted down); bogus answers
+ * and failures never are.
+ *
  * Reading a result: check `status` first.  Only DNS_OK carries records.
  * `security` says how far the answer can be trusted: DNS_SEC_BOGUS means
  * validation failed (never treat it as insecure; status is then
@@ -99,7 +104,8 @@ struct dns_result {
 	char canonname[DNS_NAME_BUF];	/* final owner name after CNAMEs:
 					 * lower case, no trailing dot */
 	int cname;			/* 1 if a CNAME (or DNAME) was followed */
-	uint32_t ttl;
+	uint32_t ttl;			/* seconds it may still be used */
+	int cached;			/* from the resolver's cache */
 
 	/* Records; which array is used depends on qtype. n counts them. */
 	size_t n;
@@ -132,6 +138,8 @@ struct resolver_query *resolver_query(struct resolver *r, const char *name,
 void resolver_cancel(struct resolver_query *q);
 /* Number of queries outstanding (for tests and shutdown). */
 size_t resolver_pending(const struct resolver *r);
+/* Queries answered from the resolver's own cache so far. */
+unsigned long resolver_cache_hits(const struct resolver *r);
 
 /*
  * Synchronous lookup for the CLI: runs the resolver's event base until the

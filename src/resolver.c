@@ -79,6 +79,27 @@ struct resolver_query {
 
 TAILQ_HEAD(query_list, resolver_query);
 
+/*
+ * Answers are kept for their TTL (at most CACHE_TTL_MAX): a relay asks
+ * the same MX, address and TLSA questions for every message to a domain,
+ * and each trip through libunbound's worker thread costs a dozen system
+ * calls on the loop (its pipes).  Only answers libunbound itself would
+ * serve from its cache go in: OK, NXDOMAIN and NODATA, SECURE or
+ * INSECURE, with a TTL.  Bogus answers and failures never do.  Like
+ * libunbound's own cache it lives as long as the resolver (until the
+ * daemon restarts); a SIGHUP keeps both.
+ */
+#define CACHE_BUCKETS	1024
+#define CACHE_MAX	8192		/* entries */
+#define CACHE_TTL_MAX	300		/* seconds */
+
+struct cache_entry {
+	struct cache_entry *next;
+	int qtype;
+	double expires;			/* mono_now() */
+	struct dns_result *res;		/* res->qname is the key */
+};
+
 struct resolver {
 	struct event_base *base;
 	struct ub_ctx *ctx;
@@ -89,6 +110,9 @@ struct resolver {
 	struct query_list done;
 	int dispatching;
 	int dying;			/* resolver_free() during dispatch */
+	struct cache_entry **cache;	/* CACHE_BUCKETS chains */
+	size_t ncache;
+	unsigned long cache_hits;
 };
 
 static void ub_done(void *, int, struct ub_result *);
@@ -491,6 +515,177 @@ result_from_ub(const struct resolver_query *q, int err, struct ub_result *ur)
 	}
 }
 
+/* ---- the answer cache -------------------------------------------------- */
+
+static struct dns_result *
+result_dup(const struct dns_result *src)
+{
+	struct dns_result *res = xmalloc(sizeof(*res));
+	size_t i;
+
+	*res = *src;
+	res->mx = NULL;
+	res->addr = NULL;
+	res->tlsa = NULL;
+	res->txt = NULL;
+	if (src->mx != NULL && src->n > 0) {
+		res->mx = xcalloc(src->n, sizeof(*res->mx));
+		memcpy(res->mx, src->mx, src->n * sizeof(*res->mx));
+	}
+	if (src->addr != NULL && src->n > 0) {
+		res->addr = xcalloc(src->n, sizeof(*res->addr));
+		memcpy(res->addr, src->addr, src->n * sizeof(*res->addr));
+	}
+	if (src->tlsa != NULL && src->n > 0) {
+		res->tlsa = xcalloc(src->n, sizeof(*res->tlsa));
+		for (i = 0; i < src->n; i++) {
+			res->tlsa[i] = src->tlsa[i];
+			res->tlsa[i].data = xmalloc(src->tlsa[i].len + 1);
+			memcpy(res->tlsa[i].data, src->tlsa[i].data,
+			    src->tlsa[i].len);
+		}
+	}
+	if (src->txt != NULL && src->n > 0) {
+		res->txt = xcalloc(src->n, sizeof(*res->txt));
+		for (i = 0; i < src->n; i++) {
+			res->txt[i].len = src->txt[i].len;
+			res->txt[i].data = xmalloc(src->txt[i].len + 1);
+			memcpy(res->txt[i].data, src->txt[i].data,
+			    src->txt[i].len + 1);
+		}
+	}
+	return res;
+}
+
+static size_t
+cache_bucket(const char *qname, int qtype)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)qtype;
+
+	for (; *qname != '\0'; qname++) {
+		h ^= (uint32_t)tolower((unsigned char)*qname);
+		h *= 16777619u;
+	}
+	return h % CACHE_BUCKETS;
+}
+
+/* Same question: names compare without case and trailing dot. */
+static int
+cache_same(const struct dns_result *res, const char *qname, int qtype)
+{
+	size_t a = strlen(res->qname), b = strlen(qname);
+
+	if (res->qtype != qtype)
+		return 0;
+	if (a > 1 && res->qname[a - 1] == '.')
+		a--;
+	if (b > 1 && qname[b - 1] == '.')
+		b--;
+	return a == b && strncasecmp(res->qname, qname, a) == 0;
+}
+
+static void
+cache_drop(struct resolver *r, struct cache_entry **pp)
+{
+	struct cache_entry *e = *pp;
+
+	*pp = e->next;
+	dns_result_free(e->res);
+	free(e);
+	r->ncache--;
+}
+
+/* A copy of a live answer, with its TTL counted down; NULL if none. */
+static struct dns_result *
+cache_get(struct resolver *r, const char *qname, int qtype)
+{
+	struct cache_entry **pp;
+	struct dns_result *res;
+	double now;
+
+	if (r->cache == NULL)
+		return NULL;
+	now = mono_now();
+	for (pp = &r->cache[cache_bucket(qname, qtype)]; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (!cache_same((*pp)->res, qname, qtype))
+			continue;
+		if ((*pp)->expires <= now) {
+			cache_drop(r, pp);
+			return NULL;
+		}
+		res = result_dup((*pp)->res);
+		dr_strlcpy(res->qname, qname, sizeof(res->qname));
+		res->ttl = (uint32_t)((*pp)->expires - now);
+		res->cached = 1;
+		r->cache_hits++;
+		return res;
+	}
+	return NULL;
+}
+
+static void
+cache_put(struct resolver *r, const struct dns_result *res)
+{
+	struct cache_entry *e, **pp;
+	size_t b, i;
+	double now = mono_now();
+
+	if (res->ttl == 0 || res->cached ||
+	    (res->status != DNS_OK && res->status != DNS_NXDOMAIN &&
+	    res->status != DNS_NODATA) ||
+	    (res->security != DNS_SEC_SECURE &&
+	    res->security != DNS_SEC_INSECURE))
+		return;
+	if (r->cache == NULL)
+		r->cache = xcalloc(CACHE_BUCKETS, sizeof(*r->cache));
+	b = cache_bucket(res->qname, res->qtype);
+	for (pp = &r->cache[b]; *pp != NULL; )
+		if (cache_same((*pp)->res, res->qname, res->qtype) ||
+		    (*pp)->expires <= now)
+			cache_drop(r, pp);
+		else
+			pp = &(*pp)->next;
+	if (r->ncache >= CACHE_MAX) {
+		/* full: drop what has expired, else everything */
+		for (i = 0; i < CACHE_BUCKETS; i++)
+			for (pp = &r->cache[i]; *pp != NULL; )
+				if ((*pp)->expires <= now ||
+				    r->ncache >= CACHE_MAX / 2)
+					cache_drop(r, pp);
+				else
+					pp = &(*pp)->next;
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->qtype = res->qtype;
+	e->expires = now + (res->ttl < CACHE_TTL_MAX ? res->ttl :
+	    CACHE_TTL_MAX);
+	e->res = result_dup(res);
+	e->next = r->cache[b];
+	r->cache[b] = e;
+	r->ncache++;
+}
+
+static void
+cache_free(struct resolver *r)
+{
+	size_t i;
+
+	if (r->cache == NULL)
+		return;
+	for (i = 0; i < CACHE_BUCKETS; i++)
+		while (r->cache[i] != NULL)
+			cache_drop(r, &r->cache[i]);
+	free(r->cache);
+	r->cache = NULL;
+}
+
+unsigned long
+resolver_cache_hits(const struct resolver *r)
+{
+	return r->cache_hits;
+}
+
 /* ---- queries ---------------------------------------------------------- */
 
 static void
@@ -528,6 +723,7 @@ ub_done(void *mydata, int err, struct ub_result *ur)
 	res = result_from_ub(q, err, ur);
 	if (ur != NULL)
 		ub_resolve_free(ur);
+	cache_put(q->r, res);
 	if (q->state != Q_PENDING) {		/* cannot happen */
 		dns_result_free(res);
 		return;
@@ -648,6 +844,7 @@ resolver_query(struct resolver *r, const char *name, int rrtype,
     resolver_cb *cb, void *arg, char *err, size_t errlen)
 {
 	struct resolver_query *q;
+	struct dns_result *cached;
 	struct timeval tv;
 	int rc;
 
@@ -680,6 +877,13 @@ resolver_query(struct resolver *r, const char *name, int rrtype,
 		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&r->pending, q, entry);
+	if ((cached = cache_get(r, name, rrtype)) != NULL) {
+		/* answered from the cache: the callback runs from the loop */
+		q->submitted = 1;
+		query_finish(q, cached);
+		event_active(r->kick, EV_TIMEOUT, 0);
+		return q;
+	}
 	tv.tv_sec = r->timeout;
 	tv.tv_usec = 0;
 	evtimer_add(q->timer, &tv);
@@ -928,6 +1132,7 @@ resolver_destroy(struct resolver *r)
 		event_free(r->kick);
 	if (r->ctx != NULL)
 		ub_ctx_delete(r->ctx);
+	cache_free(r);
 	free(r);
 }
 

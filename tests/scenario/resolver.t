@@ -276,6 +276,37 @@ try:
           a[0].get("security") == "secure" and
           a[1].get("security") == "bogus", "resolver_query_sync")
 
+    # ---- the answer cache ---------------------------------------------------
+    # asked twice in a row: a secure answer, an insecure one, NXDOMAIN and
+    # NODATA come from the cache the second time, with the same records;
+    # bogus and SERVFAIL answers never do.
+    qs = [("example.test", "MX"), ("mx.plain.test", "A"),
+          ("nothere.example.test", "A"), ("mx.example.test", "TXT"),
+          ("bad.example.test", "A"), ("_25._tcp.sfhost.example.test",
+                                      "TLSA")]
+    args = []
+    for q in qs + qs:
+        args += list(q)
+    rc, out, err = run_tool(base + ["-s"] + args)
+    a = parse(out)
+    check(rc == 0 and len(a) == 2 * len(qs), "cache: %d answers" % len(a))
+    if len(a) == 2 * len(qs):
+        for i, q in enumerate(qs):
+            first, again = a[i], a[len(qs) + i]
+            want = "1" if i < 4 else "0"
+            check(first.get("cached") == "0" and
+                  again.get("cached") == want and
+                  again.get("status") == first.get("status") and
+                  again.get("security") == first.get("security") and
+                  again["rr"] == first["rr"],
+                  "cache: %s/%s asked again: cached=%s (want %s), %s %s"
+                  % (q[0], q[1], again.get("cached"), want,
+                     again.get("status"), again.get("security")))
+        check(int(a[len(qs)]["ttl"]) <= int(a[0]["ttl"]) and
+              a[len(qs)]["rr"] == a[0]["rr"],
+              "cache: the TTL counts down (%s then %s)"
+              % (a[0]["ttl"], a[len(qs)]["ttl"]))
+
     # ---- bad input --------------------------------------------------------
     rc, out, err = run_tool(base + ["a..b.example.test", "A",
                                     ("x" * 64) + ".example.test", "A"])

@@ -49,10 +49,11 @@ print_result(const struct dns_result *res)
 	size_t i;
 
 	printf("answer qname=%s type=%s status=%s security=%s rcode=%d "
-	    "cname=%d canonname=%s null_mx=%d n=%zu\n", res->qname,
-	    dns_type_name(res->qtype), dns_status_name(res->status),
-	    dns_security_name(res->security), res->rcode, res->cname,
-	    res->canonname, res->null_mx, res->n);
+	    "cname=%d canonname=%s null_mx=%d n=%zu cached=%d ttl=%u\n",
+	    res->qname, dns_type_name(res->qtype),
+	    dns_status_name(res->status), dns_security_name(res->security),
+	    res->rcode, res->cname, res->canonname, res->null_mx, res->n,
+	    res->cached, (unsigned)res->ttl);
 	for (i = 0; i < res->n; i++) {
 		switch (res->qtype) {
 		case DNS_T_MX:
