@@ -211,10 +211,12 @@ def render(R):
       "(PIPELINING), %d messages per size; message *i* goes to "
       "`u<k>@d<i mod 50>.test` (50 domains x %d recipients per domain, "
       "one recipient per message). Durable queues on both sides: danerelay "
-      "answers 250 after the fsync of its message file (data and "
-      "envelope) and of the queue/ directory (shared by the messages "
-      "committed together), Postfix after its cleanup fsyncs the queue "
-      "file (it never fsyncs a directory)." % (
+      "answers 250 after the fdatasync of its spool journal, which holds "
+      "the whole message file (data and envelope) and is shared by the "
+      "messages committed together (the message file itself is fsync'ed "
+      "only if it is still queued when the journal is checkpointed), "
+      "Postfix after its cleanup fsyncs the queue file (it never fsyncs a "
+      "directory)." % (
           a["sessions"], a["messages"], 10))
     w("- **msg/s** is end to end: messages arrived at the sink / (last "
       "arrival - start of the load). **Latency** is the sink's arrival "
