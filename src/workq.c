@@ -194,8 +194,10 @@ port_run(struct workq_port *p)
 	struct job *list, *j;
 	char buf[64];
 
-	while (read(p->rfd, buf, sizeof(buf)) > 0)
-		;
+	/* One read: a byte is written only when the list was empty, so
+	 * at most a few wait here; one left over by a race just makes a
+	 * spurious wake-up that finds the list empty. */
+	(void)!read(p->rfd, buf, sizeof(buf));
 	pthread_mutex_lock(&p->mtx);
 	list = p->done_head;
 	p->done_head = p->done_tail = NULL;
