@@ -466,7 +466,8 @@ static int
 replay(struct journal *j, int jdfd, int tmpfd, char *err, size_t errlen)
 {
 	struct jrec *recs = NULL;
-	struct idset gone = { NULL, 0, 0 };
+	struct idset gone = { NULL, 0, 0 }, live = { NULL, 0, 0 };
+	struct idset seen = { NULL, 0, 0 };
 	struct stat st;
 	unsigned char h[J_HDR], *pay;
 	char id[QUEUE_ID_LEN + 1], name[QUEUE_ID_LEN + 8];
@@ -496,7 +497,6 @@ replay(struct journal *j, int jdfd, int tmpfd, char *err, size_t errlen)
 			gen = get64(h + 8);
 		free(pay);
 	}
-	read_deleted(jdfd, &gone);
 	for (off = J_HDR; gen != 0; off += J_HDR + (off_t)len) {
 		r = read_record(j->fd, off, st.st_size, gen, &kind, &rid, &pay,
 		    &len);
@@ -507,9 +507,12 @@ replay(struct journal *j, int jdfd, int tmpfd, char *err, size_t errlen)
 		}
 		if (r == 0)
 			break;
+		/* in order: a message gone and then committed again under
+		 * the same id (after a restart) is live again */
 		if (kind == J_GONE)
-			idset_add(&gone, rid);
+			idset_del(&live, rid);
 		else if (kind == J_MSG) {
+			idset_add(&live, rid);
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;
 				recs = xrealloc(recs, cap * sizeof(*recs));
@@ -523,9 +526,17 @@ replay(struct journal *j, int jdfd, int tmpfd, char *err, size_t errlen)
 		}
 		free(pay);
 	}
-	for (i = 0; i < n; i++) {
-		if (idset_has(&gone, recs[i].id))
+	/* the operator's deletes while no daemon ran come after all that */
+	read_deleted(jdfd, &gone);
+	for (i = 0; i < gone.cap; i++)
+		if (gone.v[i] != 0)
+			idset_del(&live, gone.v[i]);
+	/* the last record of each live id is its content */
+	for (i = n; i-- > 0; ) {
+		if (!idset_has(&live, recs[i].id) ||
+		    idset_has(&seen, recs[i].id))
 			continue;
+		idset_add(&seen, recs[i].id);
 		id_str(recs[i].id, id);
 		if (!queue_id_valid(id))
 			continue;
@@ -575,6 +586,8 @@ replay(struct journal *j, int jdfd, int tmpfd, char *err, size_t errlen)
  out:
 	free(recs);
 	idset_clear(&gone);
+	idset_clear(&live);
+	idset_clear(&seen);
 	return rc;
 }
 

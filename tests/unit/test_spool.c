@@ -593,6 +593,34 @@ test_list_and_unique(struct spool *sp)
 	spool_ids_free(ids, n);
 }
 
+/* 200,000 ids in a row, most within one second: none twice.  With 32
+ * random bits after the time, that many ids in one second would collide
+ * with a chance of about 1 - e^-4.6 (birthday bound). */
+static void
+test_ids_unique(void)
+{
+	enum { N = 200000 };
+	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(N, QUEUE_ID_LEN + 1);
+	char **p = xcalloc(N, sizeof(char *));
+	size_t i, dups = 0;
+
+	for (i = 0; i < N; i++) {
+		queue_id_new(ids[i]);
+		p[i] = ids[i];
+	}
+	qsort(p, N, sizeof(char *), cmpstr);
+	for (i = 1; i < N; i++)
+		if (strcmp(p[i - 1], p[i]) == 0)
+			dups++;
+	printf("%d queue ids: %zu twice\n", N, dups);
+	CHECK(dups == 0);
+	for (i = 0, dups = 0; i < N; i++)
+		dups += !queue_id_valid(ids[i]);
+	CHECK(dups == 0);
+	free(p);
+	free(ids);
+}
+
 static void
 test_recovery(void)
 {
@@ -762,6 +790,7 @@ main(void)
 	test_save_states(sp);
 	test_remove_and_ids(sp);
 	test_list_and_unique(sp);
+	test_ids_unique();
 	spool_close(sp);
 	test_recovery();
 	test_lock_and_readonly();
