@@ -87,6 +87,8 @@ struct smtpd {
 	unsigned long long spool_avail;	/* free bytes of spool_dir's file
 					 * system, read at spool_avail_at */
 	double spool_avail_at;		/* mono_now(); 0: never read */
+	double full_logged_at;		/* last "too many clients" line */
+	int full_unlogged;		/*   refusals not logged since */
 	int nsessions;			/* this worker's */
 	_Atomic int *nall;		/* every worker's (smtpd_max_clients) */
 	_Atomic int nall_own;

@@ -311,6 +311,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	struct anvil_result res;
 	char addr[INET6_ADDRSTRLEN], more[48];
 	int allowed, flags = 0, nall;
+	double now;
 
 	if (sd->stopping) {
 		close(fd);
@@ -320,10 +321,23 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	nall = atomic_load(sd->nall);
 	if (nall >= c->max_clients ||
 	    (!allowed && nall >= c->max_clients - c->reserved)) {
-		client_addr_text(sa, addr, sizeof(addr));
-		log_warnx("too many clients (%d%s): refusing connection from "
-		    "[%s]", nall, allowed ? "" : ", the rest is reserved for "
-		    "allow_clients", addr);
+		/* a flood must not fill the log either: one line a
+		 * second (per worker) */
+		now = mono_now();
+		if (now - sd->full_logged_at >= 1.0) {
+			client_addr_text(sa, addr, sizeof(addr));
+			more[0] = '\0';
+			if (sd->full_unlogged > 0)
+				snprintf(more, sizeof(more), ", %d more not "
+				    "logged", sd->full_unlogged);
+			log_warnx("too many clients (%d%s): refusing "
+			    "connection from [%s]%s", nall, allowed ? "" :
+			    ", the rest is reserved for allow_clients", addr,
+			    more);
+			sd->full_logged_at = now;
+			sd->full_unlogged = 0;
+		} else
+			sd->full_unlogged++;
 		if (!allowed && nall < c->max_clients)
 			metrics_inc(M_REFUSED_RESERVED);
 		refuse(sd, fd, "too many connections, try again later");
