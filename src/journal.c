@@ -35,8 +35,11 @@
  * not synced by itself: the next group's fdatasync carries it with its
  * own records, and until then the old generation (whose live messages
  * are on disk by now) is what a replay would read.  The file is reused
- * from the start, so later fdatasyncs overwrite blocks that exist and
- * need no metadata update.
+ * from the start, and it grows ahead of the records by writing zeros a
+ * megabyte at a time: a record then overwrites blocks that exist, and its
+ * fdatasync flushes data only, without a file-system journal commit for
+ * a new size or new blocks (about half the latency on ext4).  Zeros end
+ * a replay like any other bad record.
  *
  * Replay (journal_open, at start with the spool lock held): every
  * message record not followed by its "gone" is compared with
@@ -69,6 +72,7 @@
 #define J_MAGIC		"DRJ1"
 #define J_HDR		40
 #define J_IOV		256		/* iovecs per pwritev */
+#define J_CHUNK		(1024 * 1024)	/* the file grows by this much */
 
 enum { J_START = 0, J_MSG = 1, J_GONE = 2 };
 
@@ -88,6 +92,7 @@ struct journal {
 	char		*path;		/* for messages */
 	uint64_t	 gen;
 	off_t		 off;		/* where the next record goes */
+	off_t		 alloc;		/* bytes of the file written already */
 	off_t		 max;
 	off_t		 retry_at;	/* after a failed checkpoint */
 	int		 busy;		/* groups between append and done */
@@ -628,6 +633,11 @@ journal_open(int spooldirfd, int tmpfd, int queuefd, const char *spooldir,
 	}
 	if (replay(j, jdfd, tmpfd, err, errlen) == -1)
 		goto fail;
+	{
+		struct stat st;
+
+		j->alloc = fstat(j->fd, &st) == 0 ? st.st_size : 0;
+	}
 	close(jdfd);
 	return j;
  fail:
@@ -686,6 +696,24 @@ checkpoint_locked(struct journal *j)
 	pthread_cond_broadcast(&j->cv);
 }
 
+/* With j->mu held: write zeros up to past end (a failure, such as a full
+ * disk, is left to the records' own write to report). */
+static void
+extend_locked(struct journal *j, off_t end)
+{
+	static const unsigned char zero[65536];
+	off_t to = (end + J_CHUNK - 1) / J_CHUNK * J_CHUNK, at;
+	size_t k;
+
+	for (at = j->alloc; at < to; at += (off_t)k) {
+		k = (size_t)(to - at) < sizeof(zero) ? (size_t)(to - at) :
+		    sizeof(zero);
+		if (pwrite_full(j->fd, zero, k, at) == -1)
+			return;
+		j->alloc = at + (off_t)k;
+	}
+}
+
 int
 journal_append(struct journal *j, const struct journal_msg *m, size_t n)
 {
@@ -704,6 +732,8 @@ journal_append(struct journal *j, const struct journal_msg *m, size_t n)
 	if (j->off > J_HDR && j->off + (off_t)total > j->max &&
 	    j->off >= j->retry_at)
 		checkpoint_locked(j);
+	if (j->off + (off_t)total > j->alloc)
+		extend_locked(j, j->off + (off_t)total);
 	for (i = 0; i < n; i++) {
 		rec_header(hdrs + i * J_HDR, J_MSG, j->gen, id_num(m[i].id),
 		    m[i].data, m[i].datalen, m[i].text, m[i].textlen);

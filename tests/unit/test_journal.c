@@ -449,6 +449,15 @@ test_power_loss(uint64_t seed)
 	rm_rf(dir);
 	CHECK(run_child(seed, 0) == 0);
 	CHECK(nmsgs == NMSG);
+	{
+		/* written ahead in whole megabytes of zeros */
+		struct stat st;
+		char p[8192];
+
+		snprintf(p, sizeof(p), "%s/journal/log", dir);
+		CHECK(stat(p, &st) == 0 && st.st_size >= 1024 * 1024 &&
+		    st.st_size % (1024 * 1024) == 0);
+	}
 	for (i = 0; i < nmsgs; i++)
 		if (!msgs[i].removed && !msgs[i].synced)
 			destroy(msgs[i].id, (int)i);
@@ -534,18 +543,47 @@ test_torn_tail(uint64_t seed)
 {
 	struct spool *sp;
 	char err[512], p[8192];
-	unsigned char junk[3000];
+	unsigned char junk[1000];
 	size_t i, kept = 0, back = 0;
 	int fd;
 
 	rm_rf(dir);
 	CHECK(run_child(seed, 0) == 0);
+	/* after the last record (the file goes on with zeros): a record
+	 * header of this generation that promises 3000 bytes, and only
+	 * 1000 of them, as a write cut short leaves it */
 	snprintf(p, sizeof(p), "%s/journal/log", dir);
-	memset(junk, 0, sizeof(junk));
-	memcpy(junk, "DRJ1\001", 5);	/* a record header, then nothing */
-	CHECK((fd = open(p, O_WRONLY | O_APPEND)) != -1);
+	CHECK((fd = open(p, O_RDWR)) != -1);
 	if (fd != -1) {
-		CHECK(write(fd, junk, sizeof(junk)) == (ssize_t)sizeof(junk));
+		unsigned char h[40];
+		off_t off = 40;
+		uint64_t len;
+
+		while (pread(fd, h, 40, off) == 40 && memcmp(h, "DRJ1", 4) == 0) {
+			for (len = 0, i = 0; i < 8; i++)
+				len |= (uint64_t)h[24 + i] << (8 * i);
+			off += 40 + (off_t)len;
+		}
+		CHECK(off > 40);
+		CHECK(pread(fd, h, 40, 0) == 40);	/* the start record */
+		memset(junk, 'j', sizeof(junk));
+		memcpy(junk, "DRJ1\001\0\0\0", 8);
+		memcpy(junk + 8, h + 8, 8);		/* its generation */
+		/* the id of a message that is still queued: taken for
+		 * real, this record would overwrite it */
+		for (i = 0; i < nmsgs && msgs[i].removed; i++)
+			;
+		if (i < nmsgs) {
+			uint64_t v = strtoull(msgs[i].id, NULL, 16);
+			int b;
+
+			for (b = 0; b < 8; b++)
+				junk[16 + b] = (unsigned char)(v >> (8 * b));
+		}
+		memset(junk + 24, 0, 16);
+		junk[25] = 3000 >> 8;			/* len 3000 */
+		junk[24] = 3000 & 0xff;
+		CHECK(pwrite(fd, junk, 1000, off) == 1000);
 		close(fd);
 	}
 	for (i = 0; i < nmsgs; i++)
@@ -562,6 +600,9 @@ test_torn_tail(uint64_t seed)
 			back += intact(sp, &msgs[i]);
 		}
 	CHECK(back == kept);
+	/* the torn record changed nothing */
+	snprintf(p, sizeof(p), "%s/corrupt", dir);
+	CHECK(access(p, F_OK) == -1);
 	spool_close(sp);
 }
 
