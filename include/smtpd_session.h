@@ -103,8 +103,10 @@ struct smtpd {
 #define SMTPD_SESS_ANVIL	0x02	/* counted by anvil_connect(): give
 					 * it back when the session ends */
 
-/* Take over an accepted socket (non-blocking).  NULL if it could not be
- * set up (the fd is closed then; an anvil count is given back). */
+/* Take over an accepted socket (non-blocking), and the slot of
+ * sd->nall that the caller has taken for it.  NULL if it could not be set
+ * up (the fd is closed then; the slot and an anvil count are given
+ * back). */
 struct smtpd_session *smtpd_session_new(struct smtpd *sd, int fd,
     const struct sockaddr *sa, socklen_t salen, int flags);
 /* Server stopping: an idle session gets 421 and closes; one receiving a

@@ -301,6 +301,23 @@ refuse(struct smtpd *sd, evutil_socket_t fd, const char *text)
  * A per-address refusal is logged as "refused: ..., client=[ADDR]" (at
  * most once a second per address), the line contrib/fail2ban matches.
  */
+/*
+ * Take one of the first limit slots of *nall, in one step (workers accept
+ * at the same time: a load, then an add, let two of them take the last
+ * slot).  1 taken; 0 full, with *seen the count found.
+ */
+static int
+slot_take(_Atomic int *nall, int limit, int *seen)
+{
+	int n = atomic_load(nall);
+
+	while (n < limit)
+		if (atomic_compare_exchange_weak(nall, &n, n + 1))
+			return 1;
+	*seen = n;
+	return 0;
+}
+
 static void
 accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -318,9 +335,8 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		return;
 	}
 	allowed = acl_match(c->allow, sa);
-	nall = atomic_load(sd->nall);
-	if (nall >= c->max_clients ||
-	    (!allowed && nall >= c->max_clients - c->reserved)) {
+	if (!slot_take(sd->nall, allowed ? c->max_clients :
+	    c->max_clients - c->reserved, &nall)) {
 		/* a flood must not fill the log either: one line a
 		 * second (per worker) */
 		now = mono_now();
@@ -357,6 +373,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 				    "failures (%ds left), client=[%s]",
 				    lim.auth_limit, res.value, addr);
 			}
+			atomic_fetch_sub(sd->nall, 1);
 			refuse(sd, fd, "too many failed authentications "
 			    "from your address, try again later");
 			return;
@@ -380,6 +397,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 					    "client=[%s]", lim.rate,
 					    lim.rate_unit, more, addr);
 			}
+			atomic_fetch_sub(sd->nall, 1);
 			refuse(sd, fd, "too many connections from your "
 			    "address, try again later");
 			return;
@@ -387,6 +405,8 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		if (res.counted)
 			flags |= SMTPD_SESS_ANVIL;
 	}
+	/* the session owns the slot from here (smtpd_session_new gives it
+	 * back if it cannot set up) */
 	(void)smtpd_session_new(sd, fd, sa, (socklen_t)salen, flags);
 }
 

@@ -1773,6 +1773,7 @@ smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
 	if (evutil_make_socket_nonblocking(fd) == -1) {
 		if (flags & SMTPD_SESS_ANVIL)
 			anvil_disconnect(sd->anvil, sa);
+		atomic_fetch_sub(sd->nall, 1);
 		close(fd);
 		return NULL;
 	}
@@ -1796,14 +1797,14 @@ smtpd_session_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
 		log_warnx("smtpd %s: cannot set up connection", s->addr);
 		if (s->anvil)
 			anvil_disconnect(sd->anvil, sa);
+		atomic_fetch_sub(sd->nall, 1);
 		smtpd_conf_unref(s->conf);
 		close(fd);
 		free(s);
 		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
-	sd->nsessions++;
-	atomic_fetch_add(sd->nall, 1);
+	sd->nsessions++;	/* its slot of sd->nall: taken by accept_cb */
 	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb,
 	    s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, IBUF_MAX);
