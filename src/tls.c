@@ -206,12 +206,43 @@ sni_ok(const char *name)
 	    inet_pton(AF_INET6, name, &a6) != 1;
 }
 
+/*
+ * The reference names OpenSSL checks with the chain (WEBPKI, and MTA-STS
+ * testing under NOAUTH), and SNI.  RFC 8461 §4.2 / RFC 6125 §6.4.4:
+ * DNS-IDs (subjectAltName) only; a certificate whose CN alone names the
+ * host does not match (as in https.c).  Wildcards only as the whole
+ * leftmost label.
+ */
+static int
+set_names(SSL *ssl, const struct tls_client_params *p, char *err,
+    size_t errlen)
+{
+	char ebuf[256];
+	size_t i;
+
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+	for (i = 0; i < p->nnames; i++) {
+		if ((i == 0 ? SSL_set1_host(ssl, p->names[i]) :
+		    SSL_add1_host(ssl, p->names[i])) != 1) {
+			snprintf(err, errlen, "bad reference name %s: %s",
+			    p->names[i], tls_errstr(ebuf, sizeof(ebuf)));
+			return -1;
+		}
+	}
+	if (sni_ok(p->sni) && !SSL_set_tlsext_host_name(ssl, p->sni)) {
+		snprintf(err, errlen, "bad SNI name %s: %s", p->sni,
+		    tls_errstr(ebuf, sizeof(ebuf)));
+		return -1;
+	}
+	return 0;
+}
+
 SSL *
 tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
     char *err, size_t errlen)
 {
 	SSL *ssl;
-	size_t i;
 	int n;
 	char ebuf[256];
 
@@ -231,23 +262,8 @@ tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
 		 * outcome's trusted/verify_error say what enforce mode would
 		 * have found (RFC 8461 §5, RFC 8460 certificate-host-mismatch).
 		 */
-		if (p->nnames > 0)
-			SSL_set_hostflags(ssl,
-			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
-			    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
-		for (i = 0; i < p->nnames; i++) {
-			if ((i == 0 ? SSL_set1_host(ssl, p->names[i]) :
-			    SSL_add1_host(ssl, p->names[i])) != 1) {
-				snprintf(err, errlen, "bad reference name %s: %s",
-				    p->names[i], tls_errstr(ebuf, sizeof(ebuf)));
-				goto fail;
-			}
-		}
-		if (sni_ok(p->sni) && !SSL_set_tlsext_host_name(ssl, p->sni)) {
-			snprintf(err, errlen, "bad SNI name %s: %s", p->sni,
-			    tls_errstr(ebuf, sizeof(ebuf)));
+		if (set_names(ssl, p, err, errlen) == -1)
 			goto fail;
-		}
 		break;
 
 	case TLS_CLIENT_DANE:
@@ -283,26 +299,8 @@ tls_client_ssl_new(SSL_CTX *ctx, const struct tls_client_params *p,
 			    "name to match");
 			goto fail;
 		}
-		/*
-		 * RFC 8461 §4.2 / RFC 6125 §6.4.4: DNS-IDs (subjectAltName)
-		 * only; a certificate whose CN alone names the host does
-		 * not match (as in https.c).
-		 */
-		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
-		    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
-		for (i = 0; i < p->nnames; i++) {
-			if ((i == 0 ? SSL_set1_host(ssl, p->names[i]) :
-			    SSL_add1_host(ssl, p->names[i])) != 1) {
-				snprintf(err, errlen, "bad reference name %s: %s",
-				    p->names[i], tls_errstr(ebuf, sizeof(ebuf)));
-				goto fail;
-			}
-		}
-		if (sni_ok(p->sni) && !SSL_set_tlsext_host_name(ssl, p->sni)) {
-			snprintf(err, errlen, "bad SNI name %s: %s", p->sni,
-			    tls_errstr(ebuf, sizeof(ebuf)));
+		if (set_names(ssl, p, err, errlen) == -1)
 			goto fail;
-		}
 		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 		break;
 
