@@ -35,6 +35,9 @@ int queue_id_valid(const char *id);
 
 /* fsync a directory by path. 0 ok, -1 errno set. */
 int fsync_dir(const char *path);
+/* pread() exactly len bytes at off: 0, or -1 with errno (EIO when the
+ * file ends first). */
+int pread_full(int fd, void *buf, size_t len, off_t off);
 /* mkdir -p with mode for created components. 0 ok, -1 errno set. */
 int mkdir_p(const char *path, mode_t mode);
 

@@ -270,27 +270,6 @@ pwrite_full(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-static int
-pread_full(int fd, void *buf, size_t len, off_t off)
-{
-	unsigned char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = pread(fd, p, len, off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			return 1;	/* short */
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
 /* pwritev() all of iov (which it may modify) at off. */
 static int
 pwritev_full(int fd, struct iovec *iov, int n, off_t off)
@@ -353,13 +332,12 @@ read_record(int fd, off_t off, off_t size, uint64_t gen, uint32_t *kind,
 	unsigned char h[J_HDR];
 	uint64_t n;
 	uLong crc;
-	int r;
 
 	*pay = NULL;
 	if (size - off < J_HDR)
 		return 0;
-	if ((r = pread_full(fd, h, J_HDR, off)) != 0)
-		return r == 1 ? 0 : -1;
+	if (pread_full(fd, h, J_HDR, off) == -1)
+		return -1;
 	n = get64(h + 24);
 	if (memcmp(h, J_MAGIC, 4) != 0 || get64(h + 8) != gen ||
 	    n > JOURNAL_REC_MAX || (off_t)n > size - off - J_HDR)
@@ -368,10 +346,10 @@ read_record(int fd, off_t off, off_t size, uint64_t gen, uint32_t *kind,
 	*id = get64(h + 16);
 	*len = (size_t)n;
 	*pay = xmalloc(n > 0 ? n : 1);
-	if ((r = pread_full(fd, *pay, n, off + J_HDR)) != 0) {
+	if (pread_full(fd, *pay, n, off + J_HDR) == -1) {
 		free(*pay);
 		*pay = NULL;
-		return r == 1 ? 0 : -1;
+		return -1;
 	}
 	crc = crc32_z(0L, h, 32);
 	crc = crc32_z(crc, *pay, n);

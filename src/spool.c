@@ -937,29 +937,6 @@ read_env_file(int dfd, const char *name, size_t *lenp)
 	return NULL;
 }
 
-static int
-pread_full(int fd, void *buf, size_t len, off_t off)
-{
-	unsigned char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = pread(fd, p, len, off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;	/* shorter than fstat said */
-			return -1;
-		}
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * The trailer of a message file: where its envelope starts (= the size of
  * the data).  1 and *offp if the file ends in a well-formed trailer, 0 if

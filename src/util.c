@@ -210,6 +210,29 @@ queue_id_valid(const char *id)
 }
 
 int
+pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = pread(fd, p, len, off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;	/* shorter than the caller knew */
+			return -1;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
 fsync_dir(const char *path)
 {
 	int fd, r, saved;
