@@ -584,6 +584,21 @@ def test_hostile(d):
     s.bind((GOOD, 0))
     d.proc.send_signal(signal.SIGSTOP)
     try:
+        # SIGSTOP takes effect asynchronously: wait until every thread
+        # is stopped, or a worker may accept before the bytes arrive
+        deadline = time.monotonic() + drtest.scaled(5)
+        task = "/proc/%d/task" % d.proc.pid
+        while time.monotonic() < deadline:
+            states = []
+            for t in os.listdir(task):
+                try:
+                    with open("%s/%s/stat" % (task, t)) as f:
+                        states.append(f.read().rsplit(")", 1)[1].split()[0])
+                except OSError:
+                    pass
+            if states and all(st in ("T", "t") for st in states):
+                break
+            time.sleep(0.01)
         s.connect((d.host, d.port))
         s.sendall(b"EHLO early.example\r\n")
         time.sleep(0.2)
