@@ -430,7 +430,11 @@ restore(int tmpfd, int queuefd, const char *id, const unsigned char *pay,
 
 	snprintf(name, sizeof(name), "%s.msg.journal", id);
 	snprintf(to, sizeof(to), "%s.msg", id);
-	if ((fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC |
+	/* a replay killed half-way left this file behind: say so, as the
+	 * recovery of tmp/ does for every other partial file */
+	if (unlinkat(tmpfd, name, 0) == 0)
+		log_info("recovery: removed partial file tmp/%s", name);
+	if ((fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL |
 	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
 		return -1;
 	if (pwrite_full(fd, pay, len, 0) == -1 || fsync(fd) == -1) {
