@@ -43,6 +43,14 @@ struct dlv_rcpt_result {
 
 struct delivery;
 struct dlv_job;
+struct tls_outcome;
+
+/*
+ * Count one recipient's result of a delivery attempt (stats.h).  For
+ * DLV_SENT, o is the TLS outcome of the session that carried it (NULL or
+ * not established: cleartext) and is counted by authentication type.
+ */
+void delivery_count(enum dlv_status st, const struct tls_outcome *o);
 
 typedef void dlv_done_cb(struct dlv_job *job, const struct dlv_rcpt_result *res,
     size_t nres, void *arg);

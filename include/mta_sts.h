@@ -120,6 +120,10 @@ void mta_sts_free(struct mta_sts *m);
 /* New configuration (ca_file, https_port, mta_sts).  mta_sts_new() and
  * mta_sts_reload() take a reference on cf (config_ref()). */
 void mta_sts_reload(struct mta_sts *m, const struct config *cf);
+/* Policies in the owner's cache (the metrics gauge): 0 for NULL, a
+ * proxy, or when the cache cannot be read (logged).  On the owner's
+ * loop. */
+long long mta_sts_policies(struct mta_sts *m);
 
 /* What a lookup found. */
 enum mta_sts_source {

@@ -51,7 +51,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "mime7bit.h"
 #include "mta_sts.h"
 #include "policy.h"
@@ -422,6 +422,28 @@ tls_summary(struct dlv_job *j, char *buf, size_t len)
 	    o->tlsa[0] ? "\"" : "");
 }
 
+/* Count one recipient's result (stats.h); was metrics_delivery(). */
+void
+delivery_count(enum dlv_status st, const struct tls_outcome *o)
+{
+	switch (st) {
+	case DLV_SENT:
+		if (o == NULL || !o->established)
+			stats_delivered(STAT_AUTH_CLEARTEXT);
+		else if ((unsigned)o->auth < STAT_AUTH_CLEARTEXT)
+			stats_delivered((enum stat_auth)o->auth);
+		else
+			stats_delivered(STAT_AUTH_NONE);
+		break;
+	case DLV_DEFER:
+		stats_inc(S_RCPT_DEFERRED);
+		break;
+	case DLV_FAIL:
+		stats_inc(S_RCPT_BOUNCED);
+		break;
+	}
+}
+
 static void
 set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 {
@@ -434,7 +456,7 @@ set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 	j->res[i].status = st;
 	j->final[i] = 1;
 	tls_summary(j, tls, sizeof(tls));
-	metrics_delivery(st, j->c != NULL ? smtp_client_tls(j->c) : NULL);
+	delivery_count(st, j->c != NULL ? smtp_client_tls(j->c) : NULL);
 	log_info("%s: to=<%s>, relay=%s, %s, delay=%.2f, status=%s (%s)",
 	    j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
 	    j->relay[0] ? j->relay : "none", tls, mono_now() - j->start,
@@ -789,7 +811,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		return;
 	}
 	if (r->tlsrpt != NULL)
-		metrics_tls_failure(r->tlsrpt);
+		stats_tls_failure(r->tlsrpt);
 	if (r->tlsrpt != NULL && !j->reused)
 		tlsrpt_note_session(job_rpt(j), &j->dec->hosts[j->host],
 		    &j->dec->hosts[j->host].addrs[j->addr], smtp_client_tls(c),

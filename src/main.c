@@ -66,6 +66,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "stats.h"
 #include "mta_sts.h"
 #include "policy_table.h"
 #include "queue.h"
@@ -104,7 +105,7 @@ struct worker {
 	struct event_base	*base;
 	struct workq_port	*port;		/* pool completions */
 	struct loopcall		*lc;		/* calls from other threads */
-	struct metrics_watch	*watch;		/* loop stall metric */
+	struct stats_watch	*watch;		/* loop stall metric */
 	struct smtpd		*sd;
 	struct delivery		*dlv;
 	struct queue		*q;
@@ -478,8 +479,8 @@ on_message(const struct spool_env *env, void *arg)
 
 	log_info("%s: queued, from=<%s>, nrcpt=%zu, size=%lld", env->id,
 	    env->sender, env->nrcpt, (long long)env->size);
-	metrics_inc(M_RECEIVED);
-	metrics_add(M_RECEIVED_BYTES, (unsigned long long)env->size);
+	stats_inc(S_RECEIVED);
+	stats_add(S_RECEIVED_BYTES, (unsigned long long)env->size);
 	to = &w->d->w[queue_owner(env, (unsigned)w->d->nworkers)];
 	if (to == w || w->d->teardown) {
 		queue_add(to->q, env);	/* teardown: no thread runs */
@@ -593,7 +594,7 @@ worker_setup(struct daemon *d, int i)
 	if ((w->port = workq_port_new(w->base, err, sizeof(err))) == NULL ||
 	    (w->lc = loopcall_new(w->base, err, sizeof(err))) == NULL)
 		fatal("worker %d: %s", i, err);
-	w->watch = metrics_watch_loop(w->base);
+	w->watch = stats_watch_loop(w->base);
 	if (i == 0)
 		w->sd = d->sd;
 	else if ((w->sd = smtpd_clone(d->sd, d->cf, err, sizeof(err))) ==
@@ -628,7 +629,7 @@ static void
 worker_teardown(struct worker *w)
 {
 	loopcall_free(w->lc);		/* runs what was still posted */
-	metrics_watch_free(w->watch);
+	stats_watch_free(w->watch);
 	smtpd_free(w->sd);
 	queue_free(w->q);
 	delivery_free(w->dlv);
@@ -647,6 +648,51 @@ workers_count(const struct config *cf)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS :
 	    (int)n;
+}
+
+/*
+ * The gauges of the metrics listener (metrics.h): read at each scrape,
+ * on worker 0's loop, from the parts built here.
+ */
+
+struct queue_gauges {
+	struct metrics_gauges	*g;
+	time_t			 oldest;
+};
+
+static void
+queue_gauge(const struct spool_env *env, int active, void *arg)
+{
+	struct queue_gauges *qg = arg;
+	size_t i;
+
+	qg->g->queue_msgs++;
+	if (env->hold)
+		qg->g->queue_held++;
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].state == RCPT_PENDING)
+			qg->g->queue_pending++;
+	if (qg->oldest == 0 || env->created < qg->oldest)
+		qg->oldest = env->created;
+}
+
+static void
+metrics_gauges(struct metrics_gauges *g, void *arg)
+{
+	struct daemon *d = arg;
+	struct queue_gauges qg = { g, 0 };
+	time_t now = time(NULL);
+
+	g->have_smtpd = 1;
+	g->smtpd_sessions = (unsigned long long)smtpd_sessions(d->sd);
+	g->smtpd_auth_blocked =
+	    (unsigned long long)smtpd_auth_blocked_clients(d->sd);
+	g->have_queue = 1;
+	queue_foreach(d->q, queue_gauge, &qg);
+	g->queue_oldest_age = g->queue_msgs && now > qg.oldest ?
+	    (unsigned long long)(now - qg.oldest) : 0;
+	g->in_flight = (unsigned long long)queue_active(d->q);
+	g->sts_cache_policies = mta_sts_policies(delivery_sts(d->dlv));
 }
 
 /*
@@ -1023,8 +1069,8 @@ main(int argc, char *argv[])
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	spool_set_workq(d->sp, d->wq_io, d->port);
-	if (d->metrics != NULL && metrics_start(d->metrics, d->base, d->q,
-	    d->sd, err, sizeof(err)) == -1)
+	if (d->metrics != NULL && metrics_start(d->metrics, d->base,
+	    metrics_gauges, d, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	d->ev_term = signal_add(d, SIGTERM);
 	d->ev_int = signal_add(d, SIGINT);

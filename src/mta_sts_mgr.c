@@ -1155,6 +1155,22 @@ mta_sts_free(struct mta_sts *m)
 	free(m);
 }
 
+long long
+mta_sts_policies(struct mta_sts *m)
+{
+	char err[512];
+	long long n;
+
+	if (m == NULL || m->owner != NULL || m->cache == NULL)
+		return 0;
+	if ((n = mta_sts_cache_count(m->cache, err, sizeof(err))) == -1) {
+		log_warnx("mta-sts: cannot count the cached policies: %s",
+		    err);
+		return 0;
+	}
+	return n;
+}
+
 void
 mta_sts_reload(struct mta_sts *m, const struct config *cf)
 {

@@ -30,7 +30,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "queue.h"
 #include "connlimit.h"
 #include "spool.h"
@@ -289,7 +289,7 @@ qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
 		r->last_error = why;
 		r->state = RCPT_FAILED;
 		changed = 1;
-		metrics_delivery(DLV_FAIL, NULL);
+		delivery_count(DLV_FAIL, NULL);
 		log_info("%s: to=<%s>, status=expired, returned to sender (%s)",
 		    m->env->id, r->addr, why);
 	}

@@ -39,7 +39,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "smtpd.h"
 #include "smtpd_session.h"
 #include "tls.h"
@@ -355,7 +355,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		} else
 			sd->full_unlogged++;
 		if (!allowed && nall < c->max_clients)
-			metrics_inc(M_REFUSED_RESERVED);
+			stats_inc(S_REFUSED_RESERVED);
 		refuse(sd, fd, "too many connections, try again later");
 		return;
 	}
@@ -365,7 +365,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		smtpd_anvil_limits(c, &lim);
 		anvil_connect(sd->anvil, sa, &lim, &res);
 		if (res.verdict == ANVIL_AUTH_BLOCKED) {
-			metrics_inc(M_REFUSED_AUTH_BLOCKED);
+			stats_inc(S_REFUSED_AUTH_BLOCKED);
 			if (res.log) {
 				client_addr_text(sa, addr, sizeof(addr));
 				log_warnx("refused: blocked after "
@@ -379,8 +379,8 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 			return;
 		}
 		if (res.verdict != ANVIL_OK) {
-			metrics_inc(res.verdict == ANVIL_COUNT ?
-			    M_REFUSED_COUNT : M_REFUSED_RATE);
+			stats_inc(res.verdict == ANVIL_COUNT ?
+			    S_REFUSED_COUNT : S_REFUSED_RATE);
 			if (res.log) {
 				client_addr_text(sa, addr, sizeof(addr));
 				more[0] = '\0';
