@@ -77,6 +77,11 @@ struct workq_port;
  * failed with error (an errno value) and why (for logs). */
 typedef void spool_done_cb(int rc, int error, const char *why, void *arg);
 
+/* A message that a module below the queue (the TLSRPT run) committed to
+ * the spool, handed on for delivery: main.c's callback adds it to the
+ * queue.  env stays the caller's. */
+typedef void spool_submit_cb(const struct spool_env *env, void *arg);
+
 /* Open (creating tmp/ and queue/ if needed), take the spool lock and
  * recover.  Only one process at a time may hold a spool this way (the
  * daemon); a second spool_open() of the same directory fails. */

@@ -53,11 +53,11 @@
 
 #include "policy.h"		/* enum policy_rpt_type, decision_host */
 #include "smtp_client.h"	/* enum smtp_tls_mode */
+#include "spool.h"		/* spool_submit_cb */
 
 struct event_base;
 struct config;
 struct spool;
-struct queue;
 struct tls_outcome;
 struct dns_addr;
 
@@ -104,9 +104,11 @@ void tlsrpt_reload(struct tlsrpt *t, const struct config *cf);
  * (up to TLSRPT_KEEP_DAYS back) go out; failed https deliveries are
  * retried with backoff; `danerelay tlsrpt send` requests (a row in the
  * database, see tlsrpt_cli()) are picked up within a second.  mailto
- * reports are committed to sp and handed to q.
+ * reports are committed to sp and handed to submit(env, submit_arg)
+ * (main.c: to the queue).
  */
-void tlsrpt_start(struct tlsrpt *t, struct spool *sp, struct queue *q);
+void tlsrpt_start(struct tlsrpt *t, struct spool *sp, spool_submit_cb *submit,
+    void *submit_arg);
 
 /* Count one event (in memory; see above). */
 void tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev);

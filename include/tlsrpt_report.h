@@ -27,10 +27,11 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "spool.h"		/* spool_submit_cb */
+
 struct event_base;
 struct config;
 struct spool;
-struct queue;
 struct dns_txt;
 
 #define TLSRPT_MAX_RUA		8	/* URIs used from one record */
@@ -108,16 +109,18 @@ typedef void tlsrpt_line_cb(const char *line, void *arg);
 /*
  * Start sending: day "YYYY-MM-DD" (reports of that day, also today), or
  * NULL (every day before today within TLSRPT_KEEP_DAYS with no report
- * yet, and every https destination whose retry is due).  q may be NULL
- * (the CLI without a daemon: mailto messages wait in the spool).  cf is
+ * yet, and every https destination whose retry is due).  Each mailto
+ * report committed to sp goes to submit(env, submit_arg); submit may be
+ * NULL (the CLI without a daemon: mailto messages wait in the spool).  cf is
  * only read during the call.  done() runs once, from the event loop,
  * with the number of errors (failed lookups, sends); the run is freed
  * after it returns.  NULL with err when it cannot start.
  */
 struct tlsrpt_run *tlsrpt_run_start(struct event_base *base,
-    const struct config *cf, sqlite3 *db, struct spool *sp, struct queue *q,
-    const char *day, tlsrpt_line_cb *line, tlsrpt_run_cb *done, void *arg,
-    char *err, size_t errlen);
+    const struct config *cf, sqlite3 *db, struct spool *sp,
+    spool_submit_cb *submit, void *submit_arg, const char *day,
+    tlsrpt_line_cb *line, tlsrpt_run_cb *done, void *arg, char *err,
+    size_t errlen);
 /* Stop now: no callbacks.  Accepts NULL. */
 void tlsrpt_run_cancel(struct tlsrpt_run *run);
 

@@ -650,6 +650,16 @@ workers_count(const struct config *cf)
 	    (int)n;
 }
 
+/* TLSRPT mailto reports committed to the spool: to the queue
+ * (spool_submit_cb; the report run is below the queue). */
+static void
+report_submit(const struct spool_env *env, void *arg)
+{
+	struct daemon *d = arg;
+
+	queue_add(d->q, env);
+}
+
 /*
  * The gauges of the metrics listener (metrics.h): read at each scrape,
  * on worker 0's loop, from the parts built here.
@@ -1065,7 +1075,7 @@ main(int argc, char *argv[])
 	d->q = d->w[0].q;
 	tlsrpt_set_workq(d->rpt, d->wq_io, d->port);
 	mta_sts_set_workq(delivery_sts(d->dlv), d->wq_io, d->port);
-	tlsrpt_start(d->rpt, d->sp, d->q);
+	tlsrpt_start(d->rpt, d->sp, report_submit, d);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	spool_set_workq(d->sp, d->wq_io, d->port);

@@ -268,7 +268,8 @@ struct tlsrpt {
 
 	/* daemon: reports */
 	struct spool *sp;
-	struct queue *q;
+	spool_submit_cb *submit;	/* mailto reports to the queue */
+	void *submit_arg;
 	struct event *ev_sched, *ev_req;
 	int sched_minute;
 	struct tlsrpt_run *run;
@@ -1070,8 +1071,8 @@ start_run(struct tlsrpt *t, const char *day, long long req, char *err,
 		return -1;
 	}
 	t->run_req = req;
-	t->run = tlsrpt_run_start(t->base, t->cf, t->db, t->sp, t->q, day,
-	    run_line, run_done, t, err, errlen);
+	t->run = tlsrpt_run_start(t->base, t->cf, t->db, t->sp, t->submit,
+	    t->submit_arg, day, run_line, run_done, t, err, errlen);
 	if (t->run == NULL) {
 		t->run_req = 0;
 		return -1;
@@ -1190,7 +1191,8 @@ req_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
-tlsrpt_start(struct tlsrpt *t, struct spool *sp, struct queue *q)
+tlsrpt_start(struct tlsrpt *t, struct spool *sp, spool_submit_cb *submit,
+    void *submit_arg)
 {
 	struct timeval tv = { 0, REQ_POLL_MS * 1000 };
 	uint32_t r;
@@ -1198,7 +1200,8 @@ tlsrpt_start(struct tlsrpt *t, struct spool *sp, struct queue *q)
 	if (t == NULL || t->base == NULL)
 		return;
 	t->sp = sp;
-	t->q = q;
+	t->submit = submit;
+	t->submit_arg = submit_arg;
 	if (getentropy(&r, sizeof(r)) == -1)
 		r = (uint32_t)getpid();
 	t->sched_minute = 2 + (int)(r % 10);
@@ -1395,7 +1398,7 @@ cli_send_direct(const struct config *cf, sqlite3 *db, const char *day)
 		fprintf(stderr, "danerelay: event_base_new failed\n");
 		return 1;
 	}
-	run = tlsrpt_run_start(base, cf, db, sp, NULL, day, cli_line,
+	run = tlsrpt_run_start(base, cf, db, sp, NULL, NULL, day, cli_line,
 	    cli_done, &r, err, sizeof(err));
 	if (run == NULL) {
 		fprintf(stderr, "danerelay: %s\n", err);

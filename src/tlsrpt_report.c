@@ -59,7 +59,6 @@
 #include "config.h"
 #include "https.h"
 #include "log.h"
-#include "queue.h"
 #include "resolver.h"
 #include "spool.h"
 #include "tlsrpt.h"
@@ -698,7 +697,8 @@ struct tlsrpt_run {
 	struct event_base *base;
 	sqlite3 *db;
 	struct spool *sp;
-	struct queue *q;
+	spool_submit_cb *submit;	/* mailto reports, or NULL */
+	void *submit_arg;
 	char *org, *contact, *submitter, *from;
 	char *ca_file;
 	char day[11];			/* "" = everything due */
@@ -1191,10 +1191,10 @@ send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
 	log_info("%s: TLSRPT report %s for %s (%s) to <%s>, from=<%s>",
 	    env->id, id, p->domain, p->day, addr, run->from);
 	say(run, "%s %s: report to %s queued as %s%s", p->day, p->domain,
-	    p->uri, env->id, run->q ? "" : " (delivered when danerelayd "
+	    p->uri, env->id, run->submit ? "" : " (delivered when danerelayd "
 	    "runs)");
-	if (run->q != NULL)
-		queue_add(run->q, env);
+	if (run->submit != NULL)
+		run->submit(env, run->submit_arg);
 	spool_env_free(env);
 }
 
@@ -1404,9 +1404,9 @@ say_existing(struct tlsrpt_run *run)
 
 struct tlsrpt_run *
 tlsrpt_run_start(struct event_base *base, const struct config *cf,
-    sqlite3 *db, struct spool *sp, struct queue *q, const char *day,
-    tlsrpt_line_cb *line, tlsrpt_run_cb *done, void *arg, char *err,
-    size_t errlen)
+    sqlite3 *db, struct spool *sp, spool_submit_cb *submit, void *submit_arg,
+    const char *day, tlsrpt_line_cb *line, tlsrpt_run_cb *done, void *arg,
+    char *err, size_t errlen)
 {
 	struct tlsrpt_run *run = xcalloc(1, sizeof(*run));
 	sqlite3_stmt *s = NULL;
@@ -1417,7 +1417,8 @@ tlsrpt_run_start(struct event_base *base, const struct config *cf,
 	run->base = base;
 	run->db = db;
 	run->sp = sp;
-	run->q = q;
+	run->submit = submit;
+	run->submit_arg = submit_arg;
 	run->line = line;
 	run->done = done;
 	run->arg = arg;
