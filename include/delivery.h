@@ -68,7 +68,7 @@ void delivery_free(struct delivery *d);
  * caller may config_unref() the old config right after a reload. */
 int delivery_reload(struct delivery *d, const struct config *cf, char *err,
     size_t errlen);
-/* Record TLS outcomes there (tlsrpt.h; not owned, NULL: off).  Messages
+/* Record TLS outcomes there (tlsrpt_record.h; not owned, NULL: off).  Messages
  * with is_report are never recorded and get through TLS failures. */
 struct tlsrpt;
 void delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt);

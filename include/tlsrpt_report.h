@@ -8,7 +8,7 @@
  * the spool with is_report set (delivered despite TLS failures, not
  * counted), "https:" as a POST of application/tlsrpt+gzip (§5.4).
  *
- * State in the database (tables report and dest, see tlsrpt.c): a (day,
+ * State in the database (tables report and dest, see tlsrpt_db.c): a (day,
  * domain) gets one report row when the TXT answer is known (with the
  * report id and the gzipped report, so every destination and every retry
  * gets the same bytes), and one dest row per URI; a dest is "sent" once

@@ -58,7 +58,7 @@
 #include "log.h"
 #include "mta_sts.h"
 #include "probe.h"
-#include "tlsrpt.h"
+#include "cli_tlsrpt.h"
 #include "spool.h"
 #include "util.h"
 

@@ -61,7 +61,7 @@
 #include "smtp_client.h"
 #include "spool.h"
 #include "tls.h"
-#include "tlsrpt.h"
+#include "tlsrpt_record.h"
 #include "util.h"
 #include "workq.h"
 

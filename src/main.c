@@ -72,7 +72,8 @@
 #include "queue.h"
 #include "smtpd.h"
 #include "spool.h"
-#include "tlsrpt.h"
+#include "tlsrpt_record.h"
+#include "tlsrpt_sched.h"
 #include "util.h"
 #include "workq.h"
 #include "connlimit.h"
@@ -129,6 +130,7 @@ struct daemon {
 	struct control		*ctl;		/* control socket */
 	struct metrics		*metrics;	/* metrics_listen, or NULL */
 	struct tlsrpt		*rpt;		/* TLSRPT, NULL: tlsrpt = no */
+	struct tlsrpt_sched	*rpt_sched;	/* its report schedule */
 	struct event		*ev_term, *ev_int, *ev_hup;
 	struct event		*ev_drain;
 	double			 drain_deadline;
@@ -1075,7 +1077,8 @@ main(int argc, char *argv[])
 	d->q = d->w[0].q;
 	tlsrpt_set_workq(d->rpt, d->wq_io, d->port);
 	mta_sts_set_workq(delivery_sts(d->dlv), d->wq_io, d->port);
-	tlsrpt_start(d->rpt, d->sp, report_submit, d);
+	d->rpt_sched = tlsrpt_sched_start(d->rpt, d->base, d->sp,
+	    report_submit, d);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	spool_set_workq(d->sp, d->wq_io, d->port);
@@ -1140,6 +1143,7 @@ main(int argc, char *argv[])
 	for (i = d->nworkers - 1; i >= 0; i--)
 		worker_teardown(&d->w[i]);
 	connlimit_free(d->limits);
+	tlsrpt_sched_free(d->rpt_sched);	/* cancels a run in flight */
 	tlsrpt_close(d->rpt);		/* writes the last counters */
 	if (d->ev_drain != NULL)
 		event_free(d->ev_drain);

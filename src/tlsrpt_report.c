@@ -61,7 +61,7 @@
 #include "log.h"
 #include "resolver.h"
 #include "spool.h"
-#include "tlsrpt.h"
+#include "tlsrpt_db.h"
 #include "tlsrpt_report.h"
 #include "util.h"
 
