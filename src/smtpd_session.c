@@ -82,7 +82,6 @@
 #include "stats.h"
 #include "msg_header.h"
 #include "smtp_parse.h"
-#include "smtpd.h"
 #include "smtpd_session.h"
 #include "spool.h"
 #include "util.h"
