@@ -34,7 +34,7 @@
 
 #include "config.h"		/* enum policy_level */
 #include "dane.h"		/* struct tlsa_rr */
-#include "resolver.h"		/* struct dns_result, dns_status/security */
+#include "dns.h"		/* struct dns_result, dns_status/security */
 
 /* At most this many MX hosts are considered (lowest preference first). */
 #define POLICY_MAX_HOSTS	16
