@@ -56,7 +56,7 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
-#include "mta_sts.h"
+#include "cli_mta_sts.h"
 #include "probe.h"
 #include "cli_tlsrpt.h"
 #include "spool.h"
@@ -990,7 +990,7 @@ cmd_probe(struct cli *c, int argc, char **argv)
 	return r == 0 ? EX_OK : EX_ERR;
 }
 
-/* "danerelay mta-sts show|refresh|forget ...": mta_sts_mgr.c does the work. */
+/* "danerelay mta-sts show|refresh|forget ...": cli_mta_sts.c does the work. */
 static int
 cmd_mta_sts(struct cli *c, int argc, char **argv)
 {
