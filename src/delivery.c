@@ -49,6 +49,7 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "conn_cache.h"
 #include "delivery.h"
 #include "log.h"
 #include "stats.h"
@@ -65,26 +66,6 @@
 #include "util.h"
 #include "workq.h"
 
-/*
- * Connection cache: a session whose transaction ended cleanly waits here
- * (bounded idle time, bounded number of messages) for the next job that
- * would connect to the same address with exactly the same TLS
- * requirement (mode, SNI, names, TLSA records, base domain).  A session
- * is therefore never reused for a destination whose decision differs.
- */
-#define CACHE_IDLE_SECS		10	/* idle time before QUIT */
-#define CACHE_MAX_MSGS		100	/* messages per session */
-#define CACHE_MAX		256	/* idle sessions at most */
-
-struct cached {
-	TAILQ_ENTRY(cached) entry;
-	struct delivery *d;
-	char *key;
-	struct smtp_client *c;
-	struct event *timer;
-};
-TAILQ_HEAD(cached_list, cached);
-
 struct delivery {
 	struct event_base *base;
 	const struct config *cf;	/* current; a reference */
@@ -92,9 +73,8 @@ struct delivery {
 	struct resolver *res;
 	struct policy_table *pt;	/* current; a reference */
 	SSL_CTX *ssl_ctx;
-	struct cached_list cache;
-	size_t ncache;
-	int stopping;		/* no more parking in the cache */
+	struct conn_cache *cache;	/* idle sessions (conn_cache.c) */
+	int stopping;		/* shutting down */
 	struct tlsrpt *rpt;	/* TLSRPT recorder, not owned (NULL: off) */
 	struct mta_sts *sts;	/* MTA-STS manager (NULL: mta_sts = no) */
 	struct workq *wq;	/* io pool for 7-bit conversions (NULL:
@@ -167,106 +147,6 @@ static void job_next_host(struct dlv_job *j);
 static void job_free(struct dlv_job *j);
 static void job_send(struct dlv_job *j);
 
-static void
-cached_free(struct cached *e)
-{
-	TAILQ_REMOVE(&e->d->cache, e, entry);
-	e->d->ncache--;
-	event_free(e->timer);
-	free(e->key);
-	free(e);
-}
-
-static void
-cached_idle_timeout(evutil_socket_t fd, short ev, void *arg)
-{
-	struct cached *e = arg;
-	struct smtp_client *c = e->c;
-
-	log_debug("connection cache: closing idle session to %s",
-	    smtp_client_relay(c));
-	cached_free(e);
-	smtp_client_quit(c);
-}
-
-/* The peer closed (or misbehaved) while the session was parked. */
-static void
-cached_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
-{
-	struct cached *e = arg;
-
-	log_debug("connection cache: session to %s ended while idle: %s",
-	    smtp_client_relay(c), r->reply);
-	cached_free(e);
-	smtp_client_free(c);
-}
-
-static const struct smtp_client_cb cached_cb = { NULL, NULL, cached_done };
-
-/* Park a usable session, or QUIT it when the cache can't take it. */
-static void
-cache_put(struct delivery *d, struct smtp_client *c, const char *key)
-{
-	struct timeval tv = { CACHE_IDLE_SECS, 0 };
-	struct cached *e;
-
-	if (key == NULL || d->stopping || d->ncache >= CACHE_MAX ||
-	    smtp_client_nmsg(c) >= CACHE_MAX_MSGS) {
-		smtp_client_quit(c);
-		return;
-	}
-	e = xcalloc(1, sizeof(*e));
-	e->d = d;
-	e->key = xstrdup(key);
-	e->c = c;
-	e->timer = evtimer_new(d->base, cached_idle_timeout, e);
-	evtimer_add(e->timer, &tv);
-	TAILQ_INSERT_TAIL(&d->cache, e, entry);
-	d->ncache++;
-	smtp_client_set_cb(c, &cached_cb, e);
-}
-
-static struct smtp_client *
-cache_get(struct delivery *d, const char *key)
-{
-	struct cached *e;
-	struct smtp_client *c;
-
-	TAILQ_FOREACH(e, &d->cache, entry)
-		if (strcmp(e->key, key) == 0)
-			break;
-	if (e == NULL)
-		return NULL;
-	c = e->c;
-	cached_free(e);
-	return c;
-}
-
-/* Everything the TLS verification of a session depended on. */
-static char *
-conn_key(const struct smtp_client_params *p, const char *relay)
-{
-	char *buf = NULL;
-	size_t len = 0, i;
-	FILE *f;
-
-	if ((f = open_memstream(&buf, &len)) == NULL)
-		return NULL;
-	fprintf(f, "%s|%s|%s|sni=%s|base=%s|check=%d|names=", relay,
-	    smtp_tls_mode_name(p->tls), p->helo, p->sni ? p->sni : "",
-	    p->tlsa_base ? p->tlsa_base : "", p->check_names);
-	for (i = 0; i < p->nnames; i++)
-		fprintf(f, "%s,", p->names[i]);
-	fprintf(f, "|tlsa=");
-	for (i = 0; i < p->ntlsa; i++) {
-		char *t = tlsa_to_text(&p->tlsa[i]);
-		fprintf(f, "%s;", t ? t : "?");
-		free(t);
-	}
-	fclose(f);
-	return buf;
-}
-
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cf,
     struct spool *sp, char *err, size_t errlen)
@@ -276,7 +156,7 @@ delivery_new(struct event_base *base, const struct config *cf,
 	d->base = base;
 	d->cf = config_ref(cf);
 	d->sp = sp;
-	TAILQ_INIT(&d->cache);
+	d->cache = conn_cache_new(base);
 	if ((d->res = resolver_new(base, cf, err, errlen)) == NULL)
 		goto fail;
 	if (cf->policy_file != NULL &&
@@ -296,12 +176,7 @@ fail:
 void
 delivery_shutdown(struct delivery *d)
 {
-	while (!TAILQ_EMPTY(&d->cache)) {
-		struct smtp_client *c = TAILQ_FIRST(&d->cache)->c;
-
-		cached_free(TAILQ_FIRST(&d->cache));
-		smtp_client_quit(c);
-	}
+	conn_cache_shutdown(d->cache);
 	d->stopping = 1;
 }
 
@@ -313,6 +188,7 @@ delivery_free(struct delivery *d)
 	delivery_shutdown(d);
 	/* sessions still finishing their QUIT are not waited for */
 	smtp_client_free_all();
+	conn_cache_free(d->cache);
 	mta_sts_free(d->sts);		/* before the resolver it uses */
 	resolver_free(d->res);
 	policy_table_free(d->pt);
@@ -894,7 +770,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	}
 	if (r->fail == SMTP_OK || in_txn || r->fail == SMTP_FAIL_IMPL) {
 		if (r->usable)
-			cache_put(j->d, c, j->key);
+			conn_cache_put(j->d->cache, c, j->key);
 		else
 			smtp_client_free(c);
 		j->c = NULL;
@@ -1027,9 +903,9 @@ job_next_host(struct dlv_job *j)
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
 		    a->text, j->port);
 		free(j->key);
-		j->key = conn_key(&p, j->relay);
+		j->key = conn_cache_key(&p, j->relay);
 		if (!j->no_reuse && j->key != NULL &&
-		    (j->c = cache_get(d, j->key)) != NULL) {
+		    (j->c = conn_cache_get(d->cache, j->key)) != NULL) {
 			log_debug("%s: reusing the session to %s (%d messages "
 			    "so far)", j->env->id, j->relay,
 			    smtp_client_nmsg(j->c));
