@@ -70,13 +70,11 @@ struct delivery {
 	struct event_base *base;
 	const struct config *cf;	/* current; a reference */
 	struct spool *sp;
-	struct resolver *res;
-	struct policy_table *pt;	/* current; a reference */
-	SSL_CTX *ssl_ctx;
+	const struct delivery_deps *deps;	/* resolver, policy table,
+						 * SSL_CTX, MTA-STS: main.c's */
 	struct conn_cache *cache;	/* idle sessions (conn_cache.c) */
 	int stopping;		/* shutting down */
 	struct tlsrpt *rpt;	/* TLSRPT recorder, not owned (NULL: off) */
-	struct mta_sts *sts;	/* MTA-STS manager (NULL: mta_sts = no) */
 	struct workq *wq;	/* io pool for 7-bit conversions (NULL:
 				 * on the loop), not owned */
 	struct workq_port *port;
@@ -149,28 +147,16 @@ static void job_send(struct dlv_job *j);
 
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cf,
-    struct spool *sp, char *err, size_t errlen)
+    struct spool *sp, const struct delivery_deps *deps)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 
 	d->base = base;
 	d->cf = config_ref(cf);
 	d->sp = sp;
+	d->deps = deps;
 	d->cache = conn_cache_new(base);
-	if ((d->res = resolver_new(base, cf, err, errlen)) == NULL)
-		goto fail;
-	if (cf->policy_file != NULL &&
-	    (d->pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
-		goto fail;
-	if ((d->ssl_ctx = tls_client_ctx_new(cf->ca_file, err, errlen)) == NULL)
-		goto fail;
-	if (cf->mta_sts &&
-	    (d->sts = mta_sts_new(base, d->res, cf, err, errlen)) == NULL)
-		goto fail;
 	return d;
-fail:
-	delivery_free(d);
-	return NULL;
 }
 
 void
@@ -189,35 +175,17 @@ delivery_free(struct delivery *d)
 	/* sessions still finishing their QUIT are not waited for */
 	smtp_client_free_all();
 	conn_cache_free(d->cache);
-	mta_sts_free(d->sts);		/* before the resolver it uses */
-	resolver_free(d->res);
-	policy_table_free(d->pt);
-	SSL_CTX_free(d->ssl_ctx);
 	config_unref(d->cf);
 	free(d);
 }
 
-int
-delivery_reload(struct delivery *d, const struct config *cf, char *err,
-    size_t errlen)
+void
+delivery_reload(struct delivery *d, const struct config *cf)
 {
-	struct policy_table *pt = NULL;
-
 	/* always the new config; jobs in flight keep theirs */
 	config_ref(cf);
 	config_unref(d->cf);
 	d->cf = cf;
-	if (d->sts != NULL)
-		mta_sts_reload(d->sts, cf);
-	else if (cf->mta_sts && (d->sts = mta_sts_new(d->base, d->res, cf,
-	    err, errlen)) == NULL)
-		log_warnx("reload: MTA-STS stays off: %s", err);
-	if (cf->policy_file != NULL &&
-	    (pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
-		return -1;
-	policy_table_free(d->pt);
-	d->pt = pt;
-	return 0;
 }
 
 void
@@ -232,19 +200,6 @@ void
 delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt)
 {
 	d->rpt = rpt;
-}
-
-struct mta_sts *
-delivery_sts(struct delivery *d)
-{
-	return d->sts;
-}
-
-void
-delivery_set_sts(struct delivery *d, struct mta_sts *m)
-{
-	mta_sts_free(d->sts);
-	d->sts = m;
 }
 
 /* Where this job's TLS outcomes are counted: nowhere for a TLSRPT report
@@ -894,7 +849,7 @@ job_next_host(struct dlv_job *j)
 			continue;
 		}
 		a = &h->addrs[j->addr];
-		delivery_client_params(j->cf, d->base, d->ssl_ctx, h, a,
+		delivery_client_params(j->cf, d->base, d->deps->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
 		if (j->env->is_report)		/* RFC 8460 §3 */
 			p.tls = tlsrpt_report_tls_mode(dec);
@@ -1080,8 +1035,8 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 		evtimer_add(j->kick, &tv);
 		return j;
 	}
-	j->rt = route_start(d->base, d->res, j->cf, d->pt, d->sts, domain,
-	    job_routed, j);
+	j->rt = route_start(d->base, d->deps->res, j->cf, d->deps->pt,
+	    d->deps->sts, domain, job_routed, j);
 	return j;
 }
 
