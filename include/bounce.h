@@ -2,6 +2,10 @@
  * bounce.h - delivery status notifications (RFC 3464) for recipients that
  * failed permanently or expired, sent with the null sender through our own
  * queue.  Never for a message whose sender is <> (RFC 5321 §4.5.5).
+ *
+ * This module builds the DSN and commits it to the spool; it returns the
+ * DSN's envelope and the caller (the queue) adds it to the queue, as in
+ * Postfix, where abounce hands the notice to post_mail.
  */
 #ifndef DR_BOUNCE_H
 #define DR_BOUNCE_H
@@ -11,16 +15,19 @@
 struct spool;
 struct spool_env;
 struct config;
-struct queue;
 
 /* 1 if a DSN is owed: a recipient FAILED and the sender is not <>. */
 int bounce_owed(const struct spool_env *env);
-/* Build and spool the DSN, hand it to the queue (q may be NULL). */
-int bounce_enqueue(struct spool *sp, const struct config *cf,
-    const struct spool_env *env, struct queue *q, char *err, size_t errlen);
+/* Build the DSN for env's FAILED recipients and commit it to the spool:
+ * its envelope (the caller adds it to the queue and frees it), or NULL
+ * with the reason in err. */
+struct spool_env *bounce_spool(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, char *err, size_t errlen);
 
-/* A delay warning (RFC 3464 Action: delayed) for the pending recipients. */
-int bounce_delay_enqueue(struct spool *sp, const struct config *cf,
-    const struct spool_env *env, struct queue *q, char *err, size_t errlen);
+/* The same for a delay warning (RFC 3464 Action: delayed) for the pending
+ * recipients. */
+struct spool_env *bounce_delay_spool(struct spool *sp,
+    const struct config *cf, const struct spool_env *env, char *err,
+    size_t errlen);
 
 #endif

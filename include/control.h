@@ -8,8 +8,35 @@
  * daemon's user uid:gid, so its directory need not be writable by that
  * user); control_start() begins accepting on the event base once the
  * queue exists.  Only root and `uid` may talk to it (the file mode and a
- * SO_PEERCRED check on every connection).  The protocol is described at
- * the top of src/control.c.
+ * SO_PEERCRED check on every connection).  The client side of the
+ * protocol below is control_client.h.
+ *
+ * Protocol: lines ending in "\n" (a "\r" before it is ignored), at most
+ * CONTROL_LINE_MAX bytes, printable ASCII separated by spaces.  Several
+ * requests may share a connection; they are answered in order and one at
+ * a time (the next request is read only after the previous reply has been
+ * written, so a client that does not read cannot make us buffer more than
+ * one reply; the largest, "list", is one short line per queued message).  Every reply ends with exactly one line "ok [text]" or
+ * "error reason".
+ *
+ *	flush			retry every pending recipient now
+ *	flush ID|DOMAIN		retry one message, or every recipient at a
+ *				domain; "error ..." when nothing matched or
+ *				the message is on hold
+ *	hold ID			put a message on hold (not delivered, does
+ *				not expire)
+ *	release ID		release it; it is tried at its next retry
+ *				time (flush it to try at once)
+ *	delete ID		remove it from the queue and the spool; an
+ *				attempt in flight is cancelled first
+ *	list			"msg ID active=0|1 hold=0|1 rcpts=N
+ *				pending=N" per message, then "ok N"
+ *	status			"ok messages=N active=N"
+ *
+ * The detailed listing (senders, recipients, errors) is not sent here:
+ * `danerelay queue` reads it from the spool, which also works when the
+ * daemon is stopped; it only asks "list" for what the spool cannot tell,
+ * which messages are in a delivery attempt right now.
  */
 #ifndef DR_CONTROL_H
 #define DR_CONTROL_H

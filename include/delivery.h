@@ -43,24 +43,53 @@ struct dlv_rcpt_result {
 
 struct delivery;
 struct dlv_job;
+struct tls_outcome;
+
+/*
+ * Count one recipient's result of a delivery attempt (stats.h).  For
+ * DLV_SENT, o is the TLS outcome of the session that carried it (NULL or
+ * not established: cleartext) and is counted by authentication type.
+ */
+void delivery_count(enum dlv_status st, const struct tls_outcome *o);
 
 typedef void dlv_done_cb(struct dlv_job *job, const struct dlv_rcpt_result *res,
     size_t nres, void *arg);
 
+/*
+ * What the delivery engine runs on, built by the caller (main.c; issue
+ * #15, like Unbound's struct module_env): the validating resolver, the
+ * SSL_CTX of outbound sessions, the policy table (NULL: no policy_file)
+ * and the MTA-STS manager (NULL: mta_sts = no; another worker has a
+ * proxy of worker 0's, mta_sts_proxy_new).  The engine owns none of them
+ * and reads the struct at each job's start, so the caller swaps a part
+ * there on reload (on the engine's loop): a route in flight holds its
+ * own references on the policy table and config it started with.  The
+ * caller frees the parts after delivery_free(), the MTA-STS manager
+ * before the resolver it uses.
+ */
+struct resolver;
+struct policy_table;
+struct mta_sts;
+struct delivery_deps {
+	struct resolver		*res;
+	SSL_CTX			*ssl_ctx;
+	struct policy_table	*pt;
+	struct mta_sts		*sts;
+};
+
+/* deps must stay valid until delivery_free(). */
 struct delivery *delivery_new(struct event_base *base, const struct config *cf,
-    struct spool *sp, char *err, size_t errlen);
+    struct spool *sp, const struct delivery_deps *deps);
 /* Stopping: QUIT the cached idle sessions, cache nothing more. */
 void delivery_shutdown(struct delivery *d);
 void delivery_free(struct delivery *d);
-/* New config (policy table, limits).  The delivery engine uses cf from
- * now on in any case; -1: the new policy table did not load, the old one
- * stays (err says why).  delivery_new() and delivery_reload() take their
+/* New config (limits and what jobs read from it): the delivery engine
+ * uses cf from now on.  delivery_new() and delivery_reload() take their
  * own reference on cf (config_ref()), and every job and route in flight
  * holds one on the config and policy table it started with, so the
  * caller may config_unref() the old config right after a reload. */
-int delivery_reload(struct delivery *d, const struct config *cf, char *err,
-    size_t errlen);
-/* Record TLS outcomes there (tlsrpt.h; not owned, NULL: off).  Messages
+void delivery_reload(struct delivery *d, const struct config *cf);
+/* Record TLS outcomes there (tlsrpt_record.h; not owned, NULL: off).  Messages
  * with is_report are never recorded and get through TLS failures. */
 struct tlsrpt;
 void delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt);
@@ -70,11 +99,6 @@ struct workq;
 struct workq_port;
 void delivery_set_workq(struct delivery *d, struct workq *wq,
     struct workq_port *port);
-/* The MTA-STS manager (NULL: mta_sts = no); another worker's delivery
- * takes a proxy of worker 0's (mta_sts_proxy_new) in place of its own. */
-struct mta_sts;
-struct mta_sts *delivery_sts(struct delivery *d);
-void delivery_set_sts(struct delivery *d, struct mta_sts *m);
 
 struct dlv_job *delivery_start(struct delivery *d, const struct spool_env *env,
     const char *domain, const size_t *rcpts, size_t nrcpts, dlv_done_cb *cb,

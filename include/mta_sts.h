@@ -120,6 +120,10 @@ void mta_sts_free(struct mta_sts *m);
 /* New configuration (ca_file, https_port, mta_sts).  mta_sts_new() and
  * mta_sts_reload() take a reference on cf (config_ref()). */
 void mta_sts_reload(struct mta_sts *m, const struct config *cf);
+/* Policies in the owner's cache (the metrics gauge): 0 for NULL, a
+ * proxy, or when the cache cannot be read (logged).  On the owner's
+ * loop. */
+long long mta_sts_policies(struct mta_sts *m);
 
 /* What a lookup found. */
 enum mta_sts_source {
@@ -186,14 +190,13 @@ struct mta_sts *mta_sts_proxy_new(struct mta_sts *owner,
 void mta_sts_answer_free(struct mta_sts_answer *ans);
 const char *mta_sts_source_name(enum mta_sts_source s);
 
-/*
- * `danerelay mta-sts show [DOMAIN] | refresh DOMAIN | forget DOMAIN`.
- * argv[0] is "mta-sts".  Runs without the daemon on the shared SQLite
- * cache (<state_dir>/mta-sts.db); the daemon reads that file on every
- * lookup, so a refreshed or forgotten policy counts from its next
- * delivery on.  Returns the exit status: 0 ok, 1 error/no policy,
- * 2 usage.
- */
-int mta_sts_cli(const struct config *cf, int argc, char **argv);
+/* For `danerelay mta-sts refresh` (cli_mta_sts.c): stop m's background
+ * refresh and look domain up, fetching even when the cached policy's id
+ * is current.  As mta_sts_lookup(). */
+struct mta_sts_lookup *mta_sts_refresh(struct mta_sts *m, const char *domain,
+    mta_sts_cb *cb, void *arg);
+/* t as "2026-01-02T03:04:05Z" ("-" for 0) in buf; returns buf. */
+const char *mta_sts_when(time_t t, char *buf, size_t len);
+
 
 #endif

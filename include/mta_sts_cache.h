@@ -66,6 +66,9 @@ long long mta_sts_cache_next_refresh(struct mta_sts_cache *c, char *err,
     size_t errlen);
 
 /* Every row in domain order: cb returns 0 to go on.  Count or -1. */
+/* Rows in the cache (expired ones too, until purged).  Count or -1. */
+long long mta_sts_cache_count(struct mta_sts_cache *c, char *err,
+    size_t errlen);
 int mta_sts_cache_foreach(struct mta_sts_cache *c,
     int (*cb)(const struct mta_sts_entry *e, void *arg), void *arg,
     char *err, size_t errlen);

@@ -34,7 +34,7 @@
 
 #include "config.h"		/* enum policy_level */
 #include "dane.h"		/* struct tlsa_rr */
-#include "resolver.h"		/* struct dns_result, dns_status/security */
+#include "dns.h"		/* struct dns_result, dns_status/security */
 
 /* At most this many MX hosts are considered (lowest preference first). */
 #define POLICY_MAX_HOSTS	16
@@ -225,5 +225,19 @@ void decision_free(struct decision *d);
 const char *policy_tls_name(enum policy_tls t);		/* "dane", "may", ... */
 const char *policy_action_name(enum policy_action a);	/* "deliver", ... */
 const char *policy_rpt_type_name(enum policy_rpt_type t); /* "tlsa", ... */
+
+/*
+ * Generated TLSRPT reports must reach the domain despite TLS failures
+ * (RFC 8460 §3).  For a message with is_report set, the delivery engine
+ * asks here whether host h may be tried (also a host the policy skipped
+ * for a TLS or DANE reason, as long as its addresses are known) and uses
+ * opportunistic TLS (tlsrpt_record.h: tlsrpt_report_tls_mode()).
+ * tlsrpt_report_deliverable(): whether a decision that is not "deliver"
+ * still has such a host.  (Moved here from tlsrpt.c: they only read the
+ * decision.)
+ */
+int tlsrpt_report_host_ok(const struct decision *d,
+    const struct decision_host *h);
+int tlsrpt_report_deliverable(const struct decision *d);
 
 #endif

@@ -36,85 +36,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 
-#include "dane.h"
+#include "dns.h"		/* the result types */
 
 struct event_base;
 struct config;
 struct resolver;
 struct resolver_query;
 
-/* RR types the resolver decodes. */
-#define DNS_T_A		1
-#define DNS_T_MX	15
-#define DNS_T_TXT	16
-#define DNS_T_AAAA	28
-#define DNS_T_TLSA	52
-
-/* Presentation form of any name fits (255 octets, every octet "\DDD"). */
-#define DNS_NAME_BUF	1025
-
 /* Default overall guard per query (libunbound has its own timeouts). */
 #define RESOLVER_TIMEOUT	30
-
-enum dns_status {
-	DNS_OK = 0,		/* records of the asked type (n > 0) */
-	DNS_NXDOMAIN,		/* the name does not exist */
-	DNS_NODATA,		/* the name exists, no records of the type */
-	DNS_TEMPFAIL,		/* SERVFAIL, timeout, network, bogus, malformed */
-};
-
-enum dns_security {
-	DNS_SEC_UNKNOWN = 0,	/* no answer to judge (TEMPFAIL, not bogus) */
-	DNS_SEC_INSECURE,	/* no DNSSEC for this name (unsigned/insecure) */
-	DNS_SEC_SECURE,		/* validated (data, or proven denial) */
-	DNS_SEC_BOGUS,		/* validation failed: never use */
-};
-
-struct dns_mx {
-	uint16_t pref;
-	char host[DNS_NAME_BUF];	/* lower case, no trailing dot;
-					 * "" for the root "." */
-};
-
-struct dns_addr {
-	int family;			/* AF_INET or AF_INET6 */
-	char text[64];			/* "192.0.2.1", "2001:db8::1" */
-	struct sockaddr_storage ss;	/* port 0 */
-	socklen_t sslen;
-};
-
-struct dns_txt {
-	char *data;			/* character-strings concatenated,
-					 * NUL-terminated (may hold NULs) */
-	size_t len;			/* authoritative length */
-};
-
-struct dns_result {
-	char qname[DNS_NAME_BUF];	/* as asked */
-	int qtype;
-	int rcode;			/* DNS RCODE (0, 2 SERVFAIL, 3 NXDOMAIN..) */
-	enum dns_status status;
-	enum dns_security security;
-	char reason[512];		/* for non-OK: "SERVFAIL", "timeout",
-					 * the why_bogus text, "malformed MX
-					 * rdata: ..."; "" for OK */
-	char canonname[DNS_NAME_BUF];	/* final owner name after CNAMEs:
-					 * lower case, no trailing dot */
-	int cname;			/* 1 if a CNAME (or DNAME) was followed */
-	uint32_t ttl;			/* seconds it may still be used */
-	int cached;			/* from the resolver's cache */
-
-	/* Records; which array is used depends on qtype. n counts them. */
-	size_t n;
-	struct dns_mx *mx;		/* DNS_T_MX */
-	int null_mx;			/* RFC 7505: exactly one MX, 0 "." */
-	struct dns_addr *addr;		/* DNS_T_A, DNS_T_AAAA */
-	struct tlsa_rr *tlsa;		/* DNS_T_TLSA */
-	struct dns_txt *txt;		/* DNS_T_TXT */
-};
 
 typedef void resolver_cb(struct dns_result *res, void *arg);
 

@@ -2,10 +2,10 @@
  * smtpd_session.h - internal to the inbound server (smtpd.c and
  * smtpd_session.c); nothing else includes it.  Other modules use smtpd.h.
  *
- * struct smtpd_conf is a reference-counted snapshot of the settings a
- * session needs.  smtpd_reload() makes a new one; sessions that are
- * already running keep theirs until they end, so a reload never changes
- * the rules in the middle of a transaction.
+ * struct smtpd_conf (smtpd_conf.h) is a reference-counted snapshot of
+ * the settings a session needs.  smtpd_reload() makes a new one;
+ * sessions that are already running keep theirs until they end, so a
+ * reload never changes the rules in the middle of a transaction.
  */
 #ifndef DR_SMTPD_SESSION_H
 #define DR_SMTPD_SESSION_H
@@ -16,7 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
-#include "smtpd.h"
+#include "smtpd_conf.h"
 
 struct acl;
 struct anvil;
@@ -24,44 +24,9 @@ struct auth_table;
 struct event;
 struct evconnlistener;
 struct smtpd_session;
+struct spool_env;
 struct workq;
 struct workq_port;
-
-struct smtpd_conf {
-	int refs;
-	char *hostname;
-	struct acl *allow;		/* relay clients */
-	struct auth_table *auth;	/* NULL: no AUTH */
-	SSL_CTX *tls;			/* NULL: no STARTTLS */
-	unsigned long long max_size;	/* message bytes, 0 = no limit */
-	int max_rcpt;
-	int max_hops;			/* Received: fields, ours included */
-	int max_errors;
-	long long timeout;		/* idle, seconds */
-	long long session_timeout;	/* total, seconds */
-	int max_clients;
-	int reserved;			/* of max_clients, for allow_clients */
-	int count_limit;		/* per address outside allow_clients */
-	int rate_limit;			/*   connections per rate_unit */
-	long long rate_unit;
-	int min_data_rate;		/* bytes/s before AUTH, 0 = none */
-	long long unauth_timeout;	/* session time before AUTH */
-	int auth_limit;			/* AUTH failures per address */
-	long long auth_block;		/*   then blocked this long */
-	long long auth_delay;		/* the n-th failure waits n times */
-	unsigned long long minfree;	/* queue_minfree: spool bytes kept
-					 * free, 0 = no check */
-	char *postmaster;		/* RCPT TO:<postmaster> goes here;
-					 * NULL: refused */
-};
-
-struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,
-    size_t errlen);
-struct anvil_limits;
-/* The per-address limits of c, for anvil.c. */
-void smtpd_anvil_limits(const struct smtpd_conf *c, struct anvil_limits *lim);
-struct smtpd_conf *smtpd_conf_ref(struct smtpd_conf *c);
-void smtpd_conf_unref(struct smtpd_conf *c);
 
 struct smtpd_listener {
 	int fd;
@@ -81,7 +46,8 @@ struct smtpd {
 	struct workq *wq_cpu;		/* crypt(3) */
 	struct workq *wq_io;		/* spool commits */
 	struct workq_port *port;	/* completions on base */
-	smtpd_message_cb *cb;
+	/* smtpd.h's smtpd_message_cb (smtpd.h is the layer above) */
+	void (*cb)(const struct spool_env *env, void *arg);
 	void *cbarg;
 	struct smtpd_session_list sessions;
 	unsigned long long spool_avail;	/* free bytes of spool_dir's file

@@ -6,7 +6,8 @@
  * a human-readable part, the message/delivery-status part (RFC 3464 §2.2
  * per-message and §2.3 per-recipient fields) and the original headers as
  * text/rfc822-headers.  Sent from <> to the original sender, spooled
- * durably like any other message and delivered by the queue.
+ * durably like any other message; the queue, which asked for it, adds it
+ * (this module is below the queue and never calls it, issue #15).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -19,15 +20,14 @@
 #include "bounce.h"
 #include "config.h"
 #include "log.h"
-#include "queue.h"
 #include "spool.h"
 #include "util.h"
 
 #define HDR_MAX (64 * 1024)
 
-static int dsn_enqueue(struct spool *sp, const struct config *cf,
-    const struct spool_env *env, struct queue *q, int delayed, char *err,
-    size_t errlen);
+static struct spool_env *dsn_spool(struct spool *sp,
+    const struct config *cf, const struct spool_env *env, int delayed,
+    char *err, size_t errlen);
 
 int
 bounce_owed(const struct spool_env *env)
@@ -177,28 +177,27 @@ put_folded(FILE *f, size_t col, const char *s, const char *cont)
 	}
 }
 
-int
-bounce_enqueue(struct spool *sp, const struct config *cf,
-    const struct spool_env *env, struct queue *q, char *err, size_t errlen)
+struct spool_env *
+bounce_spool(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, char *err, size_t errlen)
 {
-	return dsn_enqueue(sp, cf, env, q, 0, err, errlen);
+	return dsn_spool(sp, cf, env, 0, err, errlen);
 }
 
-int
-bounce_delay_enqueue(struct spool *sp, const struct config *cf,
-    const struct spool_env *env, struct queue *q, char *err, size_t errlen)
+struct spool_env *
+bounce_delay_spool(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, char *err, size_t errlen)
 {
-	return dsn_enqueue(sp, cf, env, q, 1, err, errlen);
+	return dsn_spool(sp, cf, env, 1, err, errlen);
 }
 
 /*
  * delayed == 0: a non-delivery report for the FAILED recipients;
  * delayed == 1: a delay warning (Action: delayed) for the PENDING ones.
  */
-static int
-dsn_enqueue(struct spool *sp, const struct config *cf,
-    const struct spool_env *env, struct queue *q, int delayed, char *err,
-    size_t errlen)
+static struct spool_env *
+dsn_spool(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, int delayed, char *err, size_t errlen)
 {
 	enum rcpt_state want = delayed ? RCPT_PENDING : RCPT_FAILED;
 	char until[64];
@@ -213,7 +212,7 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 
 	if ((f = open_memstream(&text, &textlen)) == NULL) {
 		snprintf(err, errlen, "open_memstream: %s", strerror(errno));
-		return -1;
+		return NULL;
 	}
 	rfc5322_date(time(NULL), date, sizeof(date));
 	rfc5322_date(env->created, adate, sizeof(adate));
@@ -353,13 +352,13 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 
 	if ((w = spool_writer_new(sp, err, errlen)) == NULL) {
 		free(text);
-		return -1;
+		return NULL;
 	}
 	if (spool_writer_write(w, text, textlen) == -1) {
 		snprintf(err, errlen, "write: %s", strerror(errno));
 		spool_writer_abort(w);
 		free(text);
-		return -1;
+		return NULL;
 	}
 	free(text);
 	benv = spool_env_new();
@@ -371,12 +370,9 @@ dsn_enqueue(struct spool *sp, const struct config *cf,
 	spool_env_add_rcpt(benv, env->sender);
 	if (spool_writer_commit(w, benv, err, errlen) == -1) {
 		spool_env_free(benv);
-		return -1;
+		return NULL;
 	}
 	log_info("%s: sender %s notification: %s", env->id,
 	    delayed ? "delay" : "non-delivery", benv->id);
-	if (q != NULL)
-		queue_add(q, benv);
-	spool_env_free(benv);
-	return 0;
+	return benv;
 }

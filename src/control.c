@@ -14,32 +14,8 @@
  * connection's SO_PEERCRED uid must be 0 or the daemon's uid, otherwise
  * it gets "error permission denied" and is closed.
  *
- * Protocol: lines ending in "\n" (a "\r" before it is ignored), at most
- * CONTROL_LINE_MAX bytes, printable ASCII separated by spaces.  Several
- * requests may share a connection; they are answered in order and one at
- * a time (the next request is read only after the previous reply has been
- * written, so a client that does not read cannot make us buffer more than
- * one reply; the largest, "list", is one short line per queued message).  Every reply ends with exactly one line "ok [text]" or
- * "error reason".
- *
- *	flush			retry every pending recipient now
- *	flush ID|DOMAIN		retry one message, or every recipient at a
- *				domain; "error ..." when nothing matched or
- *				the message is on hold
- *	hold ID			put a message on hold (not delivered, does
- *				not expire)
- *	release ID		release it; it is tried at its next retry
- *				time (flush it to try at once)
- *	delete ID		remove it from the queue and the spool; an
- *				attempt in flight is cancelled first
- *	list			"msg ID active=0|1 hold=0|1 rcpts=N
- *				pending=N" per message, then "ok N"
- *	status			"ok messages=N active=N"
- *
- * The detailed listing (senders, recipients, errors) is not sent here:
- * `danerelay queue` reads it from the spool, which also works when the
- * daemon is stopped; it only asks "list" for what the spool cannot tell,
- * which messages are in a delivery attempt right now.
+ * The protocol is described in control.h (the client side is
+ * control_client.c).
  *
  * Limits: CTL_MAX_CONNS connections at a time, CTL_TIMEOUT seconds of
  * silence (or of a client not reading its reply) and the connection is

@@ -49,9 +49,10 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "conn_cache.h"
 #include "delivery.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "mime7bit.h"
 #include "mta_sts.h"
 #include "policy.h"
@@ -61,42 +62,19 @@
 #include "smtp_client.h"
 #include "spool.h"
 #include "tls.h"
-#include "tlsrpt.h"
+#include "tlsrpt_record.h"
 #include "util.h"
 #include "workq.h"
-
-/*
- * Connection cache: a session whose transaction ended cleanly waits here
- * (bounded idle time, bounded number of messages) for the next job that
- * would connect to the same address with exactly the same TLS
- * requirement (mode, SNI, names, TLSA records, base domain).  A session
- * is therefore never reused for a destination whose decision differs.
- */
-#define CACHE_IDLE_SECS		10	/* idle time before QUIT */
-#define CACHE_MAX_MSGS		100	/* messages per session */
-#define CACHE_MAX		256	/* idle sessions at most */
-
-struct cached {
-	TAILQ_ENTRY(cached) entry;
-	struct delivery *d;
-	char *key;
-	struct smtp_client *c;
-	struct event *timer;
-};
-TAILQ_HEAD(cached_list, cached);
 
 struct delivery {
 	struct event_base *base;
 	const struct config *cf;	/* current; a reference */
 	struct spool *sp;
-	struct resolver *res;
-	struct policy_table *pt;	/* current; a reference */
-	SSL_CTX *ssl_ctx;
-	struct cached_list cache;
-	size_t ncache;
-	int stopping;		/* no more parking in the cache */
+	const struct delivery_deps *deps;	/* resolver, policy table,
+						 * SSL_CTX, MTA-STS: main.c's */
+	struct conn_cache *cache;	/* idle sessions (conn_cache.c) */
+	int stopping;		/* shutting down */
 	struct tlsrpt *rpt;	/* TLSRPT recorder, not owned (NULL: off) */
-	struct mta_sts *sts;	/* MTA-STS manager (NULL: mta_sts = no) */
 	struct workq *wq;	/* io pool for 7-bit conversions (NULL:
 				 * on the loop), not owned */
 	struct workq_port *port;
@@ -167,141 +145,24 @@ static void job_next_host(struct dlv_job *j);
 static void job_free(struct dlv_job *j);
 static void job_send(struct dlv_job *j);
 
-static void
-cached_free(struct cached *e)
-{
-	TAILQ_REMOVE(&e->d->cache, e, entry);
-	e->d->ncache--;
-	event_free(e->timer);
-	free(e->key);
-	free(e);
-}
-
-static void
-cached_idle_timeout(evutil_socket_t fd, short ev, void *arg)
-{
-	struct cached *e = arg;
-	struct smtp_client *c = e->c;
-
-	log_debug("connection cache: closing idle session to %s",
-	    smtp_client_relay(c));
-	cached_free(e);
-	smtp_client_quit(c);
-}
-
-/* The peer closed (or misbehaved) while the session was parked. */
-static void
-cached_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
-{
-	struct cached *e = arg;
-
-	log_debug("connection cache: session to %s ended while idle: %s",
-	    smtp_client_relay(c), r->reply);
-	cached_free(e);
-	smtp_client_free(c);
-}
-
-static const struct smtp_client_cb cached_cb = { NULL, NULL, cached_done };
-
-/* Park a usable session, or QUIT it when the cache can't take it. */
-static void
-cache_put(struct delivery *d, struct smtp_client *c, const char *key)
-{
-	struct timeval tv = { CACHE_IDLE_SECS, 0 };
-	struct cached *e;
-
-	if (key == NULL || d->stopping || d->ncache >= CACHE_MAX ||
-	    smtp_client_nmsg(c) >= CACHE_MAX_MSGS) {
-		smtp_client_quit(c);
-		return;
-	}
-	e = xcalloc(1, sizeof(*e));
-	e->d = d;
-	e->key = xstrdup(key);
-	e->c = c;
-	e->timer = evtimer_new(d->base, cached_idle_timeout, e);
-	evtimer_add(e->timer, &tv);
-	TAILQ_INSERT_TAIL(&d->cache, e, entry);
-	d->ncache++;
-	smtp_client_set_cb(c, &cached_cb, e);
-}
-
-static struct smtp_client *
-cache_get(struct delivery *d, const char *key)
-{
-	struct cached *e;
-	struct smtp_client *c;
-
-	TAILQ_FOREACH(e, &d->cache, entry)
-		if (strcmp(e->key, key) == 0)
-			break;
-	if (e == NULL)
-		return NULL;
-	c = e->c;
-	cached_free(e);
-	return c;
-}
-
-/* Everything the TLS verification of a session depended on. */
-static char *
-conn_key(const struct smtp_client_params *p, const char *relay)
-{
-	char *buf = NULL;
-	size_t len = 0, i;
-	FILE *f;
-
-	if ((f = open_memstream(&buf, &len)) == NULL)
-		return NULL;
-	fprintf(f, "%s|%s|%s|sni=%s|base=%s|check=%d|names=", relay,
-	    smtp_tls_mode_name(p->tls), p->helo, p->sni ? p->sni : "",
-	    p->tlsa_base ? p->tlsa_base : "", p->check_names);
-	for (i = 0; i < p->nnames; i++)
-		fprintf(f, "%s,", p->names[i]);
-	fprintf(f, "|tlsa=");
-	for (i = 0; i < p->ntlsa; i++) {
-		char *t = tlsa_to_text(&p->tlsa[i]);
-		fprintf(f, "%s;", t ? t : "?");
-		free(t);
-	}
-	fclose(f);
-	return buf;
-}
-
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cf,
-    struct spool *sp, char *err, size_t errlen)
+    struct spool *sp, const struct delivery_deps *deps)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 
 	d->base = base;
 	d->cf = config_ref(cf);
 	d->sp = sp;
-	TAILQ_INIT(&d->cache);
-	if ((d->res = resolver_new(base, cf, err, errlen)) == NULL)
-		goto fail;
-	if (cf->policy_file != NULL &&
-	    (d->pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
-		goto fail;
-	if ((d->ssl_ctx = tls_client_ctx_new(cf->ca_file, err, errlen)) == NULL)
-		goto fail;
-	if (cf->mta_sts &&
-	    (d->sts = mta_sts_new(base, d->res, cf, err, errlen)) == NULL)
-		goto fail;
+	d->deps = deps;
+	d->cache = conn_cache_new(base);
 	return d;
-fail:
-	delivery_free(d);
-	return NULL;
 }
 
 void
 delivery_shutdown(struct delivery *d)
 {
-	while (!TAILQ_EMPTY(&d->cache)) {
-		struct smtp_client *c = TAILQ_FIRST(&d->cache)->c;
-
-		cached_free(TAILQ_FIRST(&d->cache));
-		smtp_client_quit(c);
-	}
+	conn_cache_shutdown(d->cache);
 	d->stopping = 1;
 }
 
@@ -313,35 +174,18 @@ delivery_free(struct delivery *d)
 	delivery_shutdown(d);
 	/* sessions still finishing their QUIT are not waited for */
 	smtp_client_free_all();
-	mta_sts_free(d->sts);		/* before the resolver it uses */
-	resolver_free(d->res);
-	policy_table_free(d->pt);
-	SSL_CTX_free(d->ssl_ctx);
+	conn_cache_free(d->cache);
 	config_unref(d->cf);
 	free(d);
 }
 
-int
-delivery_reload(struct delivery *d, const struct config *cf, char *err,
-    size_t errlen)
+void
+delivery_reload(struct delivery *d, const struct config *cf)
 {
-	struct policy_table *pt = NULL;
-
 	/* always the new config; jobs in flight keep theirs */
 	config_ref(cf);
 	config_unref(d->cf);
 	d->cf = cf;
-	if (d->sts != NULL)
-		mta_sts_reload(d->sts, cf);
-	else if (cf->mta_sts && (d->sts = mta_sts_new(d->base, d->res, cf,
-	    err, errlen)) == NULL)
-		log_warnx("reload: MTA-STS stays off: %s", err);
-	if (cf->policy_file != NULL &&
-	    (pt = policy_table_load(cf->policy_file, err, errlen)) == NULL)
-		return -1;
-	policy_table_free(d->pt);
-	d->pt = pt;
-	return 0;
 }
 
 void
@@ -356,19 +200,6 @@ void
 delivery_set_tlsrpt(struct delivery *d, struct tlsrpt *rpt)
 {
 	d->rpt = rpt;
-}
-
-struct mta_sts *
-delivery_sts(struct delivery *d)
-{
-	return d->sts;
-}
-
-void
-delivery_set_sts(struct delivery *d, struct mta_sts *m)
-{
-	mta_sts_free(d->sts);
-	d->sts = m;
 }
 
 /* Where this job's TLS outcomes are counted: nowhere for a TLSRPT report
@@ -422,6 +253,28 @@ tls_summary(struct dlv_job *j, char *buf, size_t len)
 	    o->tlsa[0] ? "\"" : "");
 }
 
+/* Count one recipient's result (stats.h); was metrics_delivery(). */
+void
+delivery_count(enum dlv_status st, const struct tls_outcome *o)
+{
+	switch (st) {
+	case DLV_SENT:
+		if (o == NULL || !o->established)
+			stats_delivered(STAT_AUTH_CLEARTEXT);
+		else if ((unsigned)o->auth < STAT_AUTH_CLEARTEXT)
+			stats_delivered((enum stat_auth)o->auth);
+		else
+			stats_delivered(STAT_AUTH_NONE);
+		break;
+	case DLV_DEFER:
+		stats_inc(S_RCPT_DEFERRED);
+		break;
+	case DLV_FAIL:
+		stats_inc(S_RCPT_BOUNCED);
+		break;
+	}
+}
+
 static void
 set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 {
@@ -434,7 +287,7 @@ set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 	j->res[i].status = st;
 	j->final[i] = 1;
 	tls_summary(j, tls, sizeof(tls));
-	metrics_delivery(st, j->c != NULL ? smtp_client_tls(j->c) : NULL);
+	delivery_count(st, j->c != NULL ? smtp_client_tls(j->c) : NULL);
 	log_info("%s: to=<%s>, relay=%s, %s, delay=%.2f, status=%s (%s)",
 	    j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
 	    j->relay[0] ? j->relay : "none", tls, mono_now() - j->start,
@@ -789,7 +642,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		return;
 	}
 	if (r->tlsrpt != NULL)
-		metrics_tls_failure(r->tlsrpt);
+		stats_tls_failure(r->tlsrpt);
 	if (r->tlsrpt != NULL && !j->reused)
 		tlsrpt_note_session(job_rpt(j), &j->dec->hosts[j->host],
 		    &j->dec->hosts[j->host].addrs[j->addr], smtp_client_tls(c),
@@ -872,7 +725,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	}
 	if (r->fail == SMTP_OK || in_txn || r->fail == SMTP_FAIL_IMPL) {
 		if (r->usable)
-			cache_put(j->d, c, j->key);
+			conn_cache_put(j->d->cache, c, j->key);
 		else
 			smtp_client_free(c);
 		j->c = NULL;
@@ -996,7 +849,7 @@ job_next_host(struct dlv_job *j)
 			continue;
 		}
 		a = &h->addrs[j->addr];
-		delivery_client_params(j->cf, d->base, d->ssl_ctx, h, a,
+		delivery_client_params(j->cf, d->base, d->deps->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
 		if (j->env->is_report)		/* RFC 8460 §3 */
 			p.tls = tlsrpt_report_tls_mode(dec);
@@ -1005,9 +858,9 @@ job_next_host(struct dlv_job *j)
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
 		    a->text, j->port);
 		free(j->key);
-		j->key = conn_key(&p, j->relay);
+		j->key = conn_cache_key(&p, j->relay);
 		if (!j->no_reuse && j->key != NULL &&
-		    (j->c = cache_get(d, j->key)) != NULL) {
+		    (j->c = conn_cache_get(d->cache, j->key)) != NULL) {
 			log_debug("%s: reusing the session to %s (%d messages "
 			    "so far)", j->env->id, j->relay,
 			    smtp_client_nmsg(j->c));
@@ -1182,8 +1035,8 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 		evtimer_add(j->kick, &tv);
 		return j;
 	}
-	j->rt = route_start(d->base, d->res, j->cf, d->pt, d->sts, domain,
-	    job_routed, j);
+	j->rt = route_start(d->base, d->deps->res, j->cf, d->deps->pt,
+	    d->deps->sts, domain, job_routed, j);
 	return j;
 }
 

@@ -66,12 +66,16 @@
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "stats.h"
 #include "mta_sts.h"
 #include "policy_table.h"
+#include "resolver.h"
 #include "queue.h"
 #include "smtpd.h"
 #include "spool.h"
-#include "tlsrpt.h"
+#include "tls.h"
+#include "tlsrpt_record.h"
+#include "tlsrpt_sched.h"
 #include "util.h"
 #include "workq.h"
 #include "connlimit.h"
@@ -104,8 +108,9 @@ struct worker {
 	struct event_base	*base;
 	struct workq_port	*port;		/* pool completions */
 	struct loopcall		*lc;		/* calls from other threads */
-	struct metrics_watch	*watch;		/* loop stall metric */
+	struct stats_watch	*watch;		/* loop stall metric */
 	struct smtpd		*sd;
+	struct delivery_deps	 deps;		/* the delivery engine's parts */
 	struct delivery		*dlv;
 	struct queue		*q;
 };
@@ -128,6 +133,7 @@ struct daemon {
 	struct control		*ctl;		/* control socket */
 	struct metrics		*metrics;	/* metrics_listen, or NULL */
 	struct tlsrpt		*rpt;		/* TLSRPT, NULL: tlsrpt = no */
+	struct tlsrpt_sched	*rpt_sched;	/* its report schedule */
 	struct event		*ev_term, *ev_int, *ev_hup;
 	struct event		*ev_drain;
 	double			 drain_deadline;
@@ -478,8 +484,8 @@ on_message(const struct spool_env *env, void *arg)
 
 	log_info("%s: queued, from=<%s>, nrcpt=%zu, size=%lld", env->id,
 	    env->sender, env->nrcpt, (long long)env->size);
-	metrics_inc(M_RECEIVED);
-	metrics_add(M_RECEIVED_BYTES, (unsigned long long)env->size);
+	stats_inc(S_RECEIVED);
+	stats_add(S_RECEIVED_BYTES, (unsigned long long)env->size);
 	to = &w->d->w[queue_owner(env, (unsigned)w->d->nworkers)];
 	if (to == w || w->d->teardown) {
 		queue_add(to->q, env);	/* teardown: no thread runs */
@@ -577,6 +583,77 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The delivery engine's parts for worker w (delivery.h, struct
+ * delivery_deps): its resolver, the policy table, the SSL_CTX of
+ * outbound sessions and the MTA-STS manager (worker 0's; the others get
+ * a proxy of it).  Built here and handed in, swapped here on reload,
+ * freed here after the engine (issue #15).
+ */
+static void
+deps_build(struct daemon *d, struct worker *w)
+{
+	struct delivery_deps *x = &w->deps;
+	char err[1024];
+
+	if ((x->res = resolver_new(w->base, d->cf, err, sizeof(err))) == NULL)
+		fatal("delivery: %s", err);
+	if (d->cf->policy_file != NULL && (x->pt = policy_table_load(
+	    d->cf->policy_file, err, sizeof(err))) == NULL)
+		fatal("delivery: %s", err);
+	if ((x->ssl_ctx = tls_client_ctx_new(d->cf->ca_file, err,
+	    sizeof(err))) == NULL)
+		fatal("delivery: %s", err);
+	if (!d->cf->mta_sts)
+		return;
+	/* one MTA-STS manager (cache, fetches), worker 0's */
+	if (w->id == 0) {
+		if ((x->sts = mta_sts_new(w->base, x->res, d->cf, err,
+		    sizeof(err))) == NULL)
+			fatal("delivery: %s", err);
+	} else if (d->w[0].deps.sts != NULL)
+		x->sts = mta_sts_proxy_new(d->w[0].deps.sts, worker_post,
+		    &d->w[0], worker_post, w);
+}
+
+/* New config, on w's loop: MTA-STS settings (a manager made when it was
+ * off), and the policy table (the old one stays when the new one does
+ * not load). */
+static void
+deps_reload(struct worker *w, const struct config *cf)
+{
+	struct delivery_deps *x = &w->deps;
+	struct policy_table *pt = NULL;
+	char err[1024];
+
+	if (x->sts != NULL)
+		mta_sts_reload(x->sts, cf);
+	else if (cf->mta_sts && (x->sts = mta_sts_new(w->base, x->res, cf,
+	    err, sizeof(err))) == NULL)
+		log_warnx("reload: MTA-STS stays off: %s", err);
+	if (cf->policy_file != NULL &&
+	    (pt = policy_table_load(cf->policy_file, err, sizeof(err))) ==
+	    NULL) {
+		log_warnx("reload: %s (keeping the old policy table)", err);
+		return;
+	}
+	policy_table_free(x->pt);
+	x->pt = pt;
+}
+
+/* After delivery_free(); the MTA-STS manager before the resolver. */
+static void
+deps_free(struct worker *w)
+{
+	struct delivery_deps *x = &w->deps;
+
+	mta_sts_free(x->sts);
+	resolver_free(x->res);
+	policy_table_free(x->pt);
+	SSL_CTX_free(x->ssl_ctx);
+	memset(x, 0, sizeof(*x));
+}
+
 /* Build worker i's pipeline on its own base (main thread, at start). */
 static void
 worker_setup(struct daemon *d, int i)
@@ -593,7 +670,7 @@ worker_setup(struct daemon *d, int i)
 	if ((w->port = workq_port_new(w->base, err, sizeof(err))) == NULL ||
 	    (w->lc = loopcall_new(w->base, err, sizeof(err))) == NULL)
 		fatal("worker %d: %s", i, err);
-	w->watch = metrics_watch_loop(w->base);
+	w->watch = stats_watch_loop(w->base);
 	if (i == 0)
 		w->sd = d->sd;
 	else if ((w->sd = smtpd_clone(d->sd, d->cf, err, sizeof(err))) ==
@@ -601,17 +678,11 @@ worker_setup(struct daemon *d, int i)
 		fatal("worker %d: %s", i, err);
 	/* The delivery engine first, so recovered messages and new ones
 	 * both reach it. */
-	if ((w->dlv = delivery_new(w->base, d->cf, d->sp, err,
-	    sizeof(err))) == NULL)
-		fatal("delivery: %s", err);
+	deps_build(d, w);
+	w->dlv = delivery_new(w->base, d->cf, d->sp, &w->deps);
 	if (d->rpt != NULL)
 		delivery_set_tlsrpt(w->dlv, d->rpt);
 	delivery_set_workq(w->dlv, d->wq_io, w->port);	/* 7-bit copies */
-	/* one MTA-STS manager (cache, fetches), worker 0's */
-	if (i > 0 && delivery_sts(d->w[0].dlv) != NULL)
-		delivery_set_sts(w->dlv, mta_sts_proxy_new(
-		    delivery_sts(d->w[0].dlv), worker_post, &d->w[0],
-		    worker_post, w));
 	w->q = queue_new(w->base, d->cf, d->sp, w->dlv);
 	queue_set_shared(w->q, d->limits, worker_wake, w);
 	queue_set_shard(w->q, (unsigned)i, (unsigned)d->nworkers);
@@ -628,10 +699,11 @@ static void
 worker_teardown(struct worker *w)
 {
 	loopcall_free(w->lc);		/* runs what was still posted */
-	metrics_watch_free(w->watch);
+	stats_watch_free(w->watch);
 	smtpd_free(w->sd);
 	queue_free(w->q);
 	delivery_free(w->dlv);
+	deps_free(w);
 	if (w->id != 0)
 		event_base_free(w->base);
 }
@@ -647,6 +719,61 @@ workers_count(const struct config *cf)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS :
 	    (int)n;
+}
+
+/* TLSRPT mailto reports committed to the spool: to the queue
+ * (spool_submit_cb; the report run is below the queue). */
+static void
+report_submit(const struct spool_env *env, void *arg)
+{
+	struct daemon *d = arg;
+
+	queue_add(d->q, env);
+}
+
+/*
+ * The gauges of the metrics listener (metrics.h): read at each scrape,
+ * on worker 0's loop, from the parts built here.
+ */
+
+struct queue_gauges {
+	struct metrics_gauges	*g;
+	time_t			 oldest;
+};
+
+static void
+queue_gauge(const struct spool_env *env, int active, void *arg)
+{
+	struct queue_gauges *qg = arg;
+	size_t i;
+
+	qg->g->queue_msgs++;
+	if (env->hold)
+		qg->g->queue_held++;
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].state == RCPT_PENDING)
+			qg->g->queue_pending++;
+	if (qg->oldest == 0 || env->created < qg->oldest)
+		qg->oldest = env->created;
+}
+
+static void
+metrics_gauges(struct metrics_gauges *g, void *arg)
+{
+	struct daemon *d = arg;
+	struct queue_gauges qg = { g, 0 };
+	time_t now = time(NULL);
+
+	g->have_smtpd = 1;
+	g->smtpd_sessions = (unsigned long long)smtpd_sessions(d->sd);
+	g->smtpd_auth_blocked =
+	    (unsigned long long)smtpd_auth_blocked_clients(d->sd);
+	g->have_queue = 1;
+	queue_foreach(d->q, queue_gauge, &qg);
+	g->queue_oldest_age = g->queue_msgs && now > qg.oldest ?
+	    (unsigned long long)(now - qg.oldest) : 0;
+	g->in_flight = (unsigned long long)queue_active(d->q);
+	g->sts_cache_policies = mta_sts_policies(d->w[0].deps.sts);
 }
 
 /*
@@ -765,8 +892,8 @@ worker_reload(void *arg)
 	if (w->id != 0 && smtpd_reload(w->sd, wr->cf, err, sizeof(err)) == -1)
 		log_warnx("reload: worker %d: %s (keeping its old inbound "
 		    "settings)", w->id, err);
-	if (delivery_reload(w->dlv, wr->cf, err, sizeof(err)) == -1)
-		log_warnx("reload: %s (keeping the old policy table)", err);
+	delivery_reload(w->dlv, wr->cf);
+	deps_reload(w, wr->cf);
 	queue_reload(w->q, wr->cf);
 }
 
@@ -1018,13 +1145,14 @@ main(int argc, char *argv[])
 	d->dlv = d->w[0].dlv;
 	d->q = d->w[0].q;
 	tlsrpt_set_workq(d->rpt, d->wq_io, d->port);
-	mta_sts_set_workq(delivery_sts(d->dlv), d->wq_io, d->port);
-	tlsrpt_start(d->rpt, d->sp, d->q);
+	mta_sts_set_workq(d->w[0].deps.sts, d->wq_io, d->port);
+	d->rpt_sched = tlsrpt_sched_start(d->rpt, d->base, d->sp,
+	    report_submit, d);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	spool_set_workq(d->sp, d->wq_io, d->port);
-	if (d->metrics != NULL && metrics_start(d->metrics, d->base, d->q,
-	    d->sd, err, sizeof(err)) == -1)
+	if (d->metrics != NULL && metrics_start(d->metrics, d->base,
+	    metrics_gauges, d, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	d->ev_term = signal_add(d, SIGTERM);
 	d->ev_int = signal_add(d, SIGINT);
@@ -1076,7 +1204,7 @@ main(int argc, char *argv[])
 	/* what teardown still writes (queue_free) runs inline */
 	spool_set_workq(d->sp, NULL, NULL);
 	tlsrpt_set_workq(d->rpt, NULL, NULL);
-	mta_sts_set_workq(delivery_sts(d->dlv), NULL, NULL);
+	mta_sts_set_workq(d->w[0].deps.sts, NULL, NULL);
 	for (i = 0; i < d->nworkers; i++)
 		smtpd_set_workq(d->w[i].sd, NULL, NULL, NULL);
 	control_free(d->ctl);
@@ -1084,6 +1212,7 @@ main(int argc, char *argv[])
 	for (i = d->nworkers - 1; i >= 0; i--)
 		worker_teardown(&d->w[i]);
 	connlimit_free(d->limits);
+	tlsrpt_sched_free(d->rpt_sched);	/* cancels a run in flight */
 	tlsrpt_close(d->rpt);		/* writes the last counters */
 	if (d->ev_drain != NULL)
 		event_free(d->ev_drain);

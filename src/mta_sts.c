@@ -47,7 +47,7 @@
 #include <idn2.h>
 
 #include "mta_sts.h"
-#include "resolver.h"
+#include "dns.h"
 #include "util.h"
 
 static int

@@ -389,6 +389,23 @@ mta_sts_cache_next_refresh(struct mta_sts_cache *c, char *err, size_t errlen)
 	return t;
 }
 
+long long
+mta_sts_cache_count(struct mta_sts_cache *c, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	if ((st = prepare(c, "SELECT COUNT(*) FROM mta_sts_policy", err,
+	    errlen)) == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		dberr(c, err, errlen, "read");
+	sqlite3_finalize(st);
+	return n;
+}
+
 int
 mta_sts_cache_foreach(struct mta_sts_cache *c,
     int (*cb)(const struct mta_sts_entry *e, void *arg), void *arg,

@@ -1,7 +1,7 @@
 /*
  * mta_sts_mgr.c - the MTA-STS manager: which policy applies to a
- * destination domain right now (RFC 8461 §3.3, §3.4, §5.1), and the
- * operator's `danerelay mta-sts` command.
+ * destination domain right now (RFC 8461 §3.3, §3.4, §5.1).  The
+ * operator's `danerelay mta-sts` command is cli_mta_sts.c.
  *
  * Owns the policy cache handle (mta_sts_cache.c), the HTTPS SSL_CTX, the
  * fetches in flight (one per domain, shared by every lookup waiting for
@@ -497,8 +497,8 @@ cached(struct mta_sts *m, const char *domain, struct mta_sts_entry *e)
 	return 1;
 }
 
-static const char *
-when(time_t t, char *buf, size_t len)
+const char *
+mta_sts_when(time_t t, char *buf, size_t len)
 {
 	struct tm tm;
 
@@ -667,7 +667,7 @@ fetch_done(const struct https_result *res, void *arg)
 			    "new" : "fetched", e.id,
 			    mta_sts_mode_name(e.policy.mode),
 			    e.policy.max_age, mx[0] ? mx : "-",
-			    when(e.expires_at, t1, sizeof(t1)));
+			    mta_sts_when(e.expires_at, t1, sizeof(t1)));
 		}
 	} else {
 		fail_note(m, f->domain, f->id, rpt, reason);
@@ -676,7 +676,7 @@ fetch_done(const struct https_result *res, void *arg)
 			    "(%s); keeping the cached policy id=%s (mode %s) "
 			    "until %s", f->domain, f->id, reason, old.id,
 			    mta_sts_mode_name(old.policy.mode),
-			    when(old.expires_at, t1, sizeof(t1)));
+			    mta_sts_when(old.expires_at, t1, sizeof(t1)));
 			if (f->background)
 				cache_set_refresh(m, f->domain, retry_time(now,
 				    old.expires_at));
@@ -694,7 +694,7 @@ fetch_done(const struct https_result *res, void *arg)
 			lookup_answer(l, answer_new(MTA_STS_SRC_CACHE, &old,
 			    NULL, "fetch for id=%s failed (%s); cached policy "
 			    "id=%s until %s", f->id, reason, old.id,
-			    when(old.expires_at, t2, sizeof(t2))));
+			    mta_sts_when(old.expires_at, t2, sizeof(t2))));
 		else
 			lookup_answer(l, answer_new(MTA_STS_SRC_NONE, NULL,
 			    rpt, "policy id=%s announced, fetch failed: %s",
@@ -854,7 +854,7 @@ txt_answer(struct dns_result *res, void *arg)
 	if (sel == 1 && have && strcmp(e.id, id) == 0 && !l->force) {
 		lookup_answer(l, answer_new(MTA_STS_SRC_CACHE, &e, NULL,
 		    "cached policy id=%s until %s", e.id,
-		    when(e.expires_at, t, sizeof(t))));
+		    mta_sts_when(e.expires_at, t, sizeof(t))));
 		mta_sts_entry_clear(&e);
 		return;
 	}
@@ -864,8 +864,8 @@ txt_answer(struct dns_result *res, void *arg)
 				lookup_answer(l, answer_new(MTA_STS_SRC_CACHE,
 				    &e, NULL, "policy id=%s failed recently "
 				    "(%s); cached policy id=%s until %s", id,
-				    fm->reason, e.id, when(e.expires_at, t,
-				    sizeof(t))));
+				    fm->reason, e.id, mta_sts_when(e.expires_at,
+				    t, sizeof(t))));
 			else
 				lookup_answer(l, answer_new(MTA_STS_SRC_NONE,
 				    NULL, fm->rpt, "policy id=%s announced, "
@@ -882,7 +882,7 @@ txt_answer(struct dns_result *res, void *arg)
 		if (have) {
 			log_info("mta-sts: %s: not refreshing the policy "
 			    "(%s); cached policy id=%s kept until %s",
-			    l->domain, why, e.id, when(e.expires_at, t,
+			    l->domain, why, e.id, mta_sts_when(e.expires_at, t,
 			    sizeof(t)));
 			cache_set_refresh(m, l->domain,
 			    retry_time(time(NULL), e.expires_at));
@@ -896,11 +896,11 @@ txt_answer(struct dns_result *res, void *arg)
 	if (have) {
 		log_info("mta-sts: %s: %s; using the cached policy id=%s "
 		    "(mode %s) until %s", l->domain, why, e.id,
-		    mta_sts_mode_name(e.policy.mode), when(e.expires_at, t,
-		    sizeof(t)));
+		    mta_sts_mode_name(e.policy.mode),
+		    mta_sts_when(e.expires_at, t, sizeof(t)));
 		lookup_answer(l, answer_new(MTA_STS_SRC_CACHE, &e, NULL,
 		    "%s; cached policy id=%s until %s", why, e.id,
-		    when(e.expires_at, t, sizeof(t))));
+		    mta_sts_when(e.expires_at, t, sizeof(t))));
 		mta_sts_entry_clear(&e);
 		return;
 	}
@@ -1155,6 +1155,22 @@ mta_sts_free(struct mta_sts *m)
 	free(m);
 }
 
+long long
+mta_sts_policies(struct mta_sts *m)
+{
+	char err[512];
+	long long n;
+
+	if (m == NULL || m->owner != NULL || m->cache == NULL)
+		return 0;
+	if ((n = mta_sts_cache_count(m->cache, err, sizeof(err))) == -1) {
+		log_warnx("mta-sts: cannot count the cached policies: %s",
+		    err);
+		return 0;
+	}
+	return n;
+}
+
 void
 mta_sts_reload(struct mta_sts *m, const struct config *cf)
 {
@@ -1180,226 +1196,15 @@ mta_sts_reload(struct mta_sts *m, const struct config *cf)
 	m->ca_file = cf->ca_file ? xstrdup(cf->ca_file) : NULL;
 }
 
-/* ---- danerelay mta-sts ------------------------------------------------ */
+/* ---- for the CLI ------------------------------------------------------ */
 
-/*
- * Root works on the cache as the daemon's user, so every file SQLite
- * creates stays usable by the daemon.  0 ok, -1 printed.
- */
-static int
-cli_become_user(const struct config *cf)
+struct mta_sts_lookup *
+mta_sts_refresh(struct mta_sts *m, const char *domain, mta_sts_cb *cb,
+    void *arg)
 {
-	struct passwd *pw;
-	struct stat st;
-
-	if (geteuid() != 0)
-		return 0;
-	if (stat(cf->state_dir, &st) == 0) {
-		if (st.st_uid == 0)
-			return 0;
-	} else if (errno == ENOENT && cf->user != NULL &&
-	    (pw = getpwnam(cf->user)) != NULL) {
-		if (mkdir_p(cf->state_dir, 0700) == -1 ||
-		    chown(cf->state_dir, pw->pw_uid, pw->pw_gid) == -1) {
-			fprintf(stderr, "danerelay: %s: %s\n", cf->state_dir,
-			    strerror(errno));
-			return -1;
-		}
-		st.st_uid = pw->pw_uid;
-		st.st_gid = pw->pw_gid;
-	} else
-		return 0;
-	if (setgroups(1, &st.st_gid) == -1 ||
-	    setresgid(st.st_gid, st.st_gid, st.st_gid) == -1 ||
-	    setresuid(st.st_uid, st.st_uid, st.st_uid) == -1) {
-		fprintf(stderr, "danerelay: cannot become the owner of %s: "
-		    "%s\n", cf->state_dir, strerror(errno));
-		return -1;
+	if (m->refresh != NULL) {
+		event_free(m->refresh);		/* no background work here */
+		m->refresh = NULL;
 	}
-	return 0;
-}
-
-static void
-cli_print_entry(const struct mta_sts_entry *e, int full)
-{
-	time_t now = time(NULL);
-	char t1[32], t2[32], t3[32];
-	size_t i;
-
-	if (!full) {
-		printf("%-30s %-7s id=%-20s %s %s\n", e->domain,
-		    mta_sts_mode_name(e->policy.mode), e->id,
-		    e->expires_at > now ? "expires" : "expired",
-		    when(e->expires_at, t1, sizeof(t1)));
-		return;
-	}
-	printf("domain:   %s\n", e->domain);
-	printf("id:       %s\n", e->id);
-	printf("mode:     %s\n", mta_sts_mode_name(e->policy.mode));
-	printf("mx:      ");
-	for (i = 0; i < e->policy.nmx; i++)
-		printf(" %s", e->policy.mx[i]);
-	printf("%s\n", e->policy.nmx ? "" : " -");
-	printf("max_age:  %lld\n", e->policy.max_age);
-	printf("fetched:  %s\n", when(e->fetched_at, t1, sizeof(t1)));
-	printf("expires:  %s (%s)\n", when(e->expires_at, t2, sizeof(t2)),
-	    e->expires_at > now ? "valid" : "expired");
-	printf("refresh:  %s\n", when(e->refresh_at, t3, sizeof(t3)));
-	printf("policy:\n");
-	for (i = 0; i < e->policy.nlines; i++) {
-		const unsigned char *p = (const unsigned char *)
-		    e->policy.lines[i];
-
-		/* the text came from the network: printable only */
-		printf("  ");
-		for (; *p; p++)
-			putchar(*p >= 0x20 && *p < 0x7f ? *p : '?');
-		printf("\n");
-	}
-}
-
-static int
-cli_list_cb(const struct mta_sts_entry *e, void *arg)
-{
-	cli_print_entry(e, 0);
-	(*(int *)arg)++;
-	return 0;
-}
-
-struct cli_refresh {
-	struct event_base *base;
-	struct mta_sts_answer *ans;
-};
-
-static void
-cli_refreshed(struct mta_sts_answer *ans, void *arg)
-{
-	struct cli_refresh *cr = arg;
-
-	cr->ans = ans;
-	event_base_loopexit(cr->base, NULL);
-}
-
-static int
-cli_refresh(const struct config *cf, struct mta_sts_cache *c,
-    const char *domain)
-{
-	struct cli_refresh cr;
-	struct resolver *r = NULL;
-	struct mta_sts *m = NULL;
-	struct mta_sts_entry e;
-	char err[512];
-	int rc = 1;
-
-	memset(&cr, 0, sizeof(cr));
-	if ((cr.base = event_base_new()) == NULL) {
-		fprintf(stderr, "danerelay: event_base_new failed\n");
-		return 1;
-	}
-	if ((r = resolver_new(cr.base, cf, err, sizeof(err))) == NULL ||
-	    (m = mta_sts_new(cr.base, r, cf, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "danerelay: %s\n", err);
-		goto out;
-	}
-	event_free(m->refresh);		/* no background work here */
-	m->refresh = NULL;
-	if (lookup_start(m, domain, cli_refreshed, &cr, 1) == NULL) {
-		fprintf(stderr, "danerelay: bad domain name\n");
-		goto out;
-	}
-	event_base_dispatch(cr.base);
-	if (cr.ans == NULL) {
-		fprintf(stderr, "danerelay: mta-sts refresh did not finish\n");
-		goto out;
-	}
-	if (cr.ans->source == MTA_STS_SRC_FETCHED) {
-		printf("%s: fetched policy id=%s, mode %s\n", domain,
-		    cr.ans->id, mta_sts_mode_name(cr.ans->mode));
-		rc = 0;
-	} else
-		printf("%s: no new policy: %s\n", domain, cr.ans->note);
-	if (mta_sts_cache_get(c, domain, &e, err, sizeof(err)) == 1) {
-		cli_print_entry(&e, 1);
-		mta_sts_entry_clear(&e);
-	}
-out:
-	mta_sts_answer_free(cr.ans);
-	mta_sts_free(m);
-	resolver_free(r);
-	event_base_free(cr.base);
-	return rc;
-}
-
-int
-mta_sts_cli(const struct config *cf, int argc, char **argv)
-{
-	struct mta_sts_cache *c;
-	struct mta_sts_entry e;
-	char dom[DNS_NAME_BUF], err[512];
-	const char *sub = argc > 1 ? argv[1] : NULL;
-	int rc = 1, n = 0, r;
-
-	if (sub == NULL || (strcmp(sub, "show") != 0 && argc != 3) ||
-	    (strcmp(sub, "show") == 0 && argc > 3) ||
-	    (strcmp(sub, "show") != 0 && strcmp(sub, "refresh") != 0 &&
-	    strcmp(sub, "forget") != 0)) {
-		fprintf(stderr, "usage: danerelay mta-sts show [DOMAIN]\n"
-		    "       danerelay mta-sts refresh DOMAIN\n"
-		    "       danerelay mta-sts forget DOMAIN\n");
-		return 2;
-	}
-	if (argc == 3 && mta_sts_domain_ascii(argv[2], dom, sizeof(dom)) ==
-	    -1) {
-		fprintf(stderr, "danerelay: mta-sts: bad domain name\n");
-		return 2;
-	}
-	if (access(cf->state_dir, F_OK) == -1 && strcmp(sub, "refresh") != 0) {
-		printf("no cached MTA-STS policies (%s: %s)\n", cf->state_dir,
-		    strerror(errno));
-		return strcmp(sub, "show") == 0 && argc == 2 ? 0 : 1;
-	}
-	if (cli_become_user(cf) == -1)
-		return 1;
-	if (mkdir_p(cf->state_dir, 0700) == -1) {
-		fprintf(stderr, "danerelay: %s: %s\n", cf->state_dir,
-		    strerror(errno));
-		return 1;
-	}
-	if ((c = mta_sts_cache_open(cf->state_dir, err, sizeof(err))) ==
-	    NULL) {
-		fprintf(stderr, "danerelay: %s\n", err);
-		return 1;
-	}
-	if (strcmp(sub, "show") == 0 && argc == 2) {
-		if ((n = mta_sts_cache_foreach(c, cli_list_cb, &n, err,
-		    sizeof(err))) == -1)
-			fprintf(stderr, "danerelay: %s\n", err);
-		else {
-			printf("%d cached MTA-STS %s.\n", n, n == 1 ?
-			    "policy" : "policies");
-			rc = 0;
-		}
-	} else if (strcmp(sub, "show") == 0) {
-		r = mta_sts_cache_get(c, dom, &e, err, sizeof(err));
-		if (r == 1) {
-			cli_print_entry(&e, 1);
-			mta_sts_entry_clear(&e);
-			rc = 0;
-		} else if (r == 0)
-			printf("%s: no cached MTA-STS policy\n", dom);
-		else
-			fprintf(stderr, "danerelay: %s\n", err);
-	} else if (strcmp(sub, "forget") == 0) {
-		r = mta_sts_cache_delete(c, dom, err, sizeof(err));
-		if (r == 1) {
-			printf("%s: cached MTA-STS policy forgotten\n", dom);
-			rc = 0;
-		} else if (r == 0)
-			printf("%s: no cached MTA-STS policy\n", dom);
-		else
-			fprintf(stderr, "danerelay: %s\n", err);
-	} else
-		rc = cli_refresh(cf, c, dom);
-	mta_sts_cache_close(c);
-	return rc;
+	return lookup_start(m, domain, cb, arg, 1);
 }

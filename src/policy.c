@@ -916,3 +916,31 @@ policy_rpt_type_name(enum policy_rpt_type t)
 	}
 	return "?";
 }
+
+/* ---- report delivery policy (RFC 8460 §3; moved from tlsrpt.c) ---------- */
+
+int
+tlsrpt_report_host_ok(const struct decision *d, const struct decision_host *h)
+{
+	(void)d;
+	if (h->naddrs == 0)
+		return 0;
+	if (!h->skip)
+		return 1;
+	/* Skipped for a TLS/DANE/MTA-STS reason (it has a result-type),
+	 * not because its addresses are unknown or bogus (naddrs == 0). */
+	return h->rpt_failure != NULL;
+}
+
+int
+tlsrpt_report_deliverable(const struct decision *d)
+{
+	size_t i;
+
+	if (d->action == POLICY_FAIL)
+		return 0;
+	for (i = 0; i < d->nhosts; i++)
+		if (tlsrpt_report_host_ok(d, &d->hosts[i]))
+			return 1;
+	return 0;
+}

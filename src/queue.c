@@ -30,7 +30,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "queue.h"
 #include "connlimit.h"
 #include "spool.h"
@@ -249,14 +249,19 @@ qmsg_remove(struct queue *q, struct qmsg *m)
 static void
 qmsg_finish(struct queue *q, struct qmsg *m)
 {
+	struct spool_env *dsn;
 	char err[256];
 
-	if (bounce_owed(m->env) &&
-	    bounce_enqueue(q->sp, q->cf, m->env, q, err, sizeof(err)) == -1) {
-		/* Keep the message: the next start will try again. */
-		log_warnx("%s: cannot create delivery status notification: %s",
-		    m->env->id, err);
-		return;
+	if (bounce_owed(m->env)) {
+		if ((dsn = bounce_spool(q->sp, q->cf, m->env, err,
+		    sizeof(err))) == NULL) {
+			/* Keep the message: the next start will try again. */
+			log_warnx("%s: cannot create delivery status "
+			    "notification: %s", m->env->id, err);
+			return;
+		}
+		queue_add(q, dsn);
+		spool_env_free(dsn);
 	}
 	TAILQ_REMOVE(&q->msgs, m, entry);
 	q->nmsgs--;
@@ -289,7 +294,7 @@ qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
 		r->last_error = why;
 		r->state = RCPT_FAILED;
 		changed = 1;
-		metrics_delivery(DLV_FAIL, NULL);
+		delivery_count(DLV_FAIL, NULL);
 		log_info("%s: to=<%s>, status=expired, returned to sender (%s)",
 		    m->env->id, r->addr, why);
 	}
@@ -301,7 +306,7 @@ qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
 static void
 qmsg_delay_warn(struct queue *q, struct qmsg *m, time_t now)
 {
-	struct spool_env *env = m->env;
+	struct spool_env *env = m->env, *dsn;
 	char err[256];
 
 	if (q->cf->delay_warning_time <= 0 || env->delay_warned ||
@@ -309,11 +314,14 @@ qmsg_delay_warn(struct queue *q, struct qmsg *m, time_t now)
 	    env->is_report || now - env->created < q->cf->delay_warning_time ||
 	    !qmsg_pending(m))
 		return;
-	if (bounce_delay_enqueue(q->sp, q->cf, env, q, err, sizeof(err)) == -1) {
+	if ((dsn = bounce_delay_spool(q->sp, q->cf, env, err,
+	    sizeof(err))) == NULL) {
 		log_warnx("%s: cannot create delay notification: %s", env->id,
 		    err);
 		return;
 	}
+	queue_add(q, dsn);
+	spool_env_free(dsn);
 	env->delay_warned = 1;
 	qmsg_save(q, m);
 }

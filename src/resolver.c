@@ -53,7 +53,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "resolver.h"
 #include "util.h"
 
@@ -472,7 +472,7 @@ result_from_ub(const struct resolver_query *q, int err, struct ub_result *ur)
 
 	/* Bogus first: whatever the rcode, it is a validation failure. */
 	if (ur->bogus) {
-		metrics_inc(M_DNSSEC_BOGUS);
+		stats_inc(S_DNSSEC_BOGUS);
 		result_fail(res, DNS_SEC_BOGUS, "%s", ur->why_bogus != NULL ?
 		    ur->why_bogus : "validation failure (no reason given)");
 		return res;

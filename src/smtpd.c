@@ -12,11 +12,9 @@
  * left, or when its address is over a limit of anvil.c (connections at
  * once, connection rate, blocked after AUTH failures); see accept_cb().
  *
- * Settings live in a reference-counted struct smtpd_conf: myhostname, the
- * relay ACL (a private copy, parsed again from allow_clients), the AUTH
- * table, the TLS context and the limits.  smtpd_reload() builds a new
- * snapshot completely before switching, so a broken auth_file or
- * certificate leaves the old settings in force.
+ * Settings live in a reference-counted struct smtpd_conf (smtpd_conf.c).
+ * smtpd_reload() builds a new snapshot completely before switching, so a
+ * broken auth_file or certificate leaves the old settings in force.
  */
 
 #include <arpa/inet.h>
@@ -39,109 +37,14 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "smtpd.h"
+#include "smtpd_conf.h"
 #include "smtpd_session.h"
 #include "tls.h"
 #include "util.h"
 
 #define SMTPD_BACKLOG	128
-#define SMTPD_DFLT_ACL	"127.0.0.0/8 ::1"
-
-struct smtpd_conf *
-smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
-{
-	struct smtpd_conf *c;
-	char why[512];
-	const char *acltext;
-
-	c = xcalloc(1, sizeof(*c));
-	c->refs = 1;
-	c->hostname = xstrdup(cf->myhostname != NULL && *cf->myhostname ?
-	    cf->myhostname : "localhost");
-	acltext = cf->allow_clients_text != NULL ? cf->allow_clients_text :
-	    SMTPD_DFLT_ACL;
-	if ((c->allow = acl_parse(acltext, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "allow_clients: %s", why);
-		goto fail;
-	}
-	if (cf->auth_file != NULL && *cf->auth_file != '\0') {
-		if ((c->auth = auth_load(cf->auth_file, why, sizeof(why)))
-		    == NULL) {
-			snprintf(err, errlen, "auth_file: %s", why);
-			goto fail;
-		}
-		if (cf->tls_cert_file == NULL)
-			log_warnx("auth_file is set but tls_cert_file is not: "
-			    "AUTH is only offered after STARTTLS, so it will "
-			    "never be offered");
-	}
-	if ((cf->tls_cert_file == NULL || *cf->tls_cert_file == '\0') &&
-	    cf->tls_key_file != NULL && *cf->tls_key_file != '\0') {
-		snprintf(err, errlen, "tls_key_file is set but tls_cert_file "
-		    "is not");
-		goto fail;
-	}
-	if (cf->tls_cert_file != NULL && *cf->tls_cert_file != '\0') {
-		if ((c->tls = tls_server_ctx_new(cf->tls_cert_file,
-		    cf->tls_key_file != NULL ? cf->tls_key_file :
-		    cf->tls_cert_file, why, sizeof(why))) == NULL) {
-			snprintf(err, errlen, "%s", why);
-			goto fail;
-		}
-	}
-	c->max_size = cf->max_message_size;
-	c->max_rcpt = cf->max_recipients > 0 ? cf->max_recipients : 1000;
-	c->max_hops = cf->max_hops > 0 ? cf->max_hops : 100;
-	c->max_errors = cf->smtpd_max_errors > 0 ? cf->smtpd_max_errors : 10;
-	c->timeout = cf->smtpd_timeout > 0 ? cf->smtpd_timeout : 300;
-	c->session_timeout = cf->smtpd_session_timeout > 0 ?
-	    cf->smtpd_session_timeout : 3600;
-	c->max_clients = cf->smtpd_max_clients > 0 ? cf->smtpd_max_clients :
-	    1000;
-	c->reserved = cf->smtpd_reserved_clients >= 0 ?
-	    cf->smtpd_reserved_clients : c->max_clients / 10;
-	if (c->reserved >= c->max_clients)
-		c->reserved = c->max_clients - 1;
-	c->count_limit = cf->smtpd_client_connection_count_limit;
-	c->rate_limit = cf->smtpd_client_connection_rate_limit;
-	c->rate_unit = cf->smtpd_client_connection_rate_time_unit > 0 ?
-	    cf->smtpd_client_connection_rate_time_unit : 60;
-	c->min_data_rate = cf->smtpd_min_data_rate;
-	c->unauth_timeout = cf->smtpd_unauth_session_timeout > 0 ?
-	    cf->smtpd_unauth_session_timeout : c->session_timeout;
-	c->auth_limit = cf->smtpd_auth_failure_limit;
-	c->auth_block = cf->smtpd_auth_block_time > 0 ?
-	    cf->smtpd_auth_block_time : 3600;
-	c->auth_delay = cf->smtpd_auth_failure_delay;
-	c->minfree = cf->queue_minfree;
-	c->postmaster = cf->postmaster != NULL ? xstrdup(cf->postmaster) :
-	    NULL;
-	return c;
- fail:
-	smtpd_conf_unref(c);
-	return NULL;
-}
-
-struct smtpd_conf *
-smtpd_conf_ref(struct smtpd_conf *c)
-{
-	c->refs++;
-	return c;
-}
-
-void
-smtpd_conf_unref(struct smtpd_conf *c)
-{
-	if (c == NULL || --c->refs > 0)
-		return;
-	free(c->hostname);
-	free(c->postmaster);
-	acl_free(c->allow);
-	auth_free(c->auth);
-	SSL_CTX_free(c->tls);
-	free(c);
-}
 
 static int
 listen_socket(const struct listen_addr *la, char *err, size_t errlen)
@@ -259,17 +162,6 @@ client_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 		dr_strlcpy(buf, "?", len);
 }
 
-void
-smtpd_anvil_limits(const struct smtpd_conf *c, struct anvil_limits *lim)
-{
-	lim->count = c->count_limit;
-	lim->rate = c->rate_limit;
-	lim->rate_unit = c->rate_unit;
-	lim->auth_limit = c->auth_limit;
-	lim->auth_block = c->auth_block;
-	lim->auth_delay = c->auth_delay;
-}
-
 int
 smtpd_auth_blocked_clients(const struct smtpd *sd)
 {
@@ -355,7 +247,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		} else
 			sd->full_unlogged++;
 		if (!allowed && nall < c->max_clients)
-			metrics_inc(M_REFUSED_RESERVED);
+			stats_inc(S_REFUSED_RESERVED);
 		refuse(sd, fd, "too many connections, try again later");
 		return;
 	}
@@ -365,7 +257,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		smtpd_anvil_limits(c, &lim);
 		anvil_connect(sd->anvil, sa, &lim, &res);
 		if (res.verdict == ANVIL_AUTH_BLOCKED) {
-			metrics_inc(M_REFUSED_AUTH_BLOCKED);
+			stats_inc(S_REFUSED_AUTH_BLOCKED);
 			if (res.log) {
 				client_addr_text(sa, addr, sizeof(addr));
 				log_warnx("refused: blocked after "
@@ -379,8 +271,8 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 			return;
 		}
 		if (res.verdict != ANVIL_OK) {
-			metrics_inc(res.verdict == ANVIL_COUNT ?
-			    M_REFUSED_COUNT : M_REFUSED_RATE);
+			stats_inc(res.verdict == ANVIL_COUNT ?
+			    S_REFUSED_COUNT : S_REFUSED_RATE);
 			if (res.log) {
 				client_addr_text(sa, addr, sizeof(addr));
 				more[0] = '\0';

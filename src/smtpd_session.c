@@ -79,10 +79,9 @@
 #include "anvil.h"
 #include "auth.h"
 #include "log.h"
-#include "metrics.h"
+#include "stats.h"
 #include "msg_header.h"
 #include "smtp_parse.h"
-#include "smtpd.h"
 #include "smtpd_session.h"
 #include "spool.h"
 #include "util.h"
@@ -950,13 +949,13 @@ smtp_auth_failed(struct smtpd_session *s, const char *user, int code,
 	/* the line fail2ban looks for */
 	log_warnx("authentication failed: user=<%s>, client=[%s]", user,
 	    s->addr);
-	metrics_inc(M_AUTH_FAILED);
+	stats_inc(S_AUTH_FAILED);
 	if (!s->allowed && s->sd->anvil != NULL) {
 		smtpd_anvil_limits(s->conf, &lim);
 		delay = anvil_auth_failed(s->sd->anvil,
 		    (struct sockaddr *)&s->ss, &lim, &failures, &blocked);
 		if (blocked) {
-			metrics_inc(M_REFUSED_AUTH_BLOCKED);
+			stats_inc(S_REFUSED_AUTH_BLOCKED);
 			log_warnx("refused: %d AUTH failures, blocked for "
 			    "%llds (smtpd_auth_failure_limit), client=[%s]",
 			    failures, lim.auth_block, s->addr);
@@ -973,8 +972,8 @@ smtp_auth_failed(struct smtpd_session *s, const char *user, int code,
 		smtp_reply(s, code, "%s", text);
 		return;
 	}
-	metrics_inc(M_AUTH_DELAYED);
-	metrics_add(M_AUTH_DELAY_MS, (unsigned long long)(delay * 1000));
+	stats_inc(S_AUTH_DELAYED);
+	stats_add(S_AUTH_DELAY_MS, (unsigned long long)(delay * 1000));
 	log_debug("smtpd %s: AUTH failure %d of this address: reply in "
 	    "%.0fs", s->addr, failures, delay);
 	s->delayed_code = code;
@@ -1166,7 +1165,7 @@ smtp_auth(struct smtpd_session *s, const char *arg)
 	    (left = anvil_auth_blocked(s->sd->anvil,
 	    (struct sockaddr *)&s->ss)) > 0) {
 		/* blocked while this session was open */
-		metrics_inc(M_REFUSED_AUTH_BLOCKED);
+		stats_inc(S_REFUSED_AUTH_BLOCKED);
 		log_warnx("refused: AUTH while blocked after AUTH failures "
 		    "(%.0fs left), client=[%s]", left, s->addr);
 		smtp_reply(s, 421, "4.7.0 %s Error: too many failed "
@@ -1589,7 +1588,7 @@ smtp_session_timeout(evutil_socket_t fd, short ev, void *arg)
 	if (s->state == S_QUIT)
 		return;
 	if (!s->allowed && s->auth_user == NULL) {
-		metrics_inc(M_REFUSED_UNAUTH_TIME);
+		stats_inc(S_REFUSED_UNAUTH_TIME);
 		log_warnx("refused: unauthenticated session time limit %llds "
 		    "exceeded in state %s, client=[%s]",
 		    s->conf->unauth_timeout < s->conf->session_timeout ?
@@ -1636,7 +1635,7 @@ smtp_rate_check(evutil_socket_t fd, short ev, void *arg)
 	s->rate_mark = s->bytes_in;
 	if (got >= want)
 		return;
-	metrics_inc(M_REFUSED_SLOW);
+	stats_inc(S_REFUSED_SLOW);
 	log_warnx("refused: data rate %llu bytes in %.0fs below "
 	    "smtpd_min_data_rate %d before AUTH in state %s, client=[%s]",
 	    got, secs, s->conf->min_data_rate, strstate[s->state], s->addr);

@@ -36,6 +36,10 @@
  * once, when the TXT answer arrives, and stored with its report id.
  * JSON by jansson, gzip by zlib, base64 by OpenSSL, HTTP by libevent
  * (https.c): nothing hand-rolled.
+ *
+ * This file is the run (lookups, storing, sending); the TXT record and
+ * URI parsers are tlsrpt_txt.c, the JSON, gzip and mail formats
+ * tlsrpt_format.c (issue #15 moved them out unchanged).
  */
 #include <sys/queue.h>
 
@@ -59,611 +63,18 @@
 #include "config.h"
 #include "https.h"
 #include "log.h"
-#include "queue.h"
 #include "resolver.h"
 #include "spool.h"
-#include "tlsrpt.h"
+#include "tlsrpt_db.h"
+#include "tlsrpt_format.h"
 #include "tlsrpt_report.h"
+#include "tlsrpt_txt.h"
 #include "util.h"
 
 #define LOOKUPS_MAX	8	/* TXT lookups in flight */
 #define POSTS_MAX	4	/* https POSTs in flight */
 #define BACKOFF_MIN	600
 #define BACKOFF_MAX	(6 * 3600)
-#define MIME_LINE	76
-
-/* ---- TXT record (§3) ----------------------------------------------------- */
-
-void
-tlsrpt_rua_free(struct tlsrpt_rua *r)
-{
-	size_t i;
-
-	if (r == NULL)
-		return;
-	for (i = 0; i < r->n; i++)
-		free(r->uri[i]);
-	r->n = 0;
-}
-
-static int
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* tlsrpt-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") */
-static int
-ext_name_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n > 32 || !isalnum((unsigned char)s[0]))
-		return 0;
-	for (i = 1; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_' &&
-		    s[i] != '-' && s[i] != '.')
-			return 0;
-	return 1;
-}
-
-/* tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E) */
-static int
-ext_value_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x21 || c > 0x7e || c == ';' || c == '=')
-			return 0;
-	}
-	return 1;
-}
-
-/* A URI as RFC 3986 allows its characters (no space, no controls). */
-static int
-uri_chars_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n >= TLSRPT_URI_MAX)
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' ||
-		    c == '>' || c == '\\' || c == '^' || c == '`' ||
-		    c == '{' || c == '|' || c == '}' || c == ',' || c == ';')
-			return 0;
-	}
-	return 1;
-}
-
-static int
-parse_rua(const char *v, size_t n, struct tlsrpt_rua *out, char *err,
-    size_t errlen)
-{
-	size_t i = 0, start, end;
-
-	for (;;) {
-		start = i;
-		while (i < n && v[i] != ',' && !is_wsp(v[i]))
-			i++;
-		end = i;
-		while (i < n && is_wsp(v[i]))
-			i++;
-		if (!uri_chars_ok(v + start, end - start)) {
-			snprintf(err, errlen, "rua: malformed URI");
-			return -1;
-		}
-		if (memchr(v + start, ':', end - start) == NULL) {
-			snprintf(err, errlen, "rua: URI without a scheme");
-			return -1;
-		}
-		if ((end - start > 7 && strncasecmp(v + start, "mailto:", 7) ==
-		    0) || (end - start > 8 && strncasecmp(v + start,
-		    "https://", 8) == 0)) {
-			if (out->n < TLSRPT_MAX_RUA)
-				out->uri[out->n++] = xstrndup(v + start,
-				    end - start);
-		}
-		/* other schemes: ignored */
-		if (i == n)
-			break;
-		if (v[i] != ',') {
-			snprintf(err, errlen, "rua: URIs must be separated by "
-			    "\",\"");
-			return -1;
-		}
-		i++;
-		while (i < n && is_wsp(v[i]))
-			i++;
-	}
-	return 0;
-}
-
-int
-tlsrpt_txt_parse(const char *txt, size_t len, struct tlsrpt_rua *out,
-    char *err, size_t errlen)
-{
-	static const char ver[] = "v=TLSRPTv1";
-	size_t i, fstart, fend, eq;
-	int have_rua = 0;
-
-	memset(out, 0, sizeof(*out));
-	if (len > TLSRPT_TXT_MAX) {
-		snprintf(err, errlen, "record too long");
-		return -1;
-	}
-	if (memchr(txt, '\0', len) != NULL) {
-		snprintf(err, errlen, "record contains a NUL byte");
-		return -1;
-	}
-	if (len < sizeof(ver) - 1 || memcmp(txt, ver, sizeof(ver) - 1) != 0) {
-		snprintf(err, errlen, "does not start with v=TLSRPTv1");
-		return -1;
-	}
-	i = sizeof(ver) - 1;
-	for (;;) {
-		/* field-delim = *WSP ";" *WSP; a trailing one is allowed */
-		while (i < len && is_wsp(txt[i]))
-			i++;
-		if (i == len)
-			break;
-		if (txt[i] != ';') {
-			snprintf(err, errlen, "expected \";\" at offset %zu", i);
-			goto fail;
-		}
-		i++;
-		while (i < len && is_wsp(txt[i]))
-			i++;
-		if (i == len)
-			break;
-		fstart = i;
-		while (i < len && txt[i] != ';')
-			i++;
-		fend = i;
-		while (fend > fstart && is_wsp(txt[fend - 1]))
-			fend--;
-		for (eq = fstart; eq < fend && txt[eq] != '='; eq++)
-			;
-		if (eq == fend) {
-			snprintf(err, errlen, "field without \"=\"");
-			goto fail;
-		}
-		if (eq - fstart == 3 && memcmp(txt + fstart, "rua", 3) == 0) {
-			if (have_rua) {
-				snprintf(err, errlen, "rua given twice");
-				goto fail;
-			}
-			have_rua = 1;
-			if (parse_rua(txt + eq + 1, fend - eq - 1, out, err,
-			    errlen) == -1)
-				goto fail;
-		} else if (!ext_name_ok(txt + fstart, eq - fstart) ||
-		    !ext_value_ok(txt + eq + 1, fend - eq - 1)) {
-			snprintf(err, errlen, "malformed field");
-			goto fail;
-		}
-		/* a well-formed unknown field: ignored */
-	}
-	if (!have_rua) {
-		snprintf(err, errlen, "no rua field");
-		goto fail;
-	}
-	if (out->n == 0) {
-		snprintf(err, errlen, "no mailto: or https: URI in rua");
-		goto fail;
-	}
-	return 0;
-fail:
-	tlsrpt_rua_free(out);
-	return -1;
-}
-
-int
-tlsrpt_txt_select(const struct dns_txt *txt, size_t n,
-    struct tlsrpt_rua *out, char *err, size_t errlen)
-{
-	static const char ver[] = "v=TLSRPTv1";
-	const struct dns_txt *pick = NULL;
-	size_t i, cand = 0;
-
-	memset(out, 0, sizeof(*out));
-	for (i = 0; i < n; i++) {
-		const char *p = txt[i].data;
-		size_t l = txt[i].len, k = sizeof(ver) - 1;
-
-		if (p == NULL || l < k || memcmp(p, ver, k) != 0)
-			continue;
-		/* "v=TLSRPTv1" then *WSP ";" or the end */
-		while (k < l && is_wsp(p[k]))
-			k++;
-		if (k < l && p[k] != ';')
-			continue;
-		cand++;
-		pick = &txt[i];
-	}
-	if (cand == 0) {
-		snprintf(err, errlen, "no v=TLSRPTv1 record");
-		return -1;
-	}
-	if (cand > 1) {
-		snprintf(err, errlen, "%zu v=TLSRPTv1 records (exactly one "
-		    "is allowed)", cand);
-		return -1;
-	}
-	return tlsrpt_txt_parse(pick->data, pick->len, out, err, errlen);
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-int
-tlsrpt_mailto_addr(const char *uri, char *out, size_t outlen)
-{
-	const char *p;
-	size_t o = 0;
-	int at = 0, h, l;
-
-	if (strncasecmp(uri, "mailto:", 7) != 0 || outlen == 0)
-		return -1;
-	for (p = uri + 7; *p != '\0' && *p != '?'; p++) {
-		char c = *p;
-
-		if (c == '%') {
-			if ((h = hexval(p[1])) == -1 || (l = hexval(p[2])) ==
-			    -1)
-				return -1;
-			c = (char)(h * 16 + l);
-			p += 2;
-		}
-		if ((unsigned char)c <= 0x20 || (unsigned char)c >= 0x7f ||
-		    strchr("<>()[]\\,;:\"", c) != NULL)
-			return -1;
-		if (c == '@')
-			at++;
-		if (o + 1 >= outlen)
-			return -1;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	if (at != 1 || out[0] == '@' || out[o - 1] == '@' || o > 254)
-		return -1;
-	return 0;
-}
-
-/*
- * "https://host[:port][/path][?query][#fragment]" -> host, port and the
- * request target ("/path?query", "/" when empty; the fragment is not
- * sent).  No userinfo, no address literal (the certificate must name a
- * host).  0 ok, -1 not usable.
- */
-int
-tlsrpt_https_uri(const char *uri, char *host, size_t hostlen, int *port,
-    char *target, size_t targetlen)
-{
-	const char *h = uri + 8, *e, *c, *frag;
-	size_t n, i;
-	long v;
-	char *end;
-
-	if (strncasecmp(uri, "https://", 8) != 0)
-		return -1;
-	e = h + strcspn(h, "/?#");
-	if (memchr(h, '@', (size_t)(e - h)) != NULL)
-		return -1;		/* no userinfo */
-	if (*h == '[')
-		return -1;		/* an address literal has no cert name */
-	c = memchr(h, ':', (size_t)(e - h));
-	n = (size_t)((c ? c : e) - h);
-	if (n == 0 || n >= hostlen)
-		return -1;
-	for (i = 0; i < n; i++)		/* a DNS name, nothing else */
-		if (!isalnum((unsigned char)h[i]) && h[i] != '-' &&
-		    h[i] != '.' && h[i] != '_')
-			return -1;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	*port = 443;
-	if (c != NULL) {
-		errno = 0;
-		v = strtol(c + 1, &end, 10);
-		if (end != e || errno != 0 || v < 1 || v > 65535)
-			return -1;
-		*port = (int)v;
-	}
-	frag = e + strcspn(e, "#");
-	n = (size_t)(frag - e);
-	if (n + 2 > targetlen)
-		return -1;
-	if (*e != '/')
-		*target++ = '/';
-	memcpy(target, e, n);
-	target[n] = '\0';
-	return 0;
-}
-
-/* ---- the JSON (§4) ------------------------------------------------------- */
-
-static json_t *
-split_array(const char *s)
-{
-	json_t *a = json_array();
-	const char *p = s, *nl;
-
-	if (s == NULL || *s == '\0')
-		return a;
-	for (;;) {
-		nl = strchr(p, '\n');
-		json_array_append_new(a, json_stringn(p, nl ? (size_t)(nl - p) :
-		    strlen(p)));
-		if (nl == NULL)
-			break;
-		p = nl + 1;
-	}
-	return a;
-}
-
-static void
-set_str(json_t *o, const char *key, const unsigned char *v)
-{
-	if (v != NULL && v[0] != '\0')
-		json_object_set_new(o, key, json_string((const char *)v));
-}
-
-json_t *
-tlsrpt_report_json(sqlite3 *db, const char *day, const char *domain,
-    const struct tlsrpt_meta *m, char *err, size_t errlen)
-{
-	sqlite3_stmt *s = NULL, *f = NULL;
-	json_t *root = NULL, *policies, *dr;
-	char start[32], end[32];
-	struct tm tm;
-	time_t t;
-	int n = 0, rc;
-
-	if (sqlite3_prepare_v2(db, "SELECT id, type, strings, mx, success, "
-	    "failure FROM policy WHERE day = ?1 AND domain = ?2 ORDER BY "
-	    "type, mx, strings", -1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT result, sending_ip, mx, "
-	    "receiving_ip, reason, count FROM failure WHERE policy = ?1 "
-	    "ORDER BY result, mx, receiving_ip, sending_ip, reason", -1, &f,
-	    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-		goto fail;
-	}
-	t = m->start;
-	gmtime_r(&t, &tm);
-	strftime(start, sizeof(start), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	t = m->start + 86399;
-	gmtime_r(&t, &tm);
-	strftime(end, sizeof(end), "%Y-%m-%dT%H:%M:%SZ", &tm);
-
-	root = json_object();
-	json_object_set_new(root, "organization-name", json_string(m->org));
-	dr = json_object();
-	json_object_set_new(dr, "start-datetime", json_string(start));
-	json_object_set_new(dr, "end-datetime", json_string(end));
-	json_object_set_new(root, "date-range", dr);
-	json_object_set_new(root, "contact-info", json_string(m->contact));
-	json_object_set_new(root, "report-id", json_string(m->report_id));
-	policies = json_array();
-	json_object_set_new(root, "policies", policies);
-
-	sqlite3_bind_text(s, 1, day, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, domain, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *pe = json_object(), *pol = json_object();
-		json_t *sum = json_object(), *fd = json_array(), *a;
-		const char *strs = (const char *)sqlite3_column_text(s, 2);
-		const char *mx = (const char *)sqlite3_column_text(s, 3);
-
-		json_object_set_new(pol, "policy-type", json_string(
-		    (const char *)sqlite3_column_text(s, 1)));
-		if (strs != NULL && *strs != '\0')
-			json_object_set_new(pol, "policy-string",
-			    split_array(strs));
-		json_object_set_new(pol, "policy-domain", json_string(domain));
-		if (mx != NULL && *mx != '\0')
-			json_object_set_new(pol, "mx-host", split_array(mx));
-		json_object_set_new(pe, "policy", pol);
-		json_object_set_new(sum, "total-successful-session-count",
-		    json_integer(sqlite3_column_int64(s, 4)));
-		json_object_set_new(sum, "total-failure-session-count",
-		    json_integer(sqlite3_column_int64(s, 5)));
-		json_object_set_new(pe, "summary", sum);
-
-		sqlite3_reset(f);
-		sqlite3_bind_int64(f, 1, sqlite3_column_int64(s, 0));
-		while (sqlite3_step(f) == SQLITE_ROW) {
-			a = json_object();
-			set_str(a, "result-type", sqlite3_column_text(f, 0));
-			set_str(a, "sending-mta-ip", sqlite3_column_text(f,
-			    1));
-			set_str(a, "receiving-mx-hostname",
-			    sqlite3_column_text(f, 2));
-			set_str(a, "receiving-ip", sqlite3_column_text(f, 3));
-			json_object_set_new(a, "failed-session-count",
-			    json_integer(sqlite3_column_int64(f, 5)));
-			set_str(a, "failure-reason-code", sqlite3_column_text(f,
-			    4));
-			json_array_append_new(fd, a);
-		}
-		if (json_array_size(fd) > 0)
-			json_object_set_new(pe, "failure-details", fd);
-		else
-			json_decref(fd);
-		json_array_append_new(policies, pe);
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-		goto fail;
-	}
-	if (n == 0) {
-		snprintf(err, errlen, "no sessions recorded for %s on %s",
-		    domain, day);
-		goto fail;
-	}
-	sqlite3_finalize(s);
-	sqlite3_finalize(f);
-	return root;
-fail:
-	json_decref(root);
-	sqlite3_finalize(s);
-	sqlite3_finalize(f);
-	return NULL;
-}
-
-/* ---- gzip (§5.1) --------------------------------------------------------- */
-
-int
-tlsrpt_gzip(const void *in, size_t len, unsigned char **out, size_t *outlen)
-{
-	z_stream z;
-	unsigned char *buf;
-	size_t cap;
-	int rc;
-
-	memset(&z, 0, sizeof(z));
-	/* windowBits 15 + 16: a gzip (RFC 1952) header and trailer */
-	if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-	    Z_DEFAULT_STRATEGY) != Z_OK)
-		return -1;
-	cap = deflateBound(&z, (uLong)len) + 32;
-	buf = xmalloc(cap);
-	z.next_in = (Bytef *)(uintptr_t)in;
-	z.avail_in = (uInt)len;
-	z.next_out = buf;
-	z.avail_out = (uInt)cap;
-	rc = deflate(&z, Z_FINISH);
-	if (rc != Z_STREAM_END) {
-		deflateEnd(&z);
-		free(buf);
-		return -1;
-	}
-	*outlen = z.total_out;
-	*out = buf;
-	deflateEnd(&z);
-	return 0;
-}
-
-/* ---- the mail (§5.3) ----------------------------------------------------- */
-
-void
-tlsrpt_filename(const struct tlsrpt_meta *m, const char *domain, char *out,
-    size_t outlen)
-{
-	snprintf(out, outlen, "%s!%s!%lld!%lld.json.gz", m->submitter, domain,
-	    (long long)m->start, (long long)m->start + 86399);
-}
-
-char *
-tlsrpt_report_id(const char *day, const char *domain, const char *submitter)
-{
-	unsigned char r[8];
-	char hex[17], d[9];
-	size_t i;
-
-	if (getentropy(r, sizeof(r)) == -1)
-		memset(r, 0, sizeof(r));
-	for (i = 0; i < sizeof(r); i++)
-		snprintf(hex + 2 * i, 3, "%02x", r[i]);
-	/* "2024-01-09" -> "20240109" */
-	snprintf(d, sizeof(d), "%.4s%.2s%.2s", day, day + 5, day + 8);
-	return xasprintf("%s.%s.%s@%s", d, domain, hex, submitter);
-}
-
-static void
-rfc5322_now(char *buf, size_t len)
-{
-	time_t t = tlsrpt_now();
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-}
-
-char *
-tlsrpt_mime(const struct tlsrpt_meta *m, const char *domain,
-    const char *from, const char *to, const unsigned char *gz, size_t gzlen,
-    size_t *lenp)
-{
-	char *buf = NULL, date[64], fname[700], boundary[96], day[11];
-	unsigned char line[MIME_LINE + 8];
-	size_t len = 0, off, n;
-	unsigned char rnd[6];
-	FILE *f;
-	int i;
-
-	if ((f = open_memstream(&buf, &len)) == NULL)
-		return NULL;
-	rfc5322_now(date, sizeof(date));
-	tlsrpt_filename(m, domain, fname, sizeof(fname));
-	if (getentropy(rnd, sizeof(rnd)) == -1)
-		memset(rnd, 0, sizeof(rnd));
-	n = (size_t)snprintf(boundary, sizeof(boundary), "=_tlsrpt_");
-	for (i = 0; i < 6; i++)
-		n += (size_t)snprintf(boundary + n, sizeof(boundary) - n,
-		    "%02x", rnd[i]);
-
-	fprintf(f, "From: <%s>\r\n", from);
-	fprintf(f, "To: <%s>\r\n", to);
-	fprintf(f, "Date: %s\r\n", date);
-	/* folded (RFC 5322 §2.2.3): unfolds to single spaces */
-	fprintf(f, "Subject: Report Domain: %s\r\n Submitter: %s\r\n "
-	    "Report-ID: <%s>\r\n", domain, m->submitter, m->report_id);
-	fprintf(f, "Message-ID: <%s>\r\n", m->report_id);
-	fprintf(f, "TLS-Report-Domain: %s\r\n", domain);
-	fprintf(f, "TLS-Report-Submitter: %s\r\n", m->submitter);
-	fprintf(f, "TLS-Required: No\r\n");
-	fprintf(f, "Auto-Submitted: auto-generated\r\n");
-	fprintf(f, "MIME-Version: 1.0\r\n");
-	fprintf(f, "Content-Type: multipart/report; report-type=\"tlsrpt\";"
-	    "\r\n\tboundary=\"%s\"\r\n\r\n", boundary);
-	fprintf(f, "This is a multipart message in MIME format.\r\n\r\n");
-
-	fprintf(f, "--%s\r\n", boundary);
-	fprintf(f, "Content-Type: text/plain; charset=us-ascii\r\n"
-	    "Content-Transfer-Encoding: 7bit\r\n\r\n");
-	tlsrpt_day(m->start, day);
-	fprintf(f, "This is an aggregate TLS report (RFC 8460) from %s\r\n"
-	    "for the policy domain %s,\r\n"
-	    "covering %s 00:00:00 to 23:59:59 UTC.\r\n"
-	    "Report-ID: <%s>\r\n\r\n", m->org, domain, day, m->report_id);
-
-	fprintf(f, "--%s\r\n", boundary);
-	fprintf(f, "Content-Type: application/tlsrpt+gzip\r\n"
-	    "Content-Transfer-Encoding: base64\r\n"
-	    "Content-Disposition: attachment;\r\n\tfilename=\"%s\"\r\n\r\n",
-	    fname);
-	/* 57 input bytes -> one 76-character line */
-	for (off = 0; off < gzlen; off += 57) {
-		n = gzlen - off < 57 ? gzlen - off : 57;
-		EVP_EncodeBlock(line, gz + off, (int)n);
-		fprintf(f, "%s\r\n", line);
-	}
-	fprintf(f, "\r\n--%s--\r\n", boundary);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	*lenp = len;
-	return buf;
-}
 
 /* ---- a run --------------------------------------------------------------- */
 
@@ -698,7 +109,8 @@ struct tlsrpt_run {
 	struct event_base *base;
 	sqlite3 *db;
 	struct spool *sp;
-	struct queue *q;
+	spool_submit_cb *submit;	/* mailto reports, or NULL */
+	void *submit_arg;
 	char *org, *contact, *submitter, *from;
 	char *ca_file;
 	char day[11];			/* "" = everything due */
@@ -1191,10 +603,10 @@ send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
 	log_info("%s: TLSRPT report %s for %s (%s) to <%s>, from=<%s>",
 	    env->id, id, p->domain, p->day, addr, run->from);
 	say(run, "%s %s: report to %s queued as %s%s", p->day, p->domain,
-	    p->uri, env->id, run->q ? "" : " (delivered when danerelayd "
+	    p->uri, env->id, run->submit ? "" : " (delivered when danerelayd "
 	    "runs)");
-	if (run->q != NULL)
-		queue_add(run->q, env);
+	if (run->submit != NULL)
+		run->submit(env, run->submit_arg);
 	spool_env_free(env);
 }
 
@@ -1404,9 +816,9 @@ say_existing(struct tlsrpt_run *run)
 
 struct tlsrpt_run *
 tlsrpt_run_start(struct event_base *base, const struct config *cf,
-    sqlite3 *db, struct spool *sp, struct queue *q, const char *day,
-    tlsrpt_line_cb *line, tlsrpt_run_cb *done, void *arg, char *err,
-    size_t errlen)
+    sqlite3 *db, struct spool *sp, spool_submit_cb *submit, void *submit_arg,
+    const char *day, tlsrpt_line_cb *line, tlsrpt_run_cb *done, void *arg,
+    char *err, size_t errlen)
 {
 	struct tlsrpt_run *run = xcalloc(1, sizeof(*run));
 	sqlite3_stmt *s = NULL;
@@ -1417,7 +829,8 @@ tlsrpt_run_start(struct event_base *base, const struct config *cf,
 	run->base = base;
 	run->db = db;
 	run->sp = sp;
-	run->q = q;
+	run->submit = submit;
+	run->submit_arg = submit_arg;
 	run->line = line;
 	run->done = done;
 	run->arg = arg;

@@ -1,6 +1,6 @@
 /*
  * fuzz_spool_env.c - libFuzzer target for the spool envelope parser
- * (spool_env_parse in src/spool.c): an envelope file is read back after
+ * (spool_env_parse in src/envelope.c): an envelope file is read back after
  * a crash, a disk error or an operator's editor, so no input may crash
  * it.  Whatever parses must also survive a round trip: format, parse
  * again, format again gives the same bytes (the escaping is lossless and

@@ -1,6 +1,7 @@
 /*
- * test_metrics.c - src/metrics.c: counters and the exposition text
- * (Prometheus text format 0.0.4) without a daemon; metrics_new() refusals.
+ * test_metrics.c - src/stats.c (counters) and src/metrics.c (the exposition
+ * text, Prometheus text format 0.0.4) without a daemon; metrics_new()
+ * refusals.
  * The HTTP listener with a real daemon is tests/scenario/metrics.t.
  */
 #include <stdio.h>
@@ -12,10 +13,21 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "delivery.h"
 #include "metrics.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
 #include "t.h"
+
+/* The gauges callback: only the MTA-STS cache (no queue, no smtpd). */
+static long long sts_policies;
+
+static void
+gauges(struct metrics_gauges *g, void *arg)
+{
+	g->sts_cache_policies = sts_policies;
+}
 
 /* The exposition as a NUL-terminated string (caller frees). */
 static char *
@@ -25,7 +37,7 @@ render(void)
 	size_t n;
 	char *s;
 
-	metrics_render(b, NULL, NULL);
+	metrics_render(b, gauges, NULL);
 	n = evbuffer_get_length(b);
 	s = xmalloc(n + 1);
 	evbuffer_remove(b, s, n);
@@ -118,7 +130,7 @@ test_stalls(void)
 {
 	char *s;
 
-	metrics_reset();
+	stats_reset();
 	s = render();
 	CHECK(well_formed(s));
 	CHECK(has_line(s, "# TYPE danerelay_loop_stall_seconds histogram"));
@@ -132,13 +144,13 @@ test_stalls(void)
 	CHECK(has_line(s, "danerelay_loop_stall_max_seconds 0.000000"));
 	free(s);
 
-	metrics_loop_stall(0);		/* on time */
-	metrics_loop_stall(1000);	/* exactly 1 ms: le="0.001" */
-	metrics_loop_stall(1001);
-	metrics_loop_stall(45000);	/* 45 ms */
-	metrics_loop_stall(1000000);	/* 1 s: the last finite bucket */
-	metrics_loop_stall(2500000);	/* 2.5 s: +Inf only */
-	metrics_loop_stall(3000);
+	stats_loop_stall(0);		/* on time */
+	stats_loop_stall(1000);		/* exactly 1 ms: le="0.001" */
+	stats_loop_stall(1001);
+	stats_loop_stall(45000);	/* 45 ms */
+	stats_loop_stall(1000000);	/* 1 s: the last finite bucket */
+	stats_loop_stall(2500000);	/* 2.5 s: +Inf only */
+	stats_loop_stall(3000);
 	s = render();
 	CHECK(well_formed(s));
 	CHECK(has_line(s, "danerelay_loop_stall_seconds_bucket"
@@ -169,11 +181,11 @@ test_stalls(void)
 	free(s);
 
 	/* the max only grows */
-	metrics_loop_stall(7000);
+	stats_loop_stall(7000);
 	s = render();
 	CHECK(has_line(s, "danerelay_loop_stall_max_seconds 2.500000"));
 	free(s);
-	metrics_reset();
+	stats_reset();
 }
 
 /* The watch on a real loop: a callback that holds the loop for 60 ms is
@@ -197,15 +209,15 @@ stop_loop(evutil_socket_t fd, short what, void *arg)
 static void
 test_watch(void)
 {
-	struct metrics_watch *w;
+	struct stats_watch *w;
 	struct timeval t1 = { 0, 20000 }, t2 = { 0, 200000 };
 	struct event *e1, *e2;
 	char *s, *p;
 	double max;
 
-	metrics_reset();
+	stats_reset();
 	wbase = event_base_new();
-	w = metrics_watch_loop(wbase);
+	w = stats_watch_loop(wbase);
 	CHECK(w != NULL);
 	e1 = evtimer_new(wbase, hog, NULL);
 	e2 = evtimer_new(wbase, stop_loop, NULL);
@@ -225,12 +237,12 @@ test_watch(void)
 	CHECK(strstr(s, "danerelay_loop_stall_seconds_bucket"
 	    "{le=\"0.001000\"} 0\n") == NULL);
 	free(s);
-	metrics_watch_free(w);
-	metrics_watch_free(NULL);
+	stats_watch_free(w);
+	stats_watch_free(NULL);
 	event_free(e1);
 	event_free(e2);
 	event_base_free(wbase);
-	metrics_reset();
+	stats_reset();
 }
 
 int
@@ -242,7 +254,7 @@ main(void)
 	char err[256], *s;
 
 	/* all zero after a reset */
-	metrics_reset();
+	stats_reset();
 	s = render();
 	CHECK(well_formed(s));
 	CHECK(has_line(s, "danerelay_messages_received_total 0"));
@@ -258,40 +270,40 @@ main(void)
 	free(s);
 
 	/* counting */
-	metrics_inc(M_RECEIVED);
-	metrics_inc(M_RECEIVED);
-	metrics_add(M_RECEIVED_BYTES, 1234);
-	metrics_inc(M_DNSSEC_BOGUS);
-	metrics_inc(M_AUTH_FAILED);
-	metrics_inc(M_NCOUNTERS);		/* out of range: ignored */
-	metrics_add((enum metric_counter)-1, 5);
-	CHECK(metrics_get(M_RECEIVED) == 2);
-	CHECK(metrics_get(M_RECEIVED_BYTES) == 1234);
-	CHECK(metrics_get(M_NCOUNTERS) == 0);
+	stats_inc(S_RECEIVED);
+	stats_inc(S_RECEIVED);
+	stats_add(S_RECEIVED_BYTES, 1234);
+	stats_inc(S_DNSSEC_BOGUS);
+	stats_inc(S_AUTH_FAILED);
+	stats_inc(S_NCOUNTERS);		/* out of range: ignored */
+	stats_add((enum stat_counter)-1, 5);
+	CHECK(stats_get(S_RECEIVED) == 2);
+	CHECK(stats_get(S_RECEIVED_BYTES) == 1234);
+	CHECK(stats_get(S_NCOUNTERS) == 0);
 
 	memset(&o, 0, sizeof(o));
 	o.established = 1;
 	o.auth = TLS_AUTH_DANE_EE;
-	metrics_delivery(DLV_SENT, &o);
-	metrics_delivery(DLV_SENT, &o);
+	delivery_count(DLV_SENT, &o);
+	delivery_count(DLV_SENT, &o);
 	o.auth = TLS_AUTH_DANE_TA;
-	metrics_delivery(DLV_SENT, &o);
+	delivery_count(DLV_SENT, &o);
 	o.auth = TLS_AUTH_WEBPKI;
-	metrics_delivery(DLV_SENT, &o);
+	delivery_count(DLV_SENT, &o);
 	o.auth = TLS_AUTH_NONE;
-	metrics_delivery(DLV_SENT, &o);
+	delivery_count(DLV_SENT, &o);
 	o.established = 0;
-	metrics_delivery(DLV_SENT, &o);		/* not established: cleartext */
-	metrics_delivery(DLV_SENT, NULL);	/* no session: cleartext */
-	metrics_delivery(DLV_DEFER, NULL);
-	metrics_delivery(DLV_FAIL, &o);
-	metrics_delivery(DLV_FAIL, NULL);
-	metrics_tls_failure("starttls-not-supported");
-	metrics_tls_failure("certificate-expired");
-	metrics_tls_failure("certificate-expired");
-	metrics_tls_failure("no-such-type");
-	metrics_tls_failure(NULL);
-	metrics_set_sts_cache_size(42);
+	delivery_count(DLV_SENT, &o);		/* not established: cleartext */
+	delivery_count(DLV_SENT, NULL);	/* no session: cleartext */
+	delivery_count(DLV_DEFER, NULL);
+	delivery_count(DLV_FAIL, &o);
+	delivery_count(DLV_FAIL, NULL);
+	stats_tls_failure("starttls-not-supported");
+	stats_tls_failure("certificate-expired");
+	stats_tls_failure("certificate-expired");
+	stats_tls_failure("no-such-type");
+	stats_tls_failure(NULL);
+	sts_policies = 42;
 
 	s = render();
 	CHECK(well_formed(s));
@@ -320,7 +332,7 @@ main(void)
 	CHECK(has_line(s, "danerelay_mta_sts_cache_policies 42"));
 	free(s);
 
-	metrics_set_sts_cache_size(-3);
+	sts_policies = -3;
 	s = render();
 	CHECK(has_line(s, "danerelay_mta_sts_cache_policies 0"));
 	free(s);

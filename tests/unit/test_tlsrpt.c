@@ -1,5 +1,5 @@
 /*
- * test_tlsrpt.c - TLSRPT (src/tlsrpt.c, src/tlsrpt_report.c): UTC days,
+ * test_tlsrpt.c - TLSRPT (src/tlsrpt_*.c): UTC days,
  * the _smtp._tls TXT parser, mailto addresses, the recording rules for
  * sessions/skips/decisions, aggregation in SQLite and its survival over a
  * close/reopen (a daemon restart), the JSON report (values, and its shape
@@ -27,7 +27,7 @@
 #include "policy.h"
 #include "resolver.h"
 #include "tls.h"
-#include "tlsrpt.h"
+#include "tlsrpt_record.h"
 #include "workq.h"
 #include "tlsrpt_report.h"
 #include "util.h"

@@ -1,7 +1,8 @@
 /*
- * tlsrpt.h - SMTP TLS Reporting (RFC 8460), the recording side and the
- * daemon/CLI glue.  The report itself (TXT lookup, JSON, gzip, delivery)
- * is in tlsrpt_report.h.
+ * tlsrpt_record.h - SMTP TLS Reporting (RFC 8460), the recording side.
+ * The clock, days and the database are tlsrpt_db.h, the report itself
+ * (TXT lookup, JSON, gzip, delivery) tlsrpt_report.h, the daemon's
+ * schedule tlsrpt_sched.h and the CLI cli_tlsrpt.h.
  *
  * Recording: every outbound session's TLS outcome is counted for its
  * policy domain, per UTC day, policy (type, policy strings, mx-host) and
@@ -45,25 +46,22 @@
  *     unusable: tlsa-invalid; MTA-STS fetch failure) replaces success
  *     for that session.
  */
-#ifndef DR_TLSRPT_H
-#define DR_TLSRPT_H
+#ifndef DR_TLSRPT_RECORD_H
+#define DR_TLSRPT_RECORD_H
 
 #include <stddef.h>
 #include <time.h>
 
 #include "policy.h"		/* enum policy_rpt_type, decision_host */
 #include "smtp_client.h"	/* enum smtp_tls_mode */
+#include "tlsrpt_db.h"		/* TLSRPT_DB_NAME, the clock */
 
 struct event_base;
 struct config;
-struct spool;
-struct queue;
 struct tls_outcome;
 struct dns_addr;
 
 #define TLSRPT_FLUSH_SECS	5	/* aggregate -> SQLite */
-#define TLSRPT_DB_NAME		"tlsrpt.db"
-#define TLSRPT_KEEP_DAYS	32	/* counters and report state kept */
 
 struct tlsrpt;
 
@@ -92,21 +90,17 @@ struct tlsrpt_event {
  */
 struct tlsrpt *tlsrpt_open(const struct config *cf, struct event_base *base,
     char *err, size_t errlen);
-/* Flush what is left, cancel a report run in flight (no callbacks), close.
- * Accepts NULL. */
+/* Flush what is left and close (tlsrpt_sched_free() its schedule
+ * first).  Accepts NULL. */
 void tlsrpt_close(struct tlsrpt *t);
 /* New configuration (org name, contact, from; tlsrpt = no stops recording
  * and sending until it is yes again).  state_dir keeps its old value. */
 void tlsrpt_reload(struct tlsrpt *t, const struct config *cf);
-/*
- * Daemon: send reports from now on.  Once per UTC day, a few minutes
- * (random) after 00:00 UTC, reports for the previous days not yet sent
- * (up to TLSRPT_KEEP_DAYS back) go out; failed https deliveries are
- * retried with backoff; `danerelay tlsrpt send` requests (a row in the
- * database, see tlsrpt_cli()) are picked up within a second.  mailto
- * reports are committed to sp and handed to q.
- */
-void tlsrpt_start(struct tlsrpt *t, struct spool *sp, struct queue *q);
+/* Whether tlsrpt = yes in the current configuration (0 for NULL); that
+ * configuration; the database connection (the schedule's runs use it). */
+int tlsrpt_enabled(const struct tlsrpt *t);
+const struct config *tlsrpt_config(const struct tlsrpt *t);
+sqlite3 *tlsrpt_db_handle(struct tlsrpt *t);
 
 /* Count one event (in memory; see above). */
 void tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_event *ev);
@@ -133,44 +127,9 @@ void tlsrpt_note_skip(struct tlsrpt *t, const struct decision_host *h);
 void tlsrpt_note_decision(struct tlsrpt *t, const char *domain,
     const struct decision *d);
 
-/*
- * Generated reports must reach the domain despite TLS failures (RFC 8460
- * §3).  For a message with is_report set, the delivery engine asks here
- * whether host h may be tried (also a host the policy skipped for a TLS
- * or DANE reason, as long as its addresses are known) and uses
- * opportunistic TLS (SMTP_TLS_MAY; none only when the operator's level
- * is none).  tlsrpt_report_deliverable(): whether a decision that is not
- * "deliver" still has such a host.
- */
-int tlsrpt_report_host_ok(const struct decision *d,
-    const struct decision_host *h);
-int tlsrpt_report_deliverable(const struct decision *d);
-/* The TLS mode of a report session on decision d. */
+/* The TLS mode of a report session on decision d (RFC 8460 §3: SMTP_TLS_MAY,
+ * none only when the operator's level is none; policy.h has the hosts). */
 enum smtp_tls_mode tlsrpt_report_tls_mode(const struct decision *d);
-
-/*
- * `danerelay tlsrpt ...`:
- *   show [DOMAIN] [--date YYYY-MM-DD]   today's (UTC) counters
- *   send [--date YYYY-MM-DD]            send the reports of a day now
- *                                       (default: every past day not yet
- *                                       sent); today is allowed
- * `send` when the daemon runs (it holds the spool lock) asks it through
- * the database (a request row it polls every second) and waits for the
- * outcome; when it does not run, the CLI does the work itself: mailto
- * reports are committed to the spool (the daemon delivers them when it
- * starts), https reports are posted at once.  Sending today's report
- * (--date today) closes today: sessions after it are not reported (a
- * report is sent once).  Returns the exit status: 0 ok, 1 error, 2 usage.
- */
-int tlsrpt_cli(const struct config *cf, int argc, char **argv);
-
-/* UTC day of t as "YYYY-MM-DD" (out: 11 bytes). */
-void tlsrpt_day(time_t t, char out[11]);
-/* Strict "YYYY-MM-DD" -> 00:00:00 UTC of that day. 0 ok, -1 bad. */
-int tlsrpt_day_parse(const char *s, time_t *start);
-/* The clock (tests replace it; NULL restores time()). */
-void tlsrpt_set_clock(time_t (*now)(void));
-time_t tlsrpt_now(void);
 
 /* The timer's flushes run on wq, completing on port's loop (the one
  * tlsrpt_open() was given); NULL, NULL: on the loop. */

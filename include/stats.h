@@ -1,0 +1,102 @@
+/*
+ * stats.h - the process-wide operational counters (layer 0: they call
+ * nothing but the C library, libevent and log).
+ *
+ * Counting: the modules call the stats_* functions below at the point
+ * where something happened (one line each).  The counters are C11
+ * atomics: the counting functions (stats_inc() .. stats_loop_stall())
+ * may be called from any thread (event loops and the workq pools'
+ * threads) at the same time; they are cheap and safe to call in every
+ * program that links the library (the CLI just never exports them).
+ * The loop watch belongs to the loop it was started on.
+ *
+ * Loop stalls: stats_watch_loop() measures how long callbacks keep an
+ * event loop from reacting (a timer every 5 ms and its lateness, see
+ * stats.c) into a histogram.
+ *
+ * Reading: stats_read() copies every counter; metrics.c exports them
+ * (with the gauges, which are not counters and are read from their
+ * owners at scrape time) in the Prometheus text format.
+ */
+#ifndef DR_STATS_H
+#define DR_STATS_H
+
+#include <stddef.h>
+
+struct event_base;
+
+/* Plain counters (exported with a _total suffix). */
+enum stat_counter {
+	S_RECEIVED = 0,		/* messages accepted (250 after DATA) */
+	S_RECEIVED_BYTES,	/* their size */
+	S_RCPT_DEFERRED,	/* recipient attempts deferred */
+	S_RCPT_BOUNCED,		/* recipients failed for good (5xx, policy,
+				 * expired) */
+	S_DNSSEC_BOGUS,		/* DNS answers that failed validation */
+	S_AUTH_FAILED,		/* inbound SMTP AUTH failures */
+	/* inbound clients refused by a limit (issue #12), exported as
+	 * danerelay_smtpd_refused_total{reason=...} */
+	S_REFUSED_RESERVED,	/* the rest is reserved for allow_clients */
+	S_REFUSED_COUNT,	/* smtpd_client_connection_count_limit */
+	S_REFUSED_RATE,		/* smtpd_client_connection_rate_limit */
+	S_REFUSED_SLOW,		/* smtpd_min_data_rate */
+	S_REFUSED_UNAUTH_TIME,	/* smtpd_unauth_session_timeout */
+	S_REFUSED_AUTH_BLOCKED,	/* blocked after AUTH failures */
+	S_AUTH_DELAYED,		/* failed AUTH replies delayed */
+	S_AUTH_DELAY_MS,	/* and by how long in all, milliseconds */
+	S_NCOUNTERS
+};
+
+void stats_inc(enum stat_counter c);
+void stats_add(enum stat_counter c, unsigned long long n);
+unsigned long long stats_get(enum stat_counter c);
+
+/*
+ * Delivered recipients by how the TLS session that carried them was
+ * authenticated: the first four are tls.h's enum tls_auth in its order.
+ */
+enum stat_auth {
+	STAT_AUTH_NONE = 0,	/* encrypted, not authenticated */
+	STAT_AUTH_DANE_TA,
+	STAT_AUTH_DANE_EE,
+	STAT_AUTH_WEBPKI,
+	STAT_AUTH_CLEARTEXT,	/* no TLS */
+	STAT_AUTH_N
+};
+extern const char *const stats_auth_label[STAT_AUTH_N];
+void stats_delivered(enum stat_auth a);
+
+/* An outbound TLS negotiation failed with this RFC 8460 result-type
+ * ("starttls-not-supported", "certificate-expired", ...); the labels,
+ * the last of which ("other") counts anything else. */
+#define STATS_TLS_FAIL_N	12
+extern const char *const stats_tls_fail_label[STATS_TLS_FAIL_N];
+void stats_tls_failure(const char *result_type);
+
+/* One loop stall observation (how late the watch timer ran), in
+ * microseconds.  Called by the loop watch; public for tests.  The
+ * buckets' upper bounds (the last bucket, STATS_STALL_NB, is +Inf). */
+#define STATS_STALL_NB		10
+extern const unsigned long long stats_stall_le_us[STATS_STALL_NB];
+void stats_loop_stall(unsigned long long usec);
+
+struct stats_watch;
+/* Watch base for stalls until stats_watch_free() (before the base is
+ * freed).  NULL (logged) if libevent could not make the timer. */
+struct stats_watch *stats_watch_loop(struct event_base *base);
+void stats_watch_free(struct stats_watch *w);
+
+/* Everything counted, copied counter by counter. */
+struct stats_snapshot {
+	unsigned long long counter[S_NCOUNTERS];
+	unsigned long long delivered[STAT_AUTH_N];
+	unsigned long long tls_fail[STATS_TLS_FAIL_N];
+	unsigned long long stall_bucket[STATS_STALL_NB + 1];
+	unsigned long long stall_sum_us, stall_max_us;
+};
+void stats_read(struct stats_snapshot *s);
+
+/* Back to zero (tests). */
+void stats_reset(void);
+
+#endif
