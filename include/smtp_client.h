@@ -176,6 +176,18 @@ struct smtp_client *smtp_client_connect(const struct smtp_client_params *p,
  * 0 ok, -1 (wrong state, bad message) with err set, no callback. */
 int smtp_client_send(struct smtp_client *c, const struct smtp_msg *msg,
     char *err, size_t errlen);
+/*
+ * May rcpt go in a transaction on this session?  0 yes; -1 no, with a
+ * permanent reason ("5.1.3 ...": not an address the inbound side would
+ * have taken, so it cannot be written; "5.6.7 ...": UTF-8 and the server
+ * lacks SMTPUTF8).  Such a recipient fails alone: leave it out of
+ * smtp_client_send(), which refuses the whole message for it.  A sender
+ * that cannot be written fails the whole transaction through done()
+ * (SMTP_FAIL_IMPL, 5.1.7), as a UTF-8 sender does at a server without
+ * SMTPUTF8 (5.6.7).  Valid after ready().
+ */
+int smtp_client_rcpt_check(const struct smtp_client *c, const char *rcpt,
+    char *why, size_t whylen);
 /* Polite end: QUIT, wait for the reply (bounded), close, free. */
 void smtp_client_quit(struct smtp_client *c);
 /* Close now and free.  Accepts NULL. */

@@ -568,6 +568,12 @@ job_send(struct dlv_job *j)
 		j->rtext[i] = NULL;
 		if (j->final[i])
 			continue;
+		/* an address this session cannot carry fails alone */
+		if (smtp_client_rcpt_check(c,
+		    j->env->rcpts[j->res[i].rcpt].addr, err, sizeof(err)) == -1) {
+			set_result(j, i, DLV_FAIL, err);
+			continue;
+		}
 		j->sendidx[j->nsend] = i;
 		j->sendto[j->nsend++] = j->env->rcpts[j->res[i].rcpt].addr;
 	}
@@ -652,7 +658,9 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		snprintf(why, sizeof(why), "%s said: %s (in reply to %s)",
 		    j->relay, r->reply, r->stage ? r->stage : "command");
 	else
-		snprintf(why, sizeof(why), "%s%s%s%s: %s (%s)",
+		/* our own verdict's enhanced code first, for the DSN */
+		snprintf(why, sizeof(why), "%s%s%s%s%s%s: %s (%s)", r->enh,
+		    r->enh[0] ? " " : "",
 		    r->fail == SMTP_FAIL_TLS ? "TLS failure with " :
 		    r->fail == SMTP_FAIL_STARTTLS_MISSING ?
 		    "TLS is required, but was not offered by " : "",

@@ -55,6 +55,7 @@
 #include "dane.h"
 #include "log.h"
 #include "smtp_client.h"
+#include "smtp_parse.h"
 #include "smtp_reply.h"
 #include "tls.h"
 #include "util.h"
@@ -1551,18 +1552,74 @@ header_8bit(int fd, off_t size)
 	return 0;
 }
 
-/* An address to put between <>: no controls, no <>, bounded. */
+/*
+ * An address we may put between <>: exactly what the inbound side takes
+ * in MAIL FROM (sender) or RCPT TO (recipient), with its own parser, so
+ * the two sides cannot disagree (issue #12: '"a>b"@dom' is a valid RFC
+ * 5321 quoted local part; '<' and '>' are only refused outside quotes).
+ * Nothing with a control byte, an unquoted '<' or '>' or a missing
+ * quote passes, so no address can end the path or the command line.
+ */
 static int
-addr_ok(const char *a)
+addr_ok(const char *a, int sender)
 {
-	const unsigned char *p;
+	char line[SMTP_PATH_MAX + 32];
+	struct smtp_perr e;
+	int n;
 
-	if (a == NULL || strlen(a) > 512)
+	if (a == NULL)
 		return 0;
-	for (p = (const unsigned char *)a; *p; p++)
-		if (*p < 0x20 || *p == 0x7f || *p == '<' || *p == '>')
-			return 0;
-	return 1;
+	if (sender) {
+		struct smtp_mail m;
+
+		n = snprintf(line, sizeof(line), "FROM:<%s>%s", a,
+		    addr_8bit(a) ? " SMTPUTF8" : "");
+		return n > 0 && (size_t)n < sizeof(line) &&
+		    smtp_parse_mail(line, &m, &e) == 0 &&
+		    strcmp(m.addr, a) == 0;
+	} else {
+		struct smtp_rcpt r;
+
+		n = snprintf(line, sizeof(line), "TO:<%s>", a);
+		return n > 0 && (size_t)n < sizeof(line) && a[0] != '\0' &&
+		    smtp_parse_rcpt(line, 1, &r, &e) == 0 &&
+		    strcmp(r.addr, a) == 0;
+	}
+}
+
+/* Address a for a reason text: bounded, control bytes as "?". */
+static const char *
+addr_shown(const char *a, char *buf, size_t len)
+{
+	size_t i;
+
+	dr_strlcpy(buf, a ? a : "", len);
+	for (i = 0; buf[i] != '\0'; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	return buf;
+}
+
+int
+smtp_client_rcpt_check(const struct smtp_client *c, const char *rcpt,
+    char *why, size_t whylen)
+{
+	char shown[SMTP_PATH_MAX];
+
+	if (!addr_ok(rcpt, 0)) {
+		snprintf(why, whylen, "5.1.3 bad recipient address syntax: "
+		    "<%s> cannot be written in RCPT TO",
+		    addr_shown(rcpt, shown, sizeof(shown)));
+		return -1;
+	}
+	/* RFC 6531 §3.2: a UTF-8 address only to a server with SMTPUTF8;
+	 * its ASCII co-recipients may still go */
+	if (addr_8bit(rcpt) && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
+		snprintf(why, whylen, "5.6.7 SMTPUTF8 is required for <%s> "
+		    "but not supported by %s", rcpt, c->relay);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -1577,12 +1634,12 @@ smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
 		    strstate[c->state]);
 		return -1;
 	}
-	if (m->nrcpt == 0 || m->data_fd < 0 || !addr_ok(m->sender)) {
+	if (m->nrcpt == 0 || m->data_fd < 0 || m->sender == NULL) {
 		snprintf(err, errlen, "smtp_client: bad message");
 		return -1;
 	}
 	for (i = 0; i < m->nrcpt; i++)
-		if (!addr_ok(m->rcpts[i]) || m->rcpts[i][0] == '\0') {
+		if (!addr_ok(m->rcpts[i], 0)) {
 			snprintf(err, errlen, "smtp_client: bad recipient");
 			return -1;
 		}
@@ -1619,7 +1676,17 @@ smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
 
 	/* What the message needs and the server lacks: permanent. */
 	memset(&c->res, 0, sizeof(c->res));
-	if (need_utf8 && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
+	if (!addr_ok(m->sender, 1)) {
+		/* it will never become writable: no point in deferring
+		 * every recipient until the queue lifetime ends */
+		char why[SMTP_PATH_MAX + 64], shown[SMTP_PATH_MAX];
+
+		snprintf(why, sizeof(why), "bad sender address syntax: <%s> "
+		    "cannot be written in MAIL FROM",
+		    addr_shown(m->sender, shown, sizeof(shown)));
+		result_set(c, SMTP_FAIL_IMPL, "MAIL", NULL, why);
+		dr_strlcpy(c->res.enh, "5.1.7", sizeof(c->res.enh));
+	} else if (need_utf8 && !(c->ext.flags & SMTP_EXT_SMTPUTF8)) {
 		result_set(c, SMTP_FAIL_IMPL, "MAIL", NULL,
 		    "SMTPUTF8 is required but not supported by the server");
 		dr_strlcpy(c->res.enh, "5.6.7", sizeof(c->res.enh));

@@ -394,10 +394,10 @@ class Session:
             if self.mail_from is not None:
                 return await self.scripted("MAIL", arg,
                                            "503 5.5.1 nested MAIL")
-            addr, _, params = arg.partition(">")
+            addr, params = split_path(arg)
             rep = await self.scripted("MAIL", arg, "250 2.1.0 ok")
             if rep and rep.startswith("2"):
-                self.mail_from = addr.lstrip("<")
+                self.mail_from = addr
                 self.mail_params = params.strip()
                 self.pipelined = pending > 0
             return rep
@@ -405,7 +405,7 @@ class Session:
             if self.mail_from is None:
                 return await self.scripted("RCPT", arg,
                                            "503 5.5.1 MAIL first")
-            addr = arg.partition(">")[0].lstrip("<")
+            addr = split_path(arg)[0]
             rep = await self.scripted("RCPT", arg, "250 2.1.5 ok")
             if rep is False:
                 return False
@@ -484,6 +484,26 @@ class Session:
             return False
         await self.send(rep)
         return True
+
+
+def split_path(arg):
+    """'<addr> params' -> (addr, params); a '>' inside a quoted local
+    part ('<"a>b"@dom>', RFC 5321 Quoted-string) does not end the path."""
+    arg = arg.lstrip()
+    i = 1 if arg.startswith("<") else 0
+    quoted = False
+    while i < len(arg):
+        ch = arg[i]
+        if quoted and ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif ch == ">" and not quoted:
+            break
+        i += 1
+    start = 1 if arg.startswith("<") else 0
+    return arg[start:i], arg[i + 1:].strip()
 
 
 def parse_listen(s):
