@@ -107,6 +107,11 @@ struct config {
 	long long max_backoff;		/* default 3600s */
 	int max_connections;		/* global outbound, default 100 */
 	int max_connections_per_destination;	/* default 10 */
+	/* one delivery attempt of one destination (Postfix's
+	 * smtp_mx_address_limit / smtp_mx_session_limit); 0 = no limit */
+	int smtp_max_addresses;		/* MX addresses tried, default 5 */
+	int smtp_max_sessions;		/* sessions that reached a server,
+					 * default 2 */
 	char *bounce_relay;		/* optional "addr:port": DSNs go there
 					 * (e.g. back to the local MTA) */
 	enum policy_level bounce_relay_tls; /* none, may (default),

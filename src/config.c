@@ -298,6 +298,8 @@ config_defaults(struct config *cf)
 	cf->max_backoff = 3600;
 	cf->max_connections = 100;
 	cf->max_connections_per_destination = 10;
+	cf->smtp_max_addresses = 5;
+	cf->smtp_max_sessions = 2;
 	cf->queue_minfree = 100ULL << 20;
 
 	cf->tlsrpt = 1;
@@ -464,6 +466,8 @@ static const struct option {
 	{ "max_connections",		T_COUNT,	OFF(max_connections) },
 	{ "max_connections_per_destination", T_COUNT,
 	    OFF(max_connections_per_destination) },
+	{ "smtp_max_addresses",		T_COUNT0,	OFF(smtp_max_addresses) },
+	{ "smtp_max_sessions",		T_COUNT0,	OFF(smtp_max_sessions) },
 
 	{ "tlsrpt",			T_BOOL,		OFF(tlsrpt) },
 	{ "tlsrpt_org_name",		T_OSTRING,	OFF(tlsrpt_org_name) },

@@ -131,6 +131,10 @@ struct dlv_job {
 	size_t nsend;
 
 	char *last_error;	/* why the last host did not work */
+	/* smtp_max_addresses, smtp_max_sessions in this attempt */
+	int naddrs_tried;
+	int nsessions;		/* sessions that reached a server */
+	size_t at_host, at_addr;	/* last address counted (host + 1) */
 
 	/* 8-bit message, server without 8BITMIME: a 7-bit copy */
 	enum conv_state conv;
@@ -752,6 +756,9 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		    tls, mono_now() - j->start, why);
 	}
 	set_last_error(j, "%s", why);
+	if (r->stage != NULL && strcmp(r->stage, "connect") != 0 &&
+	    !j->plain_retry)
+		j->nsessions++;
 	if (r->usable)
 		smtp_client_quit(c);
 	else
@@ -824,6 +831,45 @@ delivery_client_params(const struct config *cf, struct event_base *base,
 	p->tlsa_base = h->tlsa_base;
 }
 
+/*
+ * smtp_max_addresses / smtp_max_sessions (issue #12; Postfix's
+ * smtp_mx_address_limit and smtp_mx_session_limit): one attempt tries at
+ * most that many MX addresses and stops after that many sessions that
+ * reached a server (a tarpit MX holds a delivery slot for a whole
+ * greeting timeout); the recipients wait for the next attempt.  The same
+ * address again (cleartext retry, a dead cached session) is not a new
+ * one.  1: try no more.
+ */
+static int
+job_limited(struct dlv_job *j)
+{
+	const struct config *cf = j->cf;
+	const char *what = NULL;
+	int limit = 0;
+
+	if (j->at_host == j->host + 1 && j->at_addr == j->addr)
+		return 0;
+	if (cf->smtp_max_sessions > 0 &&
+	    j->nsessions >= cf->smtp_max_sessions) {
+		what = "smtp_max_sessions";
+		limit = cf->smtp_max_sessions;
+	} else if (cf->smtp_max_addresses > 0 &&
+	    j->naddrs_tried >= cf->smtp_max_addresses) {
+		what = "smtp_max_addresses";
+		limit = cf->smtp_max_addresses;
+	}
+	if (what != NULL) {
+		log_info("%s: %s: no more MX addresses in this attempt: %d "
+		    "tried, %d sessions (%s = %d)", j->env->id, j->domain,
+		    j->naddrs_tried, j->nsessions, what, limit);
+		return 1;
+	}
+	j->at_host = j->host + 1;
+	j->at_addr = j->addr;
+	j->naddrs_tried++;
+	return 0;
+}
+
 /* Connect to the next address of the current or a following host. */
 static void
 job_next_host(struct dlv_job *j)
@@ -856,6 +902,8 @@ job_next_host(struct dlv_job *j)
 			j->addr = 0;
 			continue;
 		}
+		if (job_limited(j))
+			break;
 		a = &h->addrs[j->addr];
 		delivery_client_params(j->cf, d->base, d->deps->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
