@@ -136,6 +136,10 @@ enum smtp_fail {
 				 * (SMTPUTF8, SIZE too small): permanent */
 	SMTP_FAIL_INTERNAL,	/* our side: out of resources, read error
 				 * on the spool file */
+	SMTP_FAIL_LOOP,		/* the server greeted or answered EHLO
+				 * with our own name (params.helo): the
+				 * mail loops back to ourselves; permanent
+				 * (5.4.6) */
 };
 const char *smtp_fail_name(enum smtp_fail f);
 

@@ -672,6 +672,19 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		    r->stage ? r->stage : "", r->reply[0] ? r->reply : "",
 		    smtp_fail_name(r->fail));
 
+	/* The server is ourselves: every MX would end the same way. */
+	if (r->fail == SMTP_FAIL_LOOP) {
+		snprintf(why, sizeof(why), "5.4.6 mail for %s loops back to "
+		    "myself (%s)", j->domain, r->reply);
+		for (k = 0; k < j->n; k++)
+			if (!j->final[k])
+				set_result(j, k, DLV_FAIL, why);
+		smtp_client_free(c);
+		j->c = NULL;
+		job_finish(j);
+		return;
+	}
+
 	/*
 	 * The session broke (connection lost, timeout, garbled reply) in
 	 * the transaction before the server said anything about the

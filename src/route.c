@@ -34,6 +34,7 @@
 #include "config.h"
 #include "log.h"
 #include "mta_sts.h"
+#include "own_addr.h"
 #include "policy.h"
 #include "policy_table.h"
 #include "resolver.h"
@@ -204,6 +205,65 @@ route_sts_answer(struct mta_sts_answer *ans, void *arg)
 }
 
 /*
+ * Never to ourselves (issue #12; Postfix smtp_addr.c): a host with one of
+ * our own listening addresses (own_addr.c) and every host with the same
+ * or a worse preference are dropped - a worse one would only hand the
+ * mail back to us.  If no host is left: "mail for D loops back to
+ * myself", 5.4.6 (deferred instead if a better host is only skipped for
+ * now, e.g. a DNS failure).
+ */
+static void
+route_prune_self(struct route *rt)
+{
+	struct decision *d = &rt->dec;
+	const struct decision_host *me = NULL;
+	const struct dns_addr *mine = NULL;
+	int temp = 0;
+	size_t i, k;
+
+	for (i = 0; i < d->nhosts && me == NULL; i++)
+		for (k = 0; k < d->hosts[i].naddrs && me == NULL; k++)
+			if (own_addr_match(rt->cf, (const struct sockaddr *)
+			    &d->hosts[i].addrs[k].ss, rt->in.port)) {
+				me = &d->hosts[i];
+				mine = &d->hosts[i].addrs[k];
+			}
+	if (me == NULL)
+		return;
+	log_warnx("%s: MX host %s (preference %u) is this relay: %s port %d "
+	    "is a listen address; not using it nor any MX with preference "
+	    ">= %u", rt->domain, me->name, me->pref, mine->text, rt->in.port,
+	    me->pref);
+	for (i = 0; i < d->nhosts; i++) {
+		struct decision_host *h = &d->hosts[i];
+
+		if (h->pref < me->pref) {
+			temp |= h->skip && h->skip_temp;
+			continue;
+		}
+		if (h->skip)
+			continue;
+		h->skip = 1;
+		h->skip_temp = 0;
+		h->skip_dsn = "5.4.6";
+		h->rpt_failure = NULL;		/* no TLS failure */
+		free(h->reason);
+		h->reason = xasprintf("%s: MX preference %u, not better than "
+		    "this relay's own (%s[%s]:%d, preference %u)", h->name,
+		    h->pref, me->name, mine->text, rt->in.port, me->pref);
+		d->ncandidates--;
+	}
+	if (d->ncandidates > 0 || d->action != POLICY_DELIVER)
+		return;
+	d->action = temp ? POLICY_DEFER : POLICY_FAIL;
+	d->dsn = temp ? "4.4.6" : "5.4.6";
+	free(d->reason);
+	d->reason = xasprintf("mail for %s loops back to myself (MX host "
+	    "%s[%s]:%d is this relay)", rt->domain, me->name, mine->text,
+	    rt->in.port);
+}
+
+/*
  * Called after every answer: start what the answers so far allow, and
  * decide when nothing is outstanding any more.
  */
@@ -252,6 +312,7 @@ route_step(struct route *rt)
 	rt->sts_done = 1;
 	rt->decided = 1;
 	policy_decide(&rt->in, &rt->dec);
+	route_prune_self(rt);
 	rt->cb(rt, rt->arg);
 }
 

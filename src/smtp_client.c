@@ -235,6 +235,8 @@ smtp_fail_name(enum smtp_fail f)
 		return "unsupported";
 	case SMTP_FAIL_INTERNAL:
 		return "internal";
+	case SMTP_FAIL_LOOP:
+		return "loop";
 	}
 	return "?";
 }
@@ -446,6 +448,42 @@ session_fail_quit(struct smtp_client *c, enum smtp_fail fail,
 	result_set(c, fail, state_stage(c->state), r, reason);
 	c->res.tlsrpt = tlsrpt;
 	c->res.permanent = 0;
+	c->res.usable = 0;
+	c->fail_after_quit = 1;
+	return client_state(c, S_QUIT);
+}
+
+/*
+ * RFC 5321 §6.3 loop detection, as Postfix does it: the first word of
+ * the greeting or of the EHLO/HELO reply is the server's name; if it is
+ * ours, we are talking to ourselves (an MX or a NAT that leads back
+ * here).  1 if r says so.
+ */
+static int
+reply_names_us(const struct smtp_client *c, const struct smtp_reply *r)
+{
+	const char *t;
+	size_t n;
+
+	if (r->nlines == 0 || r->lines[0] == NULL)
+		return 0;
+	t = r->lines[0];
+	n = strcspn(t, " ");
+	return n > 0 && n == strlen(c->helo) && strncasecmp(t, c->helo, n) == 0;
+}
+
+/* The server is ourselves: QUIT, then report a permanent failure. */
+static int
+session_loop(struct smtp_client *c, const char *what)
+{
+	char reason[512];
+
+	snprintf(reason, sizeof(reason), "%s %s with my own hostname %s",
+	    c->relay, what, c->helo);
+	log_warnx("%s: %s", lid(c), reason);
+	result_set(c, SMTP_FAIL_LOOP, state_stage(c->state), NULL, reason);
+	dr_strlcpy(c->res.enh, "5.4.6", sizeof(c->res.enh));
+	c->res.permanent = 1;
 	c->res.usable = 0;
 	c->fail_after_quit = 1;
 	return client_state(c, S_QUIT);
@@ -894,9 +932,13 @@ client_reply(struct smtp_client *c, struct smtp_reply *r)
 		if (r->code != 220)
 			return session_fail_quit(c, SMTP_FAIL_RESP, NULL, r,
 			    NULL);
+		if (reply_names_us(c, r))
+			return session_loop(c, "greeted me");
 		return client_state(c, S_EHLO);
 
 	case S_EHLO:
+		if (class == 2 && reply_names_us(c, r))
+			return session_loop(c, "replied to EHLO");
 		if (class == 2) {
 			smtp_ehlo_parse(r, &c->ext);
 			return client_state(c, c->tls_on ? S_READY :
@@ -919,6 +961,8 @@ client_reply(struct smtp_client *c, struct smtp_reply *r)
 		if (class != 2)
 			return session_fail_quit(c, SMTP_FAIL_RESP, NULL, r,
 			    NULL);
+		if (reply_names_us(c, r))
+			return session_loop(c, "replied to HELO");
 		memset(&c->ext, 0, sizeof(c->ext));
 		if (c->tls != SMTP_TLS_NONE)
 			log_info("%s: %s: EHLO refused, HELO accepted: "
