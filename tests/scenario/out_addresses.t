@@ -22,7 +22,6 @@ Destinations are DANE sinks in a signed zone:
     deferring them until queue_lifetime.
 """
 import os
-import re
 import sys
 import time
 
@@ -93,16 +92,8 @@ plant("0000000000AB0002", "bad<s@senders.test", ["ok6@q.test"], "bad sender")
 d.start()
 
 
-def outcome(rcpt):
-    m = re.search(r"to=<%s>, relay=\S+, .*status=(sent|deferred|bounced)"
-                  r"[^\n]*" % re.escape(rcpt), d.log_text())
-    return m.group(0) if m else None
-
-
 def wait(rcpt):
-    drtest.wait_for(lambda: outcome(rcpt) is not None, drtest.scaled(60),
-                    "an outcome for %s" % rcpt)
-    return outcome(rcpt)
+    return world.wait_outcome(d, rcpt)
 
 
 def at(sk, rcpt):

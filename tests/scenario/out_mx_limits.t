@@ -70,16 +70,7 @@ def send(d, tag):
     c.close()
 
 
-def outcome(d, rcpt):
-    m = re.search(r"to=<%s>, relay=\S+, .*status=(sent|deferred|bounced)"
-                  r"[^\n]*" % re.escape(rcpt), d.log_text())
-    return m.group(0) if m else None
-
-
-def wait(d, rcpt):
-    drtest.wait_for(lambda: outcome(d, rcpt) is not None, drtest.scaled(60),
-                    "an outcome for %s" % rcpt)
-    return outcome(d, rcpt)
+wait = world.wait_outcome
 
 
 def tried(d, rcpt):

@@ -11,12 +11,15 @@ uses as smtp_port, and a daemon wired to that DNS.
     d = w.daemon(min_backoff="2s")          # drtest.Daemon, started
     ...
     w.stop()                                # daemons, sinks, DNS
+    world.wait_outcome(d, "u@retry.test")   # its first final log line
+
 
 dest() options: rules (sink.py --rule), secure (signed zone, default True),
 tlsa (False: no TLSA record), starttls (False: the sink offers none),
 extra (more sink.py arguments, e.g. ["--no-8bitmime"]).
 """
 import os
+import re
 
 import drtest
 import certs
@@ -80,3 +83,18 @@ class World:
         for s in self.sinks.values():
             s.stop()
         self.rig.stop()
+
+
+def outcome(d, rcpt):
+    """The first "to=<rcpt>, relay=..., status=sent|deferred|bounced (...)"
+    line in daemon d's log, or None."""
+    m = re.search(r"to=<%s>, relay=\S+, .*status=(sent|deferred|bounced)"
+                  r"[^\n]*" % re.escape(rcpt), d.log_text())
+    return m.group(0) if m else None
+
+
+def wait_outcome(d, rcpt, timeout=60):
+    """outcome(), waiting up to timeout (scaled) seconds for it."""
+    drtest.wait_for(lambda: outcome(d, rcpt) is not None,
+                    drtest.scaled(timeout), "an outcome for %s" % rcpt)
+    return outcome(d, rcpt)
