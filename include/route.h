@@ -8,6 +8,12 @@
  * policy as the last step (RFC 8461), waiting boundedly for a first-time
  * fetch; route_sts() tells what was found.
  *
+ * The domain is looked up in its A-label form (idn.h): MX, policy
+ * table, MTA-STS and TLSRPT; a name that is not a valid IDN is decided
+ * at once (POLICY_FAIL, 5.1.2).  An MX host with one of our own listen
+ * addresses, and every worse MX, is dropped (own_addr.h): none left is
+ * a mail loop (POLICY_FAIL, 5.4.6).
+ *
  * Used by the delivery engine and by `danerelay probe`.  route_start()
  * never calls back from within itself; the callback runs once, after
  * which route_decision()/route_input() are valid until route_free().
@@ -40,6 +46,8 @@ struct route *route_start(struct event_base *base, struct resolver *r,
     struct mta_sts *sts, const char *domain, route_cb *cb, void *arg);
 const struct decision *route_decision(const struct route *rt);
 const struct policy_input *route_input(const struct route *rt);
+/* The domain as looked up: lower case, A-labels (idn.h). */
+const char *route_domain(const struct route *rt);
 /* Where the level came from: "policy_file line N" or "default_policy". */
 const char *route_level_source(const struct route *rt);
 /* The MTA-STS answer used (NULL: none was needed or asked for). */

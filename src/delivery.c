@@ -969,7 +969,7 @@ job_routed(struct route *rt, void *arg)
 			set_result(j, i, dec->action == POLICY_FAIL ?
 			    DLV_FAIL : DLV_DEFER, why);
 		free(why);
-		tlsrpt_note_decision(job_rpt(j), j->domain, dec);
+		tlsrpt_note_decision(job_rpt(j), route_domain(rt), dec);
 		job_finish(j);
 		return;
 	}

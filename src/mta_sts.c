@@ -44,8 +44,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <idn2.h>
 
+#include "idn.h"
 #include "mta_sts.h"
 #include "dns.h"
 #include "util.h"
@@ -254,43 +254,13 @@ mta_sts_mx_pattern_valid(const char *s)
 int
 mta_sts_domain_ascii(const char *in, char *out, size_t outlen)
 {
-	char buf[1024];
-	char *conv = NULL;
-	const char *s;
-	size_t len, i;
-	int ascii = 1;
+	char err[256];
 
-	if (in == NULL || outlen == 0)
+	/* IDNA2008 with UTS #46 mapping (case folding, NFC): idn.c */
+	if (in == NULL || outlen == 0 ||
+	    idn_to_alabels(in, out, outlen, err, sizeof(err)) == -1 ||
+	    !ldh_domain_valid(out, strlen(out)))
 		return -1;
-	len = strlen(in);
-	if (len > 0 && in[len - 1] == '.')
-		len--;
-	if (len == 0 || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, in, len);
-	buf[len] = '\0';
-	for (i = 0; i < len; i++)
-		if ((unsigned char)buf[i] >= 0x80)
-			ascii = 0;
-	s = buf;
-	if (!ascii) {
-		/* IDNA2008 with UTS #46 mapping (case folding, NFC) */
-		if (idn2_to_ascii_8z(buf, &conv, IDN2_NFC_INPUT |
-		    IDN2_NONTRANSITIONAL) != IDN2_OK || conv == NULL) {
-			free(conv);
-			return -1;
-		}
-		s = conv;
-	}
-	len = strlen(s);
-	if (len >= outlen || !ldh_domain_valid(s, len)) {
-		free(conv);
-		return -1;
-	}
-	for (i = 0; i < len; i++)
-		out[i] = (char)tolower((unsigned char)s[i]);
-	out[len] = '\0';
-	free(conv);
 	return 0;
 }
 

@@ -18,8 +18,9 @@
  * table with an error is refused as a whole (never half-loaded).
  *
  * Domain names: LDH labels (underscore tolerated), 1-63 octets each, at
- * most 253 in all, no IP literals.  Internationalized names must be
- * written as A-labels.
+ * most 253 in all, no IP literals.  Internationalized names may be
+ * written with U-labels: they are kept, and matched, in A-label form
+ * (idn.c), the form route.c looks destinations up in.
  *
  * Lifetime: a table is reference-counted.  The loader holds the first
  * reference; policy_table_ref() adds one, policy_table_free() drops one
@@ -36,6 +37,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "idn.h"
 #include "policy_table.h"
 #include "util.h"
 
@@ -155,11 +157,29 @@ errf(char *err, size_t errlen, const char *name, int line, const char *fmt,
 	return -1;
 }
 
+/* A name written with U-labels: its A-label form in buf (a leading "."
+ * kept) and *s pointing there.  NULL or a reason. */
+static const char *
+idn_name(char **s, char *buf, size_t len)
+{
+	char err[256];
+	int dot = **s == '.';
+
+	if (idn_is_ascii(*s))
+		return NULL;
+	buf[0] = '.';
+	if (idn_to_alabels(*s + dot, buf + dot, len - dot, err,
+	    sizeof(err)) == -1)
+		return "not a valid internationalized domain name";
+	*s = buf;
+	return NULL;
+}
+
 /* "match=a:b:c" -> e->match.  Returns NULL or a reason. */
 static const char *
 parse_match(char *v, struct policy_entry *e)
 {
-	char *name, *next;
+	char *name, *next, abuf[DOMAIN_MAX + 2];
 	const char *why;
 
 	if (e->match != NULL)
@@ -174,6 +194,8 @@ parse_match(char *v, struct policy_entry *e)
 			return "empty name in match=";
 		if (e->nmatch == POLICY_TABLE_MAX_MATCH)
 			return "too many names in match=";
+		if ((why = idn_name(&name, abuf, sizeof(abuf))) != NULL)
+			return why;
 		if (strcasecmp(name, "hostname") != 0 &&
 		    strcasecmp(name, "nexthop") != 0 &&
 		    strcasecmp(name, "dot-nexthop") != 0 &&
@@ -188,7 +210,7 @@ parse_match(char *v, struct policy_entry *e)
 static int
 parse_line(char *line, struct policy_entry *e, char *why, size_t whylen)
 {
-	char *tok[64], *p, *eq;
+	char *tok[64], *p, *eq, abuf[DOMAIN_MAX + 2];
 	size_t ntok = 0, i;
 	const char *r;
 
@@ -215,7 +237,8 @@ parse_line(char *line, struct policy_entry *e, char *why, size_t whylen)
 		    tok[0]);
 		return -1;
 	}
-	if ((r = domain_check(tok[0], 1)) != NULL) {
+	if ((r = idn_name(&tok[0], abuf, sizeof(abuf))) != NULL ||
+	    (r = domain_check(tok[0], 1)) != NULL) {
 		snprintf(why, whylen, "\"%.100s\": %s", tok[0], r);
 		return -1;
 	}

@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "idn.h"
 #include "log.h"
 #include "mta_sts.h"
 #include "own_addr.h"
@@ -57,7 +58,8 @@ struct route {
 	struct resolver *res;
 	const struct config *cf;	/* a reference (config_ref) */
 	struct policy_table *pt;	/* a reference; in.match points in */
-	char *domain;
+	char *domain;			/* A-label form (idn.c) */
+	char *bad_idn;			/* why domain could not be converted */
 	route_cb *cb;
 	void *arg;
 	struct event *kick;
@@ -275,6 +277,18 @@ route_step(struct route *rt)
 
 	if (rt->outstanding > 0 || rt->decided || rt->stsl != NULL)
 		return;
+	if (rt->bad_idn != NULL) {
+		/* RFC 3463 5.1.2: bad destination system address */
+		memset(&rt->dec, 0, sizeof(rt->dec));
+		rt->dec.action = POLICY_FAIL;
+		rt->dec.level = rt->in.level;
+		rt->dec.dsn = "5.1.2";
+		rt->dec.reason = xasprintf("domain %s: %s", rt->domain,
+		    rt->bad_idn);
+		rt->decided = 1;
+		rt->cb(rt, rt->arg);
+		return;
+	}
 	if (rt->mx == NULL) {
 		if (route_query(rt, rt->domain, DNS_T_MX, Q_MX, 0) == 0)
 			return;
@@ -330,12 +344,32 @@ route_start(struct event_base *base, struct resolver *r,
 	struct route *rt = xcalloc(1, sizeof(*rt));
 	const struct policy_entry *pe = NULL;
 	struct timeval tv = { 0, 0 };
+	char alabels[1024], err[256];
 
 	rt->base = base;
 	rt->res = r;
 	rt->cf = config_ref(cf);
 	rt->pt = policy_table_ref(pt);
-	rt->domain = str_lower(xstrdup(domain));
+	/*
+	 * IDN (issue #12): the MX lookup, the policy_file entry, MTA-STS and
+	 * TLSRPT all use the A-label form; the addresses keep the form the
+	 * sender wrote.  Both forms are logged once per route.
+	 */
+	switch (idn_to_alabels(domain, alabels, sizeof(alabels), err,
+	    sizeof(err))) {
+	case 1:
+		log_info("%s: internationalized domain, looked up as %s",
+		    domain, alabels);
+		/* FALLTHROUGH */
+	case 0:
+		rt->domain = xstrdup(alabels);
+		break;
+	default:
+		log_info("%s: %s", domain, err);
+		rt->domain = str_lower(xstrdup(domain));
+		rt->bad_idn = xstrdup(err);
+		break;
+	}
 	rt->cb = cb;
 	rt->arg = arg;
 	rt->sts = sts;
@@ -363,6 +397,12 @@ const struct decision *
 route_decision(const struct route *rt)
 {
 	return rt->decided ? &rt->dec : NULL;
+}
+
+const char *
+route_domain(const struct route *rt)
+{
+	return rt->domain;
 }
 
 const struct policy_input *
@@ -402,6 +442,7 @@ route_free(struct route *rt)
 		dns_result_free(rt->owned[i]);
 	event_free(rt->kick);
 	free(rt->domain);
+	free(rt->bad_idn);
 	policy_table_free(rt->pt);	/* in.match pointed into it */
 	config_unref(rt->cf);
 	free(rt);

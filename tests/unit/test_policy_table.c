@@ -107,6 +107,31 @@ test_good(void)
 	policy_table_free(t);
 }
 
+/* U-labels (issue #12): stored and matched in A-label form. */
+static void
+test_idn(void)
+{
+	struct policy_table *t;
+	const struct policy_entry *e;
+	char err[512];
+
+	t = parse("\xc3\xa9t\xc3\xa9.example dane-only\n"
+	    ".B\xc3\xbc""cher.example verify match=mx.b\xc3\xbc""cher.example\n",
+	    err, sizeof(err));
+	CHECK(t != NULL);
+	if (t == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+	e = policy_table_lookup(t, "xn--t-9fab.example");
+	CHECK(e != NULL && e->level == POLICY_DANE_ONLY);
+	CHECK(e != NULL && strcmp(e->domain, "xn--t-9fab.example") == 0);
+	e = policy_table_lookup(t, "mx.xn--bcher-kva.example");
+	CHECK(e != NULL && e->level == POLICY_VERIFY && e->nmatch == 1 &&
+	    strcmp(e->match[0], "mx.xn--bcher-kva.example") == 0);
+	policy_table_free(t);
+}
+
 static void
 test_empty(void)
 {
@@ -154,7 +179,11 @@ test_errors(void)
 	bad("..example dane\n", "pt:1: \"..example\": empty label");
 	bad("a.example dane\nb.example may\nA.EXAMPLE. verify\n", "pt:3: "
 	    "duplicate entry for a.example (first at line 1)");
-	bad("\xc3\xa9t\xc3\xa9.example dane\n", "pt:1:");
+	/* U-labels are taken (as A-labels, test_idn()); invalid UTF-8 and
+	 * disallowed code points are not */
+	bad("\xff.example dane\n", "pt:1: \"\xff.example\": not a valid "
+	    "internationalized");
+	bad("a\xe2\x98\x83\xe2\x80\x8b.example dane\n", "pt:1:");
 
 	/* 64-octet label, 254-octet name. */
 	bad("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -261,6 +290,7 @@ main(void)
 	test_refs();
 	test_good();
 	test_empty();
+	test_idn();
 	test_errors();
 	test_nul_byte();
 	test_load();
