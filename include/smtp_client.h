@@ -72,6 +72,9 @@ struct smtp_client_params {
 					 * when its family is addr's */
 	const char *host;		/* MX name, for logs ("mx.example") */
 	const char *helo;		/* our name for EHLO/HELO */
+	int own_name_ok;		/* the server may greet with helo's
+					 * name (bounce_relay: the local MTA on
+					 * this host); else SMTP_FAIL_LOOP */
 	const char *logid;		/* log prefix (queue id) or NULL */
 
 	unsigned connect_timeout_ms;	/* TCP connect (default 30 s) */

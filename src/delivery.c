@@ -922,6 +922,8 @@ job_next_host(struct dlv_job *j)
 		    j->port, j->env->id, &p);
 		if (j->env->is_report)		/* RFC 8460 §3 */
 			p.tls = tlsrpt_report_tls_mode(dec);
+		/* bounce_relay: the local MTA may well share our name */
+		p.own_name_ok = dec == &j->own_dec;
 		if (j->plain_retry && (h->tls == PTLS_MAY || j->env->is_report))
 			p.tls = SMTP_TLS_NONE;
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,

@@ -115,6 +115,7 @@ struct smtp_client {
 	socklen_t bindlen;
 	char *host;
 	char *helo;
+	int own_name_ok;
 	char *logid;
 	unsigned connect_timeout_ms, cmd_timeout_ms, data_timeout_ms;
 	unsigned greeting_timeout_ms, mail_timeout_ms, rcpt_timeout_ms;
@@ -465,7 +466,7 @@ reply_names_us(const struct smtp_client *c, const struct smtp_reply *r)
 	const char *t;
 	size_t n;
 
-	if (r->nlines == 0 || r->lines[0] == NULL)
+	if (c->own_name_ok || r->nlines == 0 || r->lines[0] == NULL)
 		return 0;
 	t = r->lines[0];
 	n = strcspn(t, " ");
@@ -1464,6 +1465,7 @@ smtp_client_connect(const struct smtp_client_params *p,
 	}
 	c->host = xstrdup(p->host ? p->host : "");
 	c->helo = xstrdup(p->helo);
+	c->own_name_ok = p->own_name_ok;
 	c->logid = p->logid ? xstrdup(p->logid) : NULL;
 	c->connect_timeout_ms = p->connect_timeout_ms ?
 	    p->connect_timeout_ms : 30000;

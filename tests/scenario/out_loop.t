@@ -17,6 +17,8 @@ side now stops a loop before the first hop:
     addresses (listen has a second socket on the SMTP port): no
     connection at all, bounced 5.4.6 "... is this relay", and no second
     queue id ever carries the recipient (no hop);
+  - the DSNs of those bounces go to bounce_relay, a local MTA that
+    greets with the same name (same host): that hop is exempt;
   - mixed.test: MX 10 dead, MX 20 the relay itself, MX 30 a working
     sink: MX 20 and 30 are dropped (a worse MX than ourselves would
     hand the mail back), MX 10 fails, the message is deferred and the
@@ -55,10 +57,16 @@ w.rig.zone("mixed.test", secure=True, records=[
 mx3 = sink.spawn(os.path.join(w.tmp, "sink-mx3.mixed.test"), drtest.ip(23),
                  w.port, cert=cert.chain, key=cert.key)
 w.sinks["mx3.mixed.test"] = mx3
+# bounce_relay: the local MTA, on this host, greets with our name too
+local_mta = sink.spawn(os.path.join(w.tmp, "sink-local-mta"),
+                       drtest.ip(30), 0, extra=["--hostname", ME])
+w.sinks["local-mta"] = local_mta
 w.start()
 
 port = drtest.free_port(drtest.TEST_IP)
 d = w.daemon(start=False, port=port, min_backoff="1h", myhostname=ME,
+             bounce_relay="%s:%d" % (local_mta.host, local_mta.port),
+             bounce_relay_tls="none",
              listen="%s:%d, %s:%d" % (drtest.TEST_IP, port, SELF_IP,
                                        w.port))
 d.start()
@@ -112,6 +120,14 @@ drtest.check(mx3.stats().get("connections", 0) == 0,
 drtest.check(re.search(r"mixed\.test: MX host mx2\.mixed\.test "
                        r"\(preference 20\) is this relay", d.log_text()),
              "mixed.test: the dropped MX is logged")
+
+# the DSNs of those bounces go to bounce_relay, which shares our name:
+# that hop is exempt (the local MTA on the same host), no loop there
+drtest.wait_for(lambda: len(local_mta.messages()) >= 4, drtest.scaled(30),
+                "the four DSNs at bounce_relay")
+drtest.check(not re.search(r"to=<sender@example\.test>, relay=bounce_relay"
+                           r"[^\n]*status=(?!sent)", d.log_text()),
+             "every DSN sent to bounce_relay")
 
 # no hop: each recipient only ever under its one queue id
 for dom in ("greet", "ehlo", "helo", "self", "mixed"):
