@@ -243,12 +243,13 @@ route_prune_self(struct route *rt)
 			temp |= h->skip && h->skip_temp;
 			continue;
 		}
+		/* not even for a TLSRPT report (tlsrpt_report_host_ok()) */
+		h->rpt_failure = NULL;
 		if (h->skip)
 			continue;
 		h->skip = 1;
 		h->skip_temp = 0;
 		h->skip_dsn = "5.4.6";
-		h->rpt_failure = NULL;		/* no TLS failure */
 		free(h->reason);
 		h->reason = xasprintf("%s: MX preference %u, not better than "
 		    "this relay's own (%s[%s]:%d, preference %u)", h->name,
