@@ -53,7 +53,8 @@ struct policy_table *policy_table_parse(const char *buf, size_t len,
 struct policy_table *policy_table_ref(struct policy_table *t);
 void policy_table_free(struct policy_table *t);
 
-/* The entry for domain (any case, trailing dot ignored) or NULL. */
+/* The entry for domain (any case, trailing dot ignored, U-labels or
+ * A-labels) or NULL. */
 const struct policy_entry *policy_table_lookup(const struct policy_table *t,
     const char *domain);
 size_t policy_table_count(const struct policy_table *t);

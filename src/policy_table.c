@@ -414,12 +414,19 @@ const struct policy_entry *
 policy_table_lookup(const struct policy_table *t, const char *domain)
 {
 	const struct policy_entry *e;
-	char key[DOMAIN_MAX + 2];
+	char key[DOMAIN_MAX + 2], abuf[DOMAIN_MAX + 2], err[256];
 	size_t len;
 	char *p;
 
 	if (t == NULL || domain == NULL || t->n == 0)
 		return NULL;
+	/* U-labels: as the entries are kept, in A-label form */
+	if (!idn_is_ascii(domain)) {
+		if (idn_to_alabels(domain, abuf, sizeof(abuf), err,
+		    sizeof(err)) == -1)
+			return NULL;
+		domain = abuf;
+	}
 	len = strlen(domain);
 	if (len > 0 && domain[len - 1] == '.')
 		len--;

@@ -126,6 +126,10 @@ test_idn(void)
 	e = policy_table_lookup(t, "xn--t-9fab.example");
 	CHECK(e != NULL && e->level == POLICY_DANE_ONLY);
 	CHECK(e != NULL && strcmp(e->domain, "xn--t-9fab.example") == 0);
+	/* looked up by either form */
+	CHECK(policy_table_lookup(t, "\xc3\xa9t\xc3\xa9.example") == e);
+	CHECK(policy_table_lookup(t, "\xc3\x89T\xc3\x89.Example.") == e);
+	CHECK(policy_table_lookup(t, "\xff.example") == NULL);
 	e = policy_table_lookup(t, "mx.xn--bcher-kva.example");
 	CHECK(e != NULL && e->level == POLICY_VERIFY && e->nmatch == 1 &&
 	    strcmp(e->match[0], "mx.xn--bcher-kva.example") == 0);
