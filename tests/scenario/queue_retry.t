@@ -7,7 +7,6 @@ connection reuse, all against real sinks behind a signed DNS world.
 import os
 import re
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
@@ -40,8 +39,8 @@ c.sendmail("sender@senders.test", ["later@retry.test"], msg(
     "later@retry.test", "retry one"))
 c.sendmail("sender@senders.test", ["nobody@perm.test", "ok@perm.test"],
            msg("nobody@perm.test", "perm one"))
-c.sendmail("", ["nobody@perm.test"], msg("nobody@perm.test", "null sender",
-                                         sender=""))
+null_id = c.sendmail("", ["nobody@perm.test"],
+                     msg("nobody@perm.test", "null sender", sender=""))
 c.sendmail("sender@senders.test", ["someone@expire.test"], msg(
     "someone@expire.test", "expire one"))
 c.close()
@@ -102,13 +101,28 @@ if exp:
                  b"delivery time expired" in exp[0]["data"],
                  "expiry DSN: 4.4.7, delivery time expired")
 
-# <> sender: bounced recipient, but no DSN anywhere
-time.sleep(1)
+# <> sender: bounced recipient, but no DSN anywhere.  Wait until the
+# relay is done with that message (its "removed" line), then look at that
+# message's own lines: bounced, and no notification created for it; and
+# no notification at all besides the two DSNs the sink received.
+drtest.wait_for(lambda: "%s: removed" % null_id in d.log_text(),
+                drtest.scaled(30), "the <> message to be removed")
 log = d.log_text()
-drtest.check(re.search(r"to=<nobody@perm\.test>, .*status=bounced", log)
-             is not None, "550 logged as bounced")
-drtest.check(len(dsns()) == 2, "exactly two DSNs: none for the <> sender "
+drtest.check(re.search(r"^.*: %s: to=<nobody@perm\.test>, .*status=bounced"
+                       % null_id, log, re.M) is not None,
+             "the <> message's 550 logged as bounced")
+drtest.check(re.search(r": %s: sender .*notification" % null_id, log)
+             is None, "no notification created for the <> message")
+notes = re.findall(r": [0-9A-F]{16}: sender .*notification: ([0-9A-F]{16})",
+                   log)
+drtest.check(len(notes) == 2, "exactly two notifications created, for "
+             "'perm one' and 'expire one' (got %d)" % len(notes))
+drtest.check(len(dsns()) == 2, "exactly two DSNs at the sender's sink "
              "(got %d)" % len(dsns()))
+drtest.check(not any(b"Subject: null sender" in m["data"]
+                     for s in sinks.values() for m in s.messages()
+                     if m["mail_from"] == ""),
+             "no sink received a report about the <> message")
 
 # 500 messages to 5 domains, per-destination limit 2, connection reuse
 c = drtest.SMTP(d.host, d.port)
