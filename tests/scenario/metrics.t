@@ -239,12 +239,36 @@ c.close()
 scen = {"ee.test": "sent", "insecure.test": "sent", "clear.test": "sent",
         "nostarttls.test": "deferred", "bogusmx.test": "deferred",
         "nullmx.test": "bounced"}
+
+
+def received_header(client, qid, rcpt, when):
+    """The trace header danerelay prepends (RFC 5321 §4.4), as the test
+    knows it must be: our EHLO name and address, no TLS, ESMTP, one
+    recipient, the date in RFC 5322 form (day not zero-padded)."""
+    tm = time.localtime(when)
+    off = tm.tm_gmtoff // 60
+    date = "%s %d %s %s %c%02d%02d" % (
+        time.strftime("%a,", tm), tm.tm_mday, time.strftime("%b %Y", tm),
+        time.strftime("%H:%M:%S", tm), "-" if off < 0 else "+",
+        abs(off) // 60, abs(off) % 60)
+    return ("Received: from client.dr-test.example ([%s])\r\n"
+            "\tby relay.dr-test.example (danerelay) with ESMTP id %s\r\n"
+            "\tfor <%s>; %s\r\n" % (client, qid, rcpt, date)).encode()
+
+
+# The bytes received, counted by the test itself: what it sent plus the
+# trace header it knows the relay must prepend.
 sizes = 0
+sent = {}
 c = drtest.SMTP(d.host, d.port)
+client = c.sock.getsockname()[0]
 for dom in scen:
     body = ("From: <sender@example.net>\r\nTo: <user@%s>\r\n"
             "Subject: metrics %s\r\n\r\nHello %s.\r\n" % (dom, dom, dom))
-    c.sendmail("", ["user@" + dom], body.encode())
+    qid = c.sendmail("", ["user@" + dom], body.encode())
+    sent[dom] = (qid, body.encode())
+    sizes += len(body) + len(received_header(client, qid, "user@" + dom,
+                                             time.time()))
 c.cmd("QUIT")
 c.close()
 
@@ -269,8 +293,28 @@ drtest.wait_for(lambda: val(scrape(), "danerelay_deliveries_in_flight") == 0,
                 30, "no delivery in flight")
 
 v = scrape()
-sizes = sum(int(s) for s in re.findall(r"queued, from=<[^>]*>, nrcpt=\d+, "
-                                       r"size=(\d+)", d.log_text()))
+
+# Where a copy can still be seen (at a sink, or queued), it is exactly
+# that header and what was sent (the date only as its form).
+DATE_RE = rb"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [-+]\d{4}"
+copies = {}
+for sk in sinks.values():
+    for m in sk.messages():
+        dom = m["rcpts"][0].split("@")[1]
+        copies[dom] = m["data"]
+for qid in d.queue_ids():
+    dom = d.read_env(qid)["rcpts"][0]["addr"].split("@")[1]
+    copies[dom] = d.read_data(qid)
+drtest.check(set(copies) == set(scen) - {"nullmx.test"},
+             "a copy of every message but the bounced one: %s" % sorted(copies))
+for dom, data in copies.items():
+    qid, body = sent[dom]
+    hdr = re.escape(received_header(client, qid, "user@" + dom, 0)
+                    .rsplit(b"; ", 1)[0] + b"; ")
+    drtest.check(re.fullmatch(hdr + DATE_RE + rb"\r\n" + re.escape(body),
+                              data, re.S) is not None,
+                 "%s: the copy is the trace header and what was sent: %r"
+                 % (dom, data[:300]))
 
 
 def want(name, value, labels=""):
