@@ -296,7 +296,8 @@ v = scrape()
 
 # Where a copy can still be seen (at a sink, or queued), it is exactly
 # that header and what was sent (the date only as its form).
-DATE_RE = rb"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [-+]\d{4}"
+DATE_RE = (rb"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} "
+           rb"\d\d:\d\d:\d\d [-+]\d{4}")
 copies = {}
 for sk in sinks.values():
     for m in sk.messages():
@@ -306,7 +307,8 @@ for qid in d.queue_ids():
     dom = d.read_env(qid)["rcpts"][0]["addr"].split("@")[1]
     copies[dom] = d.read_data(qid)
 drtest.check(set(copies) == set(scen) - {"nullmx.test"},
-             "a copy of every message but the bounced one: %s" % sorted(copies))
+             "a copy of every message but the bounced one: %s"
+             % sorted(copies))
 for dom, data in copies.items():
     qid, body = sent[dom]
     hdr = re.escape(received_header(client, qid, "user@" + dom, 0)

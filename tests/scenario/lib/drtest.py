@@ -55,6 +55,8 @@ The daemon
     d.read_env(id)            parsed envelope (dict, see parse_env):
                               queue/ID.env, else the one in ID.msg
     d.tmp_files()             names in spool tmp/
+    d.control(request)        one request on its control socket -> the
+                              reply's lines ("ok ..."/"error ..." last)
     d.cli(*args)              run `danerelay -c CONF args...`
                               -> subprocess.CompletedProcess (text)
     d.write_config(**opts)    rewrite the config (for reload tests)
@@ -404,6 +406,28 @@ class Daemon:
             return sorted(os.listdir(os.path.join(self.spool, "tmp")))
         except FileNotFoundError:
             return []
+
+    def control(self, request, timeout=30):
+        """One request on the daemon's control socket (src/control.c)
+        -> the reply's lines, the final "ok ..." or "error ..." last."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(scaled(timeout))
+        try:
+            s.connect(self.options["control_socket"])
+            s.sendall(request.encode() + b"\n")
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise OSError("control socket closed after %r"
+                                  % buf[-200:])
+                buf += chunk
+                lines = buf.decode("utf-8", "replace").split("\n")
+                for i, line in enumerate(lines[:-1]):
+                    if line.startswith(("ok", "error")):
+                        return lines[:i + 1]
+        finally:
+            s.close()
 
     def cli(self, *args, timeout=60):
         return subprocess.run([self.cli_binary, "-c", self.conf]
