@@ -16,7 +16,10 @@ and so on); everything else is the README's text:
   verified certificate and AUTH through a gateway set up with the
   gateway-conf and gateway-auth snippets) each deliver one message
   there through danerelay, authenticated by DANE;
-- mta-sts-policy is a well-formed RFC 8461 §3.2 policy for the zone's MX.
+- mta-sts-policy, served by nginx at the zone's mta-sts address, is
+  fetched and parsed by danerelay itself (`danerelay mta-sts refresh`,
+  `show`): mode enforce, the zone's MX, a max_age within RFC 8461's
+  limits.
 """
 import atexit
 import os
@@ -28,11 +31,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import certs  # noqa: E402
 import dnsrig  # noqa: E402
+import nginx  # noqa: E402
 import sink  # noqa: E402
 
 for tool in ("ldns-signzone", "nsd", "openssl", "swaks", "curl"):
     if not drtest.which(tool):
         drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
+if not nginx.available():
+    drtest.skip("nginx not installed (scripts/install-deps --test)")
 
 T = drtest.TMPDIR
 os.chmod(T, 0o755)
@@ -233,24 +239,41 @@ drtest.check(re.search(r"sasl_method=(PLAIN|LOGIN), sasl_username=app1",
              "the python auth snippet logged in as app1")
 
 # ---------------------------------------------------------------- MTA-STS
-pol = snippet("mta-sts-policy")
-fields = {}
-for line in pol.split("\n"):
-    m = re.fullmatch(r"([A-Za-z0-9_]+): *([\x21-\x7e]+)", line)
-    drtest.check(m is not None, "policy line %r is key: value" % line)
-    if m:
-        fields.setdefault(m.group(1), []).append(m.group(2))
-drtest.check(fields.get("version") == ["STSv1"], "version: STSv1")
-drtest.check(fields.get("mode") == ["enforce"], "mode: enforce")
-drtest.check(fields.get("mx") == ["mail.example.org"],
-             "mx names the zone's MX (mail.example.org)")
-ma = fields.get("max_age", ["x"])[0]
-drtest.check(ma.isdigit() and 86400 <= int(ma) <= 31557600,
-             "max_age %s within a day and RFC 8461's limit" % ma)
-drtest.check("mail.example.org" in snippet("dns-zone") and
-             re.search(r"^example\.org\.\s+MX\s+10 mail\.example\.org\.$",
+# The policy as written, served where the zone's records say (the
+# mta-sts A record, the _mta-sts TXT id), fetched and parsed by
+# danerelay's own MTA-STS code: `danerelay mta-sts refresh` and `show`.
+pol = subst(snippet("mta-sts-policy"), [("example.org", DOM)])
+sts_cert = ca.issue(["mta-sts." + DOM])
+web = nginx.Nginx(os.path.join(T, "nginx"), drtest.ip(21))
+web.site("mta-sts." + DOM, sts_cert.chain, sts_cert.key, policy=pol + "\n")
+web.start()
+atexit.register(web.stop)
+sts = drtest.Daemon(name="sts", mta_sts="yes", https_port=web.port,
+                    ca_file=ca.crt, **dns)
+r = sts.cli("mta-sts", "refresh", DOM, timeout=60)
+drtest.check(r.returncode == 0 and
+             ("%s: fetched policy id=2024060101, mode enforce" % DOM)
+             in r.stdout, "mta-sts refresh of the README's policy: %s%s"
+             % (r.stdout, r.stderr))
+drtest.check(len(web.requests("mta-sts." + DOM)) >= 1,
+             "the policy was fetched from mta-sts.%s" % DOM)
+r = sts.cli("mta-sts", "show", DOM)
+drtest.log("%s", r.stdout)
+drtest.check(r.returncode == 0 and re.search(r"^mode: +enforce$", r.stdout,
+                                             re.M) is not None,
+             "the parsed policy's mode is enforce: %s%s" % (r.stdout,
+                                                            r.stderr))
+mxs = re.findall(r"^mx: +(\S+)$", r.stdout, re.M)
+drtest.check(mxs == ["mail." + DOM], "the parsed policy's mx is the zone's "
+             "MX (mail.%s): %r" % (DOM, mxs))
+ma = re.search(r"^max_age: +(\d+)", r.stdout, re.M)
+drtest.check(ma is not None and 86400 <= int(ma.group(1)) <= 31557600,
+             "parsed max_age within a day and RFC 8461's limit: %s"
+             % r.stdout)
+drtest.check(re.search(r"^example\.org\.\s+MX\s+10 mail\.example\.org\.$",
                        snippet("dns-zone"), re.M) is not None,
-             "the policy's mx is the zone's MX")
+             "the zone's MX is the policy's mx (mail.example.org)")
+sts.cli("mta-sts", "forget", DOM)
 
 d.stop()
 d2.stop()
