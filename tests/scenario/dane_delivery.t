@@ -101,40 +101,51 @@ scenario("ta2.test", "sent", records=["@ MX 10 mx"] + host_records(
 wrong = inter.issue(["mail.elsewhere.test"])
 ip = add_sink(mx_ip(), wrong)
 scenario("taname.test", "deferred", records=["@ MX 10 mx"] + host_records(
-    "mx", ip, [inter.tlsa(2, 1, 1)]), ip=ip)
+    "mx", ip, [inter.tlsa(2, 1, 1)]), ip=ip,
+    why=r"stage TLS: certificate verification failed: hostname mismatch")
 
 # 4. TLSA present, no match -> deferred
 nm = ss("mx.nomatch.test")
 decoy = ss("decoy.nomatch.test")
 ip = add_sink(mx_ip(), nm)
 scenario("nomatch.test", "deferred", records=["@ MX 10 mx"] + host_records(
-    "mx", ip, [decoy.tlsa(3, 1, 1)]), ip=ip)
+    "mx", ip, [decoy.tlsa(3, 1, 1)]), ip=ip,
+    why=r"stage TLS: certificate verification failed: no matching DANE "
+    r"TLSA records")
 
 # 5. STARTTLS stripped on a DANE MX -> deferred, nothing in cleartext
 st = ss("mx.nostarttls.test")
 ip = add_sink(mx_ip(), st, starttls=False)
 scenario("nostarttls.test", "deferred", records=["@ MX 10 mx"] +
-         host_records("mx", ip, [st.tlsa(3, 1, 1)]), ip=ip)
+         host_records("mx", ip, [st.tlsa(3, 1, 1)]), ip=ip,
+         why=r"stage STARTTLS: TLS is required but the server does not "
+         r"offer STARTTLS")
 
 # 6. Bogus TLSA signature -> deferred
 bt = ss("mx.bogustlsa.test")
 ip = add_sink(mx_ip(), bt)
 scenario("bogustlsa.test", "deferred", records=["@ MX 10 mx"] +
-         host_records("mx", ip, [bt.tlsa(3, 1, 1)], bogus_tlsa=True), ip=ip)
+         host_records("mx", ip, [bt.tlsa(3, 1, 1)], bogus_tlsa=True), ip=ip,
+         why=r"4\.7\.5 TLSA RRset of mx\.bogustlsa\.test is bogus \(DNSSEC "
+         r"validation failed", never_contacted=True)
 
 # 7. TLSA lookup SERVFAIL for a secure host -> deferred
 sf = ss("mx.servfail.test")
 ip = add_sink(mx_ip(), sf)
 scenario("servfail.test", "deferred", records=["@ MX 10 mx"] +
          host_records("mx", ip, [sf.tlsa(3, 1, 1)]),
-         servfail=["_%d._tcp.mx" % port], ip=ip)
+         servfail=["_%d._tcp.mx" % port], ip=ip,
+         why=r"4\.7\.5 TLSA lookup for mx\.servfail\.test failed "
+         r"\(SERVFAIL\)", never_contacted=True)
 
 # 8. Bogus MX RRset -> deferred
 bm = ss("mx.bogusmx.test")
 ip = add_sink(mx_ip(), bm)
 scenario("bogusmx.test", "deferred", records=[
     dnsrig.Record("@ MX 10 mx", bogus=True)] + host_records(
-    "mx", ip, [bm.tlsa(3, 1, 1)]), ip=ip)
+    "mx", ip, [bm.tlsa(3, 1, 1)]), ip=ip,
+    why=r"4\.7\.5 MX RRset of bogusmx\.test is bogus \(DNSSEC validation "
+    r"failed", never_contacted=True)
 
 # 9. Insecure zone with (non-matching) TLSA -> ignored, opportunistic TLS
 ins = ss("mx.insecure.test")
@@ -162,7 +173,8 @@ scenario("brokentls.test", "sent", records=["@ MX 10 mx"] + host_records(
 bd = ss("mx.brokendane.test")
 ip = add_sink(mx_ip(), bd, rules=["STARTTLS||0|tls-garbage"])
 scenario("brokendane.test", "deferred", records=["@ MX 10 mx"] +
-         host_records("mx", ip, [bd.tlsa(3, 1, 1)]), ip=ip)
+         host_records("mx", ip, [bd.tlsa(3, 1, 1)]), ip=ip,
+         why=r"stage TLS: TLS handshake failed")
 
 # 11. Only PKIX usages -> mandatory TLS, unauthenticated
 pk = ss("mx.pkix.test")
@@ -173,7 +185,9 @@ scenario("pkix.test", "sent", records=["@ MX 10 mx"] + host_records(
 pkc = ss("mx.pkixclear.test")
 ip = add_sink(mx_ip(), pkc, starttls=False)
 scenario("pkixclear.test", "deferred", records=["@ MX 10 mx"] +
-         host_records("mx", ip, [decoy.tlsa(1, 1, 1)]), ip=ip)
+         host_records("mx", ip, [decoy.tlsa(1, 1, 1)]), ip=ip,
+         why=r"stage STARTTLS: TLS is required but the server does not "
+         r"offer STARTTLS")
 
 # 12. First MX fails DANE, second passes -> delivered via the second
 m1 = ss("mx1.twomx.test")
@@ -195,7 +209,9 @@ scenario("expee.test", "sent", records=["@ MX 10 mx"] + host_records(
 xt = inter.issue(["mx.expta.test"], expired=True)
 ip = add_sink(mx_ip(), xt)
 scenario("expta.test", "deferred", records=["@ MX 10 mx"] + host_records(
-    "mx", ip, [inter.tlsa(2, 1, 1)]), ip=ip)
+    "mx", ip, [inter.tlsa(2, 1, 1)]), ip=ip,
+    why=r"stage TLS: certificate verification failed: certificate has "
+    r"expired")
 
 # 15. Null MX -> bounced; the DSN reaches the sender's own DANE MX
 scenario("nullmx.test", "bounced", records=["@ MX 0 ."])
@@ -208,17 +224,19 @@ rig.zone("senders.test", records=["@ MX 10 mx"] + host_records(
 do = ss("mx.daneonly.test")
 ip = add_sink(mx_ip(), do)
 scenario("daneonly.test", "deferred", secure=False, records=["@ MX 10 mx"] +
-         host_records("mx", ip), ip=ip)
+         host_records("mx", ip), ip=ip,
+         why=r"4\.7\.5 dane-only: no DANE for mx\.daneonly\.test \(MX RRset "
+         r"not DNSSEC-validated\)", never_contacted=True)
 
 # 17. DANE-TA whose chain leads to an unrelated CA -> deferred
 un = other_root.issue(["mx.unrelated.test"])
 ip = add_sink(mx_ip(), un)
 scenario("unrelated.test", "deferred", records=["@ MX 10 mx"] + host_records(
-    "mx", ip, [inter.tlsa(2, 1, 1)]), ip=ip)
+    "mx", ip, [inter.tlsa(2, 1, 1)]), ip=ip,
+    why=r"stage TLS: certificate verification failed: no matching DANE "
+    r"TLSA records")
 
 rig.start()
-for ip, s in sinks.items():
-    pass
 
 policy = os.path.join(T, "policy")
 with open(policy, "w") as f:
@@ -240,7 +258,8 @@ for dom in scen:
     c.sendmail("sender@senders.test", ["user@" + dom], body)
 c.close()
 
-final = re.compile(r"to=<user@([a-z0-9.]+)>, .*status=(sent|deferred|bounced)")
+final = re.compile(r"to=<user@([a-z0-9.]+)>, .*status=(sent|deferred|bounced)"
+                   r"[^\n]*")
 
 
 def outcomes():
@@ -282,6 +301,22 @@ for dom, sc in scen.items():
     else:
         drtest.check(len(msgs) == 0, "%s: nothing may arrive at %s, got %d"
                      % (dom, ip, len(msgs)))
+    if sc["expect"] == "deferred":
+        # deferred for its own reason, not for any reason at all
+        m = re.search(r"status=deferred \((.*)\)$", line)
+        drtest.check(m is not None and re.search(sc["why"], m.group(1))
+                     is not None, "%s: deferred because /%s/, log: %s"
+                     % (dom, sc["why"], line))
+        # the sink counts connections: a host that DNSSEC rules out is
+        # never contacted; the others were (the reason came from them)
+        conns = sinks[ip].stats().get("connections", 0)
+        if sc.get("never_contacted"):
+            drtest.check(conns == 0, "%s: %s must never be contacted, the "
+                         "sink saw %d connections" % (dom, ip, conns))
+        else:
+            drtest.check(conns >= 1, "%s: %s was tried (the reason is its "
+                         "answer), the sink saw %d connections"
+                         % (dom, ip, conns))
 
 # the deferred ones are still queued with their reason, pending
 ids = d.queue_ids()
