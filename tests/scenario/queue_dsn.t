@@ -60,10 +60,11 @@ def one_warning(what):
     """Exactly one warning exists: one made, one at the sender's MX, and
     nothing but the slow message queued (a second one made by now would
     be queued or delivered)."""
-    drtest.check(len(notes()) == 1, "%s: one delay notification made (%s)"
-                 % (what, notes()))
+    drtest.check(len(notes()) == 1, "%s: one delay notification made (%d: "
+                 "%s)" % (what, len(notes()), notes()[:5]))
     drtest.check(d.queue_ids() == [slow], "%s: only the slow message "
-                 "queued: %s" % (what, d.queue_ids()))
+                 "queued (%d queued: %s)" % (what, len(d.queue_ids()),
+                                             d.queue_ids()[:5]))
     drtest.check(len(delayed()) == 1, "%s: one delay warning at the "
                  "sender's MX (got %d)" % (what, len(delayed())))
 
