@@ -69,12 +69,12 @@ def one_warning(what):
                  "sender's MX (got %d)" % (what, len(delayed())))
 
 
-drtest.wait_for(lambda: len(delayed()) >= 1, drtest.scaled(30),
+drtest.wait_for(lambda: len(delayed()) >= 1, 30,
                 "the delay warning")
 # three more attempts after the one that warned (backoff 1-2 s): three
 # more passes that must not warn again
 n = retries()
-drtest.wait_for(lambda: retries() >= n + 3, drtest.scaled(30),
+drtest.wait_for(lambda: retries() >= n + 3, 30,
                 "three more attempts after the warning")
 one_warning("after three more attempts")
 warns = delayed()
@@ -95,7 +95,7 @@ if ids:
 d.stop()
 at = len(d.log_text())
 d.start()
-drtest.wait_for(lambda: retries(at) >= 2, drtest.scaled(30),
+drtest.wait_for(lambda: retries(at) >= 2, 30,
                 "two attempts after the restart")
 drtest.check(notes(at) == [], "no delay notification after the restart")
 one_warning("after a restart")
@@ -108,7 +108,7 @@ c = drtest.SMTP(b.host, b.port)
 c.sendmail("user@nodns.invalid", ["nobody@perm.test"],
            msg("nobody@perm.test", "goes back", "user@nodns.invalid"))
 c.close()
-drtest.wait_for(lambda: len(local.messages()) >= 1, drtest.scaled(30),
+drtest.wait_for(lambda: len(local.messages()) >= 1, 30,
                 "the DSN at the bounce_relay")
 m = local.messages()[0]
 drtest.check(m["mail_from"] == "" and m["rcpts"] == ["user@nodns.invalid"],
@@ -117,11 +117,11 @@ drtest.check(b"Final-Recipient: rfc822; nobody@perm.test" in m["data"],
              "DSN content")
 # the sink records before it answers 250: wait for the relay's log line
 relay_line = "relay=bounce_relay[%s]:%d" % (local.host, local.port)
-drtest.wait_for(lambda: relay_line in b.log_text(), drtest.scaled(10),
+drtest.wait_for(lambda: relay_line in b.log_text(), 10,
                 "the delivery line naming the bounce_relay")
 drtest.check(relay_line in b.log_text(),
              "logged with the bounce_relay as relay")
-drtest.wait_for(lambda: b.queue_ids() == [], drtest.scaled(10),
+drtest.wait_for(lambda: b.queue_ids() == [], 10,
                 "an empty queue")
 local.stop()
 w.stop()

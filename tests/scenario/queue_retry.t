@@ -46,12 +46,12 @@ c.sendmail("sender@senders.test", ["someone@expire.test"], msg(
 c.close()
 
 # 451 then 250: delivered on a later attempt, backoff in the log
-drtest.wait_for(lambda: len(s_retry.messages()) == 1, drtest.scaled(30),
+drtest.wait_for(lambda: len(s_retry.messages()) == 1, 30,
                 "the retried message")
 # the sink records before it answers 250: wait for the relay's log line
 drtest.wait_for(lambda: re.search(r"to=<later@retry\.test>, .*status=sent",
                                   d.log_text()) is not None,
-                drtest.scaled(10), "the status=sent line")
+                10, "the status=sent line")
 log = d.log_text()
 drtest.check(re.search(r"to=<later@retry\.test>, attempt 1 deferred, next "
                        r"attempt in \d+s", log) is not None,
@@ -63,7 +63,7 @@ drtest.check(re.search(r"to=<later@retry\.test>, .*status=sent", log)
 
 # 550: ok@ delivered, nobody@ bounced with a DSN to the sender
 drtest.wait_for(lambda: any("ok@perm.test" in m["rcpts"]
-                            for m in s_perm.messages()), drtest.scaled(30),
+                            for m in s_perm.messages()), 30,
                 "the accepted recipient")
 
 
@@ -72,7 +72,7 @@ def dsns():
             if m["mail_from"] == "" and "sender@senders.test" in m["rcpts"]]
 
 
-drtest.wait_for(lambda: len(dsns()) >= 1, drtest.scaled(30), "the DSN")
+drtest.wait_for(lambda: len(dsns()) >= 1, 30, "the DSN")
 data = dsns()[0]["data"]
 drtest.check(b"multipart/report; report-type=delivery-status" in data,
              "DSN is multipart/report delivery-status")
@@ -92,7 +92,7 @@ drtest.check(b"ok@perm.test" not in data.split(b"message/delivery-status")[1]
              "the delivered recipient is not in the DSN report part")
 
 # lifetime expiry: bounce with 4.4.7
-drtest.wait_for(lambda: len(dsns()) >= 2, drtest.scaled(40),
+drtest.wait_for(lambda: len(dsns()) >= 2, 40,
                 "the expiry DSN")
 exp = [m for m in dsns() if b"someone@expire.test" in m["data"]]
 drtest.check(len(exp) == 1, "expiry DSN names the recipient")
@@ -106,7 +106,7 @@ if exp:
 # message's own lines: bounced, and no notification created for it; and
 # no notification at all besides the two DSNs the sink received.
 drtest.wait_for(lambda: "%s: removed" % null_id in d.log_text(),
-                drtest.scaled(30), "the <> message to be removed")
+                30, "the <> message to be removed")
 log = d.log_text()
 drtest.check(re.search(r"^.*: %s: to=<nobody@perm\.test>, .*status=bounced"
                        % null_id, log, re.M) is not None,
@@ -132,7 +132,7 @@ for i in range(500):
                msg("u%d@%s" % (i, dom), "bulk %d" % i))
 c.close()
 drtest.wait_for(lambda: sum(len(sinks[b].messages()) for b in bulk) == 500,
-                drtest.scaled(120), "500 bulk messages at the sinks")
+                120, "500 bulk messages at the sinks")
 for b in bulk:
     st = sinks[b].stats()
     drtest.check(st["max_active"] <= 2, "%s: at most 2 concurrent sessions "
@@ -144,7 +144,7 @@ for b in bulk:
                st["connections"], st["max_active"])
 
 # nothing left in the queue
-drtest.wait_for(lambda: d.queue_ids() == [], drtest.scaled(20),
+drtest.wait_for(lambda: d.queue_ids() == [], 20,
                 "an empty queue")
 w.stop()
 drtest.done()
