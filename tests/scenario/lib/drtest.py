@@ -26,6 +26,7 @@ Environment and results
     drtest.fail(msg)          print, show daemon logs, exit 1
     drtest.skip(msg)          print "SKIP: msg", exit 77
     drtest.done()             print "N passed, N failed" and exit 0/1
+    drtest.at_done(fn)        fn() runs at the start of done()
 
 The daemon
     d = drtest.Daemon(name="d", **options)
@@ -104,6 +105,7 @@ QUEUED_RE = re.compile(r"queued as ([0-9A-F]{16})")
 
 _checks = {"passed": 0, "failed": 0}
 _daemons = []
+_done_hooks = []
 
 
 def scaled(secs):
@@ -151,7 +153,15 @@ def check(cond, msg):
     return cond
 
 
+def at_done(fn):
+    """fn() runs first thing in done(): end-of-test checks (world.py: every
+    daemon still alive, no sanitizer report)."""
+    _done_hooks.append(fn)
+
+
 def done():
+    for fn in _done_hooks:
+        fn()
     if _checks["failed"]:
         _show_daemon_logs()
     print("%d passed, %d failed" % (_checks["passed"], _checks["failed"]),
@@ -222,6 +232,7 @@ class Daemon:
         self.logfile = os.path.join(self.dir, "danerelayd.log")
         self.spool = os.path.join(self.dir, "spool")
         self.proc = None
+        self.stopped = False    # stopped by the test (stop(), kill9())
         self._logfh = None
         self.binary = os.path.join(BUILDDIR, "danerelayd")
         self.cli_binary = os.path.join(BUILDDIR, "danerelay")
@@ -281,6 +292,7 @@ class Daemon:
         self._logfh.write(("==== drtest: start %s\n" % time.strftime("%T"))
                           .encode())
         self._logfh.flush()
+        self.stopped = False
         self.proc = subprocess.Popen(
             [self.binary, "-f", "-c", self.conf] + list(args),
             stdin=subprocess.DEVNULL, stdout=self._logfh,
@@ -313,6 +325,7 @@ class Daemon:
     def stop(self, expect_ok=True, timeout=30):
         if self.proc is None:
             return None
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -333,6 +346,7 @@ class Daemon:
         return rc
 
     def kill9(self):
+        self.stopped = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
