@@ -67,11 +67,14 @@ SMTP
         a raw client: c.banner (code, text) after connect,
         c.cmd("EHLO x") -> (code, text), c.send(bytes), c.reply(),
         c.sendmail(sender, rcpts, data) -> queue id or raises SMTPError,
+        c.starttls(cafile=None) -> TLS version (unverified without cafile),
         c.data(bytes) dot-stuffs and sends DATA content, c.close()
     drtest.dot_stuff(data), drtest.strip_received(data)
     drtest.QUEUED_RE matches "queued as ID" in a 250 reply
+    drtest.closed_within(sock, secs)  True if the server closed in time
 
 Certificates and tools
+    drtest.auth_file(path, {user: password}) -> path: an auth_file
     drtest.make_cert(dir, cn) -> (certfile, keyfile), self-signed EC via the
         openssl CLI (tests/scenario/lib/certs.py is the place for CA chains)
     drtest.postfix_tools()    directory with Postfix's smtp-source,
@@ -602,11 +605,44 @@ class SMTP:
             raise SMTPError("no queue id in %r" % text, code, text)
         return m.group(1)
 
+    def starttls(self, cafile=None, hostname="relay.dr-test.example"):
+        """STARTTLS -> 220, then TLS on the socket: verified against
+        cafile if given, else unverified; EHLO must be sent again.
+        Returns the TLS version.  Fails if the server sent anything after
+        its 220 (a plaintext injection)."""
+        self.expect("STARTTLS", 220)
+        if self.buf:
+            raise SMTPError("data after the STARTTLS reply: %r"
+                            % self.buf[:100])
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if cafile:
+            ctx.load_verify_locations(cafile)
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=hostname)
+        self._helo_done = False
+        return self.sock.version()
+
     def close(self):
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+def closed_within(sock, secs):
+    """Read until the server closes; True if it did within secs (scaled)."""
+    sock.settimeout(scaled(secs))
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
 
 
 # ---------------------------------------------------------------- tools
@@ -627,6 +663,25 @@ def make_cert(directory, cn="relay.dr-test.example"):
     os.chmod(cert, 0o644)
     os.chmod(key, 0o644)     # test key: the dropped daemon re-reads it
     return cert, key
+
+
+def auth_file(path, users, owner="danerelay"):
+    """Write an auth_file (src/auth.h) with SHA-512-crypt hashes of
+    users {name: password}; mode 0600, owned by the daemon's user when
+    root (the daemon reads it after dropping privileges).  -> path."""
+    with open(path, "w") as f:
+        for name, pw in users.items():
+            h = subprocess.run(["openssl", "passwd", "-6", "-salt",
+                                "drtestsalt", pw], stdout=subprocess.PIPE,
+                               universal_newlines=True, check=True)
+            f.write("%s:%s\n" % (name, h.stdout.strip()))
+    os.chmod(path, 0o600)
+    if os.geteuid() == 0:
+        import pwd
+        _ensure_user(owner)
+        pw = pwd.getpwnam(owner)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return path
 
 
 def postfix_tools():
