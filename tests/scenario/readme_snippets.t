@@ -30,11 +30,10 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import certs  # noqa: E402
-import dnsrig  # noqa: E402
 import nginx  # noqa: E402
-import sink  # noqa: E402
+import world  # noqa: E402
 
-for tool in ("ldns-signzone", "nsd", "openssl", "swaks", "curl"):
+for tool in ("swaks", "curl"):
     if not drtest.which(tool):
         drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
 if not nginx.available():
@@ -42,25 +41,11 @@ if not nginx.available():
 
 T = drtest.TMPDIR
 os.chmod(T, 0o755)
-README = os.path.join(drtest.SRCDIR, "README.md")
 DOM = "selfhost.test"
 
 
-def snippet(name):
-    text = open(README, encoding="utf-8").read()
-    m = re.search(r"<!-- snippet: %s\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```"
-                  % re.escape(name), text, re.S)
-    if m is None:
-        drtest.fail("README.md has no snippet %r" % name)
-    return m.group(1)
-
-
-def subst(text, pairs):
-    for old, new in pairs:
-        if old not in text:
-            drtest.fail("snippet changed: %r not found in:\n%s" % (old, text))
-        text = text.replace(old, new)
-    return text
+snippet = drtest.snippet
+subst = drtest.subst
 
 
 def sh(script, timeout=60):
@@ -71,15 +56,9 @@ def sh(script, timeout=60):
 
 
 # ---------------------------------------------------------------- the MX
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-port = drtest.free_port(drtest.ip(10))
+w = world.World()
 mx_ip = drtest.ip(20)
-mx_cert = certs.self_signed(pki, ["mail." + DOM])
-mx = sink.spawn(os.path.join(T, "sink"), mx_ip, port, cert=mx_cert.crt,
-                key=mx_cert.key)
-atexit.register(mx.stop)        # also when the test fails
+mx_cert = certs.self_signed(w.pki, ["mail." + DOM])
 
 # tlsa-digest: the README's command on the MX's certificate
 cmd = subst(snippet("tlsa-digest"),
@@ -97,7 +76,7 @@ drtest.check(digest == want, "tlsa-digest equals the 3 1 1 data of the "
 zone = subst(snippet("dns-zone"), [
     ("8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1",
      digest),
-    ("_25._tcp.", "_%d._tcp." % port),
+    ("_25._tcp.", "_%d._tcp." % w.port),
     ("192.0.2.25", mx_ip), ("192.0.2.80", drtest.ip(21)),
     ("example.org.", DOM + ".")])
 records = []
@@ -105,10 +84,12 @@ for line in zone.splitlines():
     if " AAAA " in line:
         continue        # the test world is IPv4 (no foreign ::1 traffic)
     records.append(line)
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-rig.zone(DOM, records=records)
-rig.start()
+# the MX is a sink with that certificate; the zone's records are the
+# README's (publish=False: the world adds none of its own)
+mx = w.dest(DOM, mx=[world.MX("mail", 20, cert=mx_cert, publish=False)],
+            records=records)
+w.start()
+rig = w.rig
 
 if drtest.which("drill"):
     def txt(name):
@@ -129,11 +110,7 @@ if drtest.which("drill"):
                      "TXT %s served as written: %s" % (owner, ans[-400:]))
 
 # ---------------------------------------------------------------- relays
-dns = dict(dns_config=rig.unbound_conf(),
-           trust_anchor_file=rig.trust_anchor_file, smtp_port=port,
-           min_backoff="1h", smtp_connect_timeout="5s", smtp_timeout="10s")
-d = drtest.Daemon(name="local", **dns)
-d.start()
+d = w.daemon(name="local", min_backoff="1h")
 
 r = d.cli("probe", DOM, timeout=60)
 drtest.check(r.returncode == 0 and "result: deliverable" in r.stdout,
@@ -143,7 +120,7 @@ drtest.check("dane-ee" in r.stdout, "probe verified the MX by DANE-EE:\n%s"
              % r.stdout)
 
 # a gateway with AUTH, from the README's gateway snippets
-ca = certs.CA(pki, "Gateway Test CA")
+ca = certs.CA(w.pki, "Gateway Test CA")
 GW = "relay.dr-test.example"
 gw_ip = drtest.ip(3)
 gw_port = drtest.free_port(gw_ip)
@@ -155,11 +132,11 @@ gw_conf = subst(snippet("gateway-conf"), [
     ("/etc/danerelay/auth", auth_file),
     ("/etc/danerelay/fullchain.pem", gw_cert.chain),
     ("/etc/danerelay/privkey.pem", gw_cert.key)])
-opts = dict(dns)
+opts = dict(min_backoff="1h")
 for line in gw_conf.splitlines():
     k, _, v = line.partition("=")
     opts[k.strip()] = v.strip()
-d2 = drtest.Daemon(name="gw", host=gw_ip, port=gw_port, **opts)
+d2 = w.daemon(name="gw", start=False, host=gw_ip, port=gw_port, **opts)
 r = sh(subst(snippet("gateway-auth"), [("/etc/danerelay/auth", auth_file),
                                        ("mta1:", "app1:")]))
 drtest.check(r.returncode == 0, "gateway-auth commands: %s" % r.stdout)
@@ -248,8 +225,8 @@ web = nginx.Nginx(os.path.join(T, "nginx"), drtest.ip(21))
 web.site("mta-sts." + DOM, sts_cert.chain, sts_cert.key, policy=pol + "\n")
 web.start()
 atexit.register(web.stop)
-sts = drtest.Daemon(name="sts", mta_sts="yes", https_port=web.port,
-                    ca_file=ca.crt, **dns)
+sts = w.daemon(name="sts", start=False, mta_sts="yes", https_port=web.port,
+               ca_file=ca.crt, min_backoff="1h")
 r = sts.cli("mta-sts", "refresh", DOM, timeout=60)
 drtest.check(r.returncode == 0 and
              ("%s: fetched policy id=2024060101, mode enforce" % DOM)
@@ -275,8 +252,5 @@ drtest.check(re.search(r"^example\.org\.\s+MX\s+10 mail\.example\.org\.$",
              "the zone's MX is the policy's mx (mail.example.org)")
 sts.cli("mta-sts", "forget", DOM)
 
-d.stop()
-d2.stop()
-mx.stop()
-rig.stop()
+w.stop()
 drtest.done()

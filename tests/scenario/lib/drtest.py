@@ -77,6 +77,10 @@ Certificates and tools
     drtest.auth_file(path, {user: password}) -> path: an auth_file
     drtest.make_cert(dir, cn) -> (certfile, keyfile), self-signed EC via the
         openssl CLI (tests/scenario/lib/certs.py is the place for CA chains)
+    drtest.snippet(name)      a README.md operator snippet ("<!-- snippet:
+                              NAME -->" and the fenced block after it)
+    drtest.subst(text, [(old, new)...])  replace in a snippet, failing if
+                              old is missing
     drtest.postfix_tools()    directory with Postfix's smtp-source,
         smtp-sink and posttls-finger wrappers (tests/scenario/lib/
         get-postfix-tools); skips the test if they cannot be had
@@ -682,6 +686,29 @@ def auth_file(path, users, owner="danerelay"):
         pw = pwd.getpwnam(owner)
         os.chown(path, pw.pw_uid, pw.pw_gid)
     return path
+
+
+def snippet(name, readme=None):
+    """The fenced block after "<!-- snippet: NAME ..." in README.md (the
+    operator snippets the tests run as written)."""
+    readme = readme or os.path.join(SRCDIR, "README.md")
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"<!-- snippet: %s\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```"
+                  % re.escape(name), text, re.S)
+    if m is None:
+        fail("README.md has no snippet %r" % name)
+    return m.group(1)
+
+
+def subst(text, pairs):
+    """Replace each (old, new) in a snippet; fail if old is not there
+    (the snippet changed and the test must follow)."""
+    for old, new in pairs:
+        if old not in text:
+            fail("snippet changed: %r not found in:\n%s" % (old, text))
+        text = text.replace(old, new)
+    return text
 
 
 def postfix_tools():

@@ -41,7 +41,9 @@ MX(label, n, ...): the host label.<domain> on 127.A.B.n with
               signature / its name SERVFAILs;
     starttls  False: the sink offers no STARTTLS;
     rules, extra  sink.py --rule and more arguments;
-    pref      the MX preference (default 10, 20, ... in list order).
+    pref      the MX preference (default 10, 20, ... in list order);
+    publish   False: no MX, A or TLSA record for it (the test's records=
+              have them, e.g. a README zone as written).
 dest(domain, n=None, mx=None, secure=True, records=(), mta_sts=None,
     tlsrpt=None, bogus_mx=False, null_mx=False, ...): a zone with those
     MX hosts (n= and rules/tlsa/starttls/extra: the single-MX form of
@@ -85,8 +87,9 @@ def policy(mode, mx, max_age=86400):
 class MX:
     def __init__(self, label, n, cert="self", chain=True, tlsa=("3 1 1",),
                  tlsa_bogus=False, tlsa_servfail=False, starttls=True,
-                 rules=(), extra=(), pref=None):
+                 rules=(), extra=(), pref=None, publish=True):
         self.label = label
+        self.publish = publish
         self.n = n
         self.cert_kind = cert
         self.chain = chain
@@ -194,15 +197,16 @@ class World:
             m.ip = drtest.ip(m.n)
             m.cert = self._cert(m.cert_kind, m.host)
             line = "@ MX %d %s" % (m.pref or 10 * (i + 1), m.label)
-            recs.append(dnsrig.Record(line, bogus=True) if bogus_mx
-                        else line)
-            recs.append("%s A %s" % (m.label, m.ip))
+            if m.publish:
+                recs.append(dnsrig.Record(line, bogus=True) if bogus_mx
+                            else line)
+                recs.append("%s A %s" % (m.label, m.ip))
             owner = "_%d._tcp.%s" % (self.port, m.label)
-            for spec in m.tlsa:
+            for spec in m.tlsa if m.publish else ():
                 line = "%s TLSA %s" % (owner, self._tlsa(spec, m.cert))
                 recs.append(dnsrig.Record(line, bogus=True) if m.tlsa_bogus
                             else line)
-            if m.tlsa_servfail:
+            if m.tlsa_servfail and m.publish:
                 servfail.append(owner)
             crt = None
             if m.cert is not None:
