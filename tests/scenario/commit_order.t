@@ -200,16 +200,24 @@ check(0 < len(jsyncs) < len(ids),
       "group commit: fewer journal fdatasyncs (%d) than messages (%d)"
       % (len(jsyncs), len(ids)))
 
-bad = []
-for qid in ids:
+
+def steps(qid):
+    """(ends of the fsyncs of tmp/ID.msg, (start, end) of its renames out
+    of tmp/, starts of the writes of its 250)."""
     tmpf = os.path.join(spool, "tmp", qid + ".msg")
-    file_fsync = [e for s, e, n, a in calls if n in ("fsync", "fdatasync")
-                  and re.match(r"\d+<%s>\)" % re.escape(tmpf), a)]
+    fsyncs = [e for s, e, n, a in calls if n in ("fsync", "fdatasync")
+              and re.match(r"\d+<%s>\)" % re.escape(tmpf), a)]
     ren = [(s, e) for s, e, n, a in calls if n.startswith("rename")
            and '"%s.msg"' % qid in a and "/tmp>" in a]
     acks = [s for s, e, n, a in calls if n in ("write", "writev", "sendmsg",
                                               "sendto")
             and ("queued as %s" % qid) in a]
+    return fsyncs, ren, acks
+
+
+bad = []
+for qid in ids:
+    file_fsync, ren, acks = steps(qid)
     if qid not in jwrites or not ren or not acks:
         bad.append("%s: journal record %d, rename %d, 250 %d seen" % (
             qid, qid in jwrites, len(ren), len(acks)))
@@ -235,14 +243,7 @@ dsyncs = [(s, e) for s, e, n, a in calls if n in ("fsync", "fdatasync")
 log("%d fsyncs of queue/" % len(dsyncs))
 bad = []
 for qid in big:
-    tmpf = os.path.join(spool, "tmp", qid + ".msg")
-    fsyncs = [e for s, e, n, a in calls if n in ("fsync", "fdatasync")
-              and re.match(r"\d+<%s>\)" % re.escape(tmpf), a)]
-    ren = [(s, e) for s, e, n, a in calls if n.startswith("rename")
-           and '"%s.msg"' % qid in a and "/tmp>" in a]
-    acks = [s for s, e, n, a in calls if n in ("write", "writev", "sendmsg",
-                                              "sendto")
-            and ("queued as %s" % qid) in a]
+    fsyncs, ren, acks = steps(qid)
     if not fsyncs or not ren or not acks:
         bad.append("%s: file fsync %d, rename %d, 250 %d seen" % (
             qid, len(fsyncs), len(ren), len(acks)))

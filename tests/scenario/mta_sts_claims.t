@@ -47,10 +47,11 @@ stop = threading.Event()
 conns = {"stall": [], "slow": []}
 
 
-def stall_server():
-    """Accept, then say nothing (no TLS handshake)."""
+def listener(ip, name, handler=None):
+    """Accept on (ip, the HTTPS port); handler(conn) in a thread, or
+    nothing at all (a silent policy host)."""
     s = socket.socket()
-    s.bind((STALL_IP, port))
+    s.bind((ip, port))
     s.listen(8)
     s.settimeout(0.2)
     while not stop.is_set():
@@ -58,7 +59,9 @@ def stall_server():
             c, _ = s.accept()
         except socket.timeout:
             continue
-        conns["stall"].append((time.monotonic(), c))
+        conns[name].append((time.monotonic(), c))
+        if handler is not None:
+            threading.Thread(target=handler, args=(c,), daemon=True).start()
     s.close()
 
 
@@ -66,6 +69,7 @@ slow_cert = w.root.issue(["mta-sts.slow.test"])
 
 
 def slow_one(c):
+    """TLS, read the request, then the response a byte every 3 s."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(slow_cert.chain, slow_cert.key)
     try:
@@ -80,23 +84,8 @@ def slow_one(c):
         pass
 
 
-def slow_server():
-    s = socket.socket()
-    s.bind((SLOW_IP, port))
-    s.listen(8)
-    s.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            c, _ = s.accept()
-        except socket.timeout:
-            continue
-        conns["slow"].append((time.monotonic(), c))
-        threading.Thread(target=slow_one, args=(c,), daemon=True).start()
-    s.close()
-
-
-for fn in (stall_server, slow_server):
-    threading.Thread(target=fn, daemon=True).start()
+for args in ((STALL_IP, "stall"), (SLOW_IP, "slow", slow_one)):
+    threading.Thread(target=listener, args=args, daemon=True).start()
 time.sleep(0.3)
 
 
