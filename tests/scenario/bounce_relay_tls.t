@@ -67,7 +67,7 @@ def run(case, level, sk, **opts):
     rx = re.compile(r"to=<sender@senders\.test>, relay=bounce_relay\S*, "
                     r".*status=(sent|deferred|bounced)")
     drtest.wait_for(lambda: rx.search(d.log_text()) is not None,
-                    drtest.scaled(30), "%s: the DSN's outcome" % case)
+                    30, "%s: the DSN's outcome" % case)
     st = rx.search(d.log_text()).group(1)
     d.stop()            # ends a cached session to the sink, too
     drtest.check(sk.wait_idle(drtest.scaled(10)), "%s: sink idle" % case)

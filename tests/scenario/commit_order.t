@@ -12,8 +12,13 @@
 #      durable: that is the fsync the journal saves).
 # 60 messages from 6 concurrent sessions, so that group commits (one
 # journal write and fdatasync for several messages) happen; the test also
-# says how many there were.  The message sizes stay below 1 MiB: bigger
-# ones are fsync'ed themselves (test_spool_crash covers those).
+# says how many there were.  Those stay below 1 MiB; then BIG messages
+# of 1.5 MiB take the direct path, and for each of them:
+#   5. tmp/ID.msg was fsync'ed, and that returned before the rename of
+#      tmp/ID.msg to queue/ID.msg began;
+#   6. an fsync of the queue/ directory began after the rename returned
+#      and returned before the 250 was written;
+#   7. no journal record carried it.
 #
 # timeout: 300
 # exclusive
@@ -35,6 +40,7 @@ from drtest import check, log  # noqa: E402
 
 SESSIONS = 6
 PER_SESSION = 10
+BIG = 3
 
 if shutil.which("strace") is None:
     drtest.skip("strace not installed (apt-get install strace)")
@@ -53,7 +59,7 @@ st = subprocess.Popen(["strace", "-f", "-ttt", "-T", "-y", "-x", "-s", "200",
 time.sleep(1.5)         # strace attached to every thread
 
 
-def session(k, ids):
+def session(k, ids, n=PER_SESSION, lines=None):
     s = socket.create_connection((d.host, d.port), timeout=60)
     f = s.makefile("rb")
 
@@ -68,7 +74,7 @@ def session(k, ids):
     reply()
     s.sendall(b"EHLO client.dr-test.example\r\n")
     reply()
-    for i in range(PER_SESSION):
+    for i in range(n):
         s.sendall(b"MAIL FROM:<s%d@client.dr-test.example>\r\n"
                   b"RCPT TO:<r%d@dest.dr-test.example>\r\nDATA\r\n" % (k, i))
         for _ in range(3):
@@ -76,7 +82,8 @@ def session(k, ids):
         if not r.startswith(b"354"):
             raise RuntimeError("DATA: %r" % r)
         s.sendall(b"Subject: commit order %d/%d\r\n\r\n%s.\r\n"
-                  % (k, i, (b"x" * 70 + b"\r\n") * (1 + 20 * i)))
+                  % (k, i, (b"x" * 70 + b"\r\n") *
+                     (lines if lines else 1 + 20 * i)))
         r = reply()
         m = re.match(rb"250 2\.0\.0 Ok: queued as ([0-9A-F]{16})", r)
         if not m:
@@ -104,6 +111,12 @@ for t in threads:
     t.join()
 check(not errors, "sessions: %s" % errors)
 check(len(ids) == SESSIONS * PER_SESSION, "%d messages got 250" % len(ids))
+big = []
+try:
+    session(SESSIONS, big, n=BIG, lines=1536 * 1024 // 72)   # 1.5 MiB
+except Exception as e:          # noqa: BLE001
+    check(False, "big messages: %s" % e)
+check(len(big) == BIG, "%d big messages got 250" % len(big))
 time.sleep(0.5)
 st.send_signal(signal.SIGINT)
 st.wait(timeout=30)
@@ -187,16 +200,24 @@ check(0 < len(jsyncs) < len(ids),
       "group commit: fewer journal fdatasyncs (%d) than messages (%d)"
       % (len(jsyncs), len(ids)))
 
-bad = []
-for qid in ids:
+
+def steps(qid):
+    """(ends of the fsyncs of tmp/ID.msg, (start, end) of its renames out
+    of tmp/, starts of the writes of its 250)."""
     tmpf = os.path.join(spool, "tmp", qid + ".msg")
-    file_fsync = [e for s, e, n, a in calls if n in ("fsync", "fdatasync")
-                  and re.match(r"\d+<%s>\)" % re.escape(tmpf), a)]
+    fsyncs = [e for s, e, n, a in calls if n in ("fsync", "fdatasync")
+              and re.match(r"\d+<%s>\)" % re.escape(tmpf), a)]
     ren = [(s, e) for s, e, n, a in calls if n.startswith("rename")
            and '"%s.msg"' % qid in a and "/tmp>" in a]
     acks = [s for s, e, n, a in calls if n in ("write", "writev", "sendmsg",
                                               "sendto")
             and ("queued as %s" % qid) in a]
+    return fsyncs, ren, acks
+
+
+bad = []
+for qid in ids:
+    file_fsync, ren, acks = steps(qid)
     if qid not in jwrites or not ren or not acks:
         bad.append("%s: journal record %d, rename %d, 250 %d seen" % (
             qid, qid in jwrites, len(ren), len(acks)))
@@ -214,4 +235,29 @@ for qid in ids:
                    "(%.6f)" % (qid, ack, re_))
 check(not bad, "commit order: %d of %d messages wrong: %s" % (
     len(bad), len(ids), "; ".join(bad[:5])))
+
+# ---- the direct path: file fsync, rename, directory fsync, 250
+qdir = os.path.join(spool, "queue")
+dsyncs = [(s, e) for s, e, n, a in calls if n in ("fsync", "fdatasync")
+          and re.match(r"\d+<%s>\)" % re.escape(qdir), a)]
+log("%d fsyncs of queue/" % len(dsyncs))
+bad = []
+for qid in big:
+    fsyncs, ren, acks = steps(qid)
+    if not fsyncs or not ren or not acks:
+        bad.append("%s: file fsync %d, rename %d, 250 %d seen" % (
+            qid, len(fsyncs), len(ren), len(acks)))
+        continue
+    rs, re_ = ren[0]
+    ack = acks[0]
+    if not fsyncs[0] <= rs:
+        bad.append("%s: rename (%.6f) before its file's fsync returned "
+                   "(%.6f)" % (qid, rs, fsyncs[0]))
+    if not [1 for s, e in dsyncs if s >= re_ and e <= ack]:
+        bad.append("%s: no fsync of queue/ between the rename (%.6f) and "
+                   "the 250 (%.6f)" % (qid, re_, ack))
+    if qid in jwrites:
+        bad.append("%s: a 1.5 MiB message went through the journal" % qid)
+check(not bad, "direct path: %d of %d big messages wrong: %s" % (
+    len(bad), len(big), "; ".join(bad[:5])))
 drtest.done()

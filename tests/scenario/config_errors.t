@@ -38,7 +38,17 @@ BUILD = os.environ.get("DR_BUILDDIR", ".")
 SRC = os.environ.get("DR_SRCDIR", ".")
 IP = os.environ.get("DR_TEST_IP", "127.0.10.1")
 DAEMON = os.path.join(BUILD, "danerelayd")
-PORT = 10025
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind((IP, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+PORT = _free_port()     # on the test's own address, never a fixed one
 
 failures = []
 procs = []
@@ -297,14 +307,8 @@ def part_daemon():
     write(conf, base_conf("max_message_size = 10M\n"))
     d = Daemon(conf, [])
     if not d.wait_log(r"started: ", 15):
-        log = d.text()
-        if "not implemented" in log:
-            print("SKIP part 3/4: smtpd is still a stub:\n" + log)
-            d.p.kill()
-            d.p.wait(5)
-            return False
-        check(False, "daemon started (log: %s)" % log)
-        return True
+        check(False, "daemon started (log: %s)" % d.text())
+        return
     check(d.p.poll() is None, "daemon running")
     try:
         pid = int(open(pidf).read())
@@ -353,14 +357,15 @@ def part_daemon():
     check(m is not None and m.group(1).startswith(
         '%s:10: smtp_port: bad port "0" (want 1-65535)' % conf),
         "bad reload logged with file:line: %r" % (m and m.group(1)))
-    time.sleep(0.3)
-    check(d.p.poll() is None, "daemon still running after a bad reload")
+    # a whole SMTP session served after the failed reload proves the
+    # daemon went on; then it must still be there
     try:
         sz = smtp_session()
         check(sz == str(10 << 20), "old max_message_size still in force "
               "(SIZE %r)" % sz)
     except (OSError, smtplib.SMTPException) as e:
         check(False, "message accepted after bad reload: %r" % e)
+    check(d.p.poll() is None, "daemon still running after a bad reload")
 
     # SIGHUP with a file the parser takes but smtpd cannot use
     mark = len(d.text())
@@ -405,7 +410,6 @@ def part_daemon():
     check(not os.path.exists(pidf), "SIGTERM: pid file removed")
     check(re.search(r"SIGTERM: shutting down", d.text()) is not None and
           "exiting" in d.text(), "shutdown logged")
-    return True
 
 
 # ---------------------------------------------------------------------------
@@ -468,14 +472,11 @@ def main():
         return 1
     part_check()
     part_refuse()
-    ran = part_daemon()
-    if ran:
-        part_background()
+    part_daemon()
+    part_background()
     if failures:
         print("%d check(s) failed" % len(failures))
         return 1
-    if not ran:
-        return 77
     print("all checks passed")
     return 0
 

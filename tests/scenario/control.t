@@ -33,7 +33,7 @@ import socket
 import stat
 import subprocess
 import sys
-import time
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "lib"))
@@ -68,6 +68,35 @@ def deferred_lines(d, qid):
                           d.log_text()))
 
 
+def settled(d):
+    """{id: in a delivery attempt now} once the daemon has acted on every
+    request made so far.  Each control request runs on every worker's
+    loop; a queue run that a request scheduled (a 0 s timer) fires at
+    the latest in the loop iteration that serves the next request, so
+    after two "list" round trips every attempt the daemon decided to
+    start is under way (active=1) or over (its outcome logged)."""
+    d.control("list")
+    act = {}
+    for line in d.control("list"):
+        f = line.split()
+        if len(f) >= 3 and f[0] == "msg":
+            act[f[1]] = f[2] == "active=1"
+    return act
+
+
+def untouched(d, qids, base, lines, what):
+    """No attempt of any of qids since base (attempt counts) and lines
+    (their deferred log lines), proved after settled(), not after a
+    sleep."""
+    act = settled(d)
+    for q in qids:
+        check(not act.get(q, False) and attempts(d, q) == [base[q]] and
+              deferred_lines(d, q) == lines[q],
+              "%s: %s (active %s, attempts %s (was %s), %d log lines (was "
+              "%d))" % (what, q, act.get(q), attempts(d, q), base[q],
+                        deferred_lines(d, q), lines[q]))
+
+
 def wait_attempts(d, qid, n, what):
     drtest.wait_for(lambda: min(attempts(d, qid)) >= n, 60, what)
 
@@ -91,6 +120,26 @@ def raw(path, data, timeout=10):
         pass        # a reset after an error reply is fine: it came first
     s.close()
     return out.decode("utf-8", "replace")
+
+
+def refuse_all(sock, stop):
+    """Answer every DNS query that reaches the blackhole with REFUSED
+    (the header and question echoed, QR set), until stop is set."""
+    sock.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            q, peer = sock.recvfrom(4096)
+        except socket.timeout:
+            continue
+        if len(q) < 12:
+            continue
+        pos = 12
+        while pos < len(q) and q[pos] != 0:
+            pos += 1 + q[pos]
+        question = q[12:pos + 5]
+        flags = 0x8000 | (q[2] << 8 & 0x0100) | 0x0080 | 5
+        sock.sendto(q[:2] + flags.to_bytes(2, "big") + b"\0\1\0\0\0\0\0\0"
+                    + question, peer)
 
 
 def as_nobody(d, *args):
@@ -154,9 +203,16 @@ def main():
     log("queued A=%s B=%s C=%s", A, B, C)
     for q in (A, B, C):
         wait_attempts(d, q, 1, "first attempt of %s" % q)
-    time.sleep(0.5)
-    before = {q: attempts(d, q) for q in (A, B, C)}
-    check(before == {A: [1], B: [1], C: [1]}, "one attempt each: %r" % before)
+    # the daemon's decision after each first attempt: the next one in
+    # min_backoff (1 h, +-10 % jitter), not sooner
+    for q in (A, B, C):
+        m = drtest.wait_for(lambda: re.search(
+            r"%s: to=<[^>]*>, attempt 1 deferred, next attempt in (\d+)s"
+            % q, d.log_text()), 10, "the retry time of %s" % q)
+        check(int(m.group(1)) >= 3240, "%s: next attempt in %ss, at least "
+              "0.9 x min_backoff" % (q, m.group(1)))
+    untouched(d, (A, B, C), {A: 1, B: 1, C: 1}, {A: 1, B: 1, C: 1},
+              "one attempt each")
 
     r = d.cli("status")
     check(r.returncode == 0 and "3 messages in the queue" in r.stdout,
@@ -181,8 +237,7 @@ def main():
     drtest.wait_for(lambda: d.read_env(A).get("hold") == "0", 10,
                     "release written to envelope")
     check(listing(d).get(A) == " ", "listing: A no longer held")
-    time.sleep(0.5)
-    check(attempts(d, A) == [1], "release alone does not retry at once")
+    untouched(d, (A,), {A: 1}, {A: 1}, "release alone does not retry at once")
 
     # -- flush everything: a held message is not tried
     check(d.cli("queue", "hold", A).returncode == 0, "hold A again")
@@ -190,33 +245,31 @@ def main():
     check(r.returncode == 0, "flush all -> 0: %r" % r.stderr)
     wait_attempts(d, B, 2, "flush-all attempt of B")
     wait_attempts(d, C, 2, "flush-all attempt of C")
-    time.sleep(0.5)
-    check(attempts(d, A) == [1], "held A not tried by flush: %r"
-          % attempts(d, A))
+    untouched(d, (A,), {A: 1}, {A: 1}, "held A not tried by flush")
     check(d.cli("queue", "release", A).returncode == 0, "release A again")
 
     # -- flush one message
-    time.sleep(0.5)
+    settled(d)
     base = {q: attempts(d, q)[0] for q in (A, B, C)}
-    n0 = deferred_lines(d, A)
+    lines = {q: deferred_lines(d, q) for q in (A, B, C)}
+    check(all(lines[q] == base[q] for q in (A, B, C)),
+          "one deferred line per attempt: %r %r" % (base, lines))
+    n0 = lines[A]
     r = d.cli("flush", A)
     check(r.returncode == 0 and "scheduled" in r.stdout,
           "flush A: %r %r" % (r.stdout, r.stderr))
     wait_attempts(d, A, base[A] + 1, "flushed attempt of A")
     drtest.wait_for(lambda: deferred_lines(d, A) > n0, 10,
                     "log line of A's flushed attempt")
-    time.sleep(0.5)
-    check(attempts(d, B) == [base[B]] and attempts(d, C) == [base[C]],
-          "flush A left B and C alone")
+    untouched(d, (B, C), base, lines, "flush A left B and C alone")
     base[A] = attempts(d, A)[0]
+    lines[A] = deferred_lines(d, A)
 
     # -- flush a domain (case-insensitive)
     r = d.cli("flush", "B.DR-TEST.example")
     check(r.returncode == 0, "flush domain: %r" % r.stderr)
     wait_attempts(d, B, base[B] + 1, "flushed attempt of B's domain")
-    time.sleep(0.5)
-    check(attempts(d, A) == [base[A]] and attempts(d, C) == [base[C]],
-          "flush domain left A and C alone")
+    untouched(d, (A, C), base, lines, "flush domain left A and C alone")
     r = d.cli("flush", "nowhere.dr-test.example")
     check(r.returncode == 1 and "no recipient" in r.stderr,
           "flush of an unknown domain -> 1: %r" % r.stderr)
@@ -261,9 +314,31 @@ def main():
     check(D not in listing(d), "D gone from the listing")
     check("0 delivery attempts in" in d.cli("status").stdout,
           "D's attempt cancelled")
-    time.sleep(0.5)
+    # Now let the DNS answer that D's attempt was waiting for arrive: a
+    # second message F to the same domain (same worker) waits for the same
+    # lookups, the blackhole answers them all, and once F's outcome is
+    # logged, D's would have been too had its attempt lived on.
+    c = drtest.SMTP(d.host, d.port)
+    F = c.sendmail("s@client.dr-test.example",
+                   ["f@inflight.dr-test.example"], b"Subject: f\r\n\r\nx\r\n")
+    c.close()
+    drtest.wait_for(lambda: "1 delivery attempt in" in d.cli("status").stdout,
+                    10, "F's attempt in progress")
+    stop = threading.Event()
+    answerer = threading.Thread(target=refuse_all, args=(blackhole, stop))
+    answerer.start()
+    try:
+        drtest.wait_for(lambda: deferred_lines(d, F) >= 1, 60,
+                        "F's outcome once the DNS answers came")
+        settled(d)
+    finally:
+        stop.set()
+        answerer.join()
     check(deferred_lines(d, D) == 0, "no outcome logged for D")
+    check(re.search(r"%s: to=" % D, d.log_text()) is None,
+          "no delivery line at all for D")
     check(D not in d.queue_ids(), "D not written back")
+    check(d.cli("queue", "delete", F).returncode == 0, "delete F")
 
     # -- the raw protocol
     out = raw(sock, b"status\nlist\nfrobnicate\nhold\nhold x y z\n"
@@ -337,8 +412,10 @@ def main():
     n = attempts(d, A)[0]
     check(d.cli("flush").returncode == 0, "flush before the restart")
     wait_attempts(d, A, n + 1, "A tried once more")
-    time.sleep(0.5)
+    untouched(d, (B,), {B: attempts(d, B)[0]}, {B: deferred_lines(d, B)},
+              "held B not tried by the flush")
     sched = {q: schedule(d, q) for q in (A, B)}
+    nlines = {q: deferred_lines(d, q) for q in (A, B)}
     log("schedule before the restart: %r", sched)
     check(all(s[1][0][1] not in (None, "0") for s in sched.values()),
           "every recipient has a next-attempt time")
@@ -369,9 +446,17 @@ def main():
     check(schedule(d, B) == sched[B], "direct edits kept B's schedule")
     c_ids = d.queue_ids()
 
+    start_at = len(d.log_text())
     d.start()
     check(sorted(d.queue_ids()) == sorted(c_ids), "every message kept")
-    time.sleep(1.5)
+    # the loaded queue has run (settled) and tried nothing: no attempt in
+    # flight, no outcome logged since the restart
+    act = settled(d)
+    check(not any(act.values()), "nothing in flight after the restart: %r"
+          % act)
+    check(re.search(r"status=deferred", d.log_text()[start_at:]) is None
+          and {q: deferred_lines(d, q) for q in (A, B)} == nlines,
+          "no attempt after the restart")
     after = {q: schedule(d, q) for q in (A, B)}
     check(after == sched, "restart kept attempts, next-attempt times and "
           "hold: %r -> %r" % (sched, after))

@@ -59,7 +59,7 @@ c.close()
 bounced = re.compile(r"to=<%s>, .*status=bounced \((.*)\)$" %
                      re.escape(RCPT), re.M)
 drtest.wait_for(lambda: bounced.search(d.log_text()) is not None,
-                drtest.scaled(30), "the bounce")
+                30, "the bounce")
 error = bounced.search(d.log_text()).group(1)
 drtest.log("recorded error (%d octets): %s", len(error), error)
 drtest.check(len("<%s>: %s" % (RCPT, error)) > 998,
@@ -70,7 +70,7 @@ def dsns():
     return [m for m in senders.messages() if m["mail_from"] == ""]
 
 
-drtest.wait_for(lambda: len(dsns()) == 1, drtest.scaled(30), "the DSN")
+drtest.wait_for(lambda: len(dsns()) == 1, 30, "the DSN")
 raw = dsns()[0]["data"]
 lines = raw.split(b"\r\n")
 longest = max(len(x) for x in lines)

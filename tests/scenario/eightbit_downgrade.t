@@ -109,7 +109,7 @@ def outcome(rcpt):
 
 
 def wait(rcpt):
-    drtest.wait_for(lambda: outcome(rcpt) is not None, drtest.scaled(30),
+    drtest.wait_for(lambda: outcome(rcpt) is not None, 30,
                     "an outcome for %s" % rcpt)
     return outcome(rcpt)
 
@@ -198,7 +198,7 @@ def dsns():
     return [m for m in senders.messages() if m["mail_from"] == ""]
 
 
-drtest.wait_for(lambda: len(dsns()) >= 2, drtest.scaled(30), "the DSNs")
+drtest.wait_for(lambda: len(dsns()) >= 2, 30, "the DSNs")
 for m in dsns():
     drtest.check(b"Status: 5.6.3" in m["data"], "DSN says Status: 5.6.3")
 

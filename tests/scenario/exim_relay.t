@@ -11,7 +11,6 @@ in DR_TMPDIR, no daemon and no listener: a message submitted on stdin
 is delivered at once (-odi) through the manualroute router to
 danerelay, which delivers it to the recipient's DANE MX (auth=dane-ee).
 """
-import atexit
 import os
 import re
 import shutil
@@ -20,13 +19,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
-import certs  # noqa: E402
-import dnsrig  # noqa: E402
-import sink  # noqa: E402
+import world  # noqa: E402
 
-for tool in ("ldns-signzone", "nsd", "openssl"):
-    if not drtest.which(tool):
-        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
 if os.geteuid() != 0:
     drtest.skip("the unpacked Exim runs its deliveries as Debian-exim: "
                 "needs root")
@@ -40,39 +34,13 @@ EXIM = r.stdout.strip().splitlines()[-1]
 
 T = drtest.TMPDIR
 os.chmod(T, 0o755)
-README = os.path.join(drtest.SRCDIR, "README.md")
-
-
-def snippet(name):
-    text = open(README, encoding="utf-8").read()
-    m = re.search(r"<!-- snippet: %s\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```"
-                  % re.escape(name), text, re.S)
-    if m is None:
-        drtest.fail("README.md has no snippet %r" % name)
-    return m.group(1)
-
+snippet = drtest.snippet
 
 # the world: a signed zone with a DANE MX (a sink)
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-port = drtest.free_port(drtest.ip(10))
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-ee = certs.self_signed(pki, ["mx.dest.test"])
-mx_ip = drtest.ip(11)
-mx = sink.spawn(os.path.join(T, "sink"), mx_ip, port, cert=ee.crt,
-                key=ee.key)
-atexit.register(mx.stop)        # also when the test fails
-rig.zone("dest.test", records=[
-    "@ MX 10 mx", "mx A " + mx_ip,
-    "_%d._tcp.mx TLSA %s" % (port, ee.tlsa(3, 1, 1))])
-rig.start()
-d = drtest.Daemon(dns_config=rig.unbound_conf(),
-                  trust_anchor_file=rig.trust_anchor_file, smtp_port=port,
-                  min_backoff="1h", smtp_connect_timeout="5s",
-                  smtp_timeout="10s")
-d.start()
+w = world.World()
+mx = w.dest("dest.test", mx=[world.MX("mx", 11)])
+w.start()
+d = w.daemon(min_backoff="1h")
 
 # the Exim instance
 ex = os.path.join(T, "exim")
@@ -168,7 +136,5 @@ line = drtest.wait_for(lambda: re.search(
 drtest.check(line is not None and "auth=dane-ee" in line.group(0),
              "danerelay sent it with auth=dane-ee: %s" %
              (line.group(0) if line else None))
-d.stop()
-mx.stop()
-rig.stop()
+w.stop()
 drtest.done()

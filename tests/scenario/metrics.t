@@ -2,7 +2,7 @@
 # timeout: 300
 """Prometheus metrics (issue #7): metrics_listen serves the text format.
 
-A signed DNS world and sinks as in dane_delivery.t; one danerelayd with
+A signed DNS world and sinks (world.py); one danerelayd with
 metrics_listen, inbound STARTTLS and AUTH.  Messages to destinations
 with known outcomes (DANE-EE, opportunistic TLS, cleartext, STARTTLS
 stripped on a DANE MX, bogus MX, null MX), one failed AUTH, then a
@@ -11,12 +11,10 @@ counters *_total) and every counter and gauge must say what happened.
 Also: only GET/HEAD /metrics are served, a taken metrics port stops the
 start with a clear error, and SIGHUP keeps the listener.
 """
-import atexit
 import base64
 import os
 import re
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -25,87 +23,30 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
-import certs  # noqa: E402
-import dnsrig  # noqa: E402
-import sink  # noqa: E402
+import world  # noqa: E402
+from world import MX  # noqa: E402
 
-for tool in ("ldns-signzone", "nsd", "openssl"):
-    if not drtest.which(tool):
-        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
-
-T = drtest.TMPDIR
-os.chmod(T, 0o755)
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-
-port = drtest.free_port(drtest.ip(10))
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-sinks = {}
-
-
-def add_sink(n, cert, starttls=True):
-    ip = drtest.ip(n)
-    sinks[ip] = sink.spawn(os.path.join(T, "sink-%d" % n), ip, port,
-                           cert=cert.crt if cert else None,
-                           key=cert.key if cert else None, starttls=starttls)
-    atexit.register(sinks[ip].stop)     # also when the test fails
-    return ip
-
-
-def tlsa(label, cert):
-    return "_%d._tcp.%s TLSA %s" % (port, label, cert.tlsa(3, 1, 1))
-
-
-ee = certs.self_signed(pki, ["mx.ee.test"])
-ip = add_sink(11, ee)
-rig.zone("ee.test", records=["@ MX 10 mx", "mx A " + ip, tlsa("mx", ee)])
-
-ins = certs.self_signed(pki, ["mx.insecure.test"])
-ip = add_sink(12, ins)
-rig.zone("insecure.test", secure=False, records=["@ MX 10 mx", "mx A " + ip])
-
-ip = add_sink(13, None, starttls=False)
-rig.zone("clear.test", secure=False, records=["@ MX 10 mx", "mx A " + ip])
-
-st = certs.self_signed(pki, ["mx.nostarttls.test"])
-ip = add_sink(14, st, starttls=False)
-rig.zone("nostarttls.test", records=["@ MX 10 mx", "mx A " + ip,
-                                     tlsa("mx", st)])
-
-bm = certs.self_signed(pki, ["mx.bogusmx.test"])
-ip = add_sink(15, bm)
-rig.zone("bogusmx.test", records=[dnsrig.Record("@ MX 10 mx", bogus=True),
-                                  "mx A " + ip, tlsa("mx", bm)])
-
-rig.zone("nullmx.test", records=["@ MX 0 ."])
-rig.start()
+w = world.World()
+w.dest("ee.test", mx=[MX("mx", 11)])                         # DANE-EE
+w.dest("insecure.test", mx=[MX("mx", 12, tlsa=None)], secure=False)
+w.dest("clear.test", mx=[MX("mx", 13, cert=None, tlsa=None)],
+       secure=False)                                        # no STARTTLS
+w.dest("nostarttls.test", mx=[MX("mx", 14, starttls=False)])
+w.dest("bogusmx.test", mx=[MX("mx", 15)], bogus_mx=True)
+w.dest("nullmx.test", null_mx=True)
+w.start()
+T = w.tmp
 
 # inbound STARTTLS + AUTH, for the AUTH failure counter
 crt, key = drtest.make_cert(T, "relay.dr-test.example")
-authfile = os.path.join(T, "auth")
-h = subprocess.run(["openssl", "passwd", "-6", "-salt", "drtestsalt",
-                    "right-password"], stdout=subprocess.PIPE,
-                   universal_newlines=True, check=True).stdout.strip()
-with open(authfile, "w") as f:
-    f.write("alice:%s\n" % h)
-os.chmod(authfile, 0o600)
+authfile = drtest.auth_file(os.path.join(T, "auth"),
+                            {"alice": "right-password"})
 
 mhost = drtest.ip(2)
 mport = drtest.free_port(mhost)
-d = drtest.Daemon(dns_config=rig.unbound_conf(),
-                  trust_anchor_file=rig.trust_anchor_file,
-                  smtp_port=port, min_backoff="1h",
-                  smtp_connect_timeout="5s", smtp_timeout="10s",
-                  tls_cert_file=crt, tls_key_file=key, auth_file=authfile,
-                  metrics_listen="%s:%d" % (mhost, mport))
+d = w.daemon(min_backoff="1h", tls_cert_file=crt, tls_key_file=key,
+             auth_file=authfile, metrics_listen="%s:%d" % (mhost, mport))
 URL = "http://%s:%d/metrics" % (mhost, mport)
-if os.geteuid() == 0:
-    import pwd
-    pw = pwd.getpwnam("danerelay")      # made by drtest.Daemon
-    os.chown(authfile, pw.pw_uid, pw.pw_gid)
-d.start()
 drtest.check("metrics on %s" % URL in d.log_text(),
              "start-up log names the metrics URL")
 
@@ -223,11 +164,7 @@ drtest.check(status == 200 and body == b"", "HEAD /metrics -> 200, no body")
 # A failed AUTH (after STARTTLS, as AUTH is only offered then).
 c = drtest.SMTP(d.host, d.port)
 c.expect("EHLO client.dr-test.example", 250)
-c.expect("STARTTLS", 220)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-c.sock = ctx.wrap_socket(c.sock, server_hostname="relay.dr-test.example")
+c.starttls()
 c.expect("EHLO client.dr-test.example", 250)
 code, _ = c.cmd("AUTH PLAIN " + base64.b64encode(
     b"\0alice\0wrong-password").decode())
@@ -239,12 +176,36 @@ c.close()
 scen = {"ee.test": "sent", "insecure.test": "sent", "clear.test": "sent",
         "nostarttls.test": "deferred", "bogusmx.test": "deferred",
         "nullmx.test": "bounced"}
+
+
+def received_header(client, qid, rcpt, when):
+    """The trace header danerelay prepends (RFC 5321 §4.4), as the test
+    knows it must be: our EHLO name and address, no TLS, ESMTP, one
+    recipient, the date in RFC 5322 form (day not zero-padded)."""
+    tm = time.localtime(when)
+    off = tm.tm_gmtoff // 60
+    date = "%s %d %s %s %c%02d%02d" % (
+        time.strftime("%a,", tm), tm.tm_mday, time.strftime("%b %Y", tm),
+        time.strftime("%H:%M:%S", tm), "-" if off < 0 else "+",
+        abs(off) // 60, abs(off) % 60)
+    return ("Received: from client.dr-test.example ([%s])\r\n"
+            "\tby relay.dr-test.example (danerelay) with ESMTP id %s\r\n"
+            "\tfor <%s>; %s\r\n" % (client, qid, rcpt, date)).encode()
+
+
+# The bytes received, counted by the test itself: what it sent plus the
+# trace header it knows the relay must prepend.
 sizes = 0
+sent = {}
 c = drtest.SMTP(d.host, d.port)
+client = c.sock.getsockname()[0]
 for dom in scen:
     body = ("From: <sender@example.net>\r\nTo: <user@%s>\r\n"
             "Subject: metrics %s\r\n\r\nHello %s.\r\n" % (dom, dom, dom))
-    c.sendmail("", ["user@" + dom], body.encode())
+    qid = c.sendmail("", ["user@" + dom], body.encode())
+    sent[dom] = (qid, body.encode())
+    sizes += len(body) + len(received_header(client, qid, "user@" + dom,
+                                             time.time()))
 c.cmd("QUIT")
 c.close()
 
@@ -269,8 +230,30 @@ drtest.wait_for(lambda: val(scrape(), "danerelay_deliveries_in_flight") == 0,
                 30, "no delivery in flight")
 
 v = scrape()
-sizes = sum(int(s) for s in re.findall(r"queued, from=<[^>]*>, nrcpt=\d+, "
-                                       r"size=(\d+)", d.log_text()))
+
+# Where a copy can still be seen (at a sink, or queued), it is exactly
+# that header and what was sent (the date only as its form).
+DATE_RE = (rb"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} "
+           rb"\d\d:\d\d:\d\d [-+]\d{4}")
+copies = {}
+for sk in w.sinks.values():
+    for m in sk.messages():
+        dom = m["rcpts"][0].split("@")[1]
+        copies[dom] = m["data"]
+for qid in d.queue_ids():
+    dom = d.read_env(qid)["rcpts"][0]["addr"].split("@")[1]
+    copies[dom] = d.read_data(qid)
+drtest.check(set(copies) == set(scen) - {"nullmx.test"},
+             "a copy of every message but the bounced one: %s"
+             % sorted(copies))
+for dom, data in copies.items():
+    qid, body = sent[dom]
+    hdr = re.escape(received_header(client, qid, "user@" + dom, 0)
+                    .rsplit(b"; ", 1)[0] + b"; ")
+    drtest.check(re.fullmatch(hdr + DATE_RE + rb"\r\n" + re.escape(body),
+                              data, re.S) is not None,
+                 "%s: the copy is the trace header and what was sent: %r"
+                 % (dom, data[:300]))
 
 
 def want(name, value, labels=""):
@@ -333,7 +316,5 @@ s = socket.socket()
 s.settimeout(2)
 drtest.check(s.connect_ex((mhost, mport)) != 0, "nothing listens after stop")
 s.close()
-rig.stop()
-for s in sinks.values():
-    s.stop()
+w.stop()
 drtest.done()

@@ -23,6 +23,7 @@ HTTPS server down across a daemon restart.  Then `danerelay mta-sts`
 show / refresh / forget.  Whether a policy was applied is visible in the
 log: auth=webpki only when MTA-STS enforce asked for a verified session.
 """
+import calendar
 import os
 import re
 import sys
@@ -365,8 +366,9 @@ m = re.search(r"mta-sts: expire\.test: fetched policy id=1, .* expires "
               r"(\S+)Z", d.log_text())
 drtest.check(m is not None, "expire.test: fetch logged with its expiry")
 if m:
-    exp = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - \
-        time.timezone
+    # the log's time is UTC: timegm, not mktime (which is local time and
+    # off by an hour across a DST change)
+    exp = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
     while time.time() < exp + 1.5:
         time.sleep(0.2)
 send("u2", "expire.test")

@@ -92,7 +92,7 @@ def outcome(rcpt):
 
 
 def wait(rcpt):
-    drtest.wait_for(lambda: outcome(rcpt) is not None, drtest.scaled(60),
+    drtest.wait_for(lambda: outcome(rcpt) is not None, 60,
                     "an outcome for %s" % rcpt)
     return outcome(rcpt)
 

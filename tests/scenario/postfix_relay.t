@@ -29,14 +29,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import certs  # noqa: E402
-import dnsrig  # noqa: E402
-import sink  # noqa: E402
+import world  # noqa: E402
 
 POSTFIX = "/usr/sbin/postfix"
 SENDMAIL = "/usr/sbin/sendmail"
-for tool in ("ldns-signzone", "nsd", "openssl"):
-    if not drtest.which(tool):
-        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
 if not os.access(POSTFIX, os.X_OK) or not os.access(SENDMAIL, os.X_OK):
     drtest.skip("Postfix is not installed (scripts/install-deps --test "
                 "installs Debian's postfix package)")
@@ -54,25 +50,10 @@ except KeyError:
 
 T = drtest.TMPDIR
 os.chmod(T, 0o755)
-README = os.path.join(drtest.SRCDIR, "README.md")
 
 
-def snippet(name):
-    """The fenced block after "<!-- snippet: NAME ..." in README.md."""
-    text = open(README, encoding="utf-8").read()
-    m = re.search(r"<!-- snippet: %s\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```"
-                  % re.escape(name), text, re.S)
-    if m is None:
-        drtest.fail("README.md has no snippet %r" % name)
-    return m.group(1)
-
-
-def subst(text, pairs):
-    for old, new in pairs:
-        if old not in text:
-            drtest.fail("snippet changed: %r not found in %r" % (old, text))
-        text = text.replace(old, new)
-    return text
+snippet = drtest.snippet
+subst = drtest.subst
 
 
 class Postfix:
@@ -236,24 +217,9 @@ import atexit  # noqa: E402
 atexit.register(cleanup)
 
 # ---------------------------------------------------------------- world
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-port = drtest.free_port(drtest.ip(10))
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-ee = certs.self_signed(pki, ["mx.dest.test"])
-mx_ip = drtest.ip(11)
-mx = sink.spawn(os.path.join(T, "sink"), mx_ip, port, cert=ee.crt,
-                key=ee.key)
-atexit.register(mx.stop)        # also when the test fails
-rig.zone("dest.test", records=[
-    "@ MX 10 mx", "mx A " + mx_ip,
-    "_%d._tcp.mx TLSA %s" % (port, ee.tlsa(3, 1, 1))])
-rig.start()
-dns = dict(dns_config=rig.unbound_conf(),
-           trust_anchor_file=rig.trust_anchor_file, smtp_port=port,
-           min_backoff="1h", smtp_connect_timeout="5s", smtp_timeout="10s")
+w = world.World()
+mx = w.dest("dest.test", mx=[world.MX("mx", 11)])
+w.start()
 
 
 def body(n):
@@ -306,8 +272,7 @@ def check_delivery(n, pf, d):
 
 
 # ---------------------------------------- 1. Postfix on the same host
-d1 = drtest.Daemon(name="local", **dns)
-d1.start()
+d1 = w.daemon(name="local", min_backoff="1h")
 local = subst(snippet("postfix-local"),
               [("[127.0.0.1]:10025", "[%s]:%d" % (d1.host, d1.port))])
 pf1 = Postfix("pflocal", local)
@@ -319,7 +284,7 @@ pf1.stop()
 d1.stop()
 
 # ----------------------------- 2. a remote gateway with STARTTLS + AUTH
-ca = certs.CA(pki, "Gateway Test CA")
+ca = certs.CA(w.pki, "Gateway Test CA")
 gw_ip = drtest.ip(3)
 gw_port = drtest.free_port(gw_ip)
 GW_NAME = "relay.dr-test.example"
@@ -330,13 +295,13 @@ conf_pairs = [("192.0.2.25:587", "%s:%d" % (gw_ip, gw_port)),
               ("/etc/danerelay/fullchain.pem", gw_cert.chain),
               ("/etc/danerelay/privkey.pem", gw_cert.key)]
 gw_conf = subst(snippet("gateway-conf"), conf_pairs)
-opts = dict(dns)
+opts = dict(min_backoff="1h")
 for line in gw_conf.splitlines():
     k, _, v = line.partition("=")
     opts[k.strip()] = v.strip()
 drtest.check(opts.get("allow_clients") == "", "gateway relays for nobody "
              "without AUTH")
-d2 = drtest.Daemon(name="gw", host=gw_ip, port=gw_port, **opts)
+d2 = w.daemon(name="gw", start=False, host=gw_ip, port=gw_port, **opts)
 # the README's commands make the auth file (the user exists now)
 r = subprocess.run(["sh", "-ec", subst(snippet("gateway-auth"),
                                        [("/etc/danerelay/auth", auth_file)])],
@@ -390,6 +355,5 @@ drtest.check(500 <= code < 600, "gateway without AUTH: RCPT refused, got "
 c.close()
 pf2.stop()
 d2.stop()
-mx.stop()
-rig.stop()
+w.stop()
 drtest.done()

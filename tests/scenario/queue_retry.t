@@ -7,7 +7,6 @@ connection reuse, all against real sinks behind a signed DNS world.
 import os
 import re
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
@@ -40,19 +39,19 @@ c.sendmail("sender@senders.test", ["later@retry.test"], msg(
     "later@retry.test", "retry one"))
 c.sendmail("sender@senders.test", ["nobody@perm.test", "ok@perm.test"],
            msg("nobody@perm.test", "perm one"))
-c.sendmail("", ["nobody@perm.test"], msg("nobody@perm.test", "null sender",
-                                         sender=""))
+null_id = c.sendmail("", ["nobody@perm.test"],
+                     msg("nobody@perm.test", "null sender", sender=""))
 c.sendmail("sender@senders.test", ["someone@expire.test"], msg(
     "someone@expire.test", "expire one"))
 c.close()
 
 # 451 then 250: delivered on a later attempt, backoff in the log
-drtest.wait_for(lambda: len(s_retry.messages()) == 1, drtest.scaled(30),
+drtest.wait_for(lambda: len(s_retry.messages()) == 1, 30,
                 "the retried message")
 # the sink records before it answers 250: wait for the relay's log line
 drtest.wait_for(lambda: re.search(r"to=<later@retry\.test>, .*status=sent",
                                   d.log_text()) is not None,
-                drtest.scaled(10), "the status=sent line")
+                10, "the status=sent line")
 log = d.log_text()
 drtest.check(re.search(r"to=<later@retry\.test>, attempt 1 deferred, next "
                        r"attempt in \d+s", log) is not None,
@@ -64,7 +63,7 @@ drtest.check(re.search(r"to=<later@retry\.test>, .*status=sent", log)
 
 # 550: ok@ delivered, nobody@ bounced with a DSN to the sender
 drtest.wait_for(lambda: any("ok@perm.test" in m["rcpts"]
-                            for m in s_perm.messages()), drtest.scaled(30),
+                            for m in s_perm.messages()), 30,
                 "the accepted recipient")
 
 
@@ -73,7 +72,7 @@ def dsns():
             if m["mail_from"] == "" and "sender@senders.test" in m["rcpts"]]
 
 
-drtest.wait_for(lambda: len(dsns()) >= 1, drtest.scaled(30), "the DSN")
+drtest.wait_for(lambda: len(dsns()) >= 1, 30, "the DSN")
 data = dsns()[0]["data"]
 drtest.check(b"multipart/report; report-type=delivery-status" in data,
              "DSN is multipart/report delivery-status")
@@ -93,7 +92,7 @@ drtest.check(b"ok@perm.test" not in data.split(b"message/delivery-status")[1]
              "the delivered recipient is not in the DSN report part")
 
 # lifetime expiry: bounce with 4.4.7
-drtest.wait_for(lambda: len(dsns()) >= 2, drtest.scaled(40),
+drtest.wait_for(lambda: len(dsns()) >= 2, 40,
                 "the expiry DSN")
 exp = [m for m in dsns() if b"someone@expire.test" in m["data"]]
 drtest.check(len(exp) == 1, "expiry DSN names the recipient")
@@ -102,13 +101,28 @@ if exp:
                  b"delivery time expired" in exp[0]["data"],
                  "expiry DSN: 4.4.7, delivery time expired")
 
-# <> sender: bounced recipient, but no DSN anywhere
-time.sleep(1)
+# <> sender: bounced recipient, but no DSN anywhere.  Wait until the
+# relay is done with that message (its "removed" line), then look at that
+# message's own lines: bounced, and no notification created for it; and
+# no notification at all besides the two DSNs the sink received.
+drtest.wait_for(lambda: "%s: removed" % null_id in d.log_text(),
+                30, "the <> message to be removed")
 log = d.log_text()
-drtest.check(re.search(r"to=<nobody@perm\.test>, .*status=bounced", log)
-             is not None, "550 logged as bounced")
-drtest.check(len(dsns()) == 2, "exactly two DSNs: none for the <> sender "
+drtest.check(re.search(r"^.*: %s: to=<nobody@perm\.test>, .*status=bounced"
+                       % null_id, log, re.M) is not None,
+             "the <> message's 550 logged as bounced")
+drtest.check(re.search(r": %s: sender .*notification" % null_id, log)
+             is None, "no notification created for the <> message")
+notes = re.findall(r": [0-9A-F]{16}: sender .*notification: ([0-9A-F]{16})",
+                   log)
+drtest.check(len(notes) == 2, "exactly two notifications created, for "
+             "'perm one' and 'expire one' (got %d)" % len(notes))
+drtest.check(len(dsns()) == 2, "exactly two DSNs at the sender's sink "
              "(got %d)" % len(dsns()))
+drtest.check(not any(b"Subject: null sender" in m["data"]
+                     for s in sinks.values() for m in s.messages()
+                     if m["mail_from"] == ""),
+             "no sink received a report about the <> message")
 
 # 500 messages to 5 domains, per-destination limit 2, connection reuse
 c = drtest.SMTP(d.host, d.port)
@@ -118,7 +132,7 @@ for i in range(500):
                msg("u%d@%s" % (i, dom), "bulk %d" % i))
 c.close()
 drtest.wait_for(lambda: sum(len(sinks[b].messages()) for b in bulk) == 500,
-                drtest.scaled(120), "500 bulk messages at the sinks")
+                120, "500 bulk messages at the sinks")
 for b in bulk:
     st = sinks[b].stats()
     drtest.check(st["max_active"] <= 2, "%s: at most 2 concurrent sessions "
@@ -130,7 +144,7 @@ for b in bulk:
                st["connections"], st["max_active"])
 
 # nothing left in the queue
-drtest.wait_for(lambda: d.queue_ids() == [], drtest.scaled(20),
+drtest.wait_for(lambda: d.queue_ids() == [], 20,
                 "an empty queue")
 w.stop()
 drtest.done()

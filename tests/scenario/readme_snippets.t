@@ -16,7 +16,10 @@ and so on); everything else is the README's text:
   verified certificate and AUTH through a gateway set up with the
   gateway-conf and gateway-auth snippets) each deliver one message
   there through danerelay, authenticated by DANE;
-- mta-sts-policy is a well-formed RFC 8461 §3.2 policy for the zone's MX.
+- mta-sts-policy, served by nginx at the zone's mta-sts address, is
+  fetched and parsed by danerelay itself (`danerelay mta-sts refresh`,
+  `show`): mode enforce, the zone's MX, a max_age within RFC 8461's
+  limits.
 """
 import atexit
 import os
@@ -27,34 +30,22 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import certs  # noqa: E402
-import dnsrig  # noqa: E402
-import sink  # noqa: E402
+import nginx  # noqa: E402
+import world  # noqa: E402
 
-for tool in ("ldns-signzone", "nsd", "openssl", "swaks", "curl"):
+for tool in ("swaks", "curl"):
     if not drtest.which(tool):
         drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
+if not nginx.available():
+    drtest.skip("nginx not installed (scripts/install-deps --test)")
 
 T = drtest.TMPDIR
 os.chmod(T, 0o755)
-README = os.path.join(drtest.SRCDIR, "README.md")
 DOM = "selfhost.test"
 
 
-def snippet(name):
-    text = open(README, encoding="utf-8").read()
-    m = re.search(r"<!-- snippet: %s\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```"
-                  % re.escape(name), text, re.S)
-    if m is None:
-        drtest.fail("README.md has no snippet %r" % name)
-    return m.group(1)
-
-
-def subst(text, pairs):
-    for old, new in pairs:
-        if old not in text:
-            drtest.fail("snippet changed: %r not found in:\n%s" % (old, text))
-        text = text.replace(old, new)
-    return text
+snippet = drtest.snippet
+subst = drtest.subst
 
 
 def sh(script, timeout=60):
@@ -65,15 +56,9 @@ def sh(script, timeout=60):
 
 
 # ---------------------------------------------------------------- the MX
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-port = drtest.free_port(drtest.ip(10))
+w = world.World()
 mx_ip = drtest.ip(20)
-mx_cert = certs.self_signed(pki, ["mail." + DOM])
-mx = sink.spawn(os.path.join(T, "sink"), mx_ip, port, cert=mx_cert.crt,
-                key=mx_cert.key)
-atexit.register(mx.stop)        # also when the test fails
+mx_cert = certs.self_signed(w.pki, ["mail." + DOM])
 
 # tlsa-digest: the README's command on the MX's certificate
 cmd = subst(snippet("tlsa-digest"),
@@ -91,7 +76,7 @@ drtest.check(digest == want, "tlsa-digest equals the 3 1 1 data of the "
 zone = subst(snippet("dns-zone"), [
     ("8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1",
      digest),
-    ("_25._tcp.", "_%d._tcp." % port),
+    ("_25._tcp.", "_%d._tcp." % w.port),
     ("192.0.2.25", mx_ip), ("192.0.2.80", drtest.ip(21)),
     ("example.org.", DOM + ".")])
 records = []
@@ -99,10 +84,12 @@ for line in zone.splitlines():
     if " AAAA " in line:
         continue        # the test world is IPv4 (no foreign ::1 traffic)
     records.append(line)
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-rig.zone(DOM, records=records)
-rig.start()
+# the MX is a sink with that certificate; the zone's records are the
+# README's (publish=False: the world adds none of its own)
+mx = w.dest(DOM, mx=[world.MX("mail", 20, cert=mx_cert, publish=False)],
+            records=records)
+w.start()
+rig = w.rig
 
 if drtest.which("drill"):
     def txt(name):
@@ -123,11 +110,7 @@ if drtest.which("drill"):
                      "TXT %s served as written: %s" % (owner, ans[-400:]))
 
 # ---------------------------------------------------------------- relays
-dns = dict(dns_config=rig.unbound_conf(),
-           trust_anchor_file=rig.trust_anchor_file, smtp_port=port,
-           min_backoff="1h", smtp_connect_timeout="5s", smtp_timeout="10s")
-d = drtest.Daemon(name="local", **dns)
-d.start()
+d = w.daemon(name="local", min_backoff="1h")
 
 r = d.cli("probe", DOM, timeout=60)
 drtest.check(r.returncode == 0 and "result: deliverable" in r.stdout,
@@ -137,7 +120,7 @@ drtest.check("dane-ee" in r.stdout, "probe verified the MX by DANE-EE:\n%s"
              % r.stdout)
 
 # a gateway with AUTH, from the README's gateway snippets
-ca = certs.CA(pki, "Gateway Test CA")
+ca = certs.CA(w.pki, "Gateway Test CA")
 GW = "relay.dr-test.example"
 gw_ip = drtest.ip(3)
 gw_port = drtest.free_port(gw_ip)
@@ -149,11 +132,11 @@ gw_conf = subst(snippet("gateway-conf"), [
     ("/etc/danerelay/auth", auth_file),
     ("/etc/danerelay/fullchain.pem", gw_cert.chain),
     ("/etc/danerelay/privkey.pem", gw_cert.key)])
-opts = dict(dns)
+opts = dict(min_backoff="1h")
 for line in gw_conf.splitlines():
     k, _, v = line.partition("=")
     opts[k.strip()] = v.strip()
-d2 = drtest.Daemon(name="gw", host=gw_ip, port=gw_port, **opts)
+d2 = w.daemon(name="gw", start=False, host=gw_ip, port=gw_port, **opts)
 r = sh(subst(snippet("gateway-auth"), [("/etc/danerelay/auth", auth_file),
                                        ("mta1:", "app1:")]))
 drtest.check(r.returncode == 0, "gateway-auth commands: %s" % r.stdout)
@@ -233,27 +216,41 @@ drtest.check(re.search(r"sasl_method=(PLAIN|LOGIN), sasl_username=app1",
              "the python auth snippet logged in as app1")
 
 # ---------------------------------------------------------------- MTA-STS
-pol = snippet("mta-sts-policy")
-fields = {}
-for line in pol.split("\n"):
-    m = re.fullmatch(r"([A-Za-z0-9_]+): *([\x21-\x7e]+)", line)
-    drtest.check(m is not None, "policy line %r is key: value" % line)
-    if m:
-        fields.setdefault(m.group(1), []).append(m.group(2))
-drtest.check(fields.get("version") == ["STSv1"], "version: STSv1")
-drtest.check(fields.get("mode") == ["enforce"], "mode: enforce")
-drtest.check(fields.get("mx") == ["mail.example.org"],
-             "mx names the zone's MX (mail.example.org)")
-ma = fields.get("max_age", ["x"])[0]
-drtest.check(ma.isdigit() and 86400 <= int(ma) <= 31557600,
-             "max_age %s within a day and RFC 8461's limit" % ma)
-drtest.check("mail.example.org" in snippet("dns-zone") and
-             re.search(r"^example\.org\.\s+MX\s+10 mail\.example\.org\.$",
+# The policy as written, served where the zone's records say (the
+# mta-sts A record, the _mta-sts TXT id), fetched and parsed by
+# danerelay's own MTA-STS code: `danerelay mta-sts refresh` and `show`.
+pol = subst(snippet("mta-sts-policy"), [("example.org", DOM)])
+sts_cert = ca.issue(["mta-sts." + DOM])
+web = nginx.Nginx(os.path.join(T, "nginx"), drtest.ip(21))
+web.site("mta-sts." + DOM, sts_cert.chain, sts_cert.key, policy=pol + "\n")
+web.start()
+atexit.register(web.stop)
+sts = w.daemon(name="sts", start=False, mta_sts="yes", https_port=web.port,
+               ca_file=ca.crt, min_backoff="1h")
+r = sts.cli("mta-sts", "refresh", DOM, timeout=60)
+drtest.check(r.returncode == 0 and
+             ("%s: fetched policy id=2024060101, mode enforce" % DOM)
+             in r.stdout, "mta-sts refresh of the README's policy: %s%s"
+             % (r.stdout, r.stderr))
+drtest.check(len(web.requests("mta-sts." + DOM)) >= 1,
+             "the policy was fetched from mta-sts.%s" % DOM)
+r = sts.cli("mta-sts", "show", DOM)
+drtest.log("%s", r.stdout)
+drtest.check(r.returncode == 0 and re.search(r"^mode: +enforce$", r.stdout,
+                                             re.M) is not None,
+             "the parsed policy's mode is enforce: %s%s" % (r.stdout,
+                                                            r.stderr))
+mxs = re.findall(r"^mx: +(\S+)$", r.stdout, re.M)
+drtest.check(mxs == ["mail." + DOM], "the parsed policy's mx is the zone's "
+             "MX (mail.%s): %r" % (DOM, mxs))
+ma = re.search(r"^max_age: +(\d+)", r.stdout, re.M)
+drtest.check(ma is not None and 86400 <= int(ma.group(1)) <= 31557600,
+             "parsed max_age within a day and RFC 8461's limit: %s"
+             % r.stdout)
+drtest.check(re.search(r"^example\.org\.\s+MX\s+10 mail\.example\.org\.$",
                        snippet("dns-zone"), re.M) is not None,
-             "the policy's mx is the zone's MX")
+             "the zone's MX is the policy's mx (mail.example.org)")
+sts.cli("mta-sts", "forget", DOM)
 
-d.stop()
-d2.stop()
-mx.stop()
-rig.stop()
+w.stop()
 drtest.done()

@@ -23,9 +23,6 @@
 import base64
 import os
 import re
-import socket
-import ssl
-import subprocess
 import sys
 import time
 import urllib.request
@@ -44,17 +41,8 @@ METRICS = "%s:%d" % (drtest.TEST_IP, drtest.free_port())
 T = drtest.TMPDIR
 
 crt, key = drtest.make_cert(T, HOST)
-authfile = os.path.join(T, "auth")
-h = subprocess.run(["openssl", "passwd", "-6", "-salt", "drtestsalt",
-                    "right-password"], stdout=subprocess.PIPE,
-                   universal_newlines=True, check=True).stdout.strip()
-with open(authfile, "w") as f:
-    f.write("alice:%s\n" % h)
-os.chmod(authfile, 0o600)
-if os.geteuid() == 0:
-    import pwd
-    pw = pwd.getpwnam("danerelay")
-    os.chown(authfile, pw.pw_uid, pw.pw_gid)
+authfile = drtest.auth_file(os.path.join(T, "auth"),
+                            {"alice": "right-password"})
 d = drtest.Daemon(tls_cert_file=crt, tls_key_file=key, auth_file=authfile,
                   allow_clients=GOOD + "/32", metrics_listen=METRICS,
                   smtpd_auth_failure_limit=LIMIT,
@@ -75,11 +63,7 @@ def b64(s):
 def session(src):
     c = drtest.SMTP(d.host, d.port, source=src, timeout=30)
     c.expect("EHLO client.dr-test.example", 250)
-    c.expect("STARTTLS", 220)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    c.sock = ctx.wrap_socket(c.sock, server_hostname=HOST)
+    c.starttls(hostname=HOST)
     c.expect("EHLO client.dr-test.example", 250)
     return c
 
@@ -88,18 +72,6 @@ def guess(c, pw):
     t0 = time.monotonic()
     code, text = c.cmd("AUTH PLAIN " + b64("\0alice\0" + pw))
     return code, text, time.monotonic() - t0
-
-
-def closed(c, secs=5):
-    c.sock.settimeout(drtest.scaled(secs))
-    try:
-        while c.sock.recv(4096):
-            pass
-        return True
-    except socket.timeout:
-        return False
-    except OSError:
-        return True
 
 
 def scrape():
@@ -143,7 +115,8 @@ check(code == 421 and text.startswith("4.7.0"),
       "failure %d: 421 4.7.0, got %d %s" % (LIMIT, code, text))
 check(dt < drtest.scaled(1.0), "the blocking failure is not delayed: %.2fs"
       % dt)
-check(closed(c), "the connection is closed after the block")
+check(drtest.closed_within(c.sock, 5),
+      "the connection is closed after the block")
 c.close()
 code, text = later.cmd("AUTH PLAIN " + b64("\0alice\0right-password"))
 check(code == 421 and text.startswith("4.7.0"),

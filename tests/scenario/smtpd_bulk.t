@@ -278,48 +278,55 @@ def main():
     # finish at once; partial messages would stay)
     drtest.wait_for(lambda: d.tmp_files() == [], 10, "tmp/ to be empty")
 
-    seen = {}
-    bad = []
-    for qid in ids:
-        raw = d.read_data(qid)
-        env = d.read_env(qid)
-        body = drtest.strip_received(raw)
-        recv = raw[:len(raw) - len(body)] if body is not None else b""
-        sender = env.get("sender", "")
-        exp = expected.get(sender) or swaks_expected.get(sender)
-        problem = None
-        if body is None:
-            problem = "no Received: header at the top"
-        elif b"relay.dr-test.example" not in recv:
-            problem = "Received: header without our myhostname: %r" % recv
-        elif ("id " + qid).encode() not in recv:
-            problem = "Received: header without 'id %s': %r" % (qid, recv)
-        elif exp is None:
-            problem = "unknown sender %r" % sender
-        elif body != exp[0]:
-            problem = "data differs from what was sent (%d vs %d bytes)" \
-                % (len(body), len(exp[0]))
-        elif len(env["rcpts"]) != exp[1]:
-            problem = "%d recipients, expected %d" % (len(env["rcpts"]),
-                                                     exp[1])
-        elif not all(r["addr"].endswith("@" + DEST) for r in env["rcpts"]):
-            problem = "wrong recipients %s" % [r["addr"] for r in
-                                               env["rcpts"]]
-        elif int(env.get("size", -1)) != len(raw):
-            problem = "envelope size %s != data file %d" % (env.get("size"),
-                                                           len(raw))
-        if problem:
-            bad.append("%s (from %s): %s" % (qid, sender, problem))
-        seen[sender] = seen.get(sender, 0) + 1
-    for b in bad[:10]:
-        check(False, b)
-    check(not bad, "%d of %d messages are wrong" % (len(bad), len(ids)))
-    for sender, (_, _, m) in expected.items():
-        check(seen.get(sender, 0) == m, "%s: %d messages in the spool, "
-              "expected %d" % (sender, seen.get(sender, 0), m))
-    for sender in swaks_expected:
-        check(seen.get(sender, 0) == 1, "%s: %d messages in the spool, "
-              "expected 1" % (sender, seen.get(sender, 0)))
+    def verify(ids, when):
+        """Each message in the spool against what its client sent."""
+        seen = {}
+        bad = []
+        for qid in ids:
+            raw = d.read_data(qid)
+            env = d.read_env(qid)
+            body = drtest.strip_received(raw)
+            recv = raw[:len(raw) - len(body)] if body is not None else b""
+            sender = env.get("sender", "")
+            exp = expected.get(sender) or swaks_expected.get(sender)
+            problem = None
+            if body is None:
+                problem = "no Received: header at the top"
+            elif b"relay.dr-test.example" not in recv:
+                problem = "Received: header without our myhostname: %r" % recv
+            elif ("id " + qid).encode() not in recv:
+                problem = "Received: header without 'id %s': %r" % (qid, recv)
+            elif exp is None:
+                problem = "unknown sender %r" % sender
+            elif body != exp[0]:
+                problem = "data differs from what was sent (%d vs %d bytes)" \
+                    % (len(body), len(exp[0]))
+            elif len(env["rcpts"]) != exp[1]:
+                problem = "%d recipients, expected %d" % (len(env["rcpts"]),
+                                                         exp[1])
+            elif not all(r["addr"].endswith("@" + DEST)
+                         for r in env["rcpts"]):
+                problem = "wrong recipients %s" % [r["addr"] for r in
+                                                   env["rcpts"]]
+            elif int(env.get("size", -1)) != len(raw):
+                problem = "envelope size %s != data file %d" % (
+                    env.get("size"), len(raw))
+            if problem:
+                bad.append("%s (from %s): %s" % (qid, sender, problem))
+            seen[sender] = seen.get(sender, 0) + 1
+        for b in bad[:10]:
+            check(False, b)
+        check(not bad, "%s: %d of %d messages are wrong" % (when, len(bad),
+                                                           len(ids)))
+        for sender, (_, _, m) in expected.items():
+            check(seen.get(sender, 0) == m, "%s: %s: %d messages in the "
+                  "spool, expected %d" % (when, sender, seen.get(sender, 0),
+                                          m))
+        for sender in swaks_expected:
+            check(seen.get(sender, 0) == 1, "%s: %s: %d messages in the "
+                  "spool, expected 1" % (when, sender, seen.get(sender, 0)))
+
+    verify(ids, "after sending")
     tls = [s for s, v in swaks_expected.items() if v[3]]
     log("%d messages checked (%d over STARTTLS)", len(ids), len(tls))
 
@@ -335,8 +342,31 @@ def main():
     # -- clean stop, and everything found again after a restart
     d.stop()
     d.start()
-    check(len(d.queue_ids()) == total, "after restart: %d messages queued"
-          % len(d.queue_ids()))
+    # the same messages, still exactly what was received (a restart
+    # replays the spool: nothing lost, added, or changed)
+    after = d.queue_ids()
+    check(set(after) == set(ids), "after restart: %d messages queued, "
+          "%d missing, %d new" % (len(after), len(set(ids) - set(after)),
+                                  len(set(after) - set(ids))))
+    verify(after, "after restart")
+    # and the restarted daemon holds each of them, with every recipient
+    # (its own queue, asked on the control socket, against what was sent)
+    held = {}
+    for line in d.control("list")[:-1]:
+        f = line.split()
+        if f and f[0] == "msg":
+            held[f[1]] = dict(kv.split("=", 1) for kv in f[2:])
+    check(set(held) == set(ids), "after restart the daemon holds %d "
+          "messages, %d of the received ones missing" %
+          (len(held), len(set(ids) - set(held))))
+    wrong = []
+    for qid in ids:
+        exp = expected.get(d.read_env(qid).get("sender", "")) or \
+            swaks_expected.get(d.read_env(qid).get("sender", ""))
+        if qid in held and exp and int(held[qid].get("rcpts", -1)) != exp[1]:
+            wrong.append(qid)
+    check(not wrong, "after restart %d messages held with the wrong number "
+          "of recipients: %s" % (len(wrong), wrong[:5]))
     c = drtest.SMTP(d.host, d.port)
     qid = c.sendmail("after@" + CLIENT, ["r@" + DEST], b"Subject: after\r\n"
                      b"\r\nstill serving\r\n")

@@ -59,16 +59,7 @@ def reply_or_close(c):
         return (None, "connection closed")
 
 
-def closed_within(sock, secs):
-    sock.settimeout(drtest.scaled(secs))
-    try:
-        while sock.recv(65536):
-            pass
-        return True
-    except socket.timeout:
-        return False
-    except OSError:
-        return True
+closed_within = drtest.closed_within
 
 
 def keywords(text):

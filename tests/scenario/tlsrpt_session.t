@@ -75,7 +75,7 @@ def outcome(rcpt):
 
 def deliver(rcpt, want):
     send(rcpt)
-    drtest.wait_for(lambda: outcome(rcpt) is not None, drtest.scaled(30),
+    drtest.wait_for(lambda: outcome(rcpt) is not None, 30,
                     "an outcome for %s" % rcpt)
     drtest.check("status=" + want in outcome(rcpt), "%s: %s: %s" %
                  (rcpt, want, outcome(rcpt)))

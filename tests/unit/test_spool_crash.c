@@ -19,7 +19,8 @@
  * pool too), and reports an id only from its completion callback: the
  * kill then falls inside file fsyncs, renames and shared directory
  * fsyncs of several messages at once.
- * DR_SPOOL_CRASH_ROUNDS overrides the number of rounds (default 150).
+ * DR_SPOOL_CRASH_ROUNDS overrides the number of rounds (default 150),
+ * DR_SPOOL_CRASH_SEED the random seed (printed at the start of every run).
  */
 
 #include <sys/stat.h>
@@ -420,8 +421,14 @@ main(void)
 		snprintf(base, sizeof(base), "%s/crash-spool", tmpl);
 		own = 1;
 	}
-	s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	printf("seed %llu, %d rounds\n", (unsigned long long)s, rounds);
+	/* DR_SPOOL_CRASH_SEED repeats a run: the seed printed by a failed
+	 * one gives the same messages and the same kill delays */
+	if ((r = getenv("DR_SPOOL_CRASH_SEED")) != NULL && *r != '\0')
+		s = strtoull(r, NULL, 0);
+	else
+		s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	printf("seed %llu, %d rounds (DR_SPOOL_CRASH_SEED=%llu repeats "
+	    "them)\n", (unsigned long long)s, rounds, (unsigned long long)s);
 
 	if ((sp = spool_open(base, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "spool_open: %s\n", err);

@@ -57,6 +57,10 @@ import time
 __all__ = ["DnsRig", "Record", "RigError", "tlsa_from_cert", "tlsa_rdata",
            "tlsa_record"]
 
+# every wait of this helper is scaled once by the run's timeout factor
+# (DR_TIMEOUT_SCALE, e.g. 2 under ASan), as drtest.scaled() does
+SCALE = float(os.environ.get("DR_TIMEOUT_SCALE") or "1")
+
 _RR_RE = re.compile(
     r"^\s*(?P<owner>\S+)\s+"
     r"(?:(?P<ttl1>\d+)\s+)?(?:(?P<cls>IN|in|In|iN)\s+)?(?:(?P<ttl2>\d+)\s+)?"
@@ -269,7 +273,7 @@ class DnsRig:
         self.serial += 1            # the new SOA serial says it is served
         self._write_zone(z)
         self.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         while time.monotonic() < deadline:
             if self._probe(zname) == self.serial:
                 return
@@ -497,7 +501,7 @@ class DnsRig:
                                          stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL,
                                          stderr=errf)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RigError("nsd exited (%d): %s" % (

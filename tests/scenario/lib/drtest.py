@@ -26,6 +26,7 @@ Environment and results
     drtest.fail(msg)          print, show daemon logs, exit 1
     drtest.skip(msg)          print "SKIP: msg", exit 77
     drtest.done()             print "N passed, N failed" and exit 0/1
+    drtest.at_done(fn)        fn() runs at the start of done()
 
 The daemon
     d = drtest.Daemon(name="d", **options)
@@ -55,6 +56,8 @@ The daemon
     d.read_env(id)            parsed envelope (dict, see parse_env):
                               queue/ID.env, else the one in ID.msg
     d.tmp_files()             names in spool tmp/
+    d.control(request)        one request on its control socket -> the
+                              reply's lines ("ok ..."/"error ..." last)
     d.cli(*args)              run `danerelay -c CONF args...`
                               -> subprocess.CompletedProcess (text)
     d.write_config(**opts)    rewrite the config (for reload tests)
@@ -64,13 +67,20 @@ SMTP
         a raw client: c.banner (code, text) after connect,
         c.cmd("EHLO x") -> (code, text), c.send(bytes), c.reply(),
         c.sendmail(sender, rcpts, data) -> queue id or raises SMTPError,
+        c.starttls(cafile=None) -> TLS version (unverified without cafile),
         c.data(bytes) dot-stuffs and sends DATA content, c.close()
     drtest.dot_stuff(data), drtest.strip_received(data)
     drtest.QUEUED_RE matches "queued as ID" in a 250 reply
+    drtest.closed_within(sock, secs)  True if the server closed in time
 
 Certificates and tools
+    drtest.auth_file(path, {user: password}) -> path: an auth_file
     drtest.make_cert(dir, cn) -> (certfile, keyfile), self-signed EC via the
         openssl CLI (tests/scenario/lib/certs.py is the place for CA chains)
+    drtest.snippet(name)      a README.md operator snippet ("<!-- snippet:
+                              NAME -->" and the fenced block after it)
+    drtest.subst(text, [(old, new)...])  replace in a snippet, failing if
+                              old is missing
     drtest.postfix_tools()    directory with Postfix's smtp-source,
         smtp-sink and posttls-finger wrappers (tests/scenario/lib/
         get-postfix-tools); skips the test if they cannot be had
@@ -102,6 +112,7 @@ QUEUED_RE = re.compile(r"queued as ([0-9A-F]{16})")
 
 _checks = {"passed": 0, "failed": 0}
 _daemons = []
+_done_hooks = []
 
 
 def scaled(secs):
@@ -149,7 +160,15 @@ def check(cond, msg):
     return cond
 
 
+def at_done(fn):
+    """fn() runs first thing in done(): end-of-test checks (world.py: every
+    daemon still alive, no sanitizer report)."""
+    _done_hooks.append(fn)
+
+
 def done():
+    for fn in _done_hooks:
+        fn()
     if _checks["failed"]:
         _show_daemon_logs()
     print("%d passed, %d failed" % (_checks["passed"], _checks["failed"]),
@@ -220,6 +239,7 @@ class Daemon:
         self.logfile = os.path.join(self.dir, "danerelayd.log")
         self.spool = os.path.join(self.dir, "spool")
         self.proc = None
+        self.stopped = False    # stopped by the test (stop(), kill9())
         self._logfh = None
         self.binary = os.path.join(BUILDDIR, "danerelayd")
         self.cli_binary = os.path.join(BUILDDIR, "danerelay")
@@ -279,6 +299,7 @@ class Daemon:
         self._logfh.write(("==== drtest: start %s\n" % time.strftime("%T"))
                           .encode())
         self._logfh.flush()
+        self.stopped = False
         self.proc = subprocess.Popen(
             [self.binary, "-f", "-c", self.conf] + list(args),
             stdin=subprocess.DEVNULL, stdout=self._logfh,
@@ -311,6 +332,7 @@ class Daemon:
     def stop(self, expect_ok=True, timeout=30):
         if self.proc is None:
             return None
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -331,6 +353,7 @@ class Daemon:
         return rc
 
     def kill9(self):
+        self.stopped = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
@@ -404,6 +427,28 @@ class Daemon:
             return sorted(os.listdir(os.path.join(self.spool, "tmp")))
         except FileNotFoundError:
             return []
+
+    def control(self, request, timeout=30):
+        """One request on the daemon's control socket (src/control.c)
+        -> the reply's lines, the final "ok ..." or "error ..." last."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(scaled(timeout))
+        try:
+            s.connect(self.options["control_socket"])
+            s.sendall(request.encode() + b"\n")
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise OSError("control socket closed after %r"
+                                  % buf[-200:])
+                buf += chunk
+                lines = buf.decode("utf-8", "replace").split("\n")
+                for i, line in enumerate(lines[:-1]):
+                    if line.startswith(("ok", "error")):
+                        return lines[:i + 1]
+        finally:
+            s.close()
 
     def cli(self, *args, timeout=60):
         return subprocess.run([self.cli_binary, "-c", self.conf]
@@ -564,11 +609,44 @@ class SMTP:
             raise SMTPError("no queue id in %r" % text, code, text)
         return m.group(1)
 
+    def starttls(self, cafile=None, hostname="relay.dr-test.example"):
+        """STARTTLS -> 220, then TLS on the socket: verified against
+        cafile if given, else unverified; EHLO must be sent again.
+        Returns the TLS version.  Fails if the server sent anything after
+        its 220 (a plaintext injection)."""
+        self.expect("STARTTLS", 220)
+        if self.buf:
+            raise SMTPError("data after the STARTTLS reply: %r"
+                            % self.buf[:100])
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if cafile:
+            ctx.load_verify_locations(cafile)
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=hostname)
+        self._helo_done = False
+        return self.sock.version()
+
     def close(self):
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+def closed_within(sock, secs):
+    """Read until the server closes; True if it did within secs (scaled)."""
+    sock.settimeout(scaled(secs))
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
 
 
 # ---------------------------------------------------------------- tools
@@ -589,6 +667,48 @@ def make_cert(directory, cn="relay.dr-test.example"):
     os.chmod(cert, 0o644)
     os.chmod(key, 0o644)     # test key: the dropped daemon re-reads it
     return cert, key
+
+
+def auth_file(path, users, owner="danerelay"):
+    """Write an auth_file (src/auth.h) with SHA-512-crypt hashes of
+    users {name: password}; mode 0600, owned by the daemon's user when
+    root (the daemon reads it after dropping privileges).  -> path."""
+    with open(path, "w") as f:
+        for name, pw in users.items():
+            h = subprocess.run(["openssl", "passwd", "-6", "-salt",
+                                "drtestsalt", pw], stdout=subprocess.PIPE,
+                               universal_newlines=True, check=True)
+            f.write("%s:%s\n" % (name, h.stdout.strip()))
+    os.chmod(path, 0o600)
+    if os.geteuid() == 0:
+        import pwd
+        _ensure_user(owner)
+        pw = pwd.getpwnam(owner)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return path
+
+
+def snippet(name, readme=None):
+    """The fenced block after "<!-- snippet: NAME ..." in README.md (the
+    operator snippets the tests run as written)."""
+    readme = readme or os.path.join(SRCDIR, "README.md")
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"<!-- snippet: %s\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```"
+                  % re.escape(name), text, re.S)
+    if m is None:
+        fail("README.md has no snippet %r" % name)
+    return m.group(1)
+
+
+def subst(text, pairs):
+    """Replace each (old, new) in a snippet; fail if old is not there
+    (the snippet changed and the test must follow)."""
+    for old, new in pairs:
+        if old not in text:
+            fail("snippet changed: %r not found in:\n%s" % (old, text))
+        text = text.replace(old, new)
+    return text
 
 
 def postfix_tools():

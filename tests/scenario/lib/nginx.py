@@ -34,6 +34,9 @@ import socket
 import subprocess
 import time
 
+# every wait of this helper is scaled once by the run's timeout factor
+# (DR_TIMEOUT_SCALE, e.g. 2 under ASan), as drtest.scaled() does
+SCALE = float(os.environ.get("DR_TIMEOUT_SCALE") or "1")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 POLICY_PATH = "/.well-known/mta-sts.txt"
 
@@ -156,7 +159,7 @@ class Nginx:
             self.proc = subprocess.Popen(
                 [NGINX, "-c", self.conf, "-e", self.error_log],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise NginxError("nginx exited (%d): %s" % (

@@ -43,7 +43,8 @@ As a process (what tests normally do):
 The record, in DIR:
     messages.jsonl   one JSON object per message accepted by "250" after
                      the final "." (written before the 250 is sent):
-        {"n": 1, "conn": 3, "time": ..., "peer": "127.0.0.1",
+        {"n": 1, "conn": 3, "time": ..., "mail_time": (when MAIL was
+         accepted), "peer": "127.0.0.1",
          "helo": "...", "tls": true, "tls_version": "TLSv1.3",
          "cipher": "...", "sni": "mx.example.test" or null,
          "mail_from": "a@b", "mail_params": "SIZE=10 BODY=8BITMIME",
@@ -53,7 +54,8 @@ The record, in DIR:
     msg-N.eml        the data as received, dot-unstuffed, CRLF kept
     transcript.jsonl one JSON object per connection when it ends:
         {"conn": 3, "peer": ..., "tls": ..., "sni": ..., "commands":
-         ["EHLO x", "STARTTLS", ...], "end": "quit"|"eof"|"close"|...}
+         ["EHLO x", "STARTTLS", ...], "end": "quit"|"eof"|"close"|...,
+         "start": (time of accept), "end_time": (time it ended)}
     stats.json       {"connections": N, "active": N, "max_active": N,
                       "messages": N, "tls_handshakes": N, "tls_failures": N}
                      rewritten (atomically) on every change
@@ -81,6 +83,9 @@ import subprocess
 import sys
 import time
 
+# every wait of this helper is scaled once by the run's timeout factor
+# (DR_TIMEOUT_SCALE, e.g. 2 under ASan), as drtest.scaled() does
+SCALE = float(os.environ.get("DR_TIMEOUT_SCALE") or "1")
 LINE_MAX = 1 << 20
 DATA_MAX = 64 * 1024 * 1024
 
@@ -204,10 +209,12 @@ class Session:
         self.helo = None
         self.commands = []
         self.end = None
+        self.start = time.time()
         self.reset()
 
     def reset(self):
         self.mail_from = None
+        self.mail_time = None
         self.mail_params = ""
         self.rcpts = []
         self.refused = []
@@ -217,7 +224,8 @@ class Session:
         return {"conn": self.n, "peer": self.peer, "tls": self.tls,
                 "tls_version": self.tls_version, "sni": self.sni,
                 "helo": self.helo, "commands": self.commands,
-                "end": self.end}
+                "end": self.end, "start": self.start,
+                "end_time": time.time()}
 
     async def send(self, text):
         if getattr(text, "delay", 0):
@@ -398,6 +406,7 @@ class Session:
             rep = await self.scripted("MAIL", arg, "250 2.1.0 ok")
             if rep and rep.startswith("2"):
                 self.mail_from = addr
+                self.mail_time = time.time()
                 self.mail_params = params.strip()
                 self.pipelined = pending > 0
             return rep
@@ -466,6 +475,7 @@ class Session:
                 f.write(data)
             self.s.append("messages.jsonl", {
                 "n": n, "conn": self.n, "time": time.time(),
+                "mail_time": self.mail_time,
                 "peer": self.peer, "helo": self.helo, "tls": self.tls,
                 "tls_version": self.tls_version, "cipher": self.cipher,
                 "sni": self.sni, "mail_from": self.mail_from,
@@ -616,7 +626,7 @@ class SinkProcess:
             ["/usr/bin/python3", os.path.abspath(__file__),
              "--outdir", outdir, "--ready", self.ready_file] + args,
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         while not os.path.exists(self.ready_file):
             if self.proc.poll() is not None:
                 raise RuntimeError("sink exited with %d; see %s/sink.log" %
@@ -642,8 +652,8 @@ class SinkProcess:
 
     def wait_idle(self, timeout=10):
         """Wait until no session is open and every ended one is in the
-        transcript; True if so within timeout seconds."""
-        deadline = time.monotonic() + timeout
+        transcript; True if so within timeout seconds (scaled)."""
+        deadline = time.monotonic() + timeout * SCALE
         while time.monotonic() < deadline:
             st = self.stats()
             if st.get("active", 1) == 0 and \
