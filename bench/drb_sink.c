@@ -4,7 +4,7 @@
  *
  * Why not tests/scenario/lib/sink.py: that sink writes and fsyncs every
  * message (it is a test recorder), so it would be the bottleneck the
- * benchmark must not have (issue #8).  This one keeps nothing but one
+ * benchmark must not have.  This one keeps nothing but one
  * line per message: the arrival time, the Message-ID and the size.
  *
  * One thread per connection, blocking I/O with socket timeouts; replies

@@ -64,7 +64,7 @@ def _status(ok):
 
 
 def targets(R):
-    """Issue #11's acceptance figures from this run: a list of dicts
+    """The throughput targets' figures from this run: a list of dicts
     {what, value, target, status, line}; status is "met", "not met",
     "n/a" (not measured) or "reported" (#11 asks for the figure, not a
     number)."""
@@ -147,7 +147,7 @@ def render(R):
     pf = "Postfix" in R.get("relays", {})
     out = []
     w = out.append
-    w("# danerelay benchmarks (issue #8)\n")
+    w("# danerelay benchmarks\n")
     w("Written by `bench/run%s` on %s; every figure below comes from that "
       "run.%s\n" % (" --quick" if a.get("quick") else "", m["date"],
                     " **--quick: tiny counts, the figures only prove the "
@@ -246,7 +246,7 @@ def render(R):
 
     w("## Results\n")
     tg = R.get("targets") or targets(R)
-    w("### Issue #11's targets\n")
+    w("### Throughput targets\n")
     w("Every figure from this one run (medians over the rounds; the "
       "faster Postfix is whichever configuration had more msg/s at that "
       "size in this run; loop stalls: the worst round).\n")
