@@ -14,7 +14,7 @@
  * event loop from reacting (a timer every 5 ms and its lateness, see
  * stats.c) into a histogram.
  *
- * Reading: stats_read() copies every counter; metrics.c exports them
+ * Reading: stats_read() copies every counter; metrics_http.c exports them
  * (with the gauges, which are not counters and are read from their
  * owners at scrape time) in the Prometheus text format.
  */

@@ -65,7 +65,7 @@
 #include "control.h"
 #include "delivery.h"
 #include "log.h"
-#include "metrics.h"
+#include "metrics_http.h"
 #include "stats.h"
 #include "mta_sts.h"
 #include "policy_table.h"
@@ -732,7 +732,7 @@ report_submit(const struct spool_env *env, void *arg)
 }
 
 /*
- * The gauges of the metrics listener (metrics.h): read at each scrape,
+ * The gauges of the metrics listener (metrics_http.h): read at each scrape,
  * on worker 0's loop, from the parts built here.
  */
 

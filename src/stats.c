@@ -8,7 +8,7 @@
  * smtpd_session.c: AUTH failures and refusals).  They are C11 atomics
  * (relaxed: each is an independent count), so any thread - an event loop
  * or a worker of the thread pools - may bump them, and a reader never
- * sees a torn value.  metrics.c exports them; the gauges that describe
+ * sees a torn value.  metrics_http.c exports them; the gauges that describe
  * the current state (queue, sessions, MTA-STS cache) are not kept here
  * but read from their owners at scrape time.
  *
@@ -31,7 +31,7 @@
  * largest into danerelay_loop_stall_max_seconds; every loop of the
  * process feeds the same histogram.
  *
- * Moved out of metrics.c (issue #15), so that counting modules depend
+ * Moved out of the exposition (metrics_http.c), so that counting modules depend
  * on nothing above the base layer.
  */
 #include <sys/types.h>

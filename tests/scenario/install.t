@@ -288,7 +288,7 @@ for want in ("configure", "Makefile.in", "README.md", "conf/danerelay.conf",
              "contrib/danerelayd.service.in", "rc.d/danerelayd.in",
              "contrib/fail2ban/filter.d/danerelay.conf",
              "contrib/fail2ban/jail.d/danerelay.conf", "include/config.h",
-             "src/main.c", "src/metrics.c", "scripts/install-deps",
+             "src/main.c", "src/metrics_http.c", "scripts/install-deps",
              ".ci/run", "tests/run", "tests/unit/t.h",
              "tests/scenario/install.t", "tests/scenario/lib/drtest.py",
              "build-aux/test-driver"):

@@ -1,5 +1,5 @@
 /*
- * test_metrics.c - src/stats.c (counters) and src/metrics.c (the exposition
+ * test_metrics.c - src/stats.c (counters) and src/metrics_http.c (the exposition
  * text, Prometheus text format 0.0.4) without a daemon; metrics_new()
  * refusals.
  * The HTTP listener with a real daemon is tests/scenario/metrics.t.
@@ -14,7 +14,7 @@
 
 #include "config.h"
 #include "delivery.h"
-#include "metrics.h"
+#include "metrics_http.h"
 #include "stats.h"
 #include "tls.h"
 #include "util.h"

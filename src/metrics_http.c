@@ -1,5 +1,5 @@
 /*
- * metrics.c - the export of the counters (stats.c) and gauges in the
+ * metrics_http.c - the export of the counters (stats.c) and gauges in the
  * Prometheus text exposition format (version 0.0.4) over HTTP.
  *
  * The counters are read from stats.c at scrape time.  Gauges that
@@ -43,7 +43,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
+#include "metrics_http.h"
 #include "stats.h"
 #include "util.h"
 

@@ -1,5 +1,5 @@
 /*
- * metrics.h - the Prometheus text format (version 0.0.4) export of the
+ * metrics_http.h - the Prometheus text format (version 0.0.4) export of the
  * counters (stats.h) and of gauges, by an optional HTTP listener
  * (metrics_listen).
  *
@@ -11,8 +11,8 @@
  * of them.  The listener belongs to the loop it was started on; the
  * callback runs on that loop.
  */
-#ifndef DR_METRICS_H
-#define DR_METRICS_H
+#ifndef DR_METRICS_HTTP_H
+#define DR_METRICS_HTTP_H
 
 #include <stddef.h>
 
