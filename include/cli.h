@@ -47,8 +47,9 @@ const char *cli_spool_dir(struct cli *c);
 const char *cli_control_path(struct cli *c);
 /* "6b00..." -> "6B00..." in id; -1 if it is no queue id. */
 int cli_parse_id(const char *arg, char id[QUEUE_ID_LEN + 1]);
-/* Root editing a spool that belongs to the daemon's user becomes that
- * user first.  0 ok (or nothing to do), -1 printed. */
+/* Root working on a directory of the daemon's user (spool_dir,
+ * state_dir) becomes that user first, so that what it writes stays
+ * usable by the daemon.  0 ok (or nothing to do), -1 printed. */
 int cli_become_spool_owner(const char *dir);
 /* The spool without recovery or lock (listing, editing); NULL printed. */
 struct spool *cli_spool(struct cli *c);

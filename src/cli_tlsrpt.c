@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <sqlite3.h>
 
+#include "cli.h"
 #include "cli_tlsrpt.h"
 #include "config.h"
 #include "spool.h"
@@ -40,31 +41,6 @@ cli_usage(void)
 	fprintf(stderr, "usage: danerelay tlsrpt show [DOMAIN] "
 	    "[--date YYYY-MM-DD]\n"
 	    "       danerelay tlsrpt send [--date YYYY-MM-DD]\n");
-}
-
-/* Root works as the owner of state_dir (the daemon's user), so that
- * the files it creates stay usable by the daemon. */
-static int
-cli_become_owner(const char *dir)
-{
-	struct stat st;
-
-	if (geteuid() != 0)
-		return 0;
-	if (stat(dir, &st) == -1) {
-		fprintf(stderr, "danerelay: %s: %s\n", dir, strerror(errno));
-		return -1;
-	}
-	if (st.st_uid == 0)
-		return 0;
-	if (setgroups(1, &st.st_gid) == -1 ||
-	    setresgid(st.st_gid, st.st_gid, st.st_gid) == -1 ||
-	    setresuid(st.st_uid, st.st_uid, st.st_uid) == -1) {
-		fprintf(stderr, "danerelay: cannot become the owner of %s: "
-		    "%s\n", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* Make s printable for the terminal (it may hold remote data). */
@@ -395,7 +371,7 @@ tlsrpt_cli(const struct config *cf, int argc, char **argv)
 		}
 		free(p);
 	}
-	if (cli_become_owner(cf->state_dir) == -1)
+	if (cli_become_spool_owner(cf->state_dir) == -1)
 		return 1;
 	if (strcmp(sub, "show") == 0) {
 		if ((db = tlsrpt_db_open(cf->state_dir, 0, CLI_BUSY_MS, err,
