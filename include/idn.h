@@ -7,6 +7,11 @@
  *
  * idn_is_ascii(s): 1 if s has no byte above 0x7f.
  *
+ * idn_ldh_name(s, len): 1 if the len octets at s are a host name of
+ * letters, digits and hyphens (RFC 5890 §2.3.1, RFC 5321 Domain): labels
+ * of 1-63 octets that neither start nor end with a hyphen, at most 253
+ * octets in all, no empty label and no trailing dot.
+ *
  * idn_to_alabels(in, out, outlen, err, errlen): in (UTF-8, a trailing
  * dot allowed and dropped) in A-label form, lower case, in out.  An
  * ASCII name is only lower-cased, never judged (an address literal or an
@@ -22,6 +27,7 @@
 #include <stddef.h>
 
 int idn_is_ascii(const char *s);
+int idn_ldh_name(const char *s, size_t len);
 int idn_to_alabels(const char *in, char *out, size_t outlen, char *err,
     size_t errlen);
 

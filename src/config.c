@@ -57,6 +57,7 @@
 
 #include "acl.h"
 #include "config.h"
+#include "idn.h"
 #include "smtp_parse.h"
 #include "util.h"
 
@@ -532,29 +533,17 @@ make_path(struct parser *p, const char *v)
 	return xasprintf("%s/%s", p->dir, v);
 }
 
+/* myhostname: an LDH host name (idn.c), a trailing dot allowed */
 static int
 valid_hostname(const char *s)
 {
-	size_t len = strlen(s), lab = 0;
-	const char *c;
+	size_t len = strlen(s);
 
-	if (len == 0 || len > 253 || *s == '.' || *s == '-')
+	if (len > 253)
 		return 0;
-	for (c = s; *c; c++) {
-		if (*c == '.') {
-			if (lab == 0 || c[-1] == '-')
-				return 0;
-			lab = 0;
-			continue;
-		}
-		if (!isalnum((unsigned char)*c) && *c != '-')
-			return 0;
-		if (lab == 0 && *c == '-')
-			return 0;
-		if (++lab > 63)
-			return 0;
-	}
-	return c[-1] != '-';
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	return idn_ldh_name(s, len);
 }
 
 static int

@@ -30,29 +30,28 @@ idn_is_ascii(const char *s)
 	return 1;
 }
 
-/* letters, digits, hyphens; labels 1-63 octets, no hyphen at the ends */
-static int
-ldh_name(const char *s)
+int
+idn_ldh_name(const char *s, size_t len)
 {
-	size_t label = 0, len = strlen(s);
+	size_t i, lstart = 0;
 
 	if (len == 0 || len > IDN_NAME_MAX)
 		return 0;
-	for (; ; s++) {
-		if (*s == '.' || *s == '\0') {
-			if (label == 0 || label > 63 || s[-1] == '-' ||
-			    s[-(long)label] == '-')
+	for (i = 0; i <= len; i++) {
+		if (i == len || s[i] == '.') {
+			size_t ll = i - lstart;
+
+			if (ll == 0 || ll > 63 || s[lstart] == '-' ||
+			    s[i - 1] == '-')
 				return 0;
-			if (*s == '\0')
-				return 1;
-			label = 0;
+			lstart = i + 1;
 			continue;
 		}
-		if (!isascii((unsigned char)*s) ||
-		    !(isalnum((unsigned char)*s) || *s == '-'))
+		if (!isascii((unsigned char)s[i]) ||
+		    !(isalnum((unsigned char)s[i]) || s[i] == '-'))
 			return 0;
-		label++;
 	}
+	return 1;
 }
 
 int
@@ -90,7 +89,7 @@ idn_to_alabels(const char *in, char *out, size_t outlen, char *err,
 		return -1;
 	}
 	len = strlen(conv);
-	if (!ldh_name(conv) || len >= outlen) {
+	if (!idn_ldh_name(conv, len) || len >= outlen) {
 		snprintf(err, errlen, "not a valid internationalized domain "
 		    "name: \"%.80s\" is not a host name", conv);
 		idn2_free(conv);

@@ -211,38 +211,12 @@ mta_sts_txt_select(const struct dns_txt *txt, size_t n,
 
 /* ---- names ------------------------------------------------------------ */
 
-/* RFC 5321 Domain: sub-domain *("." sub-domain), sub-domain = Let-dig
- * [Ldh-str]; labels 1-63 octets, total at most 253, no trailing dot. */
-static int
-ldh_domain_valid(const char *s, size_t len)
-{
-	size_t i, lstart = 0;
-
-	if (len == 0 || len > 253)
-		return 0;
-	for (i = 0; i <= len; i++) {
-		if (i == len || s[i] == '.') {
-			size_t ll = i - lstart;
-
-			if (ll == 0 || ll > 63 ||
-			    !is_alnum((unsigned char)s[lstart]) ||
-			    !is_alnum((unsigned char)s[i - 1]))
-				return 0;
-			lstart = i + 1;
-			continue;
-		}
-		if (!is_alnum((unsigned char)s[i]) && s[i] != '-')
-			return 0;
-	}
-	return 1;
-}
-
 static int
 mx_pattern_valid_len(const char *s, size_t len)
 {
 	if (len >= 2 && s[0] == '*' && s[1] == '.')
-		return ldh_domain_valid(s + 2, len - 2);
-	return ldh_domain_valid(s, len);
+		return idn_ldh_name(s + 2, len - 2);
+	return idn_ldh_name(s, len);
 }
 
 int
@@ -259,7 +233,7 @@ mta_sts_domain_ascii(const char *in, char *out, size_t outlen)
 	/* IDNA2008 with UTS #46 mapping (case folding, NFC): idn.c */
 	if (in == NULL || outlen == 0 ||
 	    idn_to_alabels(in, out, outlen, err, sizeof(err)) == -1 ||
-	    !ldh_domain_valid(out, strlen(out)))
+	    !idn_ldh_name(out, strlen(out)))
 		return -1;
 	return 0;
 }

@@ -424,6 +424,15 @@ test_syntax(void)
 	CHECK(cf.smtp_port == 27);
 	config_free(&cf);
 
+	/* a fully qualified host name may end in a dot; labels of 63 */
+	CHECK(load("myhostname = mx.example.org.\n", &cf) == 0);
+	CHECK_STR(cf.myhostname, "mx.example.org.");
+	config_free(&cf);
+	CHECK(load("myhostname = x."
+	    "a23456789012345678901234567890123456789012345678901234567890123"
+	    "\n", &cf) == 0);
+	config_free(&cf);
+
 	/* the longest line allowed, exactly 4096 bytes */
 	{
 		char line[4200];
@@ -586,6 +595,13 @@ test_errors(void)
 	ERR(1, "myhostname = a..example\n",
 	    "myhostname: bad host name \"a..example\"");
 	ERR(1, "myhostname =\n", "myhostname: bad host name \"\"");
+	ERR(1, "myhostname = a-.example\n",
+	    "myhostname: bad host name \"a-.example\"");
+	ERR(1, "myhostname = x."
+	    "a234567890123456789012345678901234567890123456789012345678901234"
+	    "\n", "myhostname: bad host name \"x."
+	    "a234567890123456789012345678901234567890123456789012345678901234"
+	    "\"");
 	ERR(1, "user = root:x\n", "user: bad user name \"root:x\"");
 	ERR(1, "user =\n", "user: bad user name \"\"");
 	ERR(1, "spool_dir =\n", "spool_dir: missing value");
