@@ -177,14 +177,14 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	evbuffer_add_printf(b, "danerelay_smtpd_auth_delay_seconds_total ");
 	add_seconds(b, st.counter[S_AUTH_DELAY_MS] * 1000);
 	evbuffer_add_printf(b, "\n");
-	if (g.have_smtpd)
+	if (g.have_smtpd) {
 		one(b, "danerelay_smtpd_auth_blocked_clients", "gauge",
 		    "Client addresses blocked now after too many failed SMTP "
 		    "AUTH attempts (smtpd_auth_failure_limit).",
 		    g.smtpd_auth_blocked);
-	if (g.have_smtpd)
 		one(b, "danerelay_smtpd_sessions", "gauge",
 		    "Inbound SMTP sessions open now.", g.smtpd_sessions);
+	}
 
 	/* outbound */
 	head(b, "danerelay_recipients_delivered_total", "counter",
