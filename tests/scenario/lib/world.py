@@ -48,10 +48,13 @@ MX(label, n, ...): the host label.<domain> on 127.A.B.n with
 dest(domain, n=None, mx=None, secure=True, records=(), mta_sts=None,
     tlsrpt=None, bogus_mx=False, null_mx=False, ...): a zone with those
     MX hosts (n= and rules/tlsa/starttls/extra: the single-MX form of
-    before), more records, an MTA-STS policy (policy() text: the TXT
-    record and the HTTPS site mta-sts.<domain> with a certificate of the
-    world's CA), a TLSRPT rua.  Returns the first MX's sink;
-    w.sinks[domain] is the first MX's sink, w.sink(domain, label) any.
+    before), more records, an MTA-STS policy (policy() text, or a dict of
+    nginx locations for a policy site that answers otherwise, e.g.
+    {nginx.POLICY_PATH: "return 404;"}: the TXT record, its id in
+    w.sts_id[domain], and the HTTPS site mta-sts.<domain> with a
+    certificate of the world's CA), a TLSRPT rua.  Returns the first MX's
+    sink; w.sinks[domain] is the first MX's sink, w.sink(domain, label)
+    any.
 daemon(name="d", start=True, **options): a drtest.Daemon wired to the
     rig (dns_config, trust_anchor_file, smtp_port, ca_file, https_port
     when MTA-STS is used); remembered for stop() and the end-of-test
@@ -125,6 +128,7 @@ class World:
                                  drtest.free_port(drtest.ip(1)))
         self.sinks = {}         # domain -> its first MX's sink
         self.mx = {}            # domain -> [MX]
+        self.sts_id = {}        # domain -> its _mta-sts TXT id
         self.daemons = []
         self.web = None
         self._root = self._inter = self._other = None
@@ -218,12 +222,18 @@ class World:
                 starttls=m.starttls and m.cert is not None, rules=m.rules,
                 extra=m.extra)
         if mta_sts is not None:
+            self.sts_id[domain] = re.sub(
+                r"\W", "", str(abs(hash(str(mta_sts)))))[:20]
             recs.append('_mta-sts TXT "v=STSv1; id=%s"'
-                        % re.sub(r"\W", "", str(abs(hash(mta_sts))))[:20])
+                        % self.sts_id[domain])
             recs.append("mta-sts A %s" % self._web().ip)
             c = self.root.issue(["mta-sts." + domain])
-            self.web.site("mta-sts." + domain, c.chain, c.key,
-                          policy=mta_sts)
+            if isinstance(mta_sts, dict):
+                self.web.site("mta-sts." + domain, c.chain, c.key,
+                              locations=mta_sts)
+            else:
+                self.web.site("mta-sts." + domain, c.chain, c.key,
+                              policy=mta_sts)
         if tlsrpt is not None:
             recs.append('_smtp._tls TXT "v=TLSRPTv1; rua=%s"' % tlsrpt)
         self.rig.zone(domain, secure=secure, records=recs, servfail=servfail)
