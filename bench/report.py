@@ -66,7 +66,7 @@ def _status(ok):
 def targets(R):
     """The throughput targets' figures from this run: a list of dicts
     {what, value, target, status, line}; status is "met", "not met",
-    "n/a" (not measured) or "reported" (#11 asks for the figure, not a
+    "n/a" (not measured) or "reported" (the target asks for the figure, not a
     number)."""
     a = R["args"]
     sizes = [str(s) for s in a["sizes"]]
@@ -124,7 +124,7 @@ def targets(R):
         p999, mx = _worst_stall(R, "danerelay", k)
         add("event loop stall p99.9 / max, %s" % label,
             "n/a" if p999 is None else "%.1f ms / %.1f ms" % (p999, mx),
-            "none in #11 (no loop blocks on disk or CPU work)",
+            "none set (no loop blocks on disk or CPU work)",
             "n/a" if p999 is None else "reported")
     af = R.get("auth_flood") or {}
     v = af.get("ehlo_p99_ms")
@@ -135,7 +135,7 @@ def targets(R):
         k = "%s@%s" % (s, ms)
         if _get(R, "danerelay", k):
             vs_postfix(k, "%s, %d sessions" % (_size_name(s), ms),
-                       " (#11 asks it at %d sessions; for reference)" %
+                       " (the target is set at %d sessions; for reference)" %
                        a["sessions"])
     return out
 
@@ -326,7 +326,7 @@ def render(R):
         fname, fp = _faster_postfix(R, k)
         met = ""
         if d and fp:
-            met = "%.2f× the faster Postfix (#11's 2× is at %d sessions)" % (
+            met = "%.2f× the faster Postfix (the 2× target is at %d sessions)" % (
                 d / fp, a["sessions"])
         row("**end-to-end msg/s, %s, %s sessions** (one run)" % (
             _size_name(s), ms), _f(d), _f(p), _ratio(d, p), met,
