@@ -221,7 +221,10 @@ with open(rep, "wb") as f:
 r = fetch(H, "/201", extra=["-2", "-P", "application/tlsrpt+gzip", "-f",
                             rep])
 expect("POST, 2xx accepted", r, "ok", 201)
-drtest.check(any('"POST /201 HTTP/1.1" 201' in l for l in web.requests(H)),
-             "nginx saw the POST")
+# nginx writes its access-log line after the response has gone out, so
+# the tool may have its 201 before the line is there
+drtest.wait_for(lambda: any('"POST /201 HTTP/1.1" 201' in l
+                            for l in web.requests(H)), 10,
+                "nginx's access-log line for the POST")
 web.stop()
 drtest.done()
