@@ -86,6 +86,8 @@ struct config {
 	char *policy_file;
 	char *dns_config;		/* libunbound config file, optional */
 	char *trust_anchor_file;	/* default /usr/share/dns/root.key */
+	char *dnssec_check_name;	/* self-test DNSKEY name, default "." */
+	long long dnssec_check_interval;	/* self-test period, default 600s */
 	int smtp_port;			/* default 25 */
 	long long smtp_connect_timeout;	/* default 30s */
 	long long smtp_timeout;		/* EHLO, STARTTLS, TLS, RSET:

@@ -31,7 +31,11 @@
  *				attempt in flight is cancelled first
  *	list			"msg ID active=0|1 hold=0|1 rcpts=N
  *				pending=N" per message, then "ok N"
- *	status			"ok messages=N active=N"
+ *	status			"ok messages=N active=N dnssec=STATE
+ *				dnssec_checked=UNIXTIME dnssec_name=NAME":
+ *				STATE of the DNSSEC self-test (secure,
+ *				insecure, failing; dnssec_check.h), 0: not
+ *				yet checked
  *
  * The detailed listing (senders, recipients, errors) is not sent here:
  * `danerelay queue` reads it from the spool, which also works when the

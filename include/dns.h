@@ -23,6 +23,7 @@
 #define DNS_T_TXT	16
 #define DNS_T_AAAA	28
 #define DNS_T_TLSA	52
+#define DNS_T_DNSKEY	48	/* counted only (dnssec_check.c) */
 
 /* Presentation form of any name fits (255 octets, every octet "\DDD"). */
 #define DNS_NAME_BUF	1025

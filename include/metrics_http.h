@@ -31,6 +31,8 @@ struct metrics_gauges {
 	unsigned long long queue_oldest_age;	/* seconds, 0 when empty */
 	unsigned long long in_flight;		/* delivery attempts */
 	long long sts_cache_policies;		/* MTA-STS policies cached */
+	int have_dnssec;
+	int dnssec_secure;			/* self-test: 1 secure */
 };
 typedef void metrics_gauges_fn(struct metrics_gauges *g, void *arg);
 

@@ -4,7 +4,7 @@
  * as libunbound reports them).
  *
  * resolver_new() builds the validating resolver: the trust anchor from
- * cf->trust_anchor_file (a static DS/DNSKEY file such as Debian's
+ * cf->trust_anchor_file (refused when there is none, see below) (a static DS/DNSKEY file such as Debian's
  * /usr/share/dns/root.key), then cf->dns_config (a libunbound config
  * file: forwarders, stub zones, extra trust anchors) if set.  No
  * resolv.conf: danerelay validates itself and forwards only when
@@ -48,6 +48,23 @@ struct resolver_query;
 #define RESOLVER_TIMEOUT	30
 
 typedef void resolver_cb(struct dns_result *res, void *arg);
+
+/*
+ * Trust anchors (issue #23): resolver_new() refuses, and
+ * resolver_check_config() reports without building a resolver (start-up
+ * and SIGHUP checks), a configuration that would validate nothing: no
+ * anchor at all (no trust_anchor_file and no trust-anchor,
+ * trust-anchor-file, auto-trust-anchor-file or trusted-keys-file in
+ * dns_config), or an anchor file without a DS or DNSKEY record (empty,
+ * truncated), or an inline trust-anchor that is not one.  0 ok, -1 with
+ * a reason naming the file in err.
+ */
+int resolver_check_config(const struct config *cf, char *err, size_t errlen);
+/* DS and DNSKEY records in a zone-file-format anchor file (ldns parser):
+ * >= 0, or -1 unreadable / syntax error with the line in err. */
+int resolver_anchor_count(const char *path, char *err, size_t errlen);
+/* 1 if name is a presentation-form name resolver_query() accepts. */
+int resolver_name_ok(const char *name);
 
 /* NULL with a reason in err on failure. */
 struct resolver *resolver_new(struct event_base *base,

@@ -425,6 +425,42 @@ cli_flush(struct cli *c, int argc, char **argv)
 	return r == 0 ? EX_OK : EX_ERR;
 }
 
+/*
+ * The DNSSEC line of `danerelay status` from the reply's "dnssec=STATE
+ * dnssec_checked=UNIXTIME dnssec_name=NAME" (control.h), e.g.
+ * "DNSSEC: secure (DNSKEY . checked 2026-12-06 14:30:05 UTC)".
+ */
+static void
+status_dnssec_line(const char *msg)
+{
+	char state[32], name[256], when[64], *s, *n;
+	long long t;
+	time_t tt;
+	struct tm tm;
+	const char *p;
+
+	if ((p = strstr(msg, " dnssec=")) == NULL ||
+	    sscanf(p, " dnssec=%31s dnssec_checked=%lld dnssec_name=%255s",
+	    state, &t, name) != 3) {
+		printf("DNSSEC: unknown (the daemon did not say)\n");
+		return;
+	}
+	s = cli_safe(state);
+	if (t <= 0) {
+		printf("DNSSEC: %s (not checked yet)\n", s);
+		free(s);
+		return;
+	}
+	tt = (time_t)t;
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(when, sizeof(when), "at %lld", t);
+	n = cli_safe(name);
+	printf("DNSSEC: %s (DNSKEY %s checked %s)\n", s, n, when);
+	free(s);
+	free(n);
+}
+
 int
 cli_status(struct cli *c, int argc, char **argv)
 {
@@ -454,6 +490,7 @@ cli_status(struct cli *c, int argc, char **argv)
 		printf("danerelayd is running: %llu message%s in the queue, "
 		    "%llu delivery attempt%s in progress\n", nmsg,
 		    nmsg == 1 ? "" : "s", nactive, nactive == 1 ? "" : "s");
+		status_dnssec_line(msg);
 		return EX_OK;
 	}
 	s = cli_safe(r == 0 ? "unexpected reply" : msg);

@@ -282,6 +282,8 @@ config_defaults(struct config *cf)
 	cf->default_policy = POLICY_DANE;
 	cf->bounce_relay_tls = POLICY_MAY;
 	cf->trust_anchor_file = xstrdup("/usr/share/dns/root.key");
+	cf->dnssec_check_name = xstrdup(".");
+	cf->dnssec_check_interval = 600;
 	cf->smtp_port = 25;
 	cf->smtp_connect_timeout = 30;
 	cf->smtp_timeout = 300;
@@ -326,6 +328,7 @@ config_free(struct config *cf)
 	free(cf->policy_file);
 	free(cf->dns_config);
 	free(cf->trust_anchor_file);
+	free(cf->dnssec_check_name);
 	free(cf->smtp_bind_address);
 	free(cf->ca_file);
 	free(cf->tlsrpt_org_name);
@@ -440,6 +443,9 @@ static const struct option {
 	{ "policy_file",		T_FILE,		OFF(policy_file) },
 	{ "dns_config",			T_FILE,		OFF(dns_config) },
 	{ "trust_anchor_file",		T_FILE,		OFF(trust_anchor_file) },
+	{ "dnssec_check_name",		T_STRING,	OFF(dnssec_check_name) },
+	{ "dnssec_check_interval",	T_DURATION,
+	    OFF(dnssec_check_interval) },
 	{ "smtp_port",			T_PORT,		OFF(smtp_port) },
 	{ "smtp_connect_timeout",	T_DURATION,
 	    OFF(smtp_connect_timeout) },

@@ -42,6 +42,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "dnssec_check.h"
 #include "log.h"
 #include "queue.h"
 #include "spool.h"
@@ -365,13 +366,29 @@ req_list(struct ctl_conn *c, int argc, char **argv)
 	reply(c, "ok %zu", la.n);
 }
 
+/* " dnssec=STATE dnssec_checked=UNIXTIME dnssec_name=NAME" of status:
+ * the self-test's last result (dnssec_check.h). */
+static void
+status_dnssec(char *buf, size_t len)
+{
+	char name[256];
+
+	dnssec_check_name(name, sizeof(name));
+	snprintf(buf, len, "dnssec=%s dnssec_checked=%lld dnssec_name=%s",
+	    dnssec_state_name(dnssec_check_state()),
+	    (long long)dnssec_check_time(), name);
+}
+
 static void
 req_status(struct ctl_conn *c, int argc, char **argv)
 {
+	char dnssec[512];
+
 	(void)argc;
 	(void)argv;
-	reply(c, "ok messages=%zu active=%zu", queue_size(c->ctl->q),
-	    queue_active(c->ctl->q));
+	status_dnssec(dnssec, sizeof(dnssec));
+	reply(c, "ok messages=%zu active=%zu %s", queue_size(c->ctl->q),
+	    queue_active(c->ctl->q), dnssec);
 }
 
 static const struct request {

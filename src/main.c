@@ -10,7 +10,9 @@
  *	-h	usage
  *
  * Start-up order, and why:
- *	1. load the config (errors are "file:line: reason" on stderr, exit 1);
+ *	1. load the config (errors are "file:line: reason" on stderr, exit 1)
+ *	   and check its trust anchors (dnssec_check_config(); also -n and
+ *	   every SIGHUP);
  *	2. when root: look up `user` (refuse to start without it);
  *	3. create spool_dir and state_dir (mode 0700, owned by `user`);
  *	4. bind the listeners (smtpd_new, metrics_new) while still
@@ -23,7 +25,9 @@
  *	   after the drop);
  *	7. drop privileges: setgroups, setresgid, setresuid, then check that
  *	   root cannot be regained;
- *	8. open the spool (recovery runs here), start the event loop.
+ *	8. open the spool (recovery runs here), run the first DNSSEC
+ *	   self-test (dnssec_check.h: an insecure answer refuses the start),
+ *	   start the event loop.
  *
  * Signals go through libevent: SIGTERM/SIGINT stop accepting, let open
  * work drain for at most DRAIN_TIMEOUT seconds and exit 0; SIGHUP re-reads
@@ -64,6 +68,7 @@
 #include "config.h"
 #include "control.h"
 #include "delivery.h"
+#include "dnssec_check.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "stats.h"
@@ -132,6 +137,7 @@ struct daemon {
 	struct queue		*q;		/* the scheduler */
 	struct control		*ctl;		/* control socket */
 	struct metrics		*metrics;	/* metrics_listen, or NULL */
+	struct dnssec_check	*dnssec;	/* the periodic self-test */
 	struct tlsrpt		*rpt;		/* TLSRPT, NULL: tlsrpt = no */
 	struct tlsrpt_sched	*rpt_sched;	/* its report schedule */
 	struct event		*ev_term, *ev_int, *ev_hup;
@@ -774,6 +780,8 @@ metrics_gauges(struct metrics_gauges *g, void *arg)
 	    (unsigned long long)(now - qg.oldest) : 0;
 	g->in_flight = (unsigned long long)queue_active(d->q);
 	g->sts_cache_policies = mta_sts_policies(d->w[0].deps.sts);
+	g->have_dnssec = 1;
+	g->dnssec_secure = dnssec_check_state() == DNSSEC_SECURE;
 }
 
 /*
@@ -922,6 +930,12 @@ reload(struct daemon *d)
 		return;
 	}
 	keep_startup_settings(ncf, d->cf);
+	if (dnssec_check_config(ncf, err, sizeof(err)) == -1) {
+		log_warnx("reload failed: %s (keeping the old configuration)",
+		    err);
+		config_unref(ncf);
+		return;
+	}
 	if (ncf->policy_file != NULL) {
 		struct policy_table *pt;
 
@@ -954,6 +968,7 @@ reload(struct daemon *d)
 	if (d->rpt == NULL && ncf->tlsrpt)
 		log_warnx("reload: tlsrpt = yes takes effect after a restart");
 	tlsrpt_reload(d->rpt, ncf);
+	dnssec_check_reload(d->dnssec, ncf);
 	config_unref(d->cf);	/* freed with the last job using it */
 	d->cf = ncf;
 	log_info("reloaded %s", d->cf->file);
@@ -1067,6 +1082,10 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	free(path);
+	if (dnssec_check_config(d->cf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "danerelayd: %s: %s\n", d->cf->file, err);
+		return 1;
+	}
 	if (check) {
 		printf("%s: configuration OK\n", d->cf->file);
 		config_free(d->cf);
@@ -1126,6 +1145,9 @@ main(int argc, char *argv[])
 		fatal("spool %s: %s", d->cf->spool_dir, err);
 	if ((d->base = event_base_new()) == NULL)
 		fatal("event_base_new failed");
+	/* before any delivery: is validation in effect? (issue #23) */
+	if (dnssec_check_first(d->cf, err, sizeof(err)) == -1)
+		fatal("%s", err);
 	if ((d->wq_io = workq_new("io", IO_THREADS, err,
 	    sizeof(err))) == NULL ||
 	    (d->wq_cpu = workq_new("cpu", cpu_threads(), err,
@@ -1142,6 +1164,7 @@ main(int argc, char *argv[])
 		log_info("queue: %d messages loaded (%d workers)", d->loaded,
 		    d->nworkers);
 	d->port = d->w[0].port;
+	d->dnssec = dnssec_check_start(d->base, d->w[0].deps.res, d->cf);
 	d->dlv = d->w[0].dlv;
 	d->q = d->w[0].q;
 	tlsrpt_set_workq(d->rpt, d->wq_io, d->port);
@@ -1208,6 +1231,7 @@ main(int argc, char *argv[])
 	for (i = 0; i < d->nworkers; i++)
 		smtpd_set_workq(d->w[i].sd, NULL, NULL, NULL);
 	control_free(d->ctl);
+	dnssec_check_free(d->dnssec);	/* before worker 0's resolver */
 	/* the clones first: they share worker 0's client count */
 	for (i = d->nworkers - 1; i >= 0; i--)
 		worker_teardown(&d->w[i]);

@@ -100,6 +100,19 @@ add_seconds(struct evbuffer *b, unsigned long long us)
 	evbuffer_add_printf(b, "%llu.%06llu", us / 1000000, us % 1000000);
 }
 
+/* The DNSSEC self-test (dnssec_check.h): 1 while the last check of
+ * dnssec_check_name's DNSKEY RRset was secure, else 0. */
+static void
+render_dnssec(struct evbuffer *b, const struct metrics_gauges *g)
+{
+	if (!g->have_dnssec)
+		return;
+	one(b, "danerelay_dnssec_secure", "gauge",
+	    "DNSSEC self-test: 1 when the DNSKEY RRset of dnssec_check_name "
+	    "validated as secure at the last check, 0 when insecure or "
+	    "failing.", g->dnssec_secure ? 1 : 0);
+}
+
 /* The stall histogram: cumulative buckets from one snapshot, so +Inf
  * and _count agree even while other threads add samples. */
 static void
@@ -214,6 +227,8 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	one(b, "danerelay_mta_sts_cache_policies", "gauge",
 	    "MTA-STS policies in the cache.", g.sts_cache_policies < 0 ? 0 :
 	    (unsigned long long)g.sts_cache_policies);
+
+	render_dnssec(b, &g);
 
 	/* the event loop */
 	render_stalls(b, &st);

@@ -50,6 +50,7 @@
 
 #include <event2/event.h>
 #include <unbound.h>
+#include <ldns/ldns.h>
 
 #include "config.h"
 #include "log.h"
@@ -127,6 +128,7 @@ static const struct {
 	{ DNS_T_TXT, "TXT" },
 	{ DNS_T_AAAA, "AAAA" },
 	{ DNS_T_TLSA, "TLSA" },
+	{ DNS_T_DNSKEY, "DNSKEY" },
 };
 
 const char *
@@ -427,6 +429,15 @@ dns_result_add_rdata(struct dns_result *res, const uint8_t *rd, size_t len,
 			x->len += rd[i];
 		}
 		x->data[x->len] = '\0';
+		res->n++;
+		return 0;
+	case DNS_T_DNSKEY:
+		/* flags, protocol, algorithm, key (RFC 4034 §2.1): counted only,
+		 * for the DNSSEC self-test (dnssec_check.c) */
+		if (len < 4) {
+			snprintf(err, errlen, "DNSKEY rdata too short (%zu)", len);
+			return -1;
+		}
 		res->n++;
 		return 0;
 	default:
@@ -1007,6 +1018,258 @@ readable(const char *what, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- trust anchors (issue #23: validation that cannot silently be off) */
+
+/*
+ * The anchors of cf into ctx: trust_anchor_file, then dns_config.
+ * Debian's /usr/share/dns/root.key is a static, package-managed DNSKEY
+ * file (read-only), so ub_ctx_add_ta_file(), not the RFC 5011 tracker
+ * ub_ctx_add_ta_autr() that rewrites it.
+ */
+static int
+ctx_load(struct ub_ctx *ctx, const struct config *cf, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	if (cf->trust_anchor_file != NULL && *cf->trust_anchor_file != '\0') {
+		if (readable("trust_anchor_file", cf->trust_anchor_file, err,
+		    errlen) == -1)
+			return -1;
+		if ((rc = ub_ctx_add_ta_file(ctx,
+		    cf->trust_anchor_file)) != 0) {
+			snprintf(err, errlen, "trust_anchor_file %s: %s",
+			    cf->trust_anchor_file, ub_strerror(rc));
+			return -1;
+		}
+	}
+	if (cf->dns_config != NULL && *cf->dns_config != '\0') {
+		if (readable("dns_config", cf->dns_config, err, errlen) == -1)
+			return -1;
+		if ((rc = ub_ctx_config(ctx, cf->dns_config)) != 0) {
+			snprintf(err, errlen, "dns_config %s: %s%s",
+			    cf->dns_config, ub_strerror(rc),
+			    rc == UB_SYNTAX ? " (details on stderr)" : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+anchor_type(const ldns_rr *rr)
+{
+	ldns_rr_type t = ldns_rr_get_type(rr);
+
+	return t == LDNS_RR_TYPE_DS || t == LDNS_RR_TYPE_DNSKEY;
+}
+
+int
+resolver_anchor_count(const char *path, char *err, size_t errlen)
+{
+	FILE *fp;
+	ldns_rr *rr;
+	ldns_rdf *origin = NULL, *prev = NULL;
+	ldns_status s;
+	uint32_t ttl = 3600;
+	int line = 1, n = 0;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (!feof(fp)) {
+		rr = NULL;
+		s = ldns_rr_new_frm_fp_l(&rr, fp, &ttl, &origin, &prev, &line);
+		if (s == LDNS_STATUS_OK) {
+			n += anchor_type(rr);
+			ldns_rr_free(rr);
+			continue;
+		}
+		if (s == LDNS_STATUS_SYNTAX_EMPTY ||
+		    s == LDNS_STATUS_SYNTAX_TTL ||
+		    s == LDNS_STATUS_SYNTAX_ORIGIN)
+			continue;
+		/* nothing but comments or blanks up to the end */
+		if (s == LDNS_STATUS_SYNTAX_ERR && feof(fp))
+			break;
+		snprintf(err, errlen, "%s line %d: %s", path, line,
+		    ldns_get_errorstr_by_id(s));
+		n = -1;
+		break;
+	}
+	if (n >= 0 && ferror(fp)) {
+		snprintf(err, errlen, "%s: read error", path);
+		n = -1;
+	}
+	fclose(fp);
+	ldns_rdf_deep_free(origin);
+	ldns_rdf_deep_free(prev);
+	return n;
+}
+
+/* A BIND-style trusted-keys file: anything but blanks and comments. */
+static int
+file_has_text(const char *path, char *err, size_t errlen)
+{
+	FILE *fp;
+	char buf[512], *p;
+	int text = 0;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (!text && fgets(buf, sizeof(buf), fp) != NULL) {
+		for (p = buf; isspace((unsigned char)*p); p++)
+			;
+		text = *p != '\0' && *p != '#' && *p != ';' && *p != '/';
+	}
+	fclose(fp);
+	return text;
+}
+
+/*
+ * One libunbound list option: every item through check(), which returns
+ * the anchors it found (0: none, which is refused) or -1.  Adds to *total.
+ */
+static int
+anchors_option(struct ub_ctx *ctx, const struct config *cf,
+    const char *opt, int (*check)(const char *, char *, size_t),
+    int *total, char *err, size_t errlen)
+{
+	char *list = NULL, *item, *save = NULL, why[512];
+	const char *who;
+	int rc, n;
+
+	if ((rc = ub_ctx_get_option(ctx, opt, &list)) != 0) {
+		snprintf(err, errlen, "libunbound option %s: %s", opt,
+		    ub_strerror(rc));
+		return -1;
+	}
+	for (item = strtok_r(list, "\n", &save); item != NULL;
+	    item = strtok_r(NULL, "\n", &save)) {
+		who = cf->trust_anchor_file != NULL &&
+		    strcmp(item, cf->trust_anchor_file) == 0 ?
+		    "trust_anchor_file" : "dns_config";
+		if ((n = check(item, why, sizeof(why))) == -1) {
+			snprintf(err, errlen, "%s: %s %s", who, opt, why);
+			free(list);
+			return -1;
+		}
+		if (n == 0) {
+			if (strcmp(who, "trust_anchor_file") == 0)
+				snprintf(err, errlen, "trust_anchor_file %s "
+				    "holds no DS or DNSKEY record (empty or "
+				    "truncated?): DNSSEC validation would be "
+				    "off", item);
+			else
+				snprintf(err, errlen, "dns_config %s: %s %s "
+				    "holds no trust anchor record (empty or "
+				    "truncated?)", cf->dns_config, opt, item);
+			free(list);
+			return -1;
+		}
+		*total += n;
+	}
+	free(list);
+	return 0;
+}
+
+static int
+inline_anchor(const char *text, char *err, size_t errlen)
+{
+	ldns_rr *rr = NULL;
+	ldns_status s;
+	int ok;
+
+	if ((s = ldns_rr_new_frm_str(&rr, text, 3600, NULL, NULL)) !=
+	    LDNS_STATUS_OK) {
+		snprintf(err, errlen, "\"%s\": %s", text,
+		    ldns_get_errorstr_by_id(s));
+		return -1;
+	}
+	ok = anchor_type(rr);
+	ldns_rr_free(rr);
+	if (!ok)
+		snprintf(err, errlen, "\"%s\": not a DS or DNSKEY record",
+		    text);
+	return ok ? 1 : -1;
+}
+
+static int
+trusted_keys(const char *path, char *err, size_t errlen)
+{
+	return file_has_text(path, err, errlen);
+}
+
+static int
+anchor_file(const char *path, char *err, size_t errlen)
+{
+	return resolver_anchor_count(path, err, errlen);
+}
+
+/*
+ * Every trust anchor libunbound was given (trust_anchor_file and what
+ * dns_config adds, include: files too) must hold a DS or DNSKEY record,
+ * and there must be at least one: libunbound itself accepts an empty
+ * anchor file and then answers every query "insecure", which would turn
+ * DANE off without a word.
+ */
+static int
+anchors_check(struct ub_ctx *ctx, const struct config *cf, char *err,
+    size_t errlen)
+{
+	int total = 0;
+
+	if (anchors_option(ctx, cf, "trust-anchor-file", anchor_file,
+	    &total, err, errlen) == -1 ||
+	    anchors_option(ctx, cf, "auto-trust-anchor-file", anchor_file,
+	    &total, err, errlen) == -1 ||
+	    anchors_option(ctx, cf, "trusted-keys-file", trusted_keys,
+	    &total, err, errlen) == -1 ||
+	    anchors_option(ctx, cf, "trust-anchor", inline_anchor,
+	    &total, err, errlen) == -1)
+		return -1;
+	if (total == 0) {
+		snprintf(err, errlen, "no DNSSEC trust anchor: "
+		    "trust_anchor_file is not set and dns_config%s%s%s has "
+		    "no trust-anchor, trust-anchor-file, "
+		    "auto-trust-anchor-file or trusted-keys-file; DNSSEC "
+		    "validation would be off (set trust_anchor_file = "
+		    "/usr/share/dns/root.key)",
+		    cf->dns_config != NULL ? " (" : "",
+		    cf->dns_config != NULL ? cf->dns_config : "",
+		    cf->dns_config != NULL ? ")" : "");
+		return -1;
+	}
+	return 0;
+}
+
+int
+resolver_check_config(const struct config *cf, char *err, size_t errlen)
+{
+	struct ub_ctx *ctx;
+	int rc = -1;
+
+	if ((ctx = ub_ctx_create()) == NULL) {
+		dr_strlcpy(err, "ub_ctx_create failed", errlen);
+		return -1;
+	}
+	if (ctx_load(ctx, cf, err, errlen) == 0 &&
+	    anchors_check(ctx, cf, err, errlen) == 0)
+		rc = 0;
+	ub_ctx_delete(ctx);
+	return rc;
+}
+
+int
+resolver_name_ok(const char *name)
+{
+	return name != NULL && strlen(name) < DNS_NAME_BUF &&
+	    name_check(name) == 0;
+}
+
 struct resolver *
 resolver_new(struct event_base *base, const struct config *cf, char *err,
     size_t errlen)
@@ -1038,35 +1301,9 @@ resolver_new(struct event_base *base, const struct config *cf, char *err,
 	if (set_option(r->ctx, "val-log-level:", "2", err, errlen) == -1)
 		goto fail;
 
-	/*
-	 * Trust anchor: Debian's /usr/share/dns/root.key is a static,
-	 * package-managed DNSKEY file (read-only), so ub_ctx_add_ta_file(),
-	 * not the RFC 5011 tracker ub_ctx_add_ta_autr() that rewrites it.
-	 */
-	if (cf->trust_anchor_file != NULL && *cf->trust_anchor_file != '\0') {
-		if (readable("trust_anchor_file", cf->trust_anchor_file, err,
-		    errlen) == -1)
-			goto fail;
-		if ((rc = ub_ctx_add_ta_file(r->ctx,
-		    cf->trust_anchor_file)) != 0) {
-			snprintf(err, errlen, "trust_anchor_file %s: %s",
-			    cf->trust_anchor_file, ub_strerror(rc));
-			goto fail;
-		}
-	} else
-		log_warnx("resolver: no trust_anchor_file: DNSSEC validation "
-		    "only for anchors in dns_config");
-
-	if (cf->dns_config != NULL && *cf->dns_config != '\0') {
-		if (readable("dns_config", cf->dns_config, err, errlen) == -1)
-			goto fail;
-		if ((rc = ub_ctx_config(r->ctx, cf->dns_config)) != 0) {
-			snprintf(err, errlen, "dns_config %s: %s%s",
-			    cf->dns_config, ub_strerror(rc),
-			    rc == UB_SYNTAX ? " (details on stderr)" : "");
-			goto fail;
-		}
-	}
+	if (ctx_load(r->ctx, cf, err, errlen) == -1 ||
+	    anchors_check(r->ctx, cf, err, errlen) == -1)
+		goto fail;
 
 	/* Not negotiable whatever dns_config says. */
 	if (set_option(r->ctx, "val-permissive-mode:", "no", err,

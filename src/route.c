@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "dnssec_check.h"
 #include "idn.h"
 #include "log.h"
 #include "mta_sts.h"
@@ -64,6 +65,7 @@ struct route {
 	void *arg;
 	struct event *kick;
 	char level_src[64];
+	int by_default;			/* level from default_policy */
 
 	struct policy_input in;
 	struct dns_result *mx;
@@ -267,6 +269,54 @@ route_prune_self(struct route *rt)
 }
 
 /*
+ * The DNSSEC self-test says validation is not in effect (dnssec_check.h:
+ * the DNSKEY RRset of dnssec_check_name came back insecure): then "no
+ * DANE" may only mean "no validation", so a host that default_policy
+ * dane would send to with opportunistic TLS (PTLS_MAY, MTA-STS testing
+ * included) is skipped for now, 4.7.5, and with no candidate left the
+ * domain is deferred.  Untouched: hosts with DANE, MTA-STS enforce
+ * (WebPKI), dane-only (already refuses), a default_policy other than
+ * dane (no DANE decision is made), and a domain's own policy_file line
+ * (the operator's explicit choice, followed as written).
+ */
+static void
+route_dnssec_gate(struct route *rt)
+{
+	struct decision *d = &rt->dec;
+	char name[256];
+	size_t i, n = 0;
+
+	if (!rt->by_default || rt->in.level != POLICY_DANE ||
+	    !dnssec_check_insecure())
+		return;
+	dnssec_check_name(name, sizeof(name));
+	for (i = 0; i < d->nhosts; i++) {
+		struct decision_host *h = &d->hosts[i];
+
+		if (h->skip || h->tls != PTLS_MAY)
+			continue;
+		h->skip = 1;
+		h->skip_temp = 1;
+		h->skip_dsn = "4.7.5";
+		h->tls = PTLS_NONE;
+		free(h->reason);
+		h->reason = xasprintf("%s: DNSSEC validation is not in effect "
+		    "(self-test: DNSKEY %s insecure): no opportunistic TLS "
+		    "until it is", h->name, name);
+		d->ncandidates--;
+		n++;
+	}
+	if (n == 0 || d->ncandidates > 0 || d->action != POLICY_DELIVER)
+		return;
+	d->action = POLICY_DEFER;
+	d->dsn = "4.7.5";
+	free(d->reason);
+	d->reason = xasprintf("DNSSEC validation is not in effect (self-test: "
+	    "DNSKEY %s insecure): delivery to %s deferred rather than sent "
+	    "with opportunistic TLS", name, rt->domain);
+}
+
+/*
  * Called after every answer: start what the answers so far allow, and
  * decide when nothing is outstanding any more.
  */
@@ -328,6 +378,7 @@ route_step(struct route *rt)
 	rt->decided = 1;
 	policy_decide(&rt->in, &rt->dec);
 	route_prune_self(rt);
+	route_dnssec_gate(rt);
 	rt->cb(rt, rt->arg);
 }
 
@@ -386,6 +437,7 @@ route_start(struct event_base *base, struct resolver *r,
 		    "policy_file line %d (%s)", pe->line, pe->domain);
 	} else {
 		rt->in.level = cf->default_policy;
+		rt->by_default = 1;
 		snprintf(rt->level_src, sizeof(rt->level_src),
 		    "default_policy");
 	}

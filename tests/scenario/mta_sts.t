@@ -200,6 +200,7 @@ rig.start()
 web.start()
 d = drtest.Daemon(dns_config=rig.unbound_conf(),
                   trust_anchor_file=rig.trust_anchor_file,
+                  dnssec_check_name=rig.check_name,
                   smtp_port=smtp_port, mta_sts="yes", https_port=web.port,
                   ca_file=root.crt, min_backoff="1h",
                   smtp_connect_timeout="5s", smtp_timeout="10s")

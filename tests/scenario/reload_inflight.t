@@ -123,6 +123,7 @@ rig.start()
 web.start()
 d = drtest.Daemon(dns_config=slow.unbound_conf(rig),
                   trust_anchor_file=rig.trust_anchor_file,
+                  dnssec_check_name=rig.check_name,
                   smtp_port=smtp_port, mta_sts="yes", https_port=web.port,
                   ca_file=root.crt, policy_file=policy_file,
                   min_backoff="1h", max_connections=500,

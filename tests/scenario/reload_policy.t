@@ -46,6 +46,7 @@ def write_policy(text):
 write_policy("plain.test encrypt\n")
 d = drtest.Daemon(dns_config=rig.unbound_conf(),
                   trust_anchor_file=rig.trust_anchor_file,
+                  dnssec_check_name=rig.check_name,
                   smtp_port=port, policy_file=policy_file,
                   min_backoff="1h", smtp_connect_timeout="5s",
                   smtp_timeout="10s")

@@ -273,6 +273,7 @@ def ok_posts():
 rig.start()
 d = drtest.Daemon(dns_config=rig.unbound_conf(),
                   trust_anchor_file=rig.trust_anchor_file,
+                  dnssec_check_name=rig.check_name,
                   smtp_port=port, min_backoff="1h", smtp_connect_timeout="5s",
                   smtp_timeout="10s", ca_file=root.crt, tlsrpt="yes",
                   mta_sts="yes", https_port=https_port,

@@ -341,7 +341,7 @@ static void
 test_setup(void)
 {
 	struct event_base *base;
-	char err[512];
+	char err[512], tabuf[512];
 	const char *ta, *bad, *conf;
 
 	if (mkdtemp(tmpdir) == NULL) {
@@ -349,8 +349,10 @@ test_setup(void)
 		return;
 	}
 	base = event_base_new();
-	ta = writefile("ta.ds", "test. IN DS 62480 13 2 "
-	    "297c0d83ec8b165f9dca4ccad96cb9d4d4bfe5550fc98f7255b670c78bd7f346\n");
+	/* a copy: writefile() reuses its four buffers */
+	ta = dr_strlcpy(tabuf, writefile("ta.ds", "test. IN DS 62480 13 2 "
+	    "297c0d83ec8b165f9dca4ccad96cb9d4d4bfe5550fc98f7255b670c78bd7f346\n"),
+	    sizeof(tabuf)) < sizeof(tabuf) ? tabuf : NULL;
 	CHECK(try_new(base, ta, NULL, err, sizeof(err)) == 0);
 	/* Debian's root key, when installed */
 	if (access("/usr/share/dns/root.key", R_OK) == 0)
@@ -387,11 +389,113 @@ test_setup(void)
 	event_base_free(base);
 }
 
+/*
+ * Issue #23: a configuration that would validate nothing is refused by
+ * resolver_new() and resolver_check_config(): an anchor file without a
+ * DS or DNSKEY record (empty, comments only, other types), no anchor at
+ * all, an empty anchor file or a non-anchor inline record in dns_config.
+ */
+static void
+test_anchors(void)
+{
+	static const char ds[] = "test. IN DS 62480 13 2 297c0d83ec8b165f9dca"
+	    "4ccad96cb9d4d4bfe5550fc98f7255b670c78bd7f346";
+	struct event_base *base = event_base_new();
+	struct config cf;
+	char err[1024], ta[512], empty[512], conf[512];
+
+	/* counting */
+	CHECK(resolver_anchor_count(writefile("a0", ""), err,
+	    sizeof(err)) == 0);
+	CHECK(resolver_anchor_count(writefile("a1", "; only a comment\n\n"
+	    "   \n"), err, sizeof(err)) == 0);
+	CHECK(resolver_anchor_count(writefile("a2", "test. 3600 IN A "
+	    "192.0.2.1\n"), err, sizeof(err)) == 0);
+	snprintf(ta, sizeof(ta), "%s\n", ds);
+	CHECK(resolver_anchor_count(writefile("a3", ta), err,
+	    sizeof(err)) == 1);
+	/* $ORIGIN, $TTL, relative owner, comment after the record */
+	CHECK(resolver_anchor_count(writefile("a4", "$ORIGIN test.\n"
+	    "$TTL 60\n@ DS 62480 13 2 297c0d83ec8b165f9dca4ccad96cb9d4d4bf"
+	    "e5550fc98f7255b670c78bd7f346 ; key\nwww A 192.0.2.1\n"), err,
+	    sizeof(err)) == 1);
+	if (access("/usr/share/dns/root.key", R_OK) == 0)
+		CHECK(resolver_anchor_count("/usr/share/dns/root.key", err,
+		    sizeof(err)) >= 1);
+	/* a truncated record is a syntax error, with its line */
+	err[0] = '\0';
+	CHECK(resolver_anchor_count(writefile("a5", "; x\ntest. IN DS "
+	    "62480 13\n"), err, sizeof(err)) == -1);
+	CHECK(strstr(err, "line") != NULL);
+	CHECK(resolver_anchor_count("/nonexistent/x.key", err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, "/nonexistent/x.key") != NULL);
+
+	/* resolver_new() and resolver_check_config() refuse alike */
+	dr_strlcpy(ta, writefile("good.ds", ta), sizeof(ta));
+	dr_strlcpy(empty, writefile("empty.key", ""), sizeof(empty));
+	memset(&cf, 0, sizeof(cf));
+
+	cf.trust_anchor_file = ta;
+	CHECK(resolver_check_config(&cf, err, sizeof(err)) == 0);
+
+	cf.trust_anchor_file = empty;
+	CHECK(try_new(base, empty, NULL, err, sizeof(err)) == -1);
+	CHECK(strstr(err, empty) != NULL &&
+	    strstr(err, "no DS or DNSKEY record") != NULL);
+	CHECK(resolver_check_config(&cf, err, sizeof(err)) == -1);
+	CHECK(strstr(err, empty) != NULL);
+
+	/* no anchor anywhere */
+	CHECK(try_new(base, NULL, NULL, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "trust anchor") != NULL);
+	dr_strlcpy(conf, writefile("plain.conf", "server:\n"
+	    "  do-not-query-localhost: no\n"), sizeof(conf));
+	CHECK(try_new(base, "", conf, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "trust anchor") != NULL);
+	cf.trust_anchor_file = NULL;
+	cf.dns_config = conf;
+	CHECK(resolver_check_config(&cf, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "trust anchor") != NULL);
+
+	/* anchors from dns_config count, and are checked the same way */
+	snprintf(err, sizeof(err), "server:\n  trust-anchor: \"%s\"\n", ds);
+	dr_strlcpy(conf, writefile("inline.conf", err), sizeof(conf));
+	CHECK(try_new(base, NULL, conf, err, sizeof(err)) == 0);
+	snprintf(err, sizeof(err), "server:\n  trust-anchor-file: \"%s\"\n",
+	    ta);
+	dr_strlcpy(conf, writefile("file.conf", err), sizeof(conf));
+	CHECK(try_new(base, NULL, conf, err, sizeof(err)) == 0);
+	snprintf(err, sizeof(err), "server:\n  trust-anchor-file: \"%s\"\n",
+	    empty);
+	dr_strlcpy(conf, writefile("emptyfile.conf", err), sizeof(conf));
+	CHECK(try_new(base, ta, conf, err, sizeof(err)) == -1);
+	CHECK(strstr(err, empty) != NULL && strstr(err, "dns_config") !=
+	    NULL);
+	dr_strlcpy(conf, writefile("notanchor.conf", "server:\n"
+	    "  trust-anchor: \"test. A 192.0.2.1\"\n"), sizeof(conf));
+	CHECK(try_new(base, ta, conf, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "not a DS or DNSKEY") != NULL);
+
+	/* DNSKEY answers are counted (the self-test), short rdata refused */
+	{
+		struct dns_result *r = newres(DNS_T_DNSKEY);
+
+		CHECK(add(r, "\1\1\3\15", 4) == 0 && r->n == 1);
+		CHECK(add(r, "\1\1\3", 3) == -1);
+		dns_result_free(r);
+		CHECK_STR(dns_type_name(DNS_T_DNSKEY), "DNSKEY");
+	}
+	event_base_free(base);
+}
+
 static void
 cleanup(void)
 {
 	static const char *names[] = { "ta.ds", "bad.key", "ok.conf",
-	    "syntax.conf", "noval.conf" };
+	    "syntax.conf", "noval.conf", "a0", "a1", "a2", "a3", "a4", "a5",
+	    "good.ds", "empty.key", "plain.conf", "inline.conf", "file.conf",
+	    "emptyfile.conf", "notanchor.conf" };
 	char path[512];
 	size_t i;
 
@@ -413,6 +517,7 @@ main(void)
 	test_txt();
 	test_names_of_things();
 	test_setup();
+	test_anchors();
 	cleanup();
 	return t_done();
 }

@@ -25,7 +25,9 @@ the top zone, "test." by default) down through the DS records.
     rig.start()
     conf = rig.unbound_conf()      # for danerelay's dns_config
     ta = rig.trust_anchor_file     # for danerelay's trust_anchor_file
-    text = rig.danerelay_conf()    # both, as danerelay.conf lines
+    text = rig.danerelay_conf()    # both, as danerelay.conf lines, and
+                                   # dnssec_check_name = rig.check_name
+                                   # ("test.": what the anchor covers)
     ...
     rig.update("plain.test", [...])   # new records while running (SIGHUP)
     rig.stop()                     # also at exit (atexit); NSD runs in
@@ -571,7 +573,15 @@ class DnsRig:
             f.write("\n".join(lines) + "\n")
         return path
 
+    @property
+    def check_name(self):
+        """danerelay's dnssec_check_name for this rig: the top zone, the
+        one its trust anchor covers (the real root is out of reach)."""
+        return self.top
+
     def danerelay_conf(self):
         """The danerelay.conf lines that point the daemon at this rig."""
-        return "dns_config = %s\ntrust_anchor_file = %s\n" % (
-            self.unbound_conf(), self.trust_anchor_file)
+        return ("dns_config = %s\ntrust_anchor_file = %s\n"
+                "dnssec_check_name = %s\n" % (
+                    self.unbound_conf(), self.trust_anchor_file,
+                    self.check_name))

@@ -267,6 +267,7 @@ class World:
     def daemon(self, name="d", start=True, **options):
         opts = dict(dns_config=self.rig.unbound_conf(),
                     trust_anchor_file=self.rig.trust_anchor_file,
+                    dnssec_check_name=self.rig.check_name,
                     smtp_port=self.port, smtp_connect_timeout="5s",
                     smtp_timeout="10s")
         if self._root is not None:
