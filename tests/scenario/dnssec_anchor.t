@@ -111,6 +111,7 @@ def refused(name, what, want, **opts):
     check(not missing, "%s: message has %r: %s" % (what, missing,
                                                    text.strip()[-600:]))
     check("started" not in text, "%s: never 'started'" % what)
+    d.check_sanitizers()
     d.stopped = True
 
 
