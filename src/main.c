@@ -883,6 +883,27 @@ keep_startup_settings(struct config *ncf, struct config *ocf)
 	}
 }
 
+static int
+str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* The resolvers keep the trust anchors they were built with (issue #23:
+ * the new ones were only checked); say so when they changed. */
+static void
+warn_anchor_change(const struct config *ncf, const struct config *ocf)
+{
+	if (str_differs(ncf->trust_anchor_file, ocf->trust_anchor_file))
+		log_warnx("reload: trust_anchor_file changed: takes effect "
+		    "after a restart");
+	if (str_differs(ncf->dns_config, ocf->dns_config))
+		log_warnx("reload: dns_config changed: takes effect after a "
+		    "restart");
+}
+
 struct worker_reload {
 	struct worker		*w;
 	const struct config	*cf;
@@ -936,6 +957,7 @@ reload(struct daemon *d)
 		config_unref(ncf);
 		return;
 	}
+	warn_anchor_change(ncf, d->cf);
 	if (ncf->policy_file != NULL) {
 		struct policy_table *pt;
 

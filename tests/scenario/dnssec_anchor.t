@@ -20,7 +20,8 @@ Good configuration (dnssec_check_name = test.):
   5. SIGHUP after the anchor file was emptied: "reload failed" naming the
      file; the daemon keeps running on the old configuration (still
      secure, still accepts mail, a second setting changed in the same file
-     is not applied).
+     is not applied).  A changed trust_anchor_file is announced as
+     taking effect after a restart.
 Run time (dnssec_check_interval = 1s):
   6. SIGHUP to dnssec_check_name = plain.test. (insecure): an error is
      logged once; a message to plain.test (default_policy dane, no DNSSEC:
@@ -226,6 +227,14 @@ c.close()
 d.write_config(max_message_size=None)
 shutil.copy(rig.trust_anchor_file, ta)    # repaired
 reload_and_wait("the reload with the repaired anchor")
+# anchors are read at start only: a changed one is announced as such
+ta2 = os.path.join(T, "anchor2.ds")
+shutil.copy(rig.trust_anchor_file, ta2)
+os.chmod(ta2, 0o644)
+d.write_config(trust_anchor_file=ta2)
+reload_and_wait("the reload with another anchor file")
+check("reload: trust_anchor_file changed: takes effect after a restart"
+      in d.log_text(), "a changed trust_anchor_file: restart needed, said")
 
 # -- 6. run time: check name insecure -> opportunistic deliveries wait ------
 final = re.compile(r"to=<(\w+)@(plain|explicit)\.test>, .*status=(sent|"
