@@ -19,6 +19,9 @@ STARTTLS.  Then:
   - explicit "may": may.test has its own policy_file line "may"; after
     its MX drops STARTTLS the second message is delivered in cleartext
     (and the domain was never remembered);
+  - tls_memory = verify (a second daemon): verify.test's MX served a
+    chain of the CA in ca_file for its name; restarted with a
+    self-signed certificate, its second message is deferred;
 and `danerelay tls-memory show` lists what is remembered, with the
 daemon running (control socket) and stopped (the file), forget works on
 the file too; /metrics counts the refusals.
@@ -39,6 +42,9 @@ w.dest("backup.test", mx=[world.MX("mx1", 23, tlsa=None),
                           world.MX("mx2", 24, tlsa=None, starttls=False)],
        secure=False)
 w.dest("may.test", mx=[world.MX("mx", 25, tlsa=None)], secure=False)
+# for tls_memory = verify (daemon d2): a certificate of the world's CA
+w.dest("verify.test", mx=[world.MX("mx", 26, cert="ca", tlsa=None)],
+       secure=False)
 w.start()
 policy = os.path.join(w.tmp, "policy")
 with open(policy, "w") as f:
@@ -169,6 +175,21 @@ drtest.check("garbage.test" not in out and "backup.test" in out,
              "the daemon reads what the file says: %s" % out)
 r = d.cli("tls-memory", "bogus")
 drtest.check(r.returncode == 2, "usage error")
+
+# -- tls_memory = verify: a verified chain is remembered and required
+d2 = w.daemon(name="d2", tls_memory="verify", min_backoff="1h",
+              max_backoff="1h")
+w.send(d2, "first@verify.test")
+line = w.expect(d2, "verify.test", "sent", rcpt="first@verify.test",
+                at="mx")
+drtest.check(", tls=TLSv1." in line, "verify.test over TLS: %s" % line)
+r = d2.cli("tls-memory", "show")
+drtest.check(re.search(r"^verify\.test\s+verify\s", r.stdout, re.M),
+             "verify.test remembered at verify: %s" % r.stdout)
+w.restart_mx("verify.test", "mx", cert="self")
+w.send(d2, "second@verify.test")
+w.expect(d2, "verify.test", "deferred", rcpt="second@verify.test",
+         why=REFUSED % r"verify\.test")
 
 w.stop()
 drtest.done()

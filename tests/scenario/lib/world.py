@@ -55,10 +55,11 @@ dest(domain, n=None, mx=None, secure=True, records=(), mta_sts=None,
     certificate of the world's CA), a TLSRPT rua.  Returns the first MX's
     sink; w.sinks[domain] is the first MX's sink, w.sink(domain, label)
     any.
-restart_mx(domain, label, starttls=None, rules=None): the MX's sink
-    stopped and started again on the same address, with STARTTLS on or
-    off and/or other sink rules (its record starts afresh in a new
-    directory); stop_mx(domain, label): the MX's sink stopped (the host
+restart_mx(domain, label, starttls=None, rules=None, cert=None): the
+    MX's sink stopped and started again on the same address, with
+    STARTTLS on or off, other sink rules and/or another certificate (a
+    kind as for MX; its TLSA records stay as published; its record starts
+    afresh in a new directory); stop_mx(domain, label): the MX's sink stopped (the host
     is down: connection refused).
 daemon(name="d", start=True, **options): a drtest.Daemon wired to the
     rig (dns_config, trust_anchor_file, smtp_port, ca_file, https_port
@@ -257,9 +258,13 @@ class World:
     def sink(self, domain, label):
         return self._mx(domain, label).sink
 
-    def restart_mx(self, domain, label, starttls=None, rules=None):
+    def restart_mx(self, domain, label, starttls=None, rules=None,
+                   cert=None):
         m = self._mx(domain, label)
         m.sink.stop()
+        if cert is not None:
+            m.cert_kind = cert
+            m.cert = self._cert(cert, m.host)
         if starttls is not None:
             m.starttls = starttls
         if rules is not None:
