@@ -22,13 +22,18 @@ STARTTLS.  Then:
   - tls_memory = verify (a second daemon): verify.test's MX served a
     chain of the CA in ca_file for its name; restarted with a
     self-signed certificate, its second message is deferred;
+  - a TLSRPT report to rpt.test (remembered, its MX restarted without
+    STARTTLS) is delivered in cleartext (RFC 8460 §3), while a normal
+    message is deferred;
 and `danerelay tls-memory show` lists what is remembered, with the
 daemon running (control socket) and stopped (the file), forget works on
-the file too; /metrics counts the refusals.
+the file too; /metrics counts the refusals; tls_memory = no (set by
+SIGHUP) refuses nothing.
 """
 import os
 import re
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
@@ -42,6 +47,9 @@ w.dest("backup.test", mx=[world.MX("mx1", 23, tlsa=None),
                           world.MX("mx2", 24, tlsa=None, starttls=False)],
        secure=False)
 w.dest("may.test", mx=[world.MX("mx", 25, tlsa=None)], secure=False)
+# TLSRPT reports to it are exempt (RFC 8460 §3)
+w.dest("rpt.test", mx=[world.MX("mx", 27, tlsa=None)], secure=False,
+       tlsrpt="mailto:tlsrpt@rpt.test")
 # for tls_memory = verify (daemon d2): a certificate of the world's CA
 w.dest("verify.test", mx=[world.MX("mx", 26, cert="ca", tlsa=None)],
        secure=False)
@@ -53,8 +61,9 @@ os.chmod(policy, 0o644)
 mhost = drtest.ip(2)
 mport = drtest.free_port(mhost)
 d = w.daemon(policy_file=policy, min_backoff="1h", max_backoff="1h",
-             metrics_listen="%s:%d" % (mhost, mport))
-DOMS = ("strip.test", "garbage.test", "backup.test", "may.test")
+             metrics_listen="%s:%d" % (mhost, mport), tlsrpt="yes",
+             tlsrpt_from="tlsrpt-noreply@relay.dr-test.example")
+DOMS = ("strip.test", "garbage.test", "backup.test", "may.test", "rpt.test")
 REFUSED = r"TLS downgrade refused: %s used STARTTLS until " \
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
@@ -99,12 +108,12 @@ for dom in DOMS:
     drtest.check(", tls=TLSv1." in line, "%s: first message over TLS: %s"
                  % (dom, line))
 out = show()
-for dom in ("strip.test", "garbage.test", "backup.test"):
+for dom in ("strip.test", "garbage.test", "backup.test", "rpt.test"):
     drtest.check(re.search(r"^%s\s+encrypt\s+last seen" % re.escape(dom),
                            out, re.M), "%s remembered: %s" % (dom, out))
 drtest.check("may.test" not in out, "may.test (its own policy_file line) "
              "is not remembered: %s" % out)
-drtest.check("3 remembered domains." in out, out)
+drtest.check("4 remembered domains." in out, out)
 drtest.check(refusals() == 0, "no refusal yet")
 
 # -- the attacks (and the explicit "may")
@@ -112,7 +121,7 @@ w.restart_mx("strip.test", "mx", starttls=False)
 w.restart_mx("garbage.test", "mx", rules=["STARTTLS||0|tls-garbage"])
 w.stop_mx("backup.test", "mx1")
 w.restart_mx("may.test", "mx", starttls=False)
-for dom in DOMS:
+for dom in DOMS[:4]:
     w.send(d, "second@" + dom)
 for dom in ("strip.test", "garbage.test", "backup.test"):
     w.expect(d, dom, "deferred", rcpt="second@" + dom,
@@ -129,6 +138,20 @@ no_mail_command(w.sink("backup.test", "mx2"), "backup.test mx2")
 drtest.check(w.sink("backup.test", "mx2").stats().get("connections", 0) > 0,
              "backup.test: mx2 was tried (and refused)")
 drtest.check(refusals() >= 3, "refusals counted")
+
+# -- a TLSRPT report to a remembered domain whose MX dropped STARTTLS:
+# delivered all the same (in cleartext), unlike its other mail
+w.restart_mx("rpt.test", "mx", starttls=False)
+w.send(d, "second@rpt.test")
+w.expect(d, "rpt.test", "deferred", rcpt="second@rpt.test",
+         why=REFUSED % r"rpt\.test")
+r = d.cli("tlsrpt", "send", "--date", time.strftime("%Y-%m-%d",
+                                                    time.gmtime()),
+          timeout=120)
+drtest.check(r.returncode == 0, "tlsrpt send: %s %s" % (r.stdout, r.stderr))
+line = w.expect(d, "rpt.test", "sent", rcpt="tlsrpt@rpt.test", at="mx")
+drtest.check(", tls=none," in line, "the report went in cleartext: %s"
+             % line)
 
 # -- kill -9 and a restart: still remembered
 d.kill9()
@@ -175,6 +198,21 @@ drtest.check("garbage.test" not in out and "backup.test" in out,
              "the daemon reads what the file says: %s" % out)
 r = d.cli("tls-memory", "bogus")
 drtest.check(r.returncode == 2, "usage error")
+
+# -- tls_memory = no (by SIGHUP): backup.test, still remembered, goes to
+# its cleartext backup MX
+n = len(w.outcomes(d).get("second@backup.test", []))
+d.write_config(tls_memory="no")
+d.reload()
+drtest.wait_for(lambda: "reloaded " in
+                d.log_text().split("==== drtest")[-1], drtest.scaled(10),
+                "the reload")
+r = d.cli("flush", "backup.test")
+drtest.check(r.returncode == 0, "flush: %s" % r.stderr)
+line = outcome_after("second@backup.test", n)
+drtest.check("status=sent" in line and ", tls=none," in line and
+             "relay=mx2.backup.test" in line,
+             "tls_memory = no: cleartext to the backup MX: %s" % line)
 
 # -- tls_memory = verify: a verified chain is remembered and required
 d2 = w.daemon(name="d2", tls_memory="verify", min_backoff="1h",
