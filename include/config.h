@@ -27,6 +27,15 @@ enum policy_level {
 int policy_level_parse(const char *s, enum policy_level *out);
 const char *policy_level_name(enum policy_level l);
 
+/* tls_memory (issue #23; tls_memory.h): what a domain without DANE or
+ * MTA-STS enforce is held to once it was seen with STARTTLS. */
+enum tls_memory_mode {
+	TLS_MEMORY_NO = 0,	/* remember nothing, refuse nothing */
+	TLS_MEMORY_ENCRYPT,	/* STARTTLS and a handshake (default) */
+	TLS_MEMORY_VERIFY,	/* also a chain verified against ca_file
+				 * with the MX host's name */
+};
+
 #define CONFIG_MAX_LISTEN 16
 
 struct listen_addr {
@@ -129,6 +138,10 @@ struct config {
 	char *tlsrpt_from;
 
 	char *metrics_listen;		/* optional "127.0.0.1:9125" */
+
+	/* TLS memory (issue #23) */
+	enum tls_memory_mode tls_memory;	/* default encrypt */
+	long long tls_memory_max_age;	/* default 30d after TLS last seen */
 };
 
 void config_defaults(struct config *cf);

@@ -36,6 +36,13 @@
  *				STATE of the DNSSEC self-test (secure,
  *				insecure, failing; dnssec_check.h), 0: not
  *				yet checked
+ *	tls-memory-show [DOMAIN]
+ *				"entry DOMAIN LEVEL FIRST LAST" per entry
+ *				of the TLS memory (tls_memory.h; times in
+ *				seconds since the epoch), then "ok N"
+ *	tls-memory-forget DOMAIN
+ *				drop the domain's entry: "ok forgotten", or
+ *				"error ..." when there was none
  *
  * The detailed listing (senders, recipients, errors) is not sent here:
  * `danerelay queue` reads it from the spool, which also works when the
@@ -63,6 +70,12 @@ struct control;
  * only peer allowed).  NULL with the reason in err. */
 struct control *control_new(const struct config *cf, uid_t uid, gid_t gid,
     char *err, size_t errlen);
+/* Answer tls-memory-* with tm (NULL: "error"); its writes go through
+ * port (the control loop's).  Before control_start(). */
+struct tls_memory;
+struct workq_port;
+void control_set_tls_memory(struct control *ctl, struct tls_memory *tm,
+    struct workq_port *port);
 /* Accept requests for queue q. 0 ok, -1 with err. */
 int control_start(struct control *ctl, struct event_base *base,
     struct queue *q, char *err, size_t errlen);

@@ -44,6 +44,9 @@ enum stat_counter {
 	S_REFUSED_AUTH_BLOCKED,	/* blocked after AUTH failures */
 	S_AUTH_DELAYED,		/* failed AUTH replies delayed */
 	S_AUTH_DELAY_MS,	/* and by how long in all, milliseconds */
+	S_TLS_DOWNGRADE_REFUSED, /* hosts refused by TLS memory (issue #23):
+				 * no STARTTLS, a failed handshake or an
+				 * unverified chain where TLS was seen */
 	S_NCOUNTERS
 };
 

@@ -281,6 +281,8 @@ config_defaults(struct config *cf)
 
 	cf->default_policy = POLICY_DANE;
 	cf->bounce_relay_tls = POLICY_MAY;
+	cf->tls_memory = TLS_MEMORY_ENCRYPT;
+	cf->tls_memory_max_age = 30 * 86400;	/* README: why a month */
 	cf->trust_anchor_file = xstrdup("/usr/share/dns/root.key");
 	cf->dnssec_check_name = xstrdup(".");
 	cf->dnssec_check_interval = 600;
@@ -390,6 +392,7 @@ enum opt_type {
 	T_MAILBOX,	/* local@domain as in RCPT TO, empty = unset */
 	T_HOPTLS,	/* TLS level of a fixed next hop: none, may,
 			 * encrypt, verify */
+	T_TLSMEM,	/* tls_memory: no, encrypt, verify */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -486,6 +489,9 @@ static const struct option {
 	{ "bounce_relay_tls",		T_HOPTLS,	OFF(bounce_relay_tls) },
 	{ "bounce_relay_tls_name",	T_OSTRING,
 	    OFF(bounce_relay_tls_name) },
+	{ "tls_memory",			T_TLSMEM,	OFF(tls_memory) },
+	{ "tls_memory_max_age",		T_DURATION,
+	    OFF(tls_memory_max_age) },
 };
 #define NOPTIONS	(sizeof(options) / sizeof(options[0]))
 
@@ -769,6 +775,18 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 			return perr(p, "%s: bad TLS level \"%s\" (want none, "
 			    "may, encrypt or verify)", o->name, v);
 		*FIELD(cf, o, enum policy_level) = lvl;
+		return 0;
+	case T_TLSMEM:
+		if (strcmp(v, "no") == 0)
+			*FIELD(cf, o, enum tls_memory_mode) = TLS_MEMORY_NO;
+		else if (strcmp(v, "encrypt") == 0)
+			*FIELD(cf, o, enum tls_memory_mode) =
+			    TLS_MEMORY_ENCRYPT;
+		else if (strcmp(v, "verify") == 0)
+			*FIELD(cf, o, enum tls_memory_mode) = TLS_MEMORY_VERIFY;
+		else
+			return perr(p, "%s: want encrypt, verify or no, not "
+			    "\"%s\"", o->name, v);
 		return 0;
 	case T_PORT:
 		if (parse_port(v, &port) == -1)

@@ -46,6 +46,7 @@
 #include "log.h"
 #include "queue.h"
 #include "spool.h"
+#include "tls_memory.h"
 #include "util.h"
 
 #define CTL_BACKLOG	16
@@ -75,6 +76,8 @@ struct control {
 	struct evconnlistener	*evl;
 	struct ctl_conn_list	 conns;
 	int			 nconns;
+	struct tls_memory	*tlsmem;	/* NULL: none */
+	struct workq_port	*port;		/* its writes, on base */
 };
 
 static void conn_pump(struct ctl_conn *);
@@ -391,6 +394,58 @@ req_status(struct ctl_conn *c, int argc, char **argv)
 	    queue_active(c->ctl->q), dnssec);
 }
 
+/* "tls-memory-show [DOMAIN]": "entry DOMAIN LEVEL FIRST LAST" (times in
+ * seconds since the epoch) per entry, then "ok N". */
+struct tm_show {
+	struct ctl_conn	*c;
+	const char	*domain;	/* NULL: all */
+	size_t		 n;
+};
+
+static int
+tm_show_one(const struct tlsmem_entry *e, void *arg)
+{
+	struct tm_show *ts = arg;
+
+	if (ts->domain != NULL && strcmp(ts->domain, e->domain) != 0)
+		return 0;
+	reply(ts->c, "entry %s %s %lld %lld", e->domain,
+	    tlsmem_level_name(e->level), (long long)e->first_seen,
+	    (long long)e->last_seen);
+	ts->n++;
+	return 0;
+}
+
+static void
+req_tls_memory(struct ctl_conn *c, int argc, char **argv)
+{
+	struct tm_show ts = { c, NULL, 0 };
+	char dom[256] = "";
+
+	if (c->ctl->tlsmem == NULL) {
+		reply(c, "error TLS memory is not available");
+		return;
+	}
+	if (argc > 1) {
+		if (!arg_ok(argv[1])) {
+			reply(c, "error not a domain");
+			return;
+		}
+		dr_strlcpy(dom, argv[1], sizeof(dom));
+		str_lower(dom);
+		ts.domain = dom;
+	}
+	if (strcmp(argv[0], "tls-memory-forget") == 0) {
+		if (tls_memory_forget(c->ctl->tlsmem, c->ctl->port, dom) == 1)
+			reply(c, "ok forgotten");
+		else
+			reply(c, "error nothing remembered for %s", dom);
+		return;
+	}
+	(void)tls_memory_foreach(c->ctl->tlsmem, tm_show_one, &ts);
+	reply(c, "ok %zu", ts.n);
+}
+
 static const struct request {
 	const char	*name;
 	int		 minargs, maxargs;	/* not counting the name */
@@ -403,6 +458,8 @@ static const struct request {
 	{ "delete",	1, 1, 1, req_delete },
 	{ "list",	0, 0, 0, req_list },
 	{ "status",	0, 0, 0, req_status },
+	{ "tls-memory-show", 0, 1, 0, req_tls_memory },
+	{ "tls-memory-forget", 1, 1, 1, req_tls_memory },
 };
 
 static void
@@ -437,7 +494,8 @@ conn_request(struct ctl_conn *c, char *line)
 			r = &requests[i];
 	if (r == NULL) {
 		reply(c, "error unknown request (flush, hold, release, "
-		    "delete, list, status)");
+		    "delete, list, status, tls-memory-show, "
+		    "tls-memory-forget)");
 		return;
 	}
 	if (argc - 1 < r->minargs || argc - 1 > r->maxargs) {
@@ -602,6 +660,14 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	(void)arg;
 	/* EMFILE and friends: the listener retries on the next event */
 	log_warn("control: accept");
+}
+
+void
+control_set_tls_memory(struct control *ctl, struct tls_memory *tm,
+    struct workq_port *port)
+{
+	ctl->tlsmem = tm;
+	ctl->port = port;
 }
 
 int

@@ -17,7 +17,8 @@
  * commands, flush and status are cli_queue.c (listing from the spool,
  * actions through the daemon's control socket, control_client.c, or on
  * the spool when no daemon runs); what the commands share is cli.c; the
- * mta-sts and tlsrpt commands are cli_mta_sts.c and cli_tlsrpt.c, probe
+ * mta-sts, tlsrpt and tls-memory commands are cli_mta_sts.c,
+ * cli_tlsrpt.c and cli_tls_memory.c, probe
  * is probe.c.  A socket path given by -s alone is
  * <spool_dir>/control.sock; otherwise it comes from the configuration.
  *
@@ -34,6 +35,7 @@
 #include "cli_mta_sts.h"
 #include "cli_queue.h"
 #include "cli_tlsrpt.h"
+#include "cli_tls_memory.h"
 #include "config.h"
 #include "probe.h"
 
@@ -63,6 +65,8 @@ static const struct command commands[] = {
 	    "MTA-STS policy cache: show, fetch now, drop" },
 	{ "tlsrpt", cmd_tlsrpt, "show [DOMAIN] | send [--date D]",
 	    "TLSRPT counters of a UTC day; send reports now" },
+	{ "tls-memory", tls_memory_cli, "show [DOMAIN] | forget DOMAIN",
+	    "domains seen with STARTTLS: show, drop" },
 };
 
 /* "danerelay queue SUBCOMMAND". */

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/queue.h>
@@ -62,6 +63,7 @@
 #include "smtp_client.h"
 #include "spool.h"
 #include "tls.h"
+#include "tls_memory.h"
 #include "tlsrpt_record.h"
 #include "util.h"
 #include "workq.h"
@@ -119,6 +121,10 @@ struct dlv_job {
 	int no_reuse;		/* a cached session failed: connect fresh */
 	int plain_retry;	/* opportunistic TLS failed: once in clear */
 	int data_fd;
+	/* TLS memory (issue #23) on the current host */
+	int mem_applies;	/* default_policy ended in "may" here */
+	enum tlsmem_level mem;	/* what the host is held to (NONE: free) */
+	time_t mem_seen;	/* when the domain's TLS was last seen */
 
 	/* per recipient of the job */
 	struct dlv_rcpt_result *res;
@@ -423,6 +429,11 @@ c_ready(struct smtp_client *c, void *arg)
 	 * opportunistic handshake was counted with that failure.
 	 */
 	rh = &j->dec->hosts[j->host];
+	if (o->established && j->mem_applies)
+		tls_memory_note(j->d->deps->tlsmem, j->d->port,
+		    route_domain(j->rt), j->cf->tls_memory ==
+		    TLS_MEMORY_VERIFY && o->trusted ? TLSMEM_VERIFY :
+		    TLSMEM_ENCRYPT, time(NULL));
 	if (job_rpt(j) != NULL && rh->rpt_domain != NULL &&
 	    smtp_client_mark(c, rh->rpt_domain) && !j->plain_retry)
 		tlsrpt_note_session(job_rpt(j), rh, &rh->addrs[j->addr], o,
@@ -619,6 +630,74 @@ c_rcpt(struct smtp_client *c, size_t idx, const struct smtp_reply *reply,
 	}
 }
 
+/*
+ * TLS memory (issue #23): host h of a domain whose level came from
+ * default_policy and ended in opportunistic TLS (no usable DANE, no
+ * MTA-STS enforce).  A domain's own policy_file line is followed as
+ * written, and a TLSRPT report gets through TLS failures (RFC 8460 §3).
+ * (TLS-Required: No, RFC 8689, is to be exempt here too once the
+ * relay honours it.)
+ */
+static int
+job_mem_applies(const struct dlv_job *j, const struct decision_host *h)
+{
+	return j->d->deps->tlsmem != NULL && j->rt != NULL &&
+	    j->cf->tls_memory != TLS_MEMORY_NO && !j->env->is_report &&
+	    h->tls == PTLS_MAY &&
+	    strcmp(route_level_source(j->rt), "default_policy") == 0;
+}
+
+/*
+ * Hold the session to host h to what its domain was seen with: TLS
+ * required (no cleartext, no retry without it), with `verify` and a
+ * verified past also the chain and the MX host's name.  With `verify`
+ * every session checks the chain and name, to be remembered.
+ */
+static void
+job_mem_params(struct dlv_job *j, const struct decision_host *h,
+    struct smtp_client_params *p)
+{
+	const char *const *mx = (const char *const *)&h->name;
+	enum tlsmem_level l;
+
+	j->mem = TLSMEM_NONE;
+	if (!(j->mem_applies = job_mem_applies(j, h)))
+		return;
+	if (j->cf->tls_memory == TLS_MEMORY_VERIFY && !p->check_names) {
+		p->names = mx;
+		p->nnames = 1;
+		p->check_names = 1;
+	}
+	l = tls_memory_get(j->d->deps->tlsmem, route_domain(j->rt),
+	    time(NULL), j->cf->tls_memory_max_age, &j->mem_seen);
+	if (l == TLSMEM_VERIFY && j->cf->tls_memory != TLS_MEMORY_VERIFY)
+		l = TLSMEM_ENCRYPT;
+	if ((j->mem = l) == TLSMEM_ENCRYPT)
+		p->tls = SMTP_TLS_ENCRYPT;
+	else if (l == TLSMEM_VERIFY) {
+		p->tls = SMTP_TLS_WEBPKI;
+		p->check_names = 0;
+	}
+}
+
+/* A host refused for being weaker than remembered: say so (the line
+ * operators grep for) and count it. */
+static void
+job_mem_refused(struct dlv_job *j, char *why, size_t len)
+{
+	char when[32], *was = xstrdup(why);
+	struct tm tm;
+
+	if (gmtime_r(&j->mem_seen, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "%lld", (long long)j->mem_seen);
+	snprintf(why, len, "4.7.5 TLS downgrade refused: %s used STARTTLS "
+	    "until %s (tls_memory = %s; %s)", route_domain(j->rt), when,
+	    tlsmem_level_name(j->mem), was);
+	free(was);
+	stats_inc(S_TLS_DOWNGRADE_REFUSED);
+}
+
 /* The transaction (or the session) ended. */
 static void
 c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
@@ -671,6 +750,10 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		    j->relay, r->stage ? ", stage " : "",
 		    r->stage ? r->stage : "", r->reply[0] ? r->reply : "",
 		    smtp_fail_name(r->fail));
+
+	if (j->mem != TLSMEM_NONE && (r->fail == SMTP_FAIL_STARTTLS_MISSING ||
+	    r->fail == SMTP_FAIL_TLS || r->tlsrpt != NULL))
+		job_mem_refused(j, why, sizeof(why));
 
 	/* The server is ourselves: every MX would end the same way. */
 	if (r->fail == SMTP_FAIL_LOOP) {
@@ -783,6 +866,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	 * (as Postfix does).  Never for a host that requires TLS.
 	 */
 	if (r->fail == SMTP_FAIL_TLS && !j->plain_retry &&
+	    j->mem == TLSMEM_NONE &&
 	    (j->dec->hosts[j->host].tls == PTLS_MAY || j->env->is_report)) {
 		log_info("%s: %s: TLS handshake failed under opportunistic "
 		    "TLS, trying again without TLS", j->env->id, j->relay);
@@ -924,6 +1008,7 @@ job_next_host(struct dlv_job *j)
 			p.tls = tlsrpt_report_tls_mode(dec);
 		/* bounce_relay: the local MTA may well share our name */
 		p.own_name_ok = dec == &j->own_dec;
+		job_mem_params(j, h, &p);
 		if (j->plain_retry && (h->tls == PTLS_MAY || j->env->is_report))
 			p.tls = SMTP_TLS_NONE;
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,

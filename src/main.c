@@ -82,6 +82,7 @@
 #include "tlsrpt_record.h"
 #include "tlsrpt_sched.h"
 #include "util.h"
+#include "tls_memory.h"
 #include "workq.h"
 #include "connlimit.h"
 #include "loopcall.h"
@@ -139,6 +140,7 @@ struct daemon {
 	struct metrics		*metrics;	/* metrics_listen, or NULL */
 	struct dnssec_check	*dnssec;	/* the periodic self-test */
 	struct tlsrpt		*rpt;		/* TLSRPT, NULL: tlsrpt = no */
+	struct tls_memory	*tlsmem;	/* TLS memory (issue #23) */
 	struct tlsrpt_sched	*rpt_sched;	/* its report schedule */
 	struct event		*ev_term, *ev_int, *ev_hup;
 	struct event		*ev_drain;
@@ -602,6 +604,7 @@ deps_build(struct daemon *d, struct worker *w)
 	struct delivery_deps *x = &w->deps;
 	char err[1024];
 
+	x->tlsmem = d->tlsmem;		/* one for all workers */
 	if ((x->res = resolver_new(w->base, d->cf, err, sizeof(err))) == NULL)
 		fatal("delivery: %s", err);
 	if (d->cf->policy_file != NULL && (x->pt = policy_table_load(
@@ -1178,6 +1181,14 @@ main(int argc, char *argv[])
 	if (d->cf->tlsrpt && (d->rpt = tlsrpt_open(d->cf, d->base, err,
 	    sizeof(err))) == NULL)
 		fatal("tlsrpt: %s (or set tlsrpt = no)", err);
+	/* opened even with tls_memory = no: a reload may turn it on */
+	if ((d->tlsmem = tls_memory_open(d->cf->state_dir,
+	    d->cf->tls_memory_max_age, err, sizeof(err))) == NULL) {
+		if (d->cf->tls_memory != TLS_MEMORY_NO)
+			fatal("tls_memory: %s (or set tls_memory = no)", err);
+		log_warnx("tls_memory: %s", err);
+	} else
+		tls_memory_set_workq(d->tlsmem, d->wq_io);
 	d->limits = connlimit_new();
 	d->nworkers = workers_count(d->cf);
 	for (i = 0; i < d->nworkers; i++)
@@ -1193,6 +1204,7 @@ main(int argc, char *argv[])
 	mta_sts_set_workq(d->w[0].deps.sts, d->wq_io, d->port);
 	d->rpt_sched = tlsrpt_sched_start(d->rpt, d->base, d->sp,
 	    report_submit, d);
+	control_set_tls_memory(d->ctl, d->tlsmem, d->port);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	spool_set_workq(d->sp, d->wq_io, d->port);
@@ -1250,6 +1262,8 @@ main(int argc, char *argv[])
 	spool_set_workq(d->sp, NULL, NULL);
 	tlsrpt_set_workq(d->rpt, NULL, NULL);
 	mta_sts_set_workq(d->w[0].deps.sts, NULL, NULL);
+	if (d->tlsmem != NULL)
+		tls_memory_set_workq(d->tlsmem, NULL);
 	for (i = 0; i < d->nworkers; i++)
 		smtpd_set_workq(d->w[i].sd, NULL, NULL, NULL);
 	control_free(d->ctl);
@@ -1260,6 +1274,7 @@ main(int argc, char *argv[])
 	connlimit_free(d->limits);
 	tlsrpt_sched_free(d->rpt_sched);	/* cancels a run in flight */
 	tlsrpt_close(d->rpt);		/* writes the last counters */
+	tls_memory_close(d->tlsmem);	/* and the last last_seen times */
 	if (d->ev_drain != NULL)
 		event_free(d->ev_drain);
 	event_free(d->ev_term);

@@ -221,6 +221,10 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 		evbuffer_add_printf(b, "danerelay_tls_failures_total"
 		    "{result_type=\"%s\"} %llu\n", stats_tls_fail_label[i],
 		    st.tls_fail[i]);
+	one(b, "danerelay_tls_downgrade_refused_total", "counter",
+	    "MX hosts refused by TLS memory: weaker TLS than the domain "
+	    "was seen with (tls_memory).",
+	    st.counter[S_TLS_DOWNGRADE_REFUSED]);
 	one(b, "danerelay_dnssec_bogus_total", "counter",
 	    "DNS answers that failed DNSSEC validation (never used).",
 	    st.counter[S_DNSSEC_BOGUS]);

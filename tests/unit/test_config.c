@@ -668,6 +668,35 @@ test_refs(void)
 	config_free(&local);
 }
 
+/* tls_memory, tls_memory_max_age (issue #23): defaults, values, errors. */
+static void
+test_tls_memory(void)
+{
+	struct config cf;
+
+	CHECK(load("", &cf) == 0);
+	CHECK(cf.tls_memory == TLS_MEMORY_ENCRYPT);
+	CHECK(cf.tls_memory_max_age == 30 * 86400);
+	config_free(&cf);
+	CHECK(load("tls_memory = verify\ntls_memory_max_age = 2w\n",
+	    &cf) == 0);
+	CHECK(cf.tls_memory == TLS_MEMORY_VERIFY);
+	CHECK(cf.tls_memory_max_age == 14 * 86400);
+	config_free(&cf);
+	CHECK(load("tls_memory = no\n", &cf) == 0);
+	CHECK(cf.tls_memory == TLS_MEMORY_NO);
+	config_free(&cf);
+	CHECK(load("tls_memory = encrypt\n", &cf) == 0);
+	CHECK(cf.tls_memory == TLS_MEMORY_ENCRYPT);
+	config_free(&cf);
+	ERR(1, "tls_memory = yes\n",
+	    "tls_memory: want encrypt, verify or no, not \"yes\"");
+	ERR(1, "tls_memory = Encrypt\n",
+	    "tls_memory: want encrypt, verify or no, not \"Encrypt\"");
+	ERR(1, "tls_memory_max_age = 0\n",
+	    "tls_memory_max_age: must be greater than 0");
+}
+
 int
 main(void)
 {
@@ -688,6 +717,7 @@ main(void)
 	test_syntax();
 	test_errors();
 	test_refs();
+	test_tls_memory();
 
 	{
 		char cmd[700];

@@ -55,6 +55,12 @@ dest(domain, n=None, mx=None, secure=True, records=(), mta_sts=None,
     certificate of the world's CA), a TLSRPT rua.  Returns the first MX's
     sink; w.sinks[domain] is the first MX's sink, w.sink(domain, label)
     any.
+restart_mx(domain, label, starttls=None, rules=None, cert=None): the
+    MX's sink stopped and started again on the same address, with
+    STARTTLS on or off, other sink rules and/or another certificate (a
+    kind as for MX; its TLSA records stay as published; its record starts
+    afresh in a new directory); stop_mx(domain, label): the MX's sink stopped (the host
+    is down: connection refused).
 daemon(name="d", start=True, **options): a drtest.Daemon wired to the
     rig (dns_config, trust_anchor_file, smtp_port, ca_file, https_port
     when MTA-STS is used); remembered for stop() and the end-of-test
@@ -243,11 +249,41 @@ class World:
             return mx[0].sink
         return None
 
-    def sink(self, domain, label):
+    def _mx(self, domain, label):
         for m in self.mx[domain]:
             if m.label == label:
-                return m.sink
+                return m
         raise KeyError("%s has no MX %s" % (domain, label))
+
+    def sink(self, domain, label):
+        return self._mx(domain, label).sink
+
+    def restart_mx(self, domain, label, starttls=None, rules=None,
+                   cert=None):
+        m = self._mx(domain, label)
+        m.sink.stop()
+        if cert is not None:
+            m.cert_kind = cert
+            m.cert = self._cert(cert, m.host)
+        if starttls is not None:
+            m.starttls = starttls
+        if rules is not None:
+            m.rules = list(rules)
+        m.restarts = getattr(m, "restarts", 0) + 1
+        crt = None
+        if m.cert is not None:
+            crt = m.cert.chain if m.chain else m.cert.crt
+        m.sink = sink.spawn(
+            os.path.join(self.tmp, "sink-%s.%d" % (m.host, m.restarts)),
+            m.ip, self.port, cert=crt, key=m.cert.key if m.cert else None,
+            starttls=m.starttls and m.cert is not None, rules=m.rules,
+            extra=m.extra)
+        if self.mx[domain][0] is m:
+            self.sinks[domain] = m.sink
+        return m.sink
+
+    def stop_mx(self, domain, label):
+        self._mx(domain, label).sink.stop()
 
     def _web(self):
         if self.web is None:
