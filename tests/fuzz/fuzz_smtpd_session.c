@@ -387,7 +387,10 @@ start_tls(int fd)
 		if (sd.nsessions == 0)
 			break;
 	}
-	abort();			/* our own server refused us */
+	/* Failed: plaintext the client pipelined behind STARTTLS reached
+	 * the server's handshake (the server read the STARTTLS line before
+	 * the rest had arrived, so it could not refuse it).  The session
+	 * ends; our writes fail from now on. */
 }
 
 /* Run the loop until it has nothing more to do for now. */
