@@ -61,7 +61,6 @@ static struct event_base *base;
 static SSL_CTX *client_ctx, *server_ctx;
 static int lfd = -1;
 static struct sockaddr_in laddr;
-static char cafile[256];
 
 /* The server side of one request. */
 static struct server {
@@ -82,13 +81,6 @@ static struct server {
 static int calls;
 static struct https_result got;
 static char *got_body;
-
-static void
-cleanup(void)
-{
-	if (cafile[0] != '\0')
-		unlink(cafile);
-}
 
 static void server_io(evutil_socket_t fd, short what, void *arg);
 
@@ -244,7 +236,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	EVP_PKEY *cakey, *key;
 	X509 *ca, *leaf;
 	socklen_t len = sizeof(laddr);
-	char err[512];
+	char err[512], cafile[64];
 	int fd;
 
 	(void)argc;
@@ -259,9 +251,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	close(fd);
 	fuzz_write_pem(cafile, ca, NULL);
-	atexit(cleanup);
 	if ((client_ctx = https_ctx_new(cafile, err, sizeof(err))) == NULL)
 		abort();
+	unlink(cafile);		/* loaded: the context keeps the roots */
 	if ((server_ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
 	    SSL_CTX_use_certificate(server_ctx, leaf) != 1 ||
 	    SSL_CTX_use_PrivateKey(server_ctx, key) != 1)

@@ -12,7 +12,8 @@
  * loop runs between chunks, so lines and the end of data arrive split
  * wherever the fuzzer likes.  Messages are committed to a throwaway
  * spool (in /dev/shm when there is one: fsync costs nothing there) and
- * removed again from the message callback.
+ * removed again from the message callback; the spool goes at exit, or at
+ * the next run's start when the process could not clean up.
  *
  * STARTTLS and AUTH: with bit 4 of byte 0 the server offers STARTTLS
  * (tls_server_ctx_new() on a certificate made at start-up) and AUTH
@@ -55,6 +56,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -64,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <crypt.h>
@@ -124,6 +127,42 @@ cleanup(void)
 }
 
 static struct auth_table *auth;
+
+/*
+ * Spools of earlier runs that ended without atexit() (a crash, a
+ * finding, a kill): removed at start-up unless another run (a parallel
+ * job) still holds the spool's lock or made it less than a minute ago.
+ */
+static void
+sweep(const char *tmp)
+{
+	char path[300], err[256];
+	struct spool *sp;
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int busy;
+
+	if ((d = opendir(tmp)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "fuzz_smtpd_session.", 19) != 0 ||
+		    strchr(de->d_name + 19, '.') != NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name);
+		/* a minute old at least: not a parallel run starting up */
+		if (stat(path, &st) == -1 || time(NULL) - st.st_mtime < 60)
+			continue;
+		if ((sp = spool_open_flags(path, SPOOL_NO_RECOVER, err,
+		    sizeof(err))) == NULL)
+			continue;
+		busy = spool_in_use(sp);
+		spool_close(sp);
+		if (!busy)
+			nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	closedir(d);
+}
 
 static struct smtpd_conf *
 make_conf(int postmaster, int small, int tls)
@@ -244,6 +283,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (getenv("FUZZ_VERBOSE") != NULL)
 		verbose = fdopen(dup(2), "w");
 	signal(SIGPIPE, SIG_IGN);		/* as the daemon does */
+	sweep(tmp);
 	snprintf(spooldir, sizeof(spooldir), "%s/fuzz_smtpd_session.XXXXXX",
 	    tmp);
 	if (mkdtemp(spooldir) == NULL ||
