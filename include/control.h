@@ -63,6 +63,8 @@ struct control;
 
 /* Longest request or reply line, without the "\n". */
 #define CONTROL_LINE_MAX	1024
+/* Words of a request: its name and one argument. */
+#define CONTROL_MAX_ARGS	2
 
 /* Create cf->control_socket: a stale socket (nobody listening) is
  * replaced, a live one or a non-socket is refused.  uid/gid: the daemon's
@@ -82,5 +84,25 @@ int control_start(struct control *ctl, struct event_base *base,
 /* Close every connection and the socket; remove the socket file when it
  * is still ours and the directory lets us.  Accepts NULL. */
 void control_free(struct control *ctl);
+
+/*
+ * The request parser, as the daemon uses it on every connection (pure
+ * code; tests/fuzz/fuzz_control.c).
+ *
+ * control_read_request(): the next line of in, the "\n" and a "\r"
+ * before it removed.  1 a NUL-terminated line in *linep (free it), 0 no
+ * complete line yet, -1 a line longer than CONTROL_LINE_MAX or one with a
+ * NUL byte: the reply ("error ...") in *errp, and the connection closes.
+ *
+ * control_parse_request(): split line (modified in place) at spaces and
+ * tabs into argv[CONTROL_MAX_ARGS] (pointers into line) and check the
+ * request's name and argument count.  The request's index (>= 0) with
+ * *argcp, or -1 with the reply ("error ...") in err.
+ */
+struct evbuffer;
+int control_read_request(struct evbuffer *in, char **linep,
+    const char **errp);
+int control_parse_request(char *line, char **argv, int *argcp, char *err,
+    size_t errlen);
 
 #endif

@@ -224,4 +224,25 @@ void smtp_client_set_cb(struct smtp_client *c, const struct smtp_client_cb *cb,
  * also those finishing a QUIT by themselves.  No callbacks. */
 void smtp_client_free_all(void);
 
+/*
+ * The client's line reader (its bufferevent's input is `in`): lines end
+ * in LF, a CR before it removed; each line is fed to acc
+ * (smtp_reply_feed()) until a reply is complete.  A line may be
+ * SMTP_REPLY_LINE_MAX bytes without its CRLF.  SMTP_READ_REPLY: the reply
+ * is moved to *out (smtp_reply_clear() it after use; acc is empty again);
+ * SMTP_READ_MORE: every complete line was used, the rest waits for more
+ * input; otherwise the reason is in err and the session cannot go on.
+ */
+struct evbuffer;
+enum smtp_read {
+	SMTP_READ_MORE = 0,
+	SMTP_READ_REPLY,	/* a complete reply in *out */
+	SMTP_READ_LONG,		/* a line longer than SMTP_REPLY_LINE_MAX */
+	SMTP_READ_BAD,		/* malformed reply (smtp_reply_feed()) */
+	SMTP_READ_INTERNAL,	/* the buffer could not be read */
+};
+enum smtp_read smtp_client_read_reply(struct evbuffer *in,
+    struct smtp_reply *acc, struct smtp_reply *out, char *err,
+    size_t errlen);
+
 #endif

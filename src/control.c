@@ -52,7 +52,7 @@
 #define CTL_BACKLOG	16
 #define CTL_MAX_CONNS	32
 #define CTL_TIMEOUT	30	/* seconds idle, or with a reply unread */
-#define CTL_MAX_ARGS	2	/* command + one argument */
+#define CTL_MAX_ARGS	CONTROL_MAX_ARGS	/* command + one argument */
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
@@ -451,22 +451,24 @@ static const struct request {
 	int		 minargs, maxargs;	/* not counting the name */
 	int		 changes;		/* logged at info level */
 	void		(*fn)(struct ctl_conn *, int, char **);
+	const char	*usage;			/* its arguments */
 } requests[] = {
-	{ "flush",	0, 1, 1, req_flush },
-	{ "hold",	1, 1, 1, req_hold },
-	{ "release",	1, 1, 1, req_hold },
-	{ "delete",	1, 1, 1, req_delete },
-	{ "list",	0, 0, 0, req_list },
-	{ "status",	0, 0, 0, req_status },
-	{ "tls-memory-show", 0, 1, 0, req_tls_memory },
-	{ "tls-memory-forget", 1, 1, 1, req_tls_memory },
+	{ "flush",	0, 1, 1, req_flush, " [ID|DOMAIN]" },
+	{ "hold",	1, 1, 1, req_hold, " ID" },
+	{ "release",	1, 1, 1, req_hold, " ID" },
+	{ "delete",	1, 1, 1, req_delete, " ID" },
+	{ "list",	0, 0, 0, req_list, "" },
+	{ "status",	0, 0, 0, req_status, "" },
+	{ "tls-memory-show", 0, 1, 0, req_tls_memory, " [DOMAIN]" },
+	{ "tls-memory-forget", 1, 1, 1, req_tls_memory, " DOMAIN" },
 };
 
-static void
-conn_request(struct ctl_conn *c, char *line)
+int
+control_parse_request(char *line, char **argv, int *argcp, char *err,
+    size_t errlen)
 {
 	const struct request *r = NULL;
-	char *argv[CTL_MAX_ARGS], *p, *save;
+	char *p, *save;
 	int argc = 0;
 	size_t i;
 
@@ -474,35 +476,53 @@ conn_request(struct ctl_conn *c, char *line)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
 			if (*p == '\t')
 				continue;
-			reply(c, "error request is not printable ASCII");
-			return;
+			snprintf(err, errlen, "error request is not printable "
+			    "ASCII");
+			return -1;
 		}
 	for (p = strtok_r(line, " \t", &save); p != NULL;
 	    p = strtok_r(NULL, " \t", &save)) {
 		if (argc == CTL_MAX_ARGS) {
-			reply(c, "error too many arguments");
-			return;
+			snprintf(err, errlen, "error too many arguments");
+			return -1;
 		}
 		argv[argc++] = p;
 	}
 	if (argc == 0) {
-		reply(c, "error empty request");
-		return;
+		snprintf(err, errlen, "error empty request");
+		return -1;
 	}
 	for (i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
 		if (strcmp(argv[0], requests[i].name) == 0)
 			r = &requests[i];
 	if (r == NULL) {
-		reply(c, "error unknown request (flush, hold, release, "
-		    "delete, list, status, tls-memory-show, "
+		snprintf(err, errlen, "error unknown request (flush, hold, "
+		    "release, delete, list, status, tls-memory-show, "
 		    "tls-memory-forget)");
-		return;
+		return -1;
 	}
 	if (argc - 1 < r->minargs || argc - 1 > r->maxargs) {
-		reply(c, "error usage: %s%s", r->name, r->maxargs == 0 ? "" :
-		    r->minargs == 0 ? " [ID|DOMAIN]" : " ID");
+		snprintf(err, errlen, "error usage: %s%s", r->name,
+		    r->usage);
+		return -1;
+	}
+	*argcp = argc;
+	return (int)(r - requests);
+}
+
+static void
+conn_request(struct ctl_conn *c, char *line)
+{
+	const struct request *r;
+	char *argv[CTL_MAX_ARGS], err[128];
+	int argc, i;
+
+	if ((i = control_parse_request(line, argv, &argc, err,
+	    sizeof(err))) == -1) {
+		reply(c, "%s", err);
 		return;
 	}
+	r = &requests[i];
 	if (r->changes)
 		log_info("control: %s%s%s (uid %ld, pid %ld)", argv[0],
 		    argc > 1 ? " " : "", argc > 1 ? argv[1] : "",
@@ -511,6 +531,31 @@ conn_request(struct ctl_conn *c, char *line)
 		log_debug("control: %s (uid %ld, pid %ld)", argv[0],
 		    (long)c->uid, (long)c->pid);
 	r->fn(c, argc, argv);
+}
+
+int
+control_read_request(struct evbuffer *in, char **linep, const char **errp)
+{
+	char *line;
+	size_t len;
+
+	line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+	if (line == NULL) {
+		if (evbuffer_get_length(in) > CONTROL_LINE_MAX + 1) {
+			*errp = "error request too long";
+			return -1;
+		}
+		return 0;
+	}
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = '\0';
+	if (len > CONTROL_LINE_MAX || memchr(line, '\0', len)) {
+		free(line);
+		*errp = "error request too long or with a NUL byte";
+		return -1;
+	}
+	*linep = line;
+	return 1;
 }
 
 /*
@@ -523,25 +568,19 @@ conn_pump(struct ctl_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	const char *why;
 	char *line;
-	size_t len;
+	int r;
 
 	while (!c->closing && evbuffer_get_length(out) == 0) {
-		line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
-		if (line == NULL) {
-			if (evbuffer_get_length(in) > CONTROL_LINE_MAX + 1) {
-				reply(c, "error request too long");
-				c->closing = 1;
-			}
+		if ((r = control_read_request(in, &line, &why)) == 0)
+			break;
+		if (r == -1) {
+			reply(c, "%s", why);
+			c->closing = 1;
 			break;
 		}
-		if (len > 0 && line[len - 1] == '\r')
-			line[--len] = '\0';
-		if (len > CONTROL_LINE_MAX || memchr(line, '\0', len)) {
-			reply(c, "error request too long or with a NUL byte");
-			c->closing = 1;
-		} else
-			conn_request(c, line);
+		conn_request(c, line);
 		free(line);
 	}
 	if (evbuffer_get_length(out) > 0) {

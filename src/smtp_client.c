@@ -1109,53 +1109,85 @@ client_reply(struct smtp_client *c, struct smtp_reply *r)
 
 /* ---- I/O callbacks ---------------------------------------------------- */
 
+enum smtp_read
+smtp_client_read_reply(struct evbuffer *in, struct smtp_reply *acc,
+    struct smtp_reply *out, char *err, size_t errlen)
+{
+	struct evbuffer_ptr eol;
+	char line[SMTP_REPLY_LINE_MAX + 1];
+	size_t eol_len, len, avail;
+
+	for (;;) {
+		eol_len = 0;
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (eol.pos == -1) {
+			/* a line of SMTP_REPLY_LINE_MAX bytes may wait for
+			 * the LF after its CR */
+			avail = evbuffer_get_length(in);
+			if (avail > SMTP_REPLY_LINE_MAX + 1 ||
+			    (avail == SMTP_REPLY_LINE_MAX + 1 &&
+			    evbuffer_pullup(in, -1)[avail - 1] != '\r')) {
+				snprintf(err, errlen, "reply line longer than "
+				    "%d bytes", SMTP_REPLY_LINE_MAX);
+				return SMTP_READ_LONG;
+			}
+			return SMTP_READ_MORE;
+		}
+		if ((size_t)eol.pos > SMTP_REPLY_LINE_MAX) {
+			snprintf(err, errlen, "reply line longer than %d bytes",
+			    SMTP_REPLY_LINE_MAX);
+			return SMTP_READ_LONG;
+		}
+		len = (size_t)eol.pos;
+		if (evbuffer_remove(in, line, len) != (int)len) {
+			snprintf(err, errlen, "cannot read input buffer");
+			return SMTP_READ_INTERNAL;
+		}
+		evbuffer_drain(in, eol_len);
+
+		switch (smtp_reply_feed(acc, line, len, err, errlen)) {
+		case REPLY_ERROR:
+			return SMTP_READ_BAD;
+		case REPLY_MORE:
+			continue;
+		case REPLY_DONE:
+			break;
+		}
+		*out = *acc;
+		smtp_reply_init(acc);
+		return SMTP_READ_REPLY;
+	}
+}
+
 /* Split input into lines, feed replies.  -1 if processing stopped. */
 static int
 client_read(struct smtp_client *c)
 {
-	struct evbuffer *in;
-	struct evbuffer_ptr eol;
-	char line[SMTP_REPLY_LINE_MAX + 1];
 	char err[128];
-	size_t eol_len, len;
-	enum smtp_reply_status st;
 	struct smtp_reply r;
 	int rc;
 
 	while (c->bev != NULL && c->state != S_CLOSED &&
 	    c->state != S_HANDSHAKE && c->state != S_CONNECT) {
-		in = bufferevent_get_input(c->bev);
-		eol_len = 0;
-		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		if (eol.pos == -1) {
-			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX)
-				return session_fail(c, SMTP_FAIL_PROTO, NULL,
-				    NULL, "reply line longer than %d bytes",
-				    SMTP_REPLY_LINE_MAX);
+		switch (smtp_client_read_reply(bufferevent_get_input(c->bev),
+		    &c->reply, &r, err, sizeof(err))) {
+		case SMTP_READ_MORE:
 			return 0;
-		}
-		if ((size_t)eol.pos > SMTP_REPLY_LINE_MAX)
+		case SMTP_READ_LONG:
 			return session_fail(c, SMTP_FAIL_PROTO, NULL, NULL,
-			    "reply line longer than %d bytes",
-			    SMTP_REPLY_LINE_MAX);
-		len = (size_t)eol.pos;
-		if (evbuffer_remove(in, line, len) != (int)len)
+			    "%s", err);
+		case SMTP_READ_INTERNAL:
 			return session_fail(c, SMTP_FAIL_INTERNAL, NULL, NULL,
-			    "cannot read input buffer");
-		evbuffer_drain(in, eol_len);
-
-		st = smtp_reply_feed(&c->reply, line, len, err, sizeof(err));
-		if (st == REPLY_ERROR) {
+			    "%s", err);
+		case SMTP_READ_BAD:
 			if (c->state == S_QUIT)
 				return quit_end(c);
 			return session_fail(c, SMTP_FAIL_PROTO, NULL, NULL,
 			    "bad reply: %s", err);
+		case SMTP_READ_REPLY:
+			break;
 		}
-		if (st == REPLY_MORE)
-			continue;
 		/* Hand the reply over: c may be gone when it returns. */
-		r = c->reply;
-		smtp_reply_init(&c->reply);
 		rc = client_reply(c, &r);
 		smtp_reply_clear(&r);
 		if (rc == -1)

@@ -1,6 +1,7 @@
 /*
  * test_smtp_client.c - unit tests for src/smtp_reply.c (reply and EHLO
- * parsing) and the parameter checks of src/smtp_client.c.  The session
+ * parsing), the parameter checks and the line reader of
+ * src/smtp_client.c.  The session
  * itself is exercised against real TLS peers by
  * tests/scenario/smtp_client_*.t (through tests/unit/smtp_send_tool).
  */
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "log.h"
@@ -281,6 +283,59 @@ test_params(void)
 	event_base_free(base);
 }
 
+/*
+ * The client's line reader (smtp_client_read_reply()): a line of exactly
+ * SMTP_REPLY_LINE_MAX bytes is legal however its CRLF arrives.  It once
+ * failed ("reply line longer than 4096 bytes") when the CR came in one
+ * read and the LF in the next (found by fuzz_smtp_client_read); one byte
+ * more is refused whether or not the LF has arrived.
+ */
+static void
+test_read_reply(void)
+{
+	struct evbuffer *in = evbuffer_new();
+	struct smtp_reply acc, r;
+	char line[SMTP_REPLY_LINE_MAX + 2], err[128];
+
+	smtp_reply_init(&acc);
+	memset(line, 'x', sizeof(line));
+	memcpy(line, "250-", 4);
+	evbuffer_add(in, line, SMTP_REPLY_LINE_MAX);
+	evbuffer_add(in, "\r", 1);
+	CHECK(smtp_client_read_reply(in, &acc, &r, err, sizeof(err)) ==
+	    SMTP_READ_MORE);
+	evbuffer_add(in, "\n250 2.0.0 ok\r", 15);
+	CHECK(smtp_client_read_reply(in, &acc, &r, err, sizeof(err)) ==
+	    SMTP_READ_MORE);
+	evbuffer_add(in, "\n", 1);
+	CHECK(smtp_client_read_reply(in, &acc, &r, err, sizeof(err)) ==
+	    SMTP_READ_REPLY);
+	CHECK(r.code == 250 && r.nlines == 2);
+	CHECK(r.nlines == 2 && strlen(r.lines[0]) == SMTP_REPLY_LINE_MAX - 4);
+	CHECK(evbuffer_get_length(in) == 0);
+	smtp_reply_clear(&r);
+
+	/* SMTP_REPLY_LINE_MAX + 1 bytes: refused before the LF comes ... */
+	evbuffer_add(in, line, SMTP_REPLY_LINE_MAX + 1);
+	CHECK(smtp_client_read_reply(in, &acc, &r, err, sizeof(err)) ==
+	    SMTP_READ_LONG);
+	CHECK(strstr(err, "longer than 4096") != NULL);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	/* ... and with it */
+	evbuffer_add(in, line, SMTP_REPLY_LINE_MAX + 1);
+	evbuffer_add(in, "\r\n", 2);
+	CHECK(smtp_client_read_reply(in, &acc, &r, err, sizeof(err)) ==
+	    SMTP_READ_LONG);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	/* bare LF ends a line too; a malformed reply is SMTP_READ_BAD */
+	evbuffer_add(in, "250-a\n251 b\n", 12);
+	CHECK(smtp_client_read_reply(in, &acc, &r, err, sizeof(err)) ==
+	    SMTP_READ_BAD);
+	CHECK(err[0] != '\0');
+	smtp_reply_clear(&acc);
+	evbuffer_free(in);
+}
+
 int
 main(void)
 {
@@ -291,5 +346,6 @@ main(void)
 	test_ehlo_edge();
 	test_malformed();
 	test_params();
+	test_read_reply();
 	return t_done();
 }
