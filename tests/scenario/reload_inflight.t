@@ -157,7 +157,7 @@ submit_errors = []
 def submitter(part):
     c = None
     try:
-        c = drtest.SMTP(d.host, d.port, timeout=drtest.scaled(30))
+        c = drtest.SMTP(d.host, d.port, timeout=30)
         for local, dom in part:
             body = ("From: <sender@senders.test>\r\nTo: <%s@%s>\r\n"
                     "Subject: reload %s\r\n\r\nHello %s@%s.\r\n" % (

@@ -58,7 +58,7 @@ final = re.compile(r"to=<(u\d)@plain\.test>, .*status=(sent|deferred|"
 def outcome(local):
     drtest.wait_for(lambda: any(m.group(1) == local for m in
                                 final.finditer(d.log_text())),
-                    drtest.scaled(60), "an outcome for %s" % local)
+                    60, "an outcome for %s" % local)
     for m in final.finditer(d.log_text()):
         if m.group(1) == local:
             return m.group(2), m.group(0)
@@ -85,7 +85,7 @@ drtest.check(len(plain.messages()) == 0, "nothing arrived in cleartext")
 write_policy("plain.test may\n")
 n = reloads()
 d.reload()
-drtest.wait_for(lambda: reloads() > n, drtest.scaled(20), "the reload")
+drtest.wait_for(lambda: reloads() > n, 20, "the reload")
 send("u2")
 st, line = outcome("u2")
 drtest.check(st == "sent", "after SIGHUP, may: sent, got %s" % line)
@@ -95,7 +95,7 @@ drtest.check(len(plain.messages()) == 1, "one message arrived: %d" %
 # a broken policy file: the reload fails, "may" stays in force
 write_policy("plain.test no-such-level\n")
 d.reload()
-drtest.wait_for(lambda: "reload failed" in d.log_text(), drtest.scaled(20),
+drtest.wait_for(lambda: "reload failed" in d.log_text(), 20,
                 "the refused reload")
 send("u3")
 st, line = outcome("u3")

@@ -96,7 +96,7 @@ def run(target, *args, rcpts=("rcpt@example.test",), data=None,
                        timeout=drtest.scaled(timeout))
     elapsed = time.monotonic() - t0
     if not isinstance(target, str):
-        drtest.check(target.wait_idle(drtest.scaled(10)), "sink idle")
+        drtest.check(target.wait_idle(10), "sink idle")
     out = p.stdout.decode(errors="replace")
     err = p.stderr.decode(errors="replace")
     drtest.check("Sanitizer" not in err and "runtime error" not in err,

@@ -65,7 +65,7 @@ def run(s, *args, timeout=30):
         ["%s:%d" % (s.host, s.port)]
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=drtest.scaled(timeout))
-    drtest.check(s.wait_idle(drtest.scaled(10)), "sink idle after the run")
+    drtest.check(s.wait_idle(10), "sink idle after the run")
     out = p.stdout.decode(errors="replace")
     err = p.stderr.decode(errors="replace")
     drtest.check("Sanitizer" not in err and "runtime error" not in err,
