@@ -407,7 +407,7 @@ def part_daemon():
     # SIGTERM: exit 0, pid file removed
     d.p.send_signal(signal.SIGTERM)
     try:
-        rc = d.p.wait(20)
+        rc = d.p.wait(20 * SCALE)
     except subprocess.TimeoutExpired:
         rc = None
     check(rc == 0, "SIGTERM: exit status 0 (%r)" % rc)

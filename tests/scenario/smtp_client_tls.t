@@ -70,36 +70,10 @@ def run(s, *args, timeout=30):
     err = p.stderr.decode(errors="replace")
     drtest.check("Sanitizer" not in err and "runtime error" not in err,
                  "no sanitizer report")
-    ev = {}
-    for line in out.splitlines():
-        kind, _, rest = line.partition(" ")
-        ev.setdefault(kind, []).append(parse_kv(rest))
+    ev = drtest.tool_events(out)
     drtest.log("$ %s\n%s%s", " ".join(argv[1:]), out,
                p.stderr.decode(errors="replace")[-2000:])
     return p.returncode, ev, out
-
-
-def parse_kv(s):
-    d = {}
-    i = 0
-    while i < len(s):
-        while i < len(s) and s[i] == " ":
-            i += 1
-        j = s.find("=", i)
-        if j < 0:
-            break
-        k = s[i:j]
-        if j + 1 < len(s) and s[j + 1] == '"':
-            e = s.find('"', j + 2)
-            e = len(s) if e < 0 else e
-            d[k] = s[j + 2:e]
-            i = e + 1
-        else:
-            e = s.find(" ", j)
-            e = len(s) if e < 0 else e
-            d[k] = s[j + 1:e]
-            i = e
-    return d
 
 
 def done_of(ev):

@@ -89,6 +89,8 @@ Certificates and tools
                               NAME -->" and the fenced block after it)
     drtest.subst(text, [(old, new)...])  replace in a snippet, failing if
                               old is missing
+    drtest.tool_events(out)   smtp_send_tool's "KIND k=v k="v w"" lines
+                              -> {KIND: [dict, ...]}
     drtest.postfix_tools()    directory with Postfix's smtp-source,
         smtp-sink and posttls-finger wrappers (tests/scenario/lib/
         get-postfix-tools); skips the test if they cannot be had
@@ -708,6 +710,35 @@ def closed_within(sock, secs):
 
 
 # ---------------------------------------------------------------- tools
+
+def tool_events(out):
+    """The output of a test tool (tests/unit/smtp_send_tool): lines
+    'KIND key=value key="quoted value" ...' -> {KIND: [{key: value}]}."""
+    ev = {}
+    for line in out.splitlines():
+        kind, _, rest = line.partition(" ")
+        d = {}
+        i = 0
+        while i < len(rest):
+            while i < len(rest) and rest[i] == " ":
+                i += 1
+            j = rest.find("=", i)
+            if j < 0:
+                break
+            k = rest[i:j]
+            if j + 1 < len(rest) and rest[j + 1] == '"':
+                e = rest.find('"', j + 2)
+                e = len(rest) if e < 0 else e
+                d[k] = rest[j + 2:e]
+                i = e + 1
+            else:
+                e = rest.find(" ", j)
+                e = len(rest) if e < 0 else e
+                d[k] = rest[j + 1:e]
+                i = e
+        ev.setdefault(kind, []).append(d)
+    return ev
+
 
 def make_cert(directory, cn="relay.dr-test.example"):
     """Self-signed EC P-256 certificate for cn -> (certfile, keyfile)."""
