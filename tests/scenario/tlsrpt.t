@@ -319,7 +319,23 @@ def report_mails():
 
 drtest.wait_for(lambda: len(report_mails()) >= len(REPORTED),
                 60, "a report mail per reported domain")
-time.sleep(1)
+
+
+def report_qids():
+    """The report mails the daemon queued (`tlsrpt send` has returned:
+    every one is queued and logged by now)."""
+    return re.findall(r"tlsrpt: \S+ \S+: report to mailto:\S+ queued as "
+                      r"([0-9A-F]{16})", d.log_text())
+
+
+# no fixed sleep for "nothing more arrives": every queued report mail
+# has its final status=sent line, so the sinks hold all there will be
+drtest.wait_for(lambda: all(re.search(r"^\S+ \S+ info: %s: to=<[^>]+>, "
+                                      r".*status=sent" % q, d.log_text(),
+                                      re.M) for q in report_qids()),
+                60, "every queued report mail delivered")
+drtest.check(len(report_qids()) == len(REPORTED), "one report mail queued "
+             "per reported domain: %d" % len(report_qids()))
 
 
 def report_from_mail(raw):
