@@ -68,6 +68,8 @@ The daemon
                               reply's lines ("ok ..."/"error ..." last)
     d.cli(*args)              run `danerelay -c CONF args...`
                               -> subprocess.CompletedProcess (text)
+    d.cli_until(args, pattern)  d.cli(*args) until it exits 0 with output
+                              matching pattern (bounded wait) -> result
     d.write_config(**opts)    rewrite the config (for reload tests)
 
 SMTP
@@ -509,6 +511,18 @@ class Daemon:
                         return lines[:i + 1]
         finally:
             s.close()
+
+    def cli_until(self, args, pattern, timeout=15, what=None):
+        """Run `danerelay args...` until it exits 0 and its output
+        matches the regular expression pattern (counters the daemon
+        writes every few seconds, e.g. `tlsrpt show`); -> that result.
+        The test fails after timeout (scaled) seconds."""
+        def ok():
+            r = self.cli(*args)
+            return r if r.returncode == 0 and re.search(
+                pattern, r.stdout, re.M) else None
+        return wait_for(ok, timeout, what or "danerelay %s to say /%s/"
+                        % (" ".join(args), pattern), interval=0.5)
 
     def cli(self, *args, timeout=60):
         return subprocess.run([self.cli_binary, "-c", self.conf]
