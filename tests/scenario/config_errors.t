@@ -38,6 +38,9 @@ BUILD = os.environ.get("DR_BUILDDIR", ".")
 SRC = os.environ.get("DR_SRCDIR", ".")
 IP = os.environ.get("DR_TEST_IP", "127.0.10.1")
 DAEMON = os.path.join(BUILD, "danerelayd")
+# the run's timeout factor (tests/run --timeout-scale, 2 under ASan): every
+# wait below is scaled by it once
+SCALE = float(os.environ.get("DR_TIMEOUT_SCALE") or "1")
 
 
 def _free_port():
@@ -65,7 +68,8 @@ def check(cond, what):
 
 def run(args, cwd=None, timeout=20):
     p = subprocess.run([DAEMON] + args, cwd=cwd, stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=timeout)
+                       capture_output=True, text=True,
+                       timeout=timeout * SCALE)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -273,7 +277,7 @@ class Daemon:
 
     def wait_log(self, pattern, timeout=10, start=0):
         """Wait for a regex in the log (after offset start)."""
-        end = time.monotonic() + timeout
+        end = time.monotonic() + timeout * SCALE
         while time.monotonic() < end:
             m = re.search(pattern, self.text()[start:])
             if m:
@@ -286,7 +290,7 @@ class Daemon:
 
 def smtp_session(size=None):
     """Send one message; return the EHLO SIZE value (or None)."""
-    s = smtplib.SMTP(IP, PORT, timeout=10)
+    s = smtplib.SMTP(IP, PORT, timeout=10 * SCALE)
     try:
         code, _ = s.ehlo("client.test")
         if code != 250:
@@ -403,7 +407,7 @@ def part_daemon():
     # SIGTERM: exit 0, pid file removed
     d.p.send_signal(signal.SIGTERM)
     try:
-        rc = d.p.wait(20)
+        rc = d.p.wait(20 * SCALE)
     except subprocess.TimeoutExpired:
         rc = None
     check(rc == 0, "SIGTERM: exit status 0 (%r)" % rc)
@@ -434,15 +438,15 @@ def part_background():
         alive = False
     check(alive, "background daemon alive (pid %d)" % pid)
     try:
-        with socket.create_connection((IP, PORT), timeout=5) as s:
-            s.settimeout(5)
+        with socket.create_connection((IP, PORT), timeout=5 * SCALE) as s:
+            s.settimeout(5 * SCALE)
             banner = s.recv(512)
         check(banner.startswith(b"220 "), "background daemon greets: %r"
               % banner)
     except OSError as e:
         check(False, "background daemon accepts connections: %r" % e)
     os.kill(pid, signal.SIGTERM)
-    end = time.monotonic() + 20
+    end = time.monotonic() + 20 * SCALE
     while time.monotonic() < end:
         try:
             os.kill(pid, 0)
@@ -451,7 +455,7 @@ def part_background():
         time.sleep(0.05)
     else:
         check(False, "background daemon exits on SIGTERM")
-    gone = time.monotonic() + 2
+    gone = time.monotonic() + 2 * SCALE
     while os.path.exists(pidf) and time.monotonic() < gone:
         time.sleep(0.05)
     check(not os.path.exists(pidf), "background: pid file removed")

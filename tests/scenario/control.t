@@ -381,7 +381,7 @@ def main():
               "refusal logged with the uid")
         check(d.read_env(A).get("hold") == "0", "A not held by nobody")
     else:
-        log("not root or no setpriv: other-user checks skipped")
+        drtest.skip_part("not root or no setpriv: the other-user checks")
 
     # -- nobody takes over a live socket; a non-socket is refused
     d2 = drtest.Daemon(name="d2", control_socket=sock)

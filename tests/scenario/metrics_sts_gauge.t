@@ -56,7 +56,7 @@ def send_and_wait(*doms):
 
 
 def wait_gauge(n, what):
-    drtest.wait_for(lambda: gauge() == n, drtest.scaled(20), what)
+    drtest.wait_for(lambda: gauge() == n, 20, what)
 
 
 drtest.check(gauge() == 0, "no policy cached at the start: gauge 0")

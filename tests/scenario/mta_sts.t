@@ -2,11 +2,12 @@
 # timeout: 300
 """MTA-STS delivery end to end (issue #5 acceptance, RFC 8461).
 
-A DNS world without DNSSEC for the destinations (insecure zones under the
-rig's signed test. tree, so DANE never applies) with _mta-sts TXT
-records, Debian's nginx serving the policies over HTTPS on loopback with
-a test CA, one SMTP sink per MX host with certificates from the same CA,
-and danerelayd with mta_sts = yes, https_port and ca_file = the test root.
+A world (lib/world.py) without DNSSEC for the destinations (insecure
+zones under the rig's signed test. tree, so DANE never applies) with
+_mta-sts TXT records, Debian's nginx serving the policies over HTTPS on
+loopback with the world's CA, one SMTP sink per MX host with
+certificates from the same CA, and danerelayd with mta_sts = yes,
+https_port and ca_file = the world's root.
 
 Phase 1 sends one message per destination: enforce with a matching MX,
 MX not in the policy (skipped / deferred), certificate for the wrong
@@ -31,95 +32,40 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
-import certs  # noqa: E402
-import dnsrig  # noqa: E402
 import nginx  # noqa: E402
-import sink  # noqa: E402
+import world  # noqa: E402
 
-for tool in ("ldns-signzone", "nsd"):
-    if not drtest.which(tool):
-        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
-if not nginx.available():
-    drtest.skip("nginx not installed (scripts/install-deps --test)")
-
-T = drtest.TMPDIR
-os.chmod(T, 0o755)
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-root = certs.CA(pki, "MTA-STS Test Root CA")
-other_root = certs.CA(pki, "Unrelated Root CA", name="unrelated")
-
-smtp_port = drtest.free_port(drtest.ip(10))
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-web = nginx.Nginx(os.path.join(T, "nginx"), drtest.ip(5))
-sinks = {}
+w = world.World()
+web = w.nginx()
 n_ip = [10]
 scen = {}
+CERT = {"ok": "ca", "wrong": "wrong", "untrusted": "untrusted", None: None}
 
 
 def policy(mode, mx, max_age=86400, pad=0):
-    text = "version: STSv1\r\nmode: %s\r\n" % mode
-    text += "".join("mx: %s\r\n" % m for m in mx)
-    text += "max_age: %d\r\n" % max_age
+    text = world.policy(mode, mx, max_age)
     while len(text) < pad:
         text += "x-pad: " + "a" * 100 + "\r\n"
     return text
 
 
-def sink_for(name, cert="ok", starttls=True):
-    """A sink for MX host name on the next address; cert "ok" (issued for
-    name by the test root), "wrong" (another name), "untrusted"."""
-    n_ip[0] += 1
-    ip = drtest.ip(n_ip[0])
-    c = None
-    if cert == "ok":
-        c = root.issue([name])
-    elif cert == "wrong":
-        c = root.issue(["mail.elsewhere.test"], name="wrong-" + name)
-    elif cert == "untrusted":
-        c = other_root.issue([name])
-    sinks[ip] = sink.spawn(os.path.join(T, "sink-" + ip), ip, smtp_port,
-                           cert=c.chain if c else None,
-                           key=c.key if c else None, starttls=starttls)
-    return ip
-
-
 def dest(domain, expect, mx=(("mx", "ok", True),), txt=("1",), serve=None,
          ttl=None, auth=None, ip_idx=0, extra=(), servfail=(), **kw):
-    """A destination zone.  mx: (label, cert, starttls) per MX host in
-    preference order; txt: ids of v=STSv1 records; serve: policy text
-    (str) or a dict of nginx locations, None: nothing served."""
-    records = ["mta-sts A %s" % web.ip] + list(extra)
-    ips = []
-    for i, (label, cert, starttls) in enumerate(mx):
-        ip = sink_for("%s.%s" % (label, domain), cert, starttls)
-        ips.append(ip)
-        records += ["@ MX %d %s" % (10 * (i + 1), label),
-                    "%s A %s" % (label, ip)]
-    records += ['_mta-sts TXT "v=STSv1; id=%s"' % i for i in txt]
-    rig.zone(domain, secure=False, records=records, ttl=ttl,
-             servfail=servfail)
-    if isinstance(serve, str):
-        web.site("mta-sts." + domain, web_cert.chain, web_cert.key,
-                 policy=serve)
-    elif isinstance(serve, dict):
-        web.site("mta-sts." + domain, web_cert.chain, web_cert.key,
-                 locations=serve)
-    scen[domain] = dict(expect=expect, ips=ips, ip=ips[ip_idx], auth=auth,
-                        records=records, **kw)
+    """A destination zone without DNSSEC.  mx: (label, cert, starttls) per
+    MX host in preference order, cert "ok" (issued for the host by the
+    world's CA), "wrong" (another name), "untrusted" (another CA) or None;
+    txt: ids of v=STSv1 records; serve: policy text (str) or a dict of
+    nginx locations, None: the test makes the site itself (or none)."""
+    mxs = []
+    for label, cert, starttls in mx:
+        n_ip[0] += 1
+        mxs.append(world.MX(label, n_ip[0], cert=CERT[cert], tlsa=None,
+                            starttls=starttls))
+    w.dest(domain, mx=mxs, secure=False, records=extra, mta_sts=serve,
+           sts_txt=list(txt), ttl=ttl, servfail=servfail)
+    scen[domain] = dict(expect=expect, at=mxs[ip_idx].label, auth=auth,
+                        **kw)
 
-
-# One certificate for every policy host but the bad one.
-hosts = ["enforce", "wildcard", "skipmx", "nomx", "wrongname",
-         "nostarttls", "testing", "none", "redirect", "notfound",
-         "htmltype", "toobig", "chunked", "invalid", "status201", "notxt",
-         "twotxt", "txtgone", "idchange", "keep", "expire", "cached",
-         "servfail", "xn--bcher-kva", "dedup", "refresh"]
-web_cert = root.issue(["mta-sts.%s.test" % h for h in hosts],
-                      name="policy-hosts")
-bad_cert = root.issue(["mta-sts.elsewhere.test"], name="policy-bad")
 
 # ---- phase 1 destinations ------------------------------------------------
 dest("enforce.test", "sent", auth="webpki",
@@ -145,7 +91,8 @@ dest("redirect.test", "sent", auth="none", fetch="status", serve={
     nginx.POLICY_PATH: "return 301 %s;" % redirect_to})
 dest("notfound.test", "sent", auth="none", fetch="status",
      serve={nginx.POLICY_PATH: "return 404;"})
-web.site("mta-sts.htmltype.test", web_cert.chain, web_cert.key,
+html_cert = w.root.issue(["mta-sts.htmltype.test"])
+web.site("mta-sts.htmltype.test", html_cert.chain, html_cert.key,
          policy=policy("enforce", ["nomatch.htmltype.test"]),
          content_type="text/html")
 dest("htmltype.test", "sent", auth="none", fetch="content-type")
@@ -156,6 +103,7 @@ dest("chunked.test", "sent", auth="none", fetch="too-big", serve={
     nginx.POLICY_PATH: "types { } default_type text/plain; alias %s; "
     "sub_filter 'zzz' 'yyy'; sub_filter_once off; sub_filter_types *;" %
     os.path.join(web.www, "chunked-src.txt")})
+bad_cert = w.root.issue(["mta-sts.elsewhere.test"], name="policy-bad")
 web.site("mta-sts.badcert.test", bad_cert.chain, bad_cert.key,
          policy=policy("enforce", ["nomatch.badcert.test"]))
 dest("badcert.test", "sent", auth="none", fetch="verify")
@@ -196,74 +144,25 @@ dest("refresh.test", "sent", auth="webpki",
 dest("cached.test", None, mx=(("mx", "wrong", True),),
      serve=policy("enforce", ["mx.cached.test"]))
 
-rig.start()
-web.start()
-d = drtest.Daemon(dns_config=rig.unbound_conf(),
-                  trust_anchor_file=rig.trust_anchor_file,
-                  dnssec_check_name=rig.check_name,
-                  smtp_port=smtp_port, mta_sts="yes", https_port=web.port,
-                  ca_file=root.crt, min_backoff="1h",
-                  smtp_connect_timeout="5s", smtp_timeout="10s")
-d.start()
+w.start()
+d = w.daemon(min_backoff="1h")
 r = d.cli("mta-sts", "show")
 drtest.check(r.returncode == 0, "danerelay has the mta-sts command (its "
              "dispatch line in src/danerelay.c): %s" % r.stderr.strip())
 
-final = re.compile(r"to=<([a-z0-9]+)@([a-z0-9.]+)>, .*status=(sent|deferred|"
-                   r"bounced)[^\n]*")
-
-
-def outcomes():
-    got = {}
-    for m in final.finditer(d.log_text()):
-        got.setdefault((m.group(1), m.group(2)), m.group(0))
-    return got
-
 
 def send(local, dom):
-    body = ("From: <sender@senders.test>\r\nTo: <%s@%s>\r\nSubject: %s\r\n"
-            "Message-ID: <%s.%s@dr-test>\r\n\r\nHello %s@%s.\r\n" % (
-                local, dom, dom, local, dom, local, dom)).encode()
-    c = drtest.SMTP(d.host, d.port)
-    c.sendmail("sender@senders.test", ["%s@%s" % (local, dom)], body)
-    c.close()
+    w.send(d, "%s@%s" % (local, dom))
 
 
-def wait_outcome(local, dom, timeout=60):
-    drtest.wait_for(lambda: (local, dom) in outcomes(), timeout,
-                    "a delivery outcome for %s@%s" % (local, dom))
-    return outcomes()[(local, dom)]
-
-
-def arrived(dom, local):
-    n = 0
-    for ip in scen[dom]["ips"]:
-        for m in sinks[ip].messages():
-            if "%s@%s" % (local, dom) in m.get("rcpts", []):
-                n += 1
-    return n
-
-
-def check_outcome(local, dom, expect, auth=None, ip=None, why=""):
-    line = wait_outcome(local, dom)
-    status = re.search(r"status=(\w+)", line).group(1)
-    drtest.check(status == expect, "%s@%s%s: expected %s, log: %s" % (
-        local, dom, why, expect, line))
-    if expect == "sent":
-        if auth:
-            drtest.check("auth=%s" % auth in line, "%s@%s%s: auth=%s in %s"
-                         % (local, dom, why, auth, line))
-        if ip:
-            msgs = [m for m in sinks[ip].messages()
-                    if "%s@%s" % (local, dom) in m.get("rcpts", [])]
-            drtest.check(len(msgs) == 1 and msgs[0]["tls"], "%s@%s: one "
-                         "message over TLS at %s" % (local, dom, ip))
-    else:
-        time.sleep(0.2)
-        drtest.check(arrived(dom, local) == 0, "%s@%s%s: nothing may "
-                     "arrive, got %d" % (local, dom, why,
-                                         arrived(dom, local)))
-    return line
+def check_outcome(local, dom, expect, auth=None):
+    """The first outcome of local@dom: its status, auth=, and for a sent
+    message exactly one copy over TLS at the MX the scenario names (none
+    at the others); nothing anywhere when it is not sent."""
+    sent = expect == "sent"
+    return w.expect(d, dom, expect, rcpt="%s@%s" % (local, dom), auth=auth,
+                    at=scen[dom]["at"] if sent else None,
+                    tls=True if sent else None)
 
 
 # ---- phase 1 ---------------------------------------------------------------
@@ -274,10 +173,9 @@ for local in ("u1b", "u1c"):
     send(local, "dedup.test")
 for dom, sc in scen.items():
     if sc["expect"] is not None:
-        check_outcome("u1", dom, sc["expect"], sc.get("auth"),
-                      sc["ip"] if sc["expect"] == "sent" else None)
+        check_outcome("u1", dom, sc["expect"], sc.get("auth"))
 log = d.log_text()
-drtest.check(len(sinks[scen["skipmx.test"]["ips"][0]].messages()) == 0,
+drtest.check(len(w.sink("skipmx.test", "mx1").messages()) == 0,
              "skipmx.test: nothing at the MX that is not in the policy")
 drtest.check(re.search(r"relay=mx1\.skipmx\.test, status=skipped \(MTA-STS "
                        r"enforce", log) is not None,
@@ -307,8 +205,7 @@ drtest.check(len(web.requests("mta-sts.enforce.test")) == 1,
 drtest.check("mta-sts: enforce.test: fetched policy id=1, mode=enforce" in
              log, "fetch logged with id and mode")
 for local in ("u1b", "u1c"):
-    check_outcome(local, "dedup.test", "sent", "webpki",
-                  scen["dedup.test"]["ip"])
+    check_outcome(local, "dedup.test", "sent", "webpki")
 drtest.check(len(web.requests("mta-sts.dedup.test")) == 1,
              "dedup.test: one fetch for three waiting deliveries: %s" %
              web.requests("mta-sts.dedup.test"))
@@ -318,44 +215,40 @@ drtest.check(re.search(r"mta-sts: servfail\.test: TXT lookup failed", log)
 
 # ---- phase 2: the world changes under the cache ----------------------------
 # TXT record removed: the cached policy is still enforced
-txtgone = [r for r in scen["txtgone.test"]["records"] if "_mta-sts" not in r]
-rig.update("txtgone.test", txtgone)
+txtgone = [r for r in w.records["txtgone.test"] if "_mta-sts" not in r]
+w.rig.update("txtgone.test", txtgone)
 # a new policy without a new id is not fetched; with one it is
 web.set_policy("mta-sts.idchange.test",
                policy("enforce", ["other.idchange.test"]))
 # a new id whose fetch fails keeps the cached policy
 web.remove_policy("mta-sts.keep.test")
-keep = [r.replace("id=1", "id=2") for r in scen["keep.test"]["records"]]
-rig.update("keep.test", keep)
+keep = [r.replace("id=1", "id=2") for r in w.records["keep.test"]]
+w.rig.update("keep.test", keep)
 # the short-lived policy can not be refreshed any more
 web.remove_policy("mta-sts.expire.test")
 time.sleep(2.5)         # TTL 1 s: libunbound's cached answers expire
 
 send("u2", "txtgone.test")
-line = check_outcome("u2", "txtgone.test", "sent", "webpki",
-                     scen["txtgone.test"]["ip"], " (TXT removed)")
+line = check_outcome("u2", "txtgone.test", "sent", "webpki")  # TXT removed
 drtest.check(re.search(r"mta-sts: txtgone\.test: no TXT record \((nxdomain|nodata)\); "
                        r"using the cached policy id=1", d.log_text()),
              "txtgone.test: vanished TXT record logged, cached policy used")
 send("u2", "idchange.test")
-check_outcome("u2", "idchange.test", "sent", "webpki",
-              scen["idchange.test"]["ip"], " (same id)")
+check_outcome("u2", "idchange.test", "sent", "webpki")    # same id
 drtest.check(len(web.requests("mta-sts.idchange.test")) == 1,
              "idchange.test: no refetch while the id is unchanged")
 send("u2", "keep.test")
-check_outcome("u2", "keep.test", "sent", "webpki", scen["keep.test"]["ip"],
-              " (new id, fetch fails)")
+check_outcome("u2", "keep.test", "sent", "webpki")  # new id, fetch fails
 drtest.check(re.search(r"mta-sts: keep\.test: policy fetch for id=2 failed "
                        r"\(status: [^)]*404[^)]*\); keeping the cached "
                        r"policy id=1", d.log_text()),
              "keep.test: failed fetch of id=2 keeps cached id=1")
 
-idchange = [r.replace("id=1", "id=2") for r in
-            scen["idchange.test"]["records"]]
-rig.update("idchange.test", idchange)
+idchange = [r.replace("id=1", "id=2") for r in w.records["idchange.test"]]
+w.rig.update("idchange.test", idchange)
 time.sleep(2.5)
 send("u3", "idchange.test")
-check_outcome("u3", "idchange.test", "deferred", why=" (new id, new policy)")
+check_outcome("u3", "idchange.test", "deferred")    # new id, new policy
 drtest.check("mta-sts: idchange.test: new policy id=2" in d.log_text(),
              "idchange.test: new policy fetched for id=2")
 
@@ -373,8 +266,7 @@ if m:
     while time.time() < exp + 1.5:
         time.sleep(0.2)
 send("u2", "expire.test")
-check_outcome("u2", "expire.test", "sent", "none",
-              scen["expire.test"]["ip"], " (policy expired)")
+check_outcome("u2", "expire.test", "sent", "none")     # policy expired
 drtest.check("mta-sts: expire.test: policy fetch for id=1 failed" in
              d.log_text(), "expire.test: the refresh/refetch failures logged")
 
@@ -405,11 +297,10 @@ drtest.check(r.returncode == 1 and "no new policy" in r.stdout,
 web.stop()
 d.restart()
 send("u2", "cached.test")
-check_outcome("u2", "cached.test", "deferred",
-              why=" (cached policy, server down, after restart)")
+# the cached policy, the server down, after a restart
+check_outcome("u2", "cached.test", "deferred")
 send("u3", "enforce.test")
-check_outcome("u3", "enforce.test", "sent", "webpki",
-              scen["enforce.test"]["ip"], " (cached, server down, restart)")
+check_outcome("u3", "enforce.test", "sent", "webpki")
 drtest.check(re.search(r"mta-sts: cached\.test: policy fetch", d.log_text())
              is None, "cached.test: no fetch while the id is unchanged")
 
@@ -420,14 +311,9 @@ r = d.cli("mta-sts", "show", "cached.test")
 drtest.check(r.returncode == 1 and "no cached MTA-STS policy" in r.stdout,
              "mta-sts show after forget: %s%s" % (r.stdout, r.stderr))
 send("u3", "cached.test")
-check_outcome("u3", "cached.test", "sent", "none",
-              scen["cached.test"]["ip"], " (forgotten, server down)")
+check_outcome("u3", "cached.test", "sent", "none")  # forgotten, server down
 r = d.cli("mta-sts", "bogus")
 drtest.check(r.returncode == 2 and "usage" in r.stderr, "mta-sts usage")
 
-d.stop()
-web.stop()
-rig.stop()
-for s in sinks.values():
-    s.stop()
+w.stop()
 drtest.done()

@@ -125,8 +125,8 @@ line = wait("user@" + FAEHRE)
 drtest.check("status=deferred" in line, "%s: bogus MX, deferred: %s" %
              (FAEHRE, line))
 
-time.sleep(drtest.scaled(6.5))      # > TLSRPT_FLUSH_SECS: on disk
-r = d.cli("tlsrpt", "show")
+# once the daemon has written its counters (every TLSRPT_FLUSH_SECS)
+r = d.cli_until(("tlsrpt", "show"), "^%s " % re.escape(A_FAEHRE))
 drtest.log("tlsrpt show:\n%s%s", r.stdout, r.stderr)
 drtest.check(re.search(r"%s policy=sts .*success=1" % re.escape(A_GRUEN),
                        r.stdout) is not None and "gr\u00fcn" not in r.stdout,

@@ -87,7 +87,7 @@ def outcomes(rcpt):
 
 
 def wait(rcpt):
-    drtest.wait_for(lambda: outcomes(rcpt), drtest.scaled(60),
+    drtest.wait_for(lambda: outcomes(rcpt), 60,
                     "an outcome for %s" % rcpt)
     m = re.search(r"to=<%s>, relay=\S+, .*status=(sent|deferred|bounced)"
                   r"[^\n]*" % re.escape(rcpt), d.log_text())
@@ -123,7 +123,7 @@ drtest.check(re.search(r"mixed\.test: MX host mx2\.mixed\.test "
 
 # the DSNs of those bounces go to bounce_relay, which shares our name:
 # that hop is exempt (the local MTA on the same host), no loop there
-drtest.wait_for(lambda: len(local_mta.messages()) >= 4, drtest.scaled(30),
+drtest.wait_for(lambda: len(local_mta.messages()) >= 4, 30,
                 "the four DSNs at bounce_relay")
 drtest.check(not re.search(r"to=<sender@example\.test>, relay=bounce_relay"
                            r"[^\n]*status=(?!sent)", d.log_text()),

@@ -9,12 +9,12 @@ first-time MTA-STS fetch; a SIGHUP freed both under it.  Read as 0, the
 freed `mta_sts` flag turned an MTA-STS enforce domain into opportunistic
 TLS: mail went to an MX outside the policy, unauthenticated.
 
-The world: a signed test. tree (dnsrig/NSD) reached through a DNS
-forwarder that answers every query 0.25 s late (slowdns), with records
-of TTL 1 s so lookups stay slow all along; nginx serving the policies
-over HTTPS with a test CA, the enforce policy trickled out at 100 bytes/s
-(a fetch of about 5 s that every route waits for); SMTP sinks with
-certificates from the same CA.
+The world (lib/world.py): a signed test. tree (dnsrig/NSD) reached
+through a DNS forwarder that answers every query 0.25 s late (slowdns),
+with records of TTL 1 s so lookups stay slow all along; nginx serving
+the policies over HTTPS with the world's CA, the enforce policy trickled
+out at 100 bytes/s (a fetch of about 5 s that every route waits for);
+SMTP sinks with certificates from the same CA.
 
   sts.test     MTA-STS enforce, policy mx: mx.sts.test.  Its MX RRset
                prefers rogue.sts.test (a valid certificate, but not in
@@ -30,87 +30,46 @@ connection at all; the daemon must survive and, in the ASan build, exit
 without a sanitizer report (on the old code the first route that read
 its config after a reload was a heap-use-after-free).
 """
-import atexit
 import os
 import re
-import signal
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
-import certs  # noqa: E402
-import dnsrig  # noqa: E402
 import nginx  # noqa: E402
-import sink  # noqa: E402
 import slowdns  # noqa: E402
+import world  # noqa: E402
+from world import MX  # noqa: E402
 
 N_STS = 200
 N_VERIFY = 40
 HUP_EVERY = 0.05
 
-for tool in ("ldns-signzone", "nsd"):
-    if not drtest.which(tool):
-        drtest.skip("%s not installed (scripts/install-deps --test)" % tool)
-if not nginx.available():
-    drtest.skip("nginx not installed (scripts/install-deps --test)")
+w = world.World()
+T = w.tmp
+web = w.nginx()
+slow = slowdns.SlowDns(drtest.ip(2), w.rig.ip, w.rig.port, delay=0.25)
 
-T = drtest.TMPDIR
-os.chmod(T, 0o755)
-pki = os.path.join(T, "pki")
-os.makedirs(pki)
-os.chmod(pki, 0o755)
-root = certs.CA(pki, "Reload Test Root CA")
-
-smtp_port = drtest.free_port(drtest.ip(10))
-rig = dnsrig.DnsRig(os.path.join(T, "dns"), drtest.ip(1),
-                    drtest.free_port(drtest.ip(1)))
-web = nginx.Nginx(os.path.join(T, "nginx"), drtest.ip(5))
-slow = slowdns.SlowDns(drtest.ip(2), rig.ip, rig.port, delay=0.25)
-
-sinks = {}
-
-
-def stop_sinks():
-    for s in sinks.values():
-        if s.alive():
-            s.stop()
-
-
-atexit.register(stop_sinks)
-
-
-def mx_sink(name, ip, cert_names):
-    c = root.issue(cert_names, name=name)
-    sinks[name] = sink.spawn(os.path.join(T, "sink-" + name), ip, smtp_port,
-                             cert=c.chain, key=c.key)
-    return sinks[name]
-
-
-IP_MX, IP_ROGUE, IP_VERIFY = drtest.ip(11), drtest.ip(12), drtest.ip(13)
-mx_sink("mx.sts.test", IP_MX, ["mx.sts.test"])
-mx_sink("rogue.sts.test", IP_ROGUE, ["rogue.sts.test"])
-mx_sink("mx.verify.test", IP_VERIFY, ["gw.verify.test"])
-
-rig.zone("sts.test", secure=False, ttl=1, records=[
-    "@ MX 5 rogue", "@ MX 10 mx", "rogue A %s" % IP_ROGUE,
-    "mx A %s" % IP_MX, "mta-sts A %s" % web.ip,
-    '_mta-sts TXT "v=STSv1; id=1"'])
-rig.zone("verify.test", secure=False, ttl=1, records=[
-    "@ MX 10 mx", "mx A %s" % IP_VERIFY])
-
+IP_MX, IP_VERIFY = drtest.ip(11), drtest.ip(13)
 # The policy, padded with extension lines (ignored, RFC 8461 §3.2) so
 # that at 100 bytes/s its fetch takes about 5 s.
 policy = ("version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\n"
           "max_age: 86400\r\n")
 while len(policy) < 500:
     policy += "x-pad: " + "a" * 60 + "\r\n"
-web_cert = root.issue(["mta-sts.sts.test"], name="policy-host")
 web.set_policy("mta-sts.sts.test", policy)
-web.site("mta-sts.sts.test", web_cert.chain, web_cert.key, locations={
+w.dest("sts.test", secure=False, ttl=1, sts_txt=["1"], mx=[
+    MX("rogue", 12, cert="ca", tlsa=None, pref=5),
+    MX("mx", 11, cert="ca", tlsa=None, pref=10)], mta_sts={
     nginx.POLICY_PATH: "types { } default_type text/plain; limit_rate 100; "
     "alias %s;" % os.path.join(web.www, "mta-sts.sts.test.txt")})
+w.dest("verify.test", secure=False, ttl=1, mx=[
+    MX("mx", 13, cert=w.root.issue(["gw.verify.test"]), tlsa=None)])
+sinks = {"mx.sts.test": w.sink("sts.test", "mx"),
+         "rogue.sts.test": w.sink("sts.test", "rogue"),
+         "mx.verify.test": w.sink("verify.test", "mx")}
 
 policy_file = os.path.join(T, "policy")
 with open(policy_file, "w") as f:
@@ -119,17 +78,12 @@ with open(policy_file, "w") as f:
             "verify.test verify match=gw.verify.test\n")
 os.chmod(policy_file, 0o644)
 
-rig.start()
-web.start()
-d = drtest.Daemon(dns_config=slow.unbound_conf(rig),
-                  trust_anchor_file=rig.trust_anchor_file,
-                  dnssec_check_name=rig.check_name,
-                  smtp_port=smtp_port, mta_sts="yes", https_port=web.port,
-                  ca_file=root.crt, policy_file=policy_file,
-                  min_backoff="1h", max_connections=500,
-                  max_connections_per_destination=400,
-                  smtp_connect_timeout="10s", smtp_timeout="30s")
-d.start()
+w.start()
+d = w.daemon(dns_config=slow.unbound_conf(w.rig, os.path.join(
+    T, "unbound-slow.conf")), policy_file=policy_file,
+             min_backoff="1h", max_connections=500,
+             max_connections_per_destination=400,
+             smtp_connect_timeout="10s", smtp_timeout="30s")
 
 
 # ---- SIGHUP every 50 ms, from before the first message to the end ------
@@ -158,7 +112,7 @@ submit_errors = []
 def submitter(part):
     c = None
     try:
-        c = drtest.SMTP(d.host, d.port, timeout=drtest.scaled(30))
+        c = drtest.SMTP(d.host, d.port, timeout=30)
         for local, dom in part:
             body = ("From: <sender@senders.test>\r\nTo: <%s@%s>\r\n"
                     "Subject: reload %s\r\n\r\nHello %s@%s.\r\n" % (
@@ -215,9 +169,8 @@ drtest.check(not submit_errors, "every message was accepted: %s" %
 
 # ---- every delivery verified, at the policy's MX ------------------------
 got = outcomes()
-want_relay = {"sts.test": "mx.sts.test[%s]:%d" % (IP_MX, smtp_port),
-              "verify.test": "mx.verify.test[%s]:%d" % (IP_VERIFY,
-                                                         smtp_port)}
+want_relay = {"sts.test": "mx.sts.test[%s]:%d" % (IP_MX, w.port),
+              "verify.test": "mx.verify.test[%s]:%d" % (IP_VERIFY, w.port)}
 bad = []
 for local, dom in jobs:
     m = got.get((local, dom))
@@ -281,8 +234,6 @@ drtest.check(slow.queries > 0, "DNS went through the slow forwarder: %d "
              "queries" % slow.queries)
 
 d.stop()            # fails on a non-zero exit or a sanitizer report
-web.stop()
-rig.stop()
 slow.stop()
-stop_sinks()
+w.stop()
 drtest.done()

@@ -53,29 +53,6 @@ import atexit  # noqa: E402
 atexit.register(stop_all)
 
 
-def parse_kv(s):
-    d = {}
-    i = 0
-    while i < len(s):
-        while i < len(s) and s[i] == " ":
-            i += 1
-        j = s.find("=", i)
-        if j < 0:
-            break
-        k = s[i:j]
-        if j + 1 < len(s) and s[j + 1] == '"':
-            e = s.find('"', j + 2)
-            e = len(s) if e < 0 else e
-            d[k] = s[j + 2:e]
-            i = e + 1
-        else:
-            e = s.find(" ", j)
-            e = len(s) if e < 0 else e
-            d[k] = s[j + 1:e]
-            i = e
-    return d
-
-
 def run(target, *args, rcpts=("rcpt@example.test",), data=None,
         timeout=30, tls=DANE):
     """smtp_send_tool against a sink (or "ip:port"); (rc, events)."""
@@ -96,15 +73,13 @@ def run(target, *args, rcpts=("rcpt@example.test",), data=None,
                        timeout=drtest.scaled(timeout))
     elapsed = time.monotonic() - t0
     if not isinstance(target, str):
-        drtest.check(target.wait_idle(drtest.scaled(10)), "sink idle")
+        drtest.check(target.wait_idle(10), "sink idle")
     out = p.stdout.decode(errors="replace")
     err = p.stderr.decode(errors="replace")
     drtest.check("Sanitizer" not in err and "runtime error" not in err,
                  "no sanitizer report")
-    ev = {"elapsed": elapsed}
-    for line in out.splitlines():
-        kind, _, rest = line.partition(" ")
-        ev.setdefault(kind, []).append(parse_kv(rest))
+    ev = drtest.tool_events(out)
+    ev["elapsed"] = elapsed
     drtest.log("$ %s  (%.2fs)\n%s%s", " ".join(argv[1:]), elapsed, out,
                p.stderr.decode(errors="replace")[-1500:])
     return p.returncode, ev

@@ -65,41 +65,15 @@ def run(s, *args, timeout=30):
         ["%s:%d" % (s.host, s.port)]
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=drtest.scaled(timeout))
-    drtest.check(s.wait_idle(drtest.scaled(10)), "sink idle after the run")
+    drtest.check(s.wait_idle(10), "sink idle after the run")
     out = p.stdout.decode(errors="replace")
     err = p.stderr.decode(errors="replace")
     drtest.check("Sanitizer" not in err and "runtime error" not in err,
                  "no sanitizer report")
-    ev = {}
-    for line in out.splitlines():
-        kind, _, rest = line.partition(" ")
-        ev.setdefault(kind, []).append(parse_kv(rest))
+    ev = drtest.tool_events(out)
     drtest.log("$ %s\n%s%s", " ".join(argv[1:]), out,
                p.stderr.decode(errors="replace")[-2000:])
     return p.returncode, ev, out
-
-
-def parse_kv(s):
-    d = {}
-    i = 0
-    while i < len(s):
-        while i < len(s) and s[i] == " ":
-            i += 1
-        j = s.find("=", i)
-        if j < 0:
-            break
-        k = s[i:j]
-        if j + 1 < len(s) and s[j + 1] == '"':
-            e = s.find('"', j + 2)
-            e = len(s) if e < 0 else e
-            d[k] = s[j + 2:e]
-            i = e + 1
-        else:
-            e = s.find(" ", j)
-            e = len(s) if e < 0 else e
-            d[k] = s[j + 1:e]
-            i = e
-    return d
 
 
 def done_of(ev):

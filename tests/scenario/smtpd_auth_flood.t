@@ -75,10 +75,7 @@ def b64(s):
 def tls_session(d, source=OUTSIDER):
     c = drtest.SMTP(d.host, d.port, timeout=30, source=source)
     c.expect("EHLO flood.dr-test.example", 250)
-    c.expect("STARTTLS", 220)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(CERT)
-    c.sock = ctx.wrap_socket(c.sock, server_hostname=HOST)
+    c.starttls(cafile=CERT, hostname=HOST)
     c.expect("EHLO flood.dr-test.example", 250)
     return c
 

@@ -146,7 +146,8 @@ class Load:
             ok = self.lock.wait_for(lambda: self.parked == CLIENTS,
                                     drtest.scaled(timeout))
         if not ok:
-            drtest.fail("clients did not stop within %ds" % timeout)
+            drtest.fail("clients did not stop within %.0fs"
+                        % drtest.scaled(timeout))
 
 
 def sender_n(env):

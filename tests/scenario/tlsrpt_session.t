@@ -90,8 +90,9 @@ drtest.check(shared.stats()["connections"] == 1,
              "one session carried all three messages to mx.shared.test "
              "(%d connections)" % shared.stats()["connections"])
 
-time.sleep(6.5)         # > TLSRPT_FLUSH_SECS: the counters are on disk
-r = d.cli("tlsrpt", "show")
+# once the daemon has written its counters (every TLSRPT_FLUSH_SECS):
+# bad.test's session is the last one
+r = d.cli_until(("tlsrpt", "show"), r"^bad\.test policy=")
 drtest.log("tlsrpt show:\n%s%s", r.stdout, r.stderr)
 drtest.check(r.returncode == 0, "tlsrpt show exits 0")
 for dom in ("a.test", "b.test"):

@@ -25,6 +25,9 @@ Environment and results
     drtest.check(cond, msg)   count a check; print FAIL msg if false
     drtest.fail(msg)          print, show daemon logs, exit 1
     drtest.skip(msg)          print "SKIP: msg", exit 77
+    drtest.skip_part(msg)     print "SKIP part: msg"; under CI=true a
+                              failed check unless tests/skip-allowlist
+                              names the test
     drtest.done()             print "N passed, N failed" and exit 0/1
     drtest.at_done(fn)        fn() runs at the start of done()
 
@@ -40,8 +43,13 @@ The daemon
         defer at once and the mail stays queued.  options override or add
         config names (None removes one); values are written as given.
     d.start(wait=True)        run `danerelayd -f -c CONF` (stderr to
-                              d.logfile) and wait (bounded) until it
+                              d.logfile; d.env: more environment, e.g.
+                              LD_PRELOAD) and wait (bounded) until it
                               answers 220 on its port
+    d.start_on_free_port(host, listen)  start with listen(port) as the
+                              listen value, port free on host (e.g. ::1,
+                              which no run owns); a port taken before
+                              the daemon binds it is picked again
     d.stop(expect_ok=True)    SIGTERM, wait, SIGKILL fallback; fails the
                               test if the exit status is not 0 or the log
                               holds a sanitizer report
@@ -60,6 +68,8 @@ The daemon
                               reply's lines ("ok ..."/"error ..." last)
     d.cli(*args)              run `danerelay -c CONF args...`
                               -> subprocess.CompletedProcess (text)
+    d.cli_until(args, pattern)  d.cli(*args) until it exits 0 with output
+                              matching pattern (bounded wait) -> result
     d.write_config(**opts)    rewrite the config (for reload tests)
 
 SMTP
@@ -81,6 +91,8 @@ Certificates and tools
                               NAME -->" and the fenced block after it)
     drtest.subst(text, [(old, new)...])  replace in a snippet, failing if
                               old is missing
+    drtest.tool_events(out)   smtp_send_tool's "KIND k=v k="v w"" lines
+                              -> {KIND: [dict, ...]}
     drtest.postfix_tools()    directory with Postfix's smtp-source,
         smtp-sink and posttls-finger wrappers (tests/scenario/lib/
         get-postfix-tools); skips the test if they cannot be had
@@ -149,6 +161,27 @@ def fail(msg):
 def skip(msg):
     print("SKIP: " + msg, flush=True)
     sys.exit(77)
+
+
+def skip_part(msg):
+    """A part of the test cannot run here (a tool is missing).  Logged as
+    "SKIP part: msg"; under CI=true, where scripts/install-deps --test
+    installs everything, it is a failed check unless the test is in
+    tests/skip-allowlist, as for a whole test that skips (tests/run)."""
+    print("SKIP part: " + msg, flush=True)
+    if os.environ.get("CI") != "true":
+        return
+    name = os.environ.get("DR_TEST_NAME", "")
+    try:
+        with open(os.path.join(SRCDIR, "tests", "skip-allowlist")) as f:
+            pats = [line.split()[0] for line in f
+                    if line.strip() and not line.lstrip().startswith("#")]
+    except FileNotFoundError:
+        pats = []
+    import fnmatch
+    check(any(fnmatch.fnmatchcase(name, p) or p == name for p in pats),
+          "CI=true: a skipped part is a failure unless %s is in "
+          "tests/skip-allowlist" % (name or "the test"))
 
 
 def check(cond, msg):
@@ -240,6 +273,7 @@ class Daemon:
         self.spool = os.path.join(self.dir, "spool")
         self.proc = None
         self.stopped = False    # stopped by the test (stop(), kill9())
+        self.env = {}           # more environment for danerelayd
         self._logfh = None
         self.binary = os.path.join(BUILDDIR, "danerelayd")
         self.cli_binary = os.path.join(BUILDDIR, "danerelay")
@@ -303,23 +337,51 @@ class Daemon:
         self.proc = subprocess.Popen(
             [self.binary, "-f", "-c", self.conf] + list(args),
             stdin=subprocess.DEVNULL, stdout=self._logfh,
-            stderr=subprocess.STDOUT, cwd=self.dir)
+            stderr=subprocess.STDOUT, cwd=self.dir,
+            env=dict(os.environ, **self.env) if self.env else None)
         if wait:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=30):
+    def start_on_free_port(self, host, listen, tries=5):
+        """Start with a listener on host at a port that is free right
+        now: listen(port) -> the config's whole listen value.  For an
+        address outside the run's own block (::1 is shared by every run
+        and every program on the machine), where such a port is not
+        reserved: when something else binds it first, the daemon exits
+        with "bind: Address already in use" and another port is tried
+        (up to tries times).  -> the port."""
+        for _ in range(tries):
+            port = free_port(host)
+            self.write_config(listen=listen(port))
+            mark = len(self.log_text())
+            self.start(wait=False)
+            if self.wait_ready(or_exit=True):
+                return port
+            self._close_log()
+            if "bind: Address already in use" not in self.log_text()[mark:]:
+                fail("%s exited with %s during start-up" %
+                     (self.name, self.proc.returncode))
+            log("%s: port %d on %s taken before the daemon bound it, "
+                "picking another", self.name, port, host)
+        fail("%s: no free port on %s in %d tries" % (self.name, host, tries))
+
+    def wait_ready(self, timeout=30, or_exit=False):
+        """Until the daemon answers 220 (-> True); an exit during
+        start-up fails the test, or returns False with or_exit."""
         deadline = time.monotonic() + scaled(timeout)
         last = ""
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if or_exit:
+                    return False
                 fail("%s exited with %s during start-up" %
                      (self.name, self.proc.returncode))
             try:
                 c = SMTP(self.host, self.port, timeout=5)
                 c.cmd("QUIT")
                 c.close()
-                return
+                return True
             except (OSError, SMTPError) as e:
                 last = str(e)
             time.sleep(0.05)
@@ -449,6 +511,18 @@ class Daemon:
                         return lines[:i + 1]
         finally:
             s.close()
+
+    def cli_until(self, args, pattern, timeout=15, what=None):
+        """Run `danerelay args...` until it exits 0 and its output
+        matches the regular expression pattern (counters the daemon
+        writes every few seconds, e.g. `tlsrpt show`); -> that result.
+        The test fails after timeout (scaled) seconds."""
+        def ok():
+            r = self.cli(*args)
+            return r if r.returncode == 0 and re.search(
+                pattern, r.stdout, re.M) else None
+        return wait_for(ok, timeout, what or "danerelay %s to say /%s/"
+                        % (" ".join(args), pattern), interval=0.5)
 
     def cli(self, *args, timeout=60):
         return subprocess.run([self.cli_binary, "-c", self.conf]
@@ -650,6 +724,35 @@ def closed_within(sock, secs):
 
 
 # ---------------------------------------------------------------- tools
+
+def tool_events(out):
+    """The output of a test tool (tests/unit/smtp_send_tool): lines
+    'KIND key=value key="quoted value" ...' -> {KIND: [{key: value}]}."""
+    ev = {}
+    for line in out.splitlines():
+        kind, _, rest = line.partition(" ")
+        d = {}
+        i = 0
+        while i < len(rest):
+            while i < len(rest) and rest[i] == " ":
+                i += 1
+            j = rest.find("=", i)
+            if j < 0:
+                break
+            k = rest[i:j]
+            if j + 1 < len(rest) and rest[j + 1] == '"':
+                e = rest.find('"', j + 2)
+                e = len(rest) if e < 0 else e
+                d[k] = rest[j + 2:e]
+                i = e + 1
+            else:
+                e = rest.find(" ", j)
+                e = len(rest) if e < 0 else e
+                d[k] = rest[j + 1:e]
+                i = e
+        ev.setdefault(kind, []).append(d)
+    return ev
+
 
 def make_cert(directory, cn="relay.dr-test.example"):
     """Self-signed EC P-256 certificate for cn -> (certfile, keyfile)."""

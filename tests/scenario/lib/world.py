@@ -46,15 +46,22 @@ MX(label, n, ...): the host label.<domain> on 127.A.B.n with
     publish   False: no MX, A or TLSA record for it (the test's records=
               have them, e.g. a README zone as written).
 dest(domain, n=None, mx=None, secure=True, records=(), mta_sts=None,
-    tlsrpt=None, bogus_mx=False, null_mx=False, ...): a zone with those
+    tlsrpt=None, bogus_mx=False, null_mx=False, sts_txt=None, ttl=None,
+    ...): a zone with those
     MX hosts (n= and rules/tlsa/starttls/extra: the single-MX form of
     before), more records, an MTA-STS policy (policy() text, or a dict of
     nginx locations for a policy site that answers otherwise, e.g.
     {nginx.POLICY_PATH: "return 404;"}: the TXT record, its id in
     w.sts_id[domain], and the HTTPS site mta-sts.<domain> with a
-    certificate of the world's CA), a TLSRPT rua.  Returns the first MX's
-    sink; w.sinks[domain] is the first MX's sink, w.sink(domain, label)
-    any.
+    certificate of the world's CA), a TLSRPT rua.  sts_txt: the ids of
+    the _mta-sts TXT records instead of the one made up ([] none, two
+    ids two records; w.sts_id[domain] is the first); with mta_sts=None
+    the records and mta-sts.<domain>'s address are published and the
+    test makes the site itself (w.nginx().site(...)).  ttl: the zone's
+    TTL (small for a zone the test changes with w.rig.update(domain,
+    records), w.records[domain] being what dest() published).  Returns
+    the first MX's sink; w.sinks[domain] is the first MX's sink,
+    w.sink(domain, label) any.
 restart_mx(domain, label, starttls=None, rules=None, cert=None): the
     MX's sink stopped and started again on the same address, with
     STARTTLS on or off, other sink rules and/or another certificate (a
@@ -65,15 +72,18 @@ daemon(name="d", start=True, **options): a drtest.Daemon wired to the
     rig (dns_config, trust_anchor_file, smtp_port, ca_file, https_port
     when MTA-STS is used); remembered for stop() and the end-of-test
     check.
+nginx(): the world's HTTPS server for MTA-STS sites (nginx.Nginx, made
+    on first use; started by start()).
 send(d, rcpts, subject=None, sender=...): one message -> queue id.
 outcomes(d) -> {recipient: [status lines, in order]}.
 expect(d, dom, status, rcpt=None, auth=None, at=None, never_contacted=(),
-    why=None, timeout=60): wait for the first outcome of the recipient
-    (default user@dom), check its status, "auth=AUTH", its reason (a
-    regular expression, for deferred/bounced), that the message arrived
-    at MX label at (exactly once, no other MX of the domain got it) or
-    nowhere when status is not "sent", and that the MX labels in
-    never_contacted saw no connection at all.  Returns the line.
+    why=None, timeout=60, tls=None): wait for the first outcome of the
+    recipient (default user@dom), check its status, "auth=AUTH", its
+    reason (a regular expression, for deferred/bounced), that the message
+    arrived at MX label at (exactly once, no other MX of the domain got
+    it; tls=True/False: over TLS / in cleartext) or nowhere when status
+    is not "sent", and that the MX labels in never_contacted saw no
+    connection at all.  Returns the line.
 At the end of the test (drtest.done(), or any exit) every daemon the
 world started must still be running (unless stopped by the test) and
 its log must hold no sanitizer report; all processes are stopped.
@@ -135,6 +145,7 @@ class World:
         self.sinks = {}         # domain -> its first MX's sink
         self.mx = {}            # domain -> [MX]
         self.sts_id = {}        # domain -> its _mta-sts TXT id
+        self.records = {}       # domain -> the records dest() published
         self.daemons = []
         self.web = None
         self._root = self._inter = self._other = None
@@ -194,7 +205,8 @@ class World:
     # -- the world
     def dest(self, domain, n=None, rules=(), secure=True, tlsa=True,
              starttls=True, extra=(), mx=None, records=(), mta_sts=None,
-             tlsrpt=None, bogus_mx=False, null_mx=False, servfail=()):
+             tlsrpt=None, bogus_mx=False, null_mx=False, servfail=(),
+             sts_txt=None, ttl=None):
         if mx is None:
             mx = [] if null_mx or n is None else [
                 MX("mx", n, tlsa=["3 1 1"] if tlsa else None,
@@ -227,12 +239,15 @@ class World:
                 cert=crt, key=m.cert.key if m.cert else None,
                 starttls=m.starttls and m.cert is not None, rules=m.rules,
                 extra=m.extra)
-        if mta_sts is not None:
-            self.sts_id[domain] = re.sub(
-                r"\W", "", str(abs(hash(str(mta_sts)))))[:20]
-            recs.append('_mta-sts TXT "v=STSv1; id=%s"'
-                        % self.sts_id[domain])
+        if mta_sts is not None or sts_txt is not None:
+            if sts_txt is None:
+                sts_txt = [re.sub(r"\W", "",
+                                  str(abs(hash(str(mta_sts)))))[:20]]
+            if sts_txt:
+                self.sts_id[domain] = sts_txt[0]
+            recs += ['_mta-sts TXT "v=STSv1; id=%s"' % i for i in sts_txt]
             recs.append("mta-sts A %s" % self._web().ip)
+        if mta_sts is not None:
             c = self.root.issue(["mta-sts." + domain])
             if isinstance(mta_sts, dict):
                 self.web.site("mta-sts." + domain, c.chain, c.key,
@@ -242,7 +257,9 @@ class World:
                               policy=mta_sts)
         if tlsrpt is not None:
             recs.append('_smtp._tls TXT "v=TLSRPTv1; rua=%s"' % tlsrpt)
-        self.rig.zone(domain, secure=secure, records=recs, servfail=servfail)
+        self.rig.zone(domain, secure=secure, records=recs, servfail=servfail,
+                      ttl=ttl)
+        self.records[domain] = recs
         self.mx[domain] = mx
         if mx:
             self.sinks[domain] = mx[0].sink
@@ -285,6 +302,9 @@ class World:
     def stop_mx(self, domain, label):
         self._mx(domain, label).sink.stop()
 
+    def nginx(self):
+        return self._web()
+
     def _web(self):
         if self.web is None:
             import nginx
@@ -301,7 +321,10 @@ class World:
             self.web.start()
 
     def daemon(self, name="d", start=True, **options):
-        opts = dict(dns_config=self.rig.unbound_conf(),
+        # (a dns_config of the test's own, e.g. slowdns's, is not
+        # overwritten by the rig's: both are written to one default path)
+        opts = dict(dns_config=options.get("dns_config") or
+                    self.rig.unbound_conf(),
                     trust_anchor_file=self.rig.trust_anchor_file,
                     dnssec_check_name=self.rig.check_name,
                     smtp_port=self.port, smtp_connect_timeout="5s",
@@ -344,7 +367,7 @@ class World:
         return got
 
     def expect(self, d, dom, status, rcpt=None, auth=None, at=None,
-               never_contacted=(), why=None, timeout=60):
+               never_contacted=(), why=None, timeout=60, tls=None):
         rcpt = rcpt or "user@" + dom
         line = drtest.wait_for(lambda: self.outcomes(d).get(rcpt, [None])[0],
                                timeout, "an outcome for %s" % rcpt)
@@ -368,6 +391,11 @@ class World:
             drtest.check(len(mine.get(at, [])) == 1, "%s: exactly one "
                          "message at %s.%s, got %d" % (
                              rcpt, at, dom, len(mine.get(at, []))))
+            if tls is not None and len(mine.get(at, [])) == 1:
+                drtest.check(bool(mine[at][0]["tls"]) == tls,
+                             "%s: arrived at %s %s" % (
+                                 rcpt, at, "in cleartext" if tls else
+                                 "over TLS"))
             others = [lb for lb, ms in mine.items() if lb != at and ms]
             drtest.check(not others, "%s: also arrived at %s" % (rcpt,
                                                                   others))
@@ -425,7 +453,8 @@ def outcome(d, rcpt):
 
 
 def wait_outcome(d, rcpt, timeout=60):
-    """outcome(), waiting up to timeout (scaled) seconds for it."""
-    drtest.wait_for(lambda: outcome(d, rcpt) is not None,
-                    drtest.scaled(timeout), "an outcome for %s" % rcpt)
+    """outcome(), waiting up to timeout seconds (scaled once, by
+    drtest.wait_for) for it."""
+    drtest.wait_for(lambda: outcome(d, rcpt) is not None, timeout,
+                    "an outcome for %s" % rcpt)
     return outcome(d, rcpt)
