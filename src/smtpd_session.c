@@ -1428,9 +1428,18 @@ smtp_getline(struct smtpd_session *s, size_t *lenp)
 		s->discarding = 0;
 		log_info("smtpd %s: command line longer than %zu octets",
 		    s->addr, limit);
+		s->ncommands++;
+		if (s->state == S_AUTH_PLAIN || s->state == S_AUTH_USER ||
+		    s->state == S_AUTH_PASS) {
+			/* The AUTH exchange ends here: the client's next
+			 * line is a command, not read as an AUTH response. */
+			smtp_enter_state(s, S_HELO);
+			smtp_reply(s, 500, "5.5.2 Error: line too long (limit "
+			    "%zu octets): authentication aborted", limit);
+			return -1;
+		}
 		smtp_reply(s, 500, "5.5.2 Error: line too long (limit %zu "
 		    "octets)", limit);
-		s->ncommands++;
 		return -1;
 	}
 	evbuffer_remove(in, linebuf, n);

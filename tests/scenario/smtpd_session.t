@@ -205,6 +205,16 @@ def test_tls_auth(d):
     check(code == 501, "AUTH cancelled: %d %s" % (code, text))
     code, text = c.cmd("AUTH PLAIN not-base64!")
     check(code == 501, "AUTH PLAIN bad base64: %d %s" % (code, text))
+    # an overlong AUTH response ends the exchange: the next line is a
+    # command again, not read as the LOGIN username
+    code, text = c.cmd("AUTH LOGIN")
+    check(code == 334, "AUTH LOGIN prompt: %d %s" % (code, text))
+    code, text = c.cmd("x" * 13000)
+    check(code == 500 and "aborted" in text,
+          "overlong AUTH response: %d %s" % (code, text))
+    code, text = c.cmd("NOOP")
+    check(code == 250, "NOOP after an overlong AUTH response: %d %s"
+          % (code, text))
     c.cmd("QUIT")
     c.close()
     log_text = d.log_text()
