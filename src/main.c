@@ -836,14 +836,16 @@ shutdown_begin(struct daemon *d, const char *why)
 	}
 }
 
+/* Keep the running value of a string setting (either may be unset). */
 static void
 keep_str(char **newv, char **oldv, const char *name)
 {
 	char *t;
 
-	if (strcmp(*newv, *oldv) != 0)
+	if ((*newv == NULL) != (*oldv == NULL) ||
+	    (*newv != NULL && strcmp(*newv, *oldv) != 0))
 		log_warnx("reload: %s changed to \"%s\": takes effect after a "
-		    "restart", name, *newv);
+		    "restart", name, *newv != NULL ? *newv : "(unset)");
 	t = *newv;
 	*newv = *oldv;
 	*oldv = t;
@@ -874,37 +876,21 @@ keep_startup_settings(struct config *ncf, struct config *ocf)
 	keep_str(&ncf->pid_file, &ocf->pid_file, "pid_file");
 	keep_str(&ncf->control_socket, &ocf->control_socket,
 	    "control_socket");
-	if ((ncf->metrics_listen == NULL) != (ocf->metrics_listen == NULL) ||
-	    (ncf->metrics_listen != NULL &&
-	    strcmp(ncf->metrics_listen, ocf->metrics_listen) != 0)) {
-		char *t = ncf->metrics_listen;
-
-		log_warnx("reload: metrics_listen changed: takes effect after "
-		    "a restart");
-		ncf->metrics_listen = ocf->metrics_listen;
-		ocf->metrics_listen = t;
-	}
+	keep_str(&ncf->metrics_listen, &ocf->metrics_listen, "metrics_listen");
 }
 
-static int
-str_differs(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a != b;
-	return strcmp(a, b) != 0;
-}
-
-/* The resolvers keep the trust anchors they were built with (issue #23:
- * the new ones were only checked); say so when they changed. */
+/*
+ * The resolvers keep the trust anchors they were built with: the new
+ * ones are only checked (a broken one refuses the reload), then the
+ * running ones stay in the config, so that a resolver built later (the
+ * TLSRPT sender's) uses the same anchors as the rest.
+ */
 static void
-warn_anchor_change(const struct config *ncf, const struct config *ocf)
+keep_anchor_settings(struct config *ncf, struct config *ocf)
 {
-	if (str_differs(ncf->trust_anchor_file, ocf->trust_anchor_file))
-		log_warnx("reload: trust_anchor_file changed: takes effect "
-		    "after a restart");
-	if (str_differs(ncf->dns_config, ocf->dns_config))
-		log_warnx("reload: dns_config changed: takes effect after a "
-		    "restart");
+	keep_str(&ncf->trust_anchor_file, &ocf->trust_anchor_file,
+	    "trust_anchor_file");
+	keep_str(&ncf->dns_config, &ocf->dns_config, "dns_config");
 }
 
 struct worker_reload {
@@ -960,7 +946,7 @@ reload(struct daemon *d)
 		config_unref(ncf);
 		return;
 	}
-	warn_anchor_change(ncf, d->cf);
+	keep_anchor_settings(ncf, d->cf);
 	if (ncf->policy_file != NULL) {
 		struct policy_table *pt;
 

@@ -233,8 +233,9 @@ shutil.copy(rig.trust_anchor_file, ta2)
 os.chmod(ta2, 0o644)
 d.write_config(trust_anchor_file=ta2)
 reload_and_wait("the reload with another anchor file")
-check("reload: trust_anchor_file changed: takes effect after a restart"
-      in d.log_text(), "a changed trust_anchor_file: restart needed, said")
+check('reload: trust_anchor_file changed to "%s": takes effect after a '
+      'restart' % ta2 in d.log_text(),
+      "a changed trust_anchor_file: restart needed, said")
 
 # -- 6. run time: check name insecure -> opportunistic deliveries wait ------
 final = re.compile(r"to=<(\w+)@(plain|explicit)\.test>, .*status=(sent|"
