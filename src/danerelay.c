@@ -79,6 +79,10 @@ static const struct command queue_commands[] = {
 	{ "flush", cli_flush, "[ID|DOMAIN]", "the same as \"flush\"" },
 };
 
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "?"
+#endif
+
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
 static void
@@ -88,9 +92,10 @@ usage(FILE *f)
 	size_t i;
 
 	fprintf(f, "usage: %s [-c file] [-s spool_dir] command [arguments]\n"
+	    "       %s -h | --help | -V | --version\n"
 	    "  -c file       configuration file (default %s)\n"
 	    "  -s spool_dir  use this spool directory, ignore the config\n"
-	    "commands:\n", progname, DEFAULT_CONFIG);
+	    "commands:\n", progname, progname, DEFAULT_CONFIG);
 	for (i = 0; i < NELEM(commands); i++)
 		fprintf(f, "  %-6s %-22s %s\n", commands[i].name,
 		    commands[i].args, commands[i].help);
@@ -181,6 +186,12 @@ cmd_tlsrpt(struct cli *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- */
 
+static const struct option long_opts[] = {
+	{ "help",	no_argument,	NULL,	'h' },
+	{ "version",	no_argument,	NULL,	'V' },
+	{ NULL,		0,		NULL,	0 }
+};
+
 int
 main(int argc, char *argv[])
 {
@@ -190,7 +201,8 @@ main(int argc, char *argv[])
 
 	memset(&c, 0, sizeof(c));
 	c.usage = usage;
-	while ((ch = getopt(argc, argv, "+c:s:h")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:s:hV", long_opts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'c':
 			c.conffile = optarg;
@@ -200,6 +212,9 @@ main(int argc, char *argv[])
 			break;
 		case 'h':
 			usage(stdout);
+			return EX_OK;
+		case 'V':
+			printf("%s %s\n", progname, PACKAGE_VERSION);
 			return EX_OK;
 		default:
 			usage(stderr);

@@ -2,12 +2,15 @@
  * main.c - danerelayd, the daemon: start-up, privileges, signals.
  *
  *	danerelayd [-fdn] [-c file]
+ *	danerelayd -h | --help | -V | --version
  *
  *	-c file	configuration (default SYSCONFDIR/danerelay.conf)
  *	-f	stay in the foreground and log to stderr
  *	-d	debug logging
- *	-n	check the configuration, print the result and exit 0 or 1
- *	-h	usage
+ *	-n	check the configuration and everything a start loads from it
+ *		(check_startup_files()), print the result and exit 0 or 1
+ *	-h	usage on stdout, exit 0 (a bad option: usage on stderr, exit 1)
+ *	-V	the version
  *
  * Start-up order, and why:
  *	1. load the config (errors are "file:line: reason" on stderr, exit 1)
@@ -48,8 +51,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
@@ -77,6 +82,7 @@
 #include "resolver.h"
 #include "queue.h"
 #include "smtpd.h"
+#include "smtpd_conf.h"
 #include "spool.h"
 #include "tls.h"
 #include "tlsrpt_record.h"
@@ -157,10 +163,18 @@ struct daemon {
 static struct daemon	 dmn;
 
 static void
-usage(void)
+usage(FILE *f)
 {
-	fprintf(stderr, "usage: danerelayd [-fdnh] [-c file]\n");
-	exit(1);
+	fprintf(f, "usage: danerelayd [-fdn] [-c file]\n"
+	    "       danerelayd -h | --help | -V | --version\n"
+	    "  -c file  configuration file (default %s/danerelay.conf)\n"
+	    "  -f       stay in the foreground, log to stderr\n"
+	    "  -d       debug logging\n"
+	    "  -n       check the configuration and the files it names, "
+	    "then exit\n"
+	    "  -h       this help\n"
+	    "  -V       print the version\n", SYSCONFDIR);
+	exit(f == stdout ? 0 : 1);
 }
 
 static void pidfile_remove(struct daemon *);
@@ -289,6 +303,52 @@ pidfile_check(const char *path)
 		fatal("already running as pid %ld (pid file %s)", pid, path);
 }
 
+/*
+ * After the privilege drop the pid file can only be removed when its
+ * directory is writable by `user`.  A directory that exists already and
+ * holds nothing but the pid file (one that root made for us: an rc
+ * script's, or a RuntimeDirectory= of a unit run as root) is ours and is
+ * handed to `user`, like one this function creates.  A directory shared
+ * with others (/run, /var/run) is never touched: the file stays behind,
+ * emptied, and this says so at start.
+ */
+static void
+pidfile_dir_own(struct daemon *d, const char *dir, const char *base)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *dp;
+	int others = 0;
+
+	if (lstat(dir, &st) == -1 || !S_ISDIR(st.st_mode))
+		return;
+	if (st.st_uid == d->uid && (st.st_mode & S_IWUSR))
+		return;
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(dp)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0 &&
+		    strcmp(de->d_name, base) != 0)
+			others = 1;
+	closedir(dp);
+	if (others || (st.st_mode & S_ISVTX)) {
+		log_warnx("pid file %s/%s: the directory is shared and not "
+		    "writable by user %s, so the pid file cannot be removed "
+		    "at exit: give pid_file a directory of its own (the "
+		    "default is %s/danerelay/)", dir, base, d->cf->user,
+		    RUNSTATEDIR);
+		return;
+	}
+	if (chown(dir, d->uid, d->gid) == -1 ||
+	    chmod(dir, (st.st_mode & 07777) | S_IWUSR) == -1)
+		log_warn("pid file directory %s: hand it to user %s", dir,
+		    d->cf->user);
+	else
+		log_info("pid file directory %s: handed to user %s", dir,
+		    d->cf->user);
+}
+
 static void
 pidfile_write(struct daemon *d)
 {
@@ -304,6 +364,8 @@ pidfile_write(struct daemon *d)
 			free(dir);
 			fatal("pid file: %s", err);
 		}
+		if (d->drop)
+			pidfile_dir_own(d, dir, slash + 1);
 	}
 	free(dir);
 
@@ -1042,6 +1104,46 @@ raise_nofile(const struct config *cf)
 		    (unsigned long long)want);
 }
 
+static const struct option long_opts[] = {
+	{ "help",	no_argument,	NULL,	'h' },
+	{ "version",	no_argument,	NULL,	'V' },
+	{ NULL,		0,		NULL,	0 }
+};
+
+/*
+ * -n: load what a start loads from the files the config names, without
+ * binding or opening the spool: the policy table, the inbound TLS
+ * certificate and key, allow_clients and auth_file (smtpd_conf_new()),
+ * and the client CA file.  dns_config (libunbound reads it) and the
+ * trust anchors were checked already (dnssec_check_config()).
+ */
+static int
+check_startup_files(const struct config *cf, char *err, size_t errlen)
+{
+	struct policy_table *pt;
+	struct smtpd_conf *sc;
+	SSL_CTX *ctx;
+	char why[768];
+
+	if (cf->policy_file != NULL) {
+		if ((pt = policy_table_load(cf->policy_file, why,
+		    sizeof(why))) == NULL)
+			goto fail;
+		policy_table_free(pt);
+	}
+	if ((sc = smtpd_conf_new(cf, why, sizeof(why))) == NULL)
+		goto fail;
+	smtpd_conf_unref(sc);
+	if ((ctx = tls_client_ctx_new(cf->ca_file, why, sizeof(why))) ==
+	    NULL)
+		goto fail;
+	SSL_CTX_free(ctx);
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", cf->file, why);
+	return -1;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1053,7 +1155,8 @@ main(int argc, char *argv[])
 	int ch, foreground = 0, debug = 0, check = 0, i, n;
 
 	d->ready_fd = -1;
-	while ((ch = getopt(argc, argv, "c:dfnh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:dfnhV", long_opts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'c':
 			cfpath = optarg;
@@ -1067,12 +1170,18 @@ main(int argc, char *argv[])
 		case 'n':
 			check = 1;
 			break;
+		case 'h':
+			usage(stdout);
+			break;
+		case 'V':
+			printf("danerelayd %s\n", PACKAGE_VERSION);
+			return 0;
 		default:
-			usage();
+			usage(stderr);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr);
 
 	log_init("danerelayd", 1, debug);
 	signal(SIGPIPE, SIG_IGN);
@@ -1098,6 +1207,10 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (check) {
+		if (check_startup_files(d->cf, err, sizeof(err)) == -1) {
+			fprintf(stderr, "danerelayd: %s\n", err);
+			return 1;
+		}
 		printf("%s: configuration OK\n", d->cf->file);
 		config_free(d->cf);
 		free(d->cf);

@@ -80,20 +80,28 @@ for o in sorted(conf_opts - code_opts):
 
 # --- danerelayd flags
 main_c = read("src", "main.c")
-m = re.search(r'getopt\(argc, argv, "([^"]+)"\)', main_c)
-drtest.check(m is not None, "getopt string in main.c")
+GETOPT = r'getopt(?:_long)?\(argc, argv, "\+?([^"]+)"'
+LONGOPT = r'^\t\{ "([a-z-]+)",\s+(?:no|required)_argument'
+
+
+def check_flags(src, page, man, name):
+    m = re.search(GETOPT, src)
+    drtest.check(m is not None, "getopt string in %s" % name)
+    for flag in re.sub(r"[^a-zA-Z]", "", m.group(1) if m else ""):
+        drtest.check(re.search(r"^\.It Fl %s\b" % flag, man, re.M)
+                     is not None, "%s documents -%s" % (page, flag))
+    for opt in re.findall(LONGOPT, src, re.M):
+        drtest.check(re.search(r"^\.It Fl .*Fl -%s\b" % opt, man, re.M)
+                     is not None, "%s documents --%s" % (page, opt))
+
+
 man8 = read("man", "danerelayd.8")
-for flag in re.sub(r"[^a-zA-Z]", "", m.group(1) if m else ""):
-    drtest.check(re.search(r"^\.It Fl %s\b" % flag, man8, re.M) is not None,
-                 "danerelayd.8 documents -%s" % flag)
+check_flags(main_c, "danerelayd.8", man8, "main.c")
 
 # --- danerelay commands and flags
 cli = read("src", "danerelay.c")
 man1 = read("man", "danerelay.1")
-m = re.search(r'getopt\(argc, argv, "\+?([^"]+)"\)', cli)
-for flag in re.sub(r"[^a-zA-Z]", "", m.group(1) if m else ""):
-    drtest.check(re.search(r"^\.It Fl %s\b" % flag, man1, re.M) is not None,
-                 "danerelay.1 documents -%s" % flag)
+check_flags(cli, "danerelay.1", man1, "danerelay.c")
 for tab, prefix in (("commands", ""), ("queue_commands", "queue ")):
     t = re.search(r"struct command %s\[\] = \{(.*?)\n\};" % tab, cli, re.S)
     drtest.check(t is not None, "dispatch table %s in danerelay.c" % tab)
