@@ -9,8 +9,11 @@
 struct cli;
 
 int cli_queue_list(struct cli *c, int argc, char **argv);
-/* delete, hold, release ID ... (argv[0] says which) */
+/* delete, hold, release, bounce ID ... | --domain DOMAIN (argv[0] says
+ * which) */
 int cli_queue_action(struct cli *c, int argc, char **argv);
+/* suspend, resume DOMAIN */
+int cli_queue_suspend(struct cli *c, int argc, char **argv);
 int cli_flush(struct cli *c, int argc, char **argv);
 int cli_status(struct cli *c, int argc, char **argv);
 

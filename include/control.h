@@ -29,6 +29,21 @@
  *				time (flush it to try at once)
  *	delete ID		remove it from the queue and the spool; an
  *				attempt in flight is cancelled first
+ *	bounce ID		return it to its sender: every recipient still
+ *				waiting fails ("returned to the sender by the
+ *				postmaster"; a DSN, never to <>)
+ *	hold-domain DOMAIN, release-domain DOMAIN
+ *				hold or release every message with a
+ *				recipient waiting at DOMAIN: "ok N" messages
+ *	delete-domain DOMAIN, bounce-domain DOMAIN
+ *				delete or bounce the recipients waiting at
+ *				DOMAIN (a message left with nothing to do
+ *				goes): "ok N" messages
+ *	suspend DOMAIN, resume DOMAIN
+ *				stop delivering to DOMAIN / start again (and
+ *				try its recipients now); written to
+ *				spool_dir/suspended first (suspend.h):
+ *				"ok changed" or "ok unchanged"
  *	list			"msg ID active=0|1 hold=0|1 rcpts=N
  *				pending=N" per message, then "ok N"
  *	status			"ok messages=N active=N dnssec=STATE

@@ -19,6 +19,7 @@ enum rcpt_state {
 	RCPT_PENDING = 0,	/* not yet delivered: first attempt or deferred */
 	RCPT_DELIVERED,		/* 2xx from a server */
 	RCPT_FAILED,		/* permanent failure, DSN owed/sent */
+	RCPT_DELETED,		/* removed by the operator: no delivery, no DSN */
 };
 const char *rcpt_state_name(enum rcpt_state s);
 
@@ -59,6 +60,16 @@ struct spool_env *spool_env_new(void);
 /* Appends a pending recipient; the returned pointer (and env->rcpts) is
  * valid until the next call. */
 struct spool_rcpt *spool_env_add_rcpt(struct spool_env *env, const char *addr);
+/* The pending recipients at domain (any case; NULL: all of them): how
+ * many, and in *others how many are pending elsewhere. */
+size_t spool_env_pending_at(const struct spool_env *env, const char *domain,
+    size_t *others);
+/* The operator's end for them: RCPT_FAILED with the error "5.0.0
+ * returned to the sender by the postmaster" (a DSN is owed), or
+ * RCPT_DELETED; each one logged with note (e.g. "daemon not running",
+ * or NULL).  -> how many. */
+size_t spool_env_settle(struct spool_env *env, const char *domain,
+    enum rcpt_state to, const char *note);
 /* The envelope text format (see envelope.c), used by the spool, tests and
  * fuzzing.
  * parse: 0 ok (*out allocated), -1 malformed with the reason in err.

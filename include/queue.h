@@ -31,6 +31,21 @@ int queue_hold(struct queue *q, const char *id, int on);
 /* Remove a message from the queue and the spool (an attempt in flight is
  * cancelled first; its outcome is discarded).  0 ok, -1 no such message. */
 int queue_delete(struct queue *q, const char *id);
+/*
+ * The operator's actions by recipient domain (lower case): hold or
+ * release the messages with a recipient waiting there; delete or bounce
+ * (DSN "returned by the postmaster", never to <>) the recipients waiting
+ * there, and a message left with nothing to do goes.  -> how many
+ * messages were touched.  queue_bounce(): every waiting recipient of one
+ * message; -1 when there is no such message.
+ */
+size_t queue_hold_domain(struct queue *q, const char *domain, int on);
+size_t queue_delete_domain(struct queue *q, const char *domain);
+size_t queue_bounce_domain(struct queue *q, const char *domain);
+int queue_bounce(struct queue *q, const char *id);
+/* A destination was suspended (on = 1) or resumed in the file
+ * (suspend.h): every worker's queue takes it; a resumed one is tried now. */
+void queue_suspend(struct queue *q, const char *domain, int on);
 /* Call fn for every message (for the control socket's listing). */
 void queue_foreach(struct queue *q, void (*fn)(const struct spool_env *env,
     int active, void *arg), void *arg);

@@ -32,7 +32,9 @@
 #include "cli_queue.h"
 #include "control_client.h"
 #include "log.h"
+#include "bounce.h"
 #include "spool.h"
+#include "suspend.h"
 #include "util.h"
 
 static void
@@ -63,7 +65,8 @@ fmt_time(char *buf, size_t len, time_t t)
 }
 
 static void
-print_message(const struct spool_env *env, int active, time_t now)
+print_message(const struct spool_env *env, int active, time_t now,
+    const struct suspended *susp)
 {
 	const struct spool_rcpt *r;
 	char t0[64], when[128], age[32], *s, *t;
@@ -97,6 +100,10 @@ print_message(const struct spool_env *env, int active, time_t now)
 			printf(", relay=%s", s);
 			free(s);
 		}
+		if (r->state == RCPT_PENDING && susp->n > 0 &&
+		    strrchr(r->addr, '@') != NULL &&
+		    suspend_has(susp, strrchr(r->addr, '@') + 1))
+			printf(", destination suspended");
 		putchar('\n');
 		if (r->last_error != NULL) {
 			t = cli_safe(r->last_error);
@@ -173,6 +180,7 @@ cli_queue_list(struct cli *c, int argc, char **argv)
 	struct spool *sp;
 	struct spool_env *env;
 	struct active_ids act;
+	struct suspended susp;
 	char **ids, err[1024];
 	unsigned long long total = 0;
 	size_t n, i, shown = 0;
@@ -185,11 +193,23 @@ cli_queue_list(struct cli *c, int argc, char **argv)
 	}
 	if ((sp = cli_spool(c)) == NULL)
 		return EX_ERR;
+	if (suspend_load(spool_dir(sp), &susp, err, sizeof(err)) == -1) {
+		cli_errx("%s", err);
+		rc = EX_ERR;
+	}
+	if (susp.n > 0) {
+		printf("Suspended destinations (danerelay queue resume "
+		    "DOMAIN):");
+		for (i = 0; i < susp.n; i++)
+			printf(" %s", susp.dom[i]);
+		printf("\n\n");
+	}
 	active_load(c, &act);
 	if ((ids = spool_list_ids(sp, &n)) == NULL) {
 		cli_errx("%s/queue: %s", spool_dir(sp), strerror(errno));
 		spool_close(sp);
 		free(act.id);
+		suspend_clear(&susp);
 		return EX_ERR;
 	}
 	for (i = 0; i < n; i++) {
@@ -203,7 +223,7 @@ cli_queue_list(struct cli *c, int argc, char **argv)
 		if (shown++ == 0)
 			printf("%-16s  %9s  %-29s  %s\n", "Queue ID", "Size",
 			    "Arrival time (age)", "Sender/Recipients");
-		print_message(env, active_has(&act, env->id), now);
+		print_message(env, active_has(&act, env->id), now, &susp);
 		total += (unsigned long long)env->size;
 		spool_env_free(env);
 	}
@@ -215,6 +235,7 @@ cli_queue_list(struct cli *c, int argc, char **argv)
 	spool_ids_free(ids, n);
 	spool_close(sp);
 	free(act.id);
+	suspend_clear(&susp);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		cli_errx("stdout: %s", strerror(errno));
 		rc = EX_ERR;
@@ -230,6 +251,8 @@ action_done(const char *verb)
 		return "deleted";
 	if (strcmp(verb, "hold") == 0)
 		return "on hold";
+	if (strcmp(verb, "bounce") == 0)
+		return "returned to the sender";
 	return "released";
 }
 
@@ -259,6 +282,87 @@ action_daemon(struct ctl_client *cc, const char *verb,
 	return rc;
 }
 
+/* The spool of a stopped daemon, or NULL (printed). */
+static struct spool *
+stopped_spool(struct cli *c)
+{
+	struct spool *sp;
+	const char *dir;
+
+	if ((dir = cli_spool_dir(c)) == NULL ||
+	    cli_become_spool_owner(dir) == -1)
+		return NULL;
+	if ((sp = cli_spool(c)) == NULL)
+		return NULL;
+	if (spool_in_use(sp)) {
+		cli_errx("the daemon is running but does not answer on its "
+		    "control socket %s; not changing its queue behind its "
+		    "back", cli_control_path(c));
+		spool_close(sp);
+		return NULL;
+	}
+	log_init("danerelay", 0, 0);	/* changes are logged to syslog */
+	return sp;
+}
+
+/*
+ * The operator's end for the recipients waiting at domain (NULL: all) of
+ * a stopped daemon's message: bounce (to = RCPT_FAILED; the daemon sends
+ * the DSN and removes the message at its next start) or delete
+ * (RCPT_DELETED; a message left with nothing to do and no DSN owed is
+ * removed here).  1 changed, 0 nothing waiting there, -1 printed.
+ */
+static int
+settle_stopped(struct spool *sp, struct spool_env *env, const char *domain,
+    enum rcpt_state to)
+{
+	char err[1024];
+	size_t others;
+
+	if (spool_env_pending_at(env, domain, &others) == 0)
+		return 0;
+	if (to == RCPT_DELETED && others == 0 && !bounce_owed(env)) {
+		if (spool_remove(sp, env->id) == -1) {
+			cli_errx("%s: cannot remove: %s", env->id,
+			    strerror(errno));
+			return -1;
+		}
+		log_info("%s: removed by the operator (danerelay queue delete "
+		    "--domain, daemon not running)", env->id);
+		return 1;
+	}
+	(void)spool_env_settle(env, domain, to, "daemon not running");
+	if (spool_env_save(sp, env, err, sizeof(err)) == -1) {
+		cli_errx("%s: %s", env->id, err);
+		return -1;
+	}
+	return 1;
+}
+
+static int
+spool_bounce_stopped(struct spool *sp, const char *id)
+{
+	struct spool_env *env;
+	char err[1024];
+	int r;
+
+	if (spool_env_load(sp, id, &env, err, sizeof(err)) == -1) {
+		if (errno == ENOENT)
+			cli_errx("%s: no such message in the queue", id);
+		else
+			cli_errx("%s: %s", id, err);
+		return -1;
+	}
+	r = settle_stopped(sp, env, NULL, RCPT_FAILED);
+	if (r == 1)
+		printf("%s: returned to the sender (the DSN is sent when the "
+		    "daemon starts)\n", id);
+	else if (r == 0)
+		printf("%s: no recipient is waiting\n", id);
+	spool_env_free(env);
+	return r == -1 ? -1 : 0;
+}
+
 /* No daemon: edit the spool ourselves. */
 static int
 action_spool(struct cli *c, const char *verb, char (*ids)[QUEUE_ID_LEN + 1],
@@ -266,22 +370,11 @@ action_spool(struct cli *c, const char *verb, char (*ids)[QUEUE_ID_LEN + 1],
 {
 	struct spool *sp;
 	struct spool_env *env;
-	const char *dir;
 	char err[1024];
 	int i, on, rc = EX_OK;
 
-	if ((dir = cli_spool_dir(c)) == NULL || cli_become_spool_owner(dir) == -1)
+	if ((sp = stopped_spool(c)) == NULL)
 		return EX_ERR;
-	if ((sp = cli_spool(c)) == NULL)
-		return EX_ERR;
-	if (spool_in_use(sp)) {
-		cli_errx("the daemon is running but does not answer on its "
-		    "control socket %s; not changing its queue behind its "
-		    "back", cli_control_path(c));
-		spool_close(sp);
-		return EX_ERR;
-	}
-	log_init("danerelay", 0, 0);	/* changes are logged to syslog */
 	for (i = 0; i < n; i++) {
 		if (strcmp(verb, "delete") == 0) {
 			if (spool_remove(sp, ids[i]) == -1) {
@@ -300,6 +393,11 @@ action_spool(struct cli *c, const char *verb, char (*ids)[QUEUE_ID_LEN + 1],
 			continue;
 		}
 		on = strcmp(verb, "hold") == 0;
+		if (strcmp(verb, "bounce") == 0) {
+			if (spool_bounce_stopped(sp, ids[i]) == -1)
+				rc = EX_ERR;
+			continue;
+		}
 		if (spool_env_load(sp, ids[i], &env, err, sizeof(err)) == -1) {
 			if (errno == ENOENT)
 				cli_errx("%s: no such message in the queue",
@@ -328,7 +426,172 @@ action_spool(struct cli *c, const char *verb, char (*ids)[QUEUE_ID_LEN + 1],
 	return rc;
 }
 
-/* queue delete|hold|release ID ... */
+static void
+domain_done(const char *verb, const char *domain, size_t n)
+{
+	printf("%zu message%s %s (recipients at %s)\n", n, n == 1 ? "" : "s",
+	    strcmp(verb, "delete") == 0 ? "with recipients deleted" :
+	    strcmp(verb, "bounce") == 0 ? "returned to the sender" :
+	    action_done(verb), domain);
+}
+
+/* A stopped daemon's spool, by domain. */
+static int
+domain_spool(struct cli *c, const char *verb, const char *domain)
+{
+	struct spool *sp;
+	struct spool_env *env;
+	char **ids, err[1024];
+	size_t n, i, others, done = 0;
+	int rc = EX_OK, on, r;
+
+	if ((sp = stopped_spool(c)) == NULL)
+		return EX_ERR;
+	if ((ids = spool_list_ids(sp, &n)) == NULL) {
+		cli_errx("%s/queue: %s", spool_dir(sp), strerror(errno));
+		spool_close(sp);
+		return EX_ERR;
+	}
+	for (i = 0; i < n; i++) {
+		if (spool_env_load(sp, ids[i], &env, err, sizeof(err)) == -1) {
+			if (errno != ENOENT) {
+				cli_errx("%s: %s", ids[i], err);
+				rc = EX_ERR;
+			}
+			continue;
+		}
+		if (strcmp(verb, "delete") == 0 || strcmp(verb, "bounce") == 0) {
+			r = settle_stopped(sp, env, domain, strcmp(verb,
+			    "bounce") == 0 ? RCPT_FAILED : RCPT_DELETED);
+			if (r == -1)
+				rc = EX_ERR;
+			else
+				done += (size_t)r;
+		} else if (spool_env_pending_at(env, domain, &others) > 0 &&
+		    env->hold != (on = strcmp(verb, "hold") == 0)) {
+			env->hold = on;
+			if (spool_env_save(sp, env, err, sizeof(err)) == -1) {
+				cli_errx("%s: %s", ids[i], err);
+				rc = EX_ERR;
+			} else {
+				log_info("%s: %s by the operator (recipients "
+				    "at %s, daemon not running)", ids[i], on ?
+				    "held" : "released", domain);
+				done++;
+			}
+		}
+		spool_env_free(env);
+	}
+	spool_ids_free(ids, n);
+	spool_close(sp);
+	domain_done(verb, domain, done);
+	if (strcmp(verb, "bounce") == 0 && done > 0)
+		printf("(the DSNs are sent when the daemon starts)\n");
+	return rc;
+}
+
+/* A domain on the command line, as the suspended list keeps it. */
+static int
+domain_arg(const char *arg, char *dom, size_t len)
+{
+	char *s;
+
+	if (suspend_norm(arg, dom, len) == 0)
+		return 0;
+	s = cli_safe(arg);
+	cli_errx("\"%s\" is not a domain name", s);
+	free(s);
+	return -1;
+}
+
+/* queue delete|hold|release|bounce --domain DOMAIN */
+static int
+action_domain(struct cli *c, int argc, char **argv)
+{
+	struct ctl_client cc;
+	char dom[256], req[300], msg[CONTROL_LINE_MAX + 1], *s;
+	int r, rc = EX_OK;
+
+	if (argc != 3) {
+		cli_errx("usage: queue %s --domain DOMAIN", argv[0]);
+		return EX_USAGE;
+	}
+	if (domain_arg(argv[2], dom, sizeof(dom)) == -1)
+		return EX_USAGE;
+	switch (cli_connect(c, &cc)) {
+	case CTL_UP:
+		snprintf(req, sizeof(req), "%s-domain %s", argv[0], dom);
+		r = ctl_call(&cc, req, NULL, NULL, msg, sizeof(msg));
+		ctl_close(&cc);
+		s = cli_safe(msg);
+		if (r == 0)
+			domain_done(argv[0], dom, strtoul(msg, NULL, 10));
+		else {
+			cli_errx("%s%s", r == -1 ? "control socket: " : "", s);
+			rc = EX_ERR;
+		}
+		free(s);
+		return rc;
+	case CTL_DOWN:
+		return domain_spool(c, argv[0], dom);
+	default:
+		return EX_ERR;
+	}
+}
+
+/* queue suspend|resume DOMAIN */
+int
+cli_queue_suspend(struct cli *c, int argc, char **argv)
+{
+	struct ctl_client cc;
+	char dom[256], req[300], msg[CONTROL_LINE_MAX + 1], err[1024], *s;
+	const char *dir;
+	int on = strcmp(argv[0], "suspend") == 0, r;
+
+	if (argc != 2) {
+		cli_errx("usage: queue %s DOMAIN", argv[0]);
+		return EX_USAGE;
+	}
+	if (domain_arg(argv[1], dom, sizeof(dom)) == -1)
+		return EX_USAGE;
+	switch (cli_connect(c, &cc)) {
+	case CTL_UP:
+		snprintf(req, sizeof(req), "%s %s", argv[0], dom);
+		r = ctl_call(&cc, req, NULL, NULL, msg, sizeof(msg));
+		ctl_close(&cc);
+		if (r != 0) {
+			s = cli_safe(msg);
+			cli_errx("%s%s", r == -1 ? "control socket: " : "", s);
+			free(s);
+			return EX_ERR;
+		}
+		r = strcmp(msg, "changed") == 0;
+		break;
+	case CTL_DOWN:
+		if ((dir = cli_spool_dir(c)) == NULL ||
+		    cli_become_spool_owner(dir) == -1)
+			return EX_ERR;
+		if ((r = suspend_change(dir, dom, on, err, sizeof(err))) ==
+		    -1) {
+			cli_errx("%s", err);
+			return EX_ERR;
+		}
+		if (r == 1) {
+			log_init("danerelay", 0, 0);
+			log_info("queue: deliveries to %s %s by the operator "
+			    "(daemon not running)", dom, on ? "suspended" :
+			    "resumed");
+		}
+		break;
+	default:
+		return EX_ERR;
+	}
+	printf("%s: %s%s\n", dom, r ? "" : "already ", on ? "suspended" :
+	    "resumed");
+	return EX_OK;
+}
+
+/* queue delete|hold|release|bounce ID ... | --domain DOMAIN */
 int
 cli_queue_action(struct cli *c, int argc, char **argv)
 {
@@ -336,6 +599,8 @@ cli_queue_action(struct cli *c, int argc, char **argv)
 	char (*ids)[QUEUE_ID_LEN + 1], *s;
 	int i, rc;
 
+	if (argc >= 2 && strcmp(argv[1], "--domain") == 0)
+		return action_domain(c, argc, argv);
 	if (argc < 2) {
 		cli_errx("queue %s: which queue id?", argv[0]);
 		c->usage(stderr);

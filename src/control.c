@@ -46,6 +46,7 @@
 #include "log.h"
 #include "queue.h"
 #include "spool.h"
+#include "suspend.h"
 #include "tls_memory.h"
 #include "util.h"
 
@@ -78,6 +79,7 @@ struct control {
 	int			 nconns;
 	struct tls_memory	*tlsmem;	/* NULL: none */
 	struct workq_port	*port;		/* its writes, on base */
+	char			*spool_dir;	/* its "suspended" list */
 };
 
 static void conn_pump(struct ctl_conn *);
@@ -191,6 +193,7 @@ control_new(const struct config *cf, uid_t uid, gid_t gid, char *err,
 
 	ctl = xcalloc(1, sizeof(*ctl));
 	ctl->path = xstrdup(path);
+	ctl->spool_dir = xstrdup(cf->spool_dir);
 	ctl->fd = fd;
 	ctl->dev = st.st_dev;
 	ctl->ino = st.st_ino;
@@ -339,6 +342,75 @@ req_delete(struct ctl_conn *c, int argc, char **argv)
 		reply(c, "ok");
 }
 
+/* The domain argument of a request by domain, as suspend.h keeps it. */
+static int
+domain_arg(struct ctl_conn *c, const char *arg, char *dom, size_t len)
+{
+	if (!arg_ok(arg) || suspend_norm(arg, dom, len) == -1) {
+		reply(c, "error not a domain name");
+		return -1;
+	}
+	return 0;
+}
+
+/* hold-domain|release-domain|delete-domain|bounce-domain DOMAIN:
+ * "ok N", N messages touched. */
+static void
+req_by_domain(struct ctl_conn *c, int argc, char **argv)
+{
+	struct queue *q = c->ctl->q;
+	char dom[256];
+	size_t n;
+
+	(void)argc;
+	if (domain_arg(c, argv[1], dom, sizeof(dom)) == -1)
+		return;
+	if (strcmp(argv[0], "hold-domain") == 0)
+		n = queue_hold_domain(q, dom, 1);
+	else if (strcmp(argv[0], "release-domain") == 0)
+		n = queue_hold_domain(q, dom, 0);
+	else if (strcmp(argv[0], "delete-domain") == 0)
+		n = queue_delete_domain(q, dom);
+	else
+		n = queue_bounce_domain(q, dom);
+	reply(c, "ok %zu", n);
+}
+
+static void
+req_bounce(struct ctl_conn *c, int argc, char **argv)
+{
+	(void)argc;
+	if (id_arg(c, argv[1]) == -1)
+		return;
+	if (queue_bounce(c->ctl->q, argv[1]) == -1)
+		reply(c, "error no such message in the queue");
+	else
+		reply(c, "ok");
+}
+
+/* suspend|resume DOMAIN: the file first (it is what a restart reads),
+ * then every worker's queue.  "ok changed" or "ok unchanged". */
+static void
+req_suspend(struct ctl_conn *c, int argc, char **argv)
+{
+	char dom[256], err[512];
+	int on = strcmp(argv[0], "suspend") == 0, r;
+
+	(void)argc;
+	if (domain_arg(c, argv[1], dom, sizeof(dom)) == -1)
+		return;
+	if ((r = suspend_change(c->ctl->spool_dir, dom, on, err,
+	    sizeof(err))) == -1) {
+		reply(c, "error %s", err);
+		return;
+	}
+	queue_suspend(c->ctl->q, dom, on);
+	if (r == 1)
+		log_info("queue: deliveries to %s %s by the operator", dom,
+		    on ? "suspended" : "resumed");
+	reply(c, "ok %s", r == 1 ? "changed" : "unchanged");
+}
+
 struct list_arg {
 	struct ctl_conn	*c;
 	size_t		 n;
@@ -457,6 +529,13 @@ static const struct request {
 	{ "hold",	1, 1, 1, req_hold, " ID" },
 	{ "release",	1, 1, 1, req_hold, " ID" },
 	{ "delete",	1, 1, 1, req_delete, " ID" },
+	{ "bounce",	1, 1, 1, req_bounce, " ID" },
+	{ "hold-domain", 1, 1, 1, req_by_domain, " DOMAIN" },
+	{ "release-domain", 1, 1, 1, req_by_domain, " DOMAIN" },
+	{ "delete-domain", 1, 1, 1, req_by_domain, " DOMAIN" },
+	{ "bounce-domain", 1, 1, 1, req_by_domain, " DOMAIN" },
+	{ "suspend",	1, 1, 1, req_suspend, " DOMAIN" },
+	{ "resume",	1, 1, 1, req_suspend, " DOMAIN" },
 	{ "list",	0, 0, 0, req_list, "" },
 	{ "status",	0, 0, 0, req_status, "" },
 	{ "tls-memory-show", 0, 1, 0, req_tls_memory, " [DOMAIN]" },
@@ -496,9 +575,15 @@ control_parse_request(char *line, char **argv, int *argcp, char *err,
 		if (strcmp(argv[0], requests[i].name) == 0)
 			r = &requests[i];
 	if (r == NULL) {
-		snprintf(err, errlen, "error unknown request (flush, hold, "
-		    "release, delete, list, status, tls-memory-show, "
-		    "tls-memory-forget)");
+		size_t len;
+
+		len = (size_t)snprintf(err, errlen, "error unknown request (");
+		for (i = 0; i < sizeof(requests) / sizeof(requests[0]) &&
+		    len < errlen; i++)
+			len += (size_t)snprintf(err + len, errlen - len, "%s%s",
+			    i ? ", " : "", requests[i].name);
+		if (len < errlen)
+			snprintf(err + len, errlen - len, ")");
 		return -1;
 	}
 	if (argc - 1 < r->minargs || argc - 1 > r->maxargs) {
@@ -747,5 +832,6 @@ control_free(struct control *ctl)
 		log_debug("control socket %s left in place: %s", ctl->path,
 		    strerror(errno));
 	free(ctl->path);
+	free(ctl->spool_dir);
 	free(ctl);
 }

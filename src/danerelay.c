@@ -72,10 +72,18 @@ static const struct command commands[] = {
 /* "danerelay queue SUBCOMMAND". */
 static const struct command queue_commands[] = {
 	{ "list", cli_queue_list, "", "list the queue (the default)" },
-	{ "delete", cli_queue_action, "ID ...", "remove messages by queue id" },
-	{ "hold", cli_queue_action, "ID ...", "put messages on hold" },
-	{ "release", cli_queue_action, "ID ...",
+	{ "delete", cli_queue_action, "ID ... | --domain D",
+	    "remove messages, or the recipients at domain D" },
+	{ "hold", cli_queue_action, "ID ... | --domain D",
+	    "put messages on hold" },
+	{ "release", cli_queue_action, "ID ... | --domain D",
 	    "release held messages (tried at their next retry)" },
+	{ "bounce", cli_queue_action, "ID ... | --domain D",
+	    "return to the sender with a DSN, and remove" },
+	{ "suspend", cli_queue_suspend, "DOMAIN",
+	    "deliver nothing to DOMAIN until resumed (kept across restarts)" },
+	{ "resume", cli_queue_suspend, "DOMAIN",
+	    "deliver to DOMAIN again, now" },
 	{ "flush", cli_flush, "[ID|DOMAIN]", "the same as \"flush\"" },
 };
 

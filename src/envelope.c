@@ -37,9 +37,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "envelope.h"
+#include "log.h"
 #include "util.h"
 
 #define ENV_MAGIC	"danerelay-envelope 1"
@@ -56,6 +58,8 @@ rcpt_state_name(enum rcpt_state s)
 		return "delivered";
 	case RCPT_FAILED:
 		return "failed";
+	case RCPT_DELETED:
+		return "deleted";
 	}
 	return "unknown";
 }
@@ -109,6 +113,60 @@ spool_env_add_rcpt(struct spool_env *env, const char *addr)
 	r->addr = xstrdup(addr);
 	r->state = RCPT_PENDING;
 	return r;
+}
+
+static int
+rcpt_at(const struct spool_rcpt *r, const char *domain)
+{
+	const char *at = strrchr(r->addr, '@');
+
+	return domain == NULL || (at != NULL && strcasecmp(at + 1, domain) ==
+	    0);
+}
+
+size_t
+spool_env_pending_at(const struct spool_env *env, const char *domain,
+    size_t *others)
+{
+	size_t i, n = 0;
+
+	*others = 0;
+	for (i = 0; i < env->nrcpt; i++) {
+		if (env->rcpts[i].state != RCPT_PENDING)
+			continue;
+		if (rcpt_at(&env->rcpts[i], domain))
+			n++;
+		else
+			(*others)++;
+	}
+	return n;
+}
+
+size_t
+spool_env_settle(struct spool_env *env, const char *domain,
+    enum rcpt_state to, const char *note)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		struct spool_rcpt *r = &env->rcpts[i];
+
+		if (r->state != RCPT_PENDING || !rcpt_at(r, domain))
+			continue;
+		if (to == RCPT_FAILED) {
+			free(r->last_error);
+			r->last_error = xstrdup("5.0.0 returned to the sender "
+			    "by the postmaster");
+		}
+		r->state = to;
+		n++;
+		log_info("%s: to=<%s>, status=%s (%s%s%s)", env->id, r->addr,
+		    to == RCPT_FAILED ? "bounced" : "deleted",
+		    to == RCPT_FAILED ? "returned to the sender by the "
+		    "postmaster" : "removed by the operator",
+		    note != NULL ? ", " : "", note != NULL ? note : "");
+	}
+	return n;
 }
 
 static char *
@@ -368,7 +426,7 @@ static int
 state_decode(const char *v, size_t len, enum rcpt_state *out)
 {
 	static const enum rcpt_state all[] = { RCPT_PENDING, RCPT_DELIVERED,
-	    RCPT_FAILED };
+	    RCPT_FAILED, RCPT_DELETED };
 	size_t i;
 	const char *n;
 

@@ -34,6 +34,7 @@
 #include "queue.h"
 #include "connlimit.h"
 #include "spool.h"
+#include "suspend.h"
 #include "util.h"
 
 /* Recipients in one SMTP transaction (Postfix: 50; RFC 5321 §4.5.3.1.8
@@ -96,6 +97,7 @@ struct queue {
 	int in_run;
 	struct event *timer;
 	struct event *save_timer;	/* retries of failed rewrites */
+	struct suspended susp;		/* domains not delivered to now */
 };
 
 static void queue_schedule(struct queue *q, double delay);
@@ -411,6 +413,10 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 			continue;
 		}
 		dom = rcpt_domain(r->addr);
+		if (q->susp.n > 0 && suspend_has(&q->susp, dom)) {
+			free(dom);	/* until queue resume */
+			continue;
+		}
 		/* a finishing job, here or in another worker, wakes us */
 		v = connlimit_take(q->limits, dom, q->cf->max_connections,
 		    q->cf->max_connections_per_destination, q->wake,
@@ -648,6 +654,14 @@ queue_load(struct queue *q)
 	char **ids, err[256];
 	size_t n, i, loaded = 0;
 
+	suspend_clear(&q->susp);
+	if (suspend_load(q->cf->spool_dir, &q->susp, err, sizeof(err)) == -1)
+		log_warnx("queue: suspended destinations: %s (none are "
+		    "suspended)", err);
+	else if (q->susp.n > 0 && q->shard == 0)
+		log_info("queue: %zu destination%s suspended by the operator "
+		    "(danerelay queue resume DOMAIN)", q->susp.n,
+		    q->susp.n == 1 ? "" : "s");
 	ids = spool_list_ids(q->sp, &n);
 	for (i = 0; i < n; i++) {
 		struct spool_env *env;
@@ -729,15 +743,13 @@ one_hold(struct queue *q, const char *id, int on)
 	return 0;
 }
 
-static int
-one_delete(struct queue *q, const char *id)
+/* Cancel m's attempts in flight; their done() sees nres == 0, so every
+ * recipient keeps its state. */
+static void
+qmsg_cancel(struct queue *q, struct qmsg *m)
 {
-	struct qmsg *m = qmsg_find(q, id);
 	struct qjob *j, *tmp;
 
-	if (m == NULL)
-		return -1;
-	/* cancel attempts in flight; their done() sees nres == 0 */
 	for (j = TAILQ_FIRST(&q->jobs); j != NULL; j = tmp) {
 		tmp = TAILQ_NEXT(j, entry);
 		if (j->m == m) {
@@ -746,6 +758,16 @@ one_delete(struct queue *q, const char *id)
 			m->njobs--;
 		}
 	}
+}
+
+static int
+one_delete(struct queue *q, const char *id)
+{
+	struct qmsg *m = qmsg_find(q, id);
+
+	if (m == NULL)
+		return -1;
+	qmsg_cancel(q, m);
 	/* the operator's delete is made durable at once (fsync) */
 	if (spool_remove(q->sp, id) == -1)
 		log_warn("%s: cannot remove from spool", id);
@@ -758,6 +780,92 @@ one_delete(struct queue *q, const char *id)
 	m->remove_after = 0;
 	qmsg_release(m);	/* or when its rewrite in flight is back */
 	return 0;
+}
+
+/* hold|release --domain: the messages with a recipient waiting there. */
+static size_t
+one_hold_domain(struct queue *q, const char *domain, int on)
+{
+	struct qmsg *m;
+	size_t others, n = 0;
+
+	TAILQ_FOREACH(m, &q->msgs, entry) {
+		if (spool_env_pending_at(m->env, domain, &others) == 0 ||
+		    m->env->hold == on)
+			continue;
+		m->env->hold = on;
+		qmsg_save(q, m);
+		log_info("%s: %s by the operator (recipients at %s)", m->env->id,
+		    on ? "held" : "released", domain);
+		n++;
+	}
+	if (!on && n > 0)
+		queue_schedule(q, 0);
+	return n;
+}
+
+/*
+ * delete --domain, bounce ID and bounce --domain: the pending recipients
+ * at domain (all of them for NULL) become final.  Deleted ones get no
+ * DSN; bounced ones a DSN to the sender ("returned by the postmaster";
+ * never to <>), sent with the others owed when the message has no
+ * recipient left to deliver to.  A message left with nothing to do goes;
+ * one deleted whole is removed from the spool at once, as by id.
+ */
+static int
+qmsg_settle(struct queue *q, struct qmsg *m, const char *domain, int bounce)
+{
+	size_t n, others;
+
+	if (spool_env_pending_at(m->env, domain, &others) == 0)
+		return 0;
+	qmsg_cancel(q, m);
+	if (!bounce && others == 0 && !bounce_owed(m->env) &&
+	    m->njobs == 0) {
+		(void)one_delete(q, m->env->id);
+		return 1;
+	}
+	n = spool_env_settle(m->env, domain, bounce ? RCPT_FAILED :
+	    RCPT_DELETED, NULL);
+	while (bounce && n-- > 0)
+		delivery_count(DLV_FAIL, NULL);
+	qmsg_save(q, m);	/* kept if the DSN cannot be made now */
+	if (m->njobs == 0 && !qmsg_pending(m))
+		qmsg_finish(q, m);
+	return 1;
+}
+
+static size_t
+one_settle_domain(struct queue *q, const char *domain, int bounce)
+{
+	struct qmsg *m, *tmp;
+	size_t n = 0;
+
+	for (m = TAILQ_FIRST(&q->msgs); m != NULL; m = tmp) {
+		tmp = TAILQ_NEXT(m, entry);
+		n += (size_t)qmsg_settle(q, m, domain, bounce);
+	}
+	return n;
+}
+
+static int
+one_bounce(struct queue *q, const char *id)
+{
+	struct qmsg *m = qmsg_find(q, id);
+
+	if (m == NULL)
+		return -1;
+	if (qmsg_settle(q, m, NULL, 1) == 0 && m->njobs == 0 &&
+	    !qmsg_pending(m))
+		qmsg_finish(q, m);	/* nothing was waiting: done anyway */
+	return 0;
+}
+
+static void
+one_suspend(struct queue *q, const char *domain, int on)
+{
+	if (suspend_set(&q->susp, domain, on) && !on)
+		(void)one_flush(q, domain);	/* resume: go now */
 }
 
 static void
@@ -814,7 +922,8 @@ struct gop {
 	struct queue	*q;	/* the member it runs on */
 };
 
-enum { G_FLUSH, G_HOLD, G_DELETE, G_FOREACH, G_ACTIVE, G_SIZE };
+enum { G_FLUSH, G_HOLD, G_DELETE, G_FOREACH, G_ACTIVE, G_SIZE,
+    G_HOLD_DOM, G_SETTLE_DOM, G_BOUNCE, G_SUSPEND };
 
 static void
 gop_run(void *arg)
@@ -843,6 +952,19 @@ gop_run(void *arg)
 		break;
 	case G_SIZE:
 		g->n += q->nmsgs;
+		break;
+	case G_HOLD_DOM:
+		g->n += one_hold_domain(q, g->what, g->on);
+		break;
+	case G_SETTLE_DOM:
+		g->n += one_settle_domain(q, g->what, g->on);
+		break;
+	case G_BOUNCE:
+		if (one_bounce(q, g->what) == 0)
+			g->found = 1;
+		break;
+	case G_SUSPEND:
+		one_suspend(q, g->what, g->on);
 		break;
 	}
 }
@@ -885,6 +1007,50 @@ queue_delete(struct queue *q, const char *id)
 
 	group_each(q, &g);
 	return g.found ? 0 : -1;
+}
+
+size_t
+queue_hold_domain(struct queue *q, const char *domain, int on)
+{
+	struct gop g = { .op = G_HOLD_DOM, .what = domain, .on = on };
+
+	group_each(q, &g);
+	return g.n;
+}
+
+size_t
+queue_delete_domain(struct queue *q, const char *domain)
+{
+	struct gop g = { .op = G_SETTLE_DOM, .what = domain, .on = 0 };
+
+	group_each(q, &g);
+	return g.n;
+}
+
+size_t
+queue_bounce_domain(struct queue *q, const char *domain)
+{
+	struct gop g = { .op = G_SETTLE_DOM, .what = domain, .on = 1 };
+
+	group_each(q, &g);
+	return g.n;
+}
+
+int
+queue_bounce(struct queue *q, const char *id)
+{
+	struct gop g = { .op = G_BOUNCE, .what = id };
+
+	group_each(q, &g);
+	return g.found ? 0 : -1;
+}
+
+void
+queue_suspend(struct queue *q, const char *domain, int on)
+{
+	struct gop g = { .op = G_SUSPEND, .what = domain, .on = on };
+
+	group_each(q, &g);
 }
 
 void
@@ -932,6 +1098,7 @@ queue_free(struct queue *q)
 	connlimit_forget(q->limits, q->wakearg);
 	if (q->own_limits)
 		connlimit_free(q->limits);
+	suspend_clear(&q->susp);
 	free(q->members);
 	free(q);
 }

@@ -31,7 +31,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const names[] = { "flush", "hold", "release", "delete",
-    "list", "status", "tls-memory-show", "tls-memory-forget" };
+    "bounce", "hold-domain", "release-domain", "delete-domain",
+    "bounce-domain", "suspend", "resume", "list", "status",
+    "tls-memory-show", "tls-memory-forget" };
 
 /* A digest of what a run did, to compare the two runs. */
 struct run {
