@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "util.h"
+
 struct acl;
 
 /* Per-destination TLS security levels (DESIGN.md). */
@@ -86,6 +88,9 @@ struct config {
 	long long smtpd_auth_block_time;	/* default 1h */
 	long long smtpd_auth_failure_delay;	/* n-th failure waits n
 					 * times this, default 1s */
+	struct rate sender_rate_limit;	/* accepted recipients per
+					 * sender (senderlimit.h); default
+					 * unlimited */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
 					 * NULL: refused at RCPT */
 	int workers;			/* event loops; 0 = auto (CPUs) */

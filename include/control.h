@@ -39,6 +39,11 @@
  *				delete or bounce the recipients waiting at
  *				DOMAIN (a message left with nothing to do
  *				goes): "ok N" messages
+ *	senders			the 5 senders nearest sender_rate_limit:
+ *				"sender COUNT WINDOW_START KEY" each (KEY
+ *				"user NAME" or "domain NAME"), then
+ *				"ok LIMIT" (the rate, e.g. 200/h, or
+ *				"unlimited")
  *	suspend DOMAIN, resume DOMAIN
  *				stop delivering to DOMAIN / start again (and
  *				try its recipients now); written to
@@ -91,6 +96,10 @@ struct control *control_new(const struct config *cf, uid_t uid, gid_t gid,
  * port (the control loop's).  Before control_start(). */
 struct tls_memory;
 struct workq_port;
+struct smtpd;
+/* The inbound server whose sender_rate_limit counts "senders" shows
+ * (worker 0's, on the control socket's loop). */
+void control_set_smtpd(struct control *ctl, struct smtpd *sd);
 void control_set_tls_memory(struct control *ctl, struct tls_memory *tm,
     struct workq_port *port);
 /* Accept requests for queue q. 0 ok, -1 with err. */

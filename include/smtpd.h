@@ -47,6 +47,13 @@ int smtpd_sessions(const struct smtpd *sd);
 /* Client addresses blocked now after smtpd_auth_failure_limit failed
  * AUTH attempts, of every worker. */
 int smtpd_auth_blocked_clients(const struct smtpd *sd);
+struct senderlimit_entry;
+/* The n senders nearest sender_rate_limit (senderlimit_top()), and the
+ * limit in *limit_count per *limit_per seconds (count 0: no limit set):
+ * how many. */
+size_t smtpd_top_senders(const struct smtpd *sd,
+    struct senderlimit_entry *out, size_t n, int *limit_count,
+    long long *limit_per);
 void smtpd_free(struct smtpd *sd);
 
 #endif

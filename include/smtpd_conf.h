@@ -10,6 +10,8 @@
 
 #include <openssl/ssl.h>
 
+#include "util.h"
+
 struct acl;
 struct auth_table;
 struct config;
@@ -40,6 +42,7 @@ struct smtpd_conf {
 					 * free, 0 = no check */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
 					 * NULL: refused */
+	struct rate sender_rate;	/* sender_rate_limit; count 0: none */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,

@@ -60,6 +60,8 @@ struct smtpd {
 	_Atomic int nall_own;
 	struct anvil *anvil;		/* every worker's: per address limits */
 	struct anvil *anvil_own;	/* worker 0 made it */
+	struct senderlimit *senders;	/* every worker's: sender_rate_limit */
+	struct senderlimit *senders_own;
 	int stopping;
 };
 

@@ -47,6 +47,7 @@ enum stat_counter {
 	S_TLS_DOWNGRADE_REFUSED, /* hosts refused by TLS memory (issue #23):
 				 * no STARTTLS, a failed handshake or an
 				 * unverified chain where TLS was seen */
+	S_SENDER_RATE_LIMITED,	/* RCPTs refused by sender_rate_limit */
 	S_NCOUNTERS
 };
 

@@ -25,6 +25,15 @@ size_t dr_strlcpy(char *dst, const char *src, size_t size);
 int parse_duration(const char *s, long long *secs);
 /* "1048576", "10k", "50M", "1G" (powers of 1024) -> bytes. 0 ok, -1 bad. */
 int parse_size(const char *s, unsigned long long *bytes);
+/* A rate: "60/m", "200/h", "5/s", "1000/d" -> *count per *per seconds;
+ * "0" or "unlimited" -> *count 0 (no limit).  0 ok, -1 bad. */
+struct rate {
+	int count;			/* 0 = unlimited */
+	long long per;			/* seconds */
+};
+int parse_rate(const char *s, struct rate *r);
+/* "200/h" back (buf of at least 32 bytes), or "unlimited". */
+const char *rate_str(const struct rate *r, char *buf, size_t len);
 /* "yes"/"no" (also true/false, on/off, 1/0). 0 ok, -1 bad. */
 int parse_bool(const char *s, int *out);
 

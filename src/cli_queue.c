@@ -726,6 +726,51 @@ status_dnssec_line(const char *msg)
 	free(n);
 }
 
+/* "sender COUNT START KEY" lines of the "senders" request. */
+struct senders {
+	char	line[5][CONTROL_LINE_MAX + 1];
+	size_t	n;
+};
+
+static void
+sender_line(const char *line, void *arg)
+{
+	struct senders *sn = arg;
+
+	if (sn->n < 5 && strncmp(line, "sender ", 7) == 0)
+		dr_strlcpy(sn->line[sn->n++], line + 7, sizeof(sn->line[0]));
+}
+
+/* The senders nearest sender_rate_limit, when one is set. */
+static void
+status_senders(struct ctl_client *cc)
+{
+	struct senders sn;
+	char msg[CONTROL_LINE_MAX + 1], key[CONTROL_LINE_MAX + 1], *s;
+	char when[64];
+	long long start;
+	size_t i;
+	int count, n;
+
+	memset(&sn, 0, sizeof(sn));
+	if (ctl_call(cc, "senders", sender_line, &sn, msg, sizeof(msg)) != 0 ||
+	    strcmp(msg, "unlimited") == 0)
+		return;
+	s = cli_safe(msg);
+	printf("Sender limit: sender_rate_limit %s; %s\n", s, sn.n == 0 ?
+	    "no sender in a window now" : "nearest to it:");
+	free(s);
+	for (i = 0; i < sn.n; i++) {
+		if (sscanf(sn.line[i], "%d %lld %n", &count, &start, &n) < 2)
+			continue;
+		dr_strlcpy(key, sn.line[i] + n, sizeof(key));
+		s = cli_safe(key);
+		fmt_time(when, sizeof(when), (time_t)start);
+		printf("  %-40s %d recipients since %s\n", s, count, when);
+		free(s);
+	}
+}
+
 int
 cli_status(struct cli *c, int argc, char **argv)
 {
@@ -749,15 +794,17 @@ cli_status(struct cli *c, int argc, char **argv)
 		return EX_ERR;
 	}
 	r = ctl_call(&cc, "status", NULL, NULL, msg, sizeof(msg));
-	ctl_close(&cc);
 	if (r == 0 && sscanf(msg, "messages=%llu active=%llu", &nmsg,
 	    &nactive) == 2) {
 		printf("danerelayd is running: %llu message%s in the queue, "
 		    "%llu delivery attempt%s in progress\n", nmsg,
 		    nmsg == 1 ? "" : "s", nactive, nactive == 1 ? "" : "s");
 		status_dnssec_line(msg);
+		status_senders(&cc);
+		ctl_close(&cc);
 		return EX_OK;
 	}
+	ctl_close(&cc);
 	s = cli_safe(r == 0 ? "unexpected reply" : msg);
 	cli_errx("status: %s", s);
 	free(s);

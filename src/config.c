@@ -393,6 +393,7 @@ enum opt_type {
 	T_HOPTLS,	/* TLS level of a fixed next hop: none, may,
 			 * encrypt, verify */
 	T_TLSMEM,	/* tls_memory: no, encrypt, verify */
+	T_RATE,		/* parse_rate: "200/h", 0 = unlimited */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -439,6 +440,7 @@ static const struct option {
 	    OFF(smtpd_auth_block_time) },
 	{ "smtpd_auth_failure_delay",	T_DURATION0,
 	    OFF(smtpd_auth_failure_delay) },
+	{ "sender_rate_limit",		T_RATE,	OFF(sender_rate_limit) },
 	{ "postmaster",			T_MAILBOX,	OFF(postmaster) },
 	{ "workers",			T_WORKERS,	OFF(workers) },
 
@@ -711,6 +713,11 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 			return perr(p, "%s: bad size \"%s\" (want e.g. "
 			    "10485760, 10240k, 50M, 1G)", o->name, v);
 		*FIELD(cf, o, unsigned long long) = sz;
+		return 0;
+	case T_RATE:
+		if (parse_rate(v, FIELD(cf, o, struct rate)) == -1)
+			return perr(p, "%s: bad rate \"%s\" (want e.g. 200/h, "
+			    "60/m, 5/s, 1000/d, or unlimited)", o->name, v);
 		return 0;
 	case T_SIZE0:
 		if (parse_size(v, &sz) == -1)

@@ -45,6 +45,8 @@
 #include "dnssec_check.h"
 #include "log.h"
 #include "queue.h"
+#include "senderlimit.h"
+#include "smtpd.h"
 #include "spool.h"
 #include "suspend.h"
 #include "tls_memory.h"
@@ -80,6 +82,7 @@ struct control {
 	struct tls_memory	*tlsmem;	/* NULL: none */
 	struct workq_port	*port;		/* its writes, on base */
 	char			*spool_dir;	/* its "suspended" list */
+	struct smtpd		*sd;		/* "senders"; NULL: none */
 };
 
 static void conn_pump(struct ctl_conn *);
@@ -411,6 +414,27 @@ req_suspend(struct ctl_conn *c, int argc, char **argv)
 	reply(c, "ok %s", r == 1 ? "changed" : "unchanged");
 }
 
+#define TOP_SENDERS	5
+
+static void
+req_senders(struct ctl_conn *c, int argc, char **argv)
+{
+	struct senderlimit_entry top[TOP_SENDERS];
+	struct rate r = { 0, 1 };
+	char buf[32];
+	size_t i, n = 0;
+
+	(void)argc;
+	(void)argv;
+	if (c->ctl->sd != NULL)
+		n = smtpd_top_senders(c->ctl->sd, top, TOP_SENDERS, &r.count,
+		    &r.per);
+	for (i = 0; i < n; i++)
+		reply(c, "sender %d %lld %s", top[i].count,
+		    (long long)top[i].start, top[i].key);
+	reply(c, "ok %s", rate_str(&r, buf, sizeof(buf)));
+}
+
 struct list_arg {
 	struct ctl_conn	*c;
 	size_t		 n;
@@ -538,6 +562,7 @@ static const struct request {
 	{ "resume",	1, 1, 1, req_suspend, " DOMAIN" },
 	{ "list",	0, 0, 0, req_list, "" },
 	{ "status",	0, 0, 0, req_status, "" },
+	{ "senders",	0, 0, 0, req_senders, "" },
 	{ "tls-memory-show", 0, 1, 0, req_tls_memory, " [DOMAIN]" },
 	{ "tls-memory-forget", 1, 1, 1, req_tls_memory, " DOMAIN" },
 };
@@ -784,6 +809,12 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	(void)arg;
 	/* EMFILE and friends: the listener retries on the next event */
 	log_warn("control: accept");
+}
+
+void
+control_set_smtpd(struct control *ctl, struct smtpd *sd)
+{
+	ctl->sd = sd;
 }
 
 void

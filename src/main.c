@@ -1304,6 +1304,7 @@ main(int argc, char *argv[])
 	d->rpt_sched = tlsrpt_sched_start(d->rpt, d->base, d->sp,
 	    report_submit, d);
 	control_set_tls_memory(d->ctl, d->tlsmem, d->port);
+	control_set_smtpd(d->ctl, d->sd);
 	if (control_start(d->ctl, d->base, d->q, err, sizeof(err)) == -1)
 		fatal("%s", err);
 	spool_set_workq(d->sp, d->wq_io, d->port);

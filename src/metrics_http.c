@@ -221,6 +221,9 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 		evbuffer_add_printf(b, "danerelay_tls_failures_total"
 		    "{result_type=\"%s\"} %llu\n", stats_tls_fail_label[i],
 		    st.tls_fail[i]);
+	one(b, "danerelay_smtpd_sender_rate_limited_total", "counter",
+	    "Recipients refused (450 4.7.1) because their sender reached "
+	    "sender_rate_limit.", st.counter[S_SENDER_RATE_LIMITED]);
 	one(b, "danerelay_tls_downgrade_refused_total", "counter",
 	    "MX hosts refused by TLS memory: weaker TLS than the domain "
 	    "was seen with (tls_memory).",

@@ -34,6 +34,7 @@
 
 #include "acl.h"
 #include "anvil.h"
+#include "senderlimit.h"
 #include "auth.h"
 #include "config.h"
 #include "log.h"
@@ -95,6 +96,7 @@ smtpd_new(const struct config *cf, char *err, size_t errlen)
 	TAILQ_INIT(&sd->sessions);
 	sd->nall = &sd->nall_own;
 	sd->anvil = sd->anvil_own = anvil_new();
+	sd->senders = sd->senders_own = senderlimit_new();
 	if ((sd->conf = smtpd_conf_new(cf, err, errlen)) == NULL) {
 		free(sd);
 		return NULL;
@@ -123,6 +125,7 @@ smtpd_clone(struct smtpd *sd0, const struct config *cf, char *err,
 	TAILQ_INIT(&sd->sessions);
 	sd->nall = sd0->nall;
 	sd->anvil = sd0->anvil;
+	sd->senders = sd0->senders;
 	if ((sd->conf = smtpd_conf_new(cf, err, errlen)) == NULL) {
 		free(sd);
 		return NULL;
@@ -167,6 +170,18 @@ smtpd_auth_blocked_clients(const struct smtpd *sd)
 {
 	return sd == NULL || sd->anvil == NULL ? 0 :
 	    (int)anvil_blocked_clients(sd->anvil);
+}
+
+size_t
+smtpd_top_senders(const struct smtpd *sd, struct senderlimit_entry *out,
+    size_t n, int *limit_count, long long *limit_per)
+{
+	*limit_count = sd->conf->sender_rate.count;
+	*limit_per = sd->conf->sender_rate.per;
+	if (sd->senders == NULL || sd->conf->sender_rate.count <= 0)
+		return 0;
+	return senderlimit_top(sd->senders, sd->conf->sender_rate.per,
+	    time(NULL), out, n);
 }
 
 /* A refused connection: one line of reply, no session. */
@@ -428,5 +443,6 @@ smtpd_free(struct smtpd *sd)
 	}
 	smtpd_conf_unref(sd->conf);
 	anvil_free(sd->anvil_own);
+	senderlimit_free(sd->senders_own);
 	free(sd);
 }

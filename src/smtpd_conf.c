@@ -93,6 +93,7 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	c->auth_block = cf->smtpd_auth_block_time > 0 ?
 	    cf->smtpd_auth_block_time : 3600;
 	c->auth_delay = cf->smtpd_auth_failure_delay;
+	c->sender_rate = cf->sender_rate_limit;
 	c->minfree = cf->queue_minfree;
 	c->postmaster = cf->postmaster != NULL ? xstrdup(cf->postmaster) :
 	    NULL;

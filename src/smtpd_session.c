@@ -77,6 +77,7 @@
 
 #include "acl.h"
 #include "anvil.h"
+#include "senderlimit.h"
 #include "auth.h"
 #include "log.h"
 #include "stats.h"
@@ -436,6 +437,46 @@ smtp_mail(struct smtpd_session *s, const char *arg)
 	smtp_reply(s, 250, "2.1.0 Ok");
 }
 
+/*
+ * sender_rate_limit: one more recipient for this sender, the
+ * authenticated user or else (a client allowed by its address) the
+ * envelope sender's domain.  Over the limit: 450 4.7.1, the NOQUEUE line
+ * and, for fail2ban, a "refused: ..., client=[ADDR]" line; -> 1.
+ */
+static int
+sender_over_limit(struct smtpd_session *s, const char *rcpt)
+{
+	struct senderlimit_entry e;
+	char key[SENDERLIMIT_KEY_MAX], rate[32];
+	const char *at, *who;
+
+	if (s->auth_user != NULL)
+		snprintf(key, sizeof(key), "user %s", s->auth_user);
+	else {
+		at = strrchr(s->mail.addr, '@');
+		snprintf(key, sizeof(key), "domain %s", at != NULL ? at + 1 :
+		    s->mail.addr[0] != '\0' ? s->mail.addr : "<>");
+		str_lower(key);
+	}
+	if (senderlimit_take(s->sd->senders, key, &s->conf->sender_rate,
+	    time(NULL), &e) == 0)
+		return 0;
+	stats_inc(S_SENDER_RATE_LIMITED);
+	who = s->auth_user != NULL ? "user" : "sender domain";
+	rate_str(&s->conf->sender_rate, rate, sizeof(rate));
+	log_info("NOQUEUE: reject: RCPT from unknown[%s]: 450 4.7.1 <%s>: "
+	    "sender rate limit %s reached for %s; from=<%s> to=<%s> "
+	    "helo=<%s>", s->addr, rcpt, rate, key, s->mail.addr, rcpt,
+	    s->helo);
+	log_warnx("refused: sender rate limit %s reached, client=[%s]", rate,
+	    s->addr);
+	smtp_reply(s, 450, "4.7.1 <%s>: Recipient address rejected: %s has "
+	    "sent to %d recipients, the limit of sender_rate_limit %s; try "
+	    "again in %llds", rcpt, who, e.count, rate,
+	    (long long)(e.start + s->conf->sender_rate.per - time(NULL)));
+	return 1;
+}
+
 static void
 smtp_rcpt(struct smtpd_session *s, const char *arg)
 {
@@ -493,6 +534,8 @@ smtp_rcpt(struct smtpd_session *s, const char *arg)
 		smtp_reply(s, 452, "4.5.3 Error: too many recipients");
 		return;
 	}
+	if (s->conf->sender_rate.count > 0 && sender_over_limit(s, r.addr))
+		return;
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) * sizeof(*s->rcpts));
 	s->rcpts[s->nrcpt++] = r;
 	smtp_enter_state(s, S_RCPT);

@@ -135,6 +135,50 @@ parse_scaled(const char *s, unsigned long long *out, const char *units,
 }
 
 int
+parse_rate(const char *s, struct rate *r)
+{
+	static const struct { char c; long long secs; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	const char *p;
+	long n = 0;
+	size_t i;
+
+	if (strcmp(s, "0") == 0 || strcmp(s, "unlimited") == 0) {
+		r->count = 0;
+		r->per = 1;
+		return 0;
+	}
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		n = n * 10 + (*p - '0');
+		if (n > 1000000000L)
+			return -1;
+	}
+	if (p == s || n == 0 || p[0] != '/' || p[1] == '\0' || p[2] != '\0')
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (units[i].c == p[1]) {
+			r->count = (int)n;
+			r->per = units[i].secs;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+rate_str(const struct rate *r, char *buf, size_t len)
+{
+	char u = r->per >= 86400 ? 'd' : r->per >= 3600 ? 'h' :
+	    r->per >= 60 ? 'm' : 's';
+
+	if (r->count <= 0)
+		snprintf(buf, len, "unlimited");
+	else
+		snprintf(buf, len, "%d/%c", r->count, u);
+	return buf;
+}
+
+int
 parse_duration(const char *s, long long *secs)
 {
 	static const unsigned long long mult[] = { 1, 60, 3600, 86400, 604800 };

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const names[] = { "flush", "hold", "release", "delete",
     "bounce", "hold-domain", "release-domain", "delete-domain",
-    "bounce-domain", "suspend", "resume", "list", "status",
+    "bounce-domain", "suspend", "resume", "list", "status", "senders",
     "tls-memory-show", "tls-memory-forget" };
 
 /* A digest of what a run did, to compare the two runs. */
