@@ -47,6 +47,9 @@ int smtpd_sessions(const struct smtpd *sd);
 /* Client addresses blocked now after smtpd_auth_failure_limit failed
  * AUTH attempts, of every worker. */
 int smtpd_auth_blocked_clients(const struct smtpd *sd);
+/* notAfter of the inbound STARTTLS certificate in use (Unix time), 0
+ * without STARTTLS. */
+long long smtpd_cert_not_after(const struct smtpd *sd);
 void smtpd_free(struct smtpd *sd);
 
 #endif
