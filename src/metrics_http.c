@@ -93,6 +93,20 @@ one(struct evbuffer *b, const char *name, const char *type,
 	evbuffer_add_printf(b, "%s %llu\n", name, v);
 }
 
+/* A counter family with one label: the values of labels[i] are v[i]. */
+static void
+family(struct evbuffer *b, const char *name, const char *help,
+    const char *label, const char *const *labels,
+    const unsigned long long *v, size_t n)
+{
+	size_t i;
+
+	head(b, name, "counter", help);
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(b, "%s{%s=\"%s\"} %llu\n", name, label,
+		    labels[i], v[i]);
+}
+
 /* Microseconds as seconds, exactly ("0.012345"). */
 static void
 add_seconds(struct evbuffer *b, unsigned long long us)
@@ -255,14 +269,11 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	}
 
 	/* outbound */
-	head(b, "danerelay_recipients_delivered_total", "counter",
+	family(b, "danerelay_recipients_delivered_total",
 	    "Recipients accepted by a destination server, by how the TLS "
 	    "session was authenticated (none = encrypted, not "
-	    "authenticated).");
-	for (i = 0; i < STAT_AUTH_N; i++)
-		evbuffer_add_printf(b, "danerelay_recipients_delivered_total"
-		    "{auth=\"%s\"} %llu\n", stats_auth_label[i],
-		    st.delivered[i]);
+	    "authenticated).", "auth", stats_auth_label, st.delivered,
+	    STAT_AUTH_N);
 	one(b, "danerelay_recipients_deferred_total", "counter",
 	    "Delivery attempts of a recipient that ended in a deferral.",
 	    st.counter[S_RCPT_DEFERRED]);
@@ -270,12 +281,10 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	    "Recipients that failed for good (permanent error, policy, "
 	    "expired); a DSN goes to the sender.",
 	    st.counter[S_RCPT_BOUNCED]);
-	head(b, "danerelay_tls_failures_total", "counter",
-	    "Outbound TLS negotiation failures, by RFC 8460 result-type.");
-	for (i = 0; i < STATS_TLS_FAIL_N; i++)
-		evbuffer_add_printf(b, "danerelay_tls_failures_total"
-		    "{result_type=\"%s\"} %llu\n", stats_tls_fail_label[i],
-		    st.tls_fail[i]);
+	family(b, "danerelay_tls_failures_total",
+	    "Outbound TLS negotiation failures, by RFC 8460 result-type.",
+	    "result_type", stats_tls_fail_label, st.tls_fail,
+	    STATS_TLS_FAIL_N);
 	one(b, "danerelay_tls_downgrade_refused_total", "counter",
 	    "MX hosts refused by TLS memory: weaker TLS than the domain "
 	    "was seen with (tls_memory).",
@@ -298,13 +307,10 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 			    "total{level=\"%s\",outcome=\"%s\"} %llu\n",
 			    stats_level_label[i], stats_outcome_label[j],
 			    st.by_level[i][j]);
-	head(b, "danerelay_tlsrpt_deliveries_total", "counter",
+	family(b, "danerelay_tlsrpt_deliveries_total",
 	    "TLSRPT report deliveries to a rua destination by result (sent; "
-	    "pending: failed, will be retried; failed: given up).");
-	for (i = 0; i < STATS_RPT_N; i++)
-		evbuffer_add_printf(b, "danerelay_tlsrpt_deliveries_total"
-		    "{result=\"%s\"} %llu\n", stats_rpt_label[i],
-		    st.tlsrpt[i]);
+	    "pending: failed, will be retried; failed: given up).", "result",
+	    stats_rpt_label, st.tlsrpt, STATS_RPT_N);
 
 	/* the event loop, latencies */
 	render_histograms(b, &st);

@@ -31,21 +31,28 @@ gauges(struct metrics_gauges *g, void *arg)
 	g->sts_cache_policies = sts_policies;
 }
 
-/* The exposition as a NUL-terminated string (caller frees). */
+/* The exposition with these gauges as a NUL-terminated string (caller
+ * frees). */
 static char *
-render(void)
+render_with(metrics_gauges_fn *fn)
 {
 	struct evbuffer *b = evbuffer_new();
 	size_t n;
 	char *s;
 
-	metrics_render(b, gauges, NULL);
+	metrics_render(b, fn, NULL);
 	n = evbuffer_get_length(b);
 	s = xmalloc(n + 1);
 	evbuffer_remove(b, s, n);
 	s[n] = '\0';
 	evbuffer_free(b);
 	return s;
+}
+
+static char *
+render(void)
+{
+	return render_with(gauges);
 }
 
 /* 1 if the text has this exact line. */
@@ -449,8 +456,6 @@ health_gauges(struct metrics_gauges *g, void *arg)
 static void
 test_levels_health(void)
 {
-	struct evbuffer *b;
-	size_t n;
 	char *s;
 
 	stats_reset();
@@ -507,13 +512,7 @@ test_levels_health(void)
 	free(s);
 
 	have_health = 1;
-	b = evbuffer_new();
-	metrics_render(b, health_gauges, NULL);
-	n = evbuffer_get_length(b);
-	s = xmalloc(n + 1);
-	evbuffer_remove(b, s, n);
-	s[n] = '\0';
-	evbuffer_free(b);
+	s = render_with(health_gauges);
 	CHECK(well_formed(s));
 	CHECK(has_line(s, "# TYPE danerelay_spool_free_bytes gauge"));
 	CHECK(has_line(s, "danerelay_spool_free_bytes 123456789"));
