@@ -22,6 +22,7 @@ the traffic, through Prometheus' HTTP API:
     silent);
   * the alerts that must see this relay (a certificate valid for 2
     days, most attempts deferred) are pending, the others silent;
+  * the traffic adds no series (bounded labels);
   * the new metrics say what happened: deliveries by level "dane", the
     latency histograms have real (finite) quantiles, handshakes counted.
 
@@ -152,6 +153,11 @@ def scalar(expr):
 drtest.wait_for(lambda: (scalar('up{job="danerelay"}') or 0) == 1, 30,
                 "prometheus scraping the relay (up == 1)", interval=0.2)
 
+# Bounded labels: the traffic below (five domains, seven recipients)
+# adds no series; every label value comes from a fixed table.
+NSERIES = 'count({__name__=~"danerelay_.*"})'
+n_before = scalar(NSERIES)
+
 # The traffic.
 for i in range(3):
     w.send(d, ["user%d@ee.test" % i])
@@ -175,6 +181,12 @@ drtest.wait_for(
     scalar('sum(danerelay_recipients_by_level_total{outcome="delivered"})')
     == 3, 30, "the outcomes in Prometheus", interval=0.2)
 time.sleep(2.5)         # a few more samples for rate() and increase()
+
+
+n_after = scalar(NSERIES)
+drtest.check(n_before is not None and n_before == n_after and
+             100 < n_after < 200, "the same danerelay_* series before and "
+             "after the traffic: %s, %s" % (n_before, n_after))
 
 
 def returns_series(expr, what):
