@@ -4,8 +4,9 @@
  *
  * Counting: the modules call the stats_* functions below at the point
  * where something happened (one line each).  The counters are C11
- * atomics: the counting functions (stats_inc() .. stats_loop_stall())
- * may be called from any thread (event loops and the workq pools'
+ * atomics: the counting functions (stats_inc() .. stats_observe(),
+ * stats_level_outcome(), stats_tlsrpt_delivery()) may be called from
+ * any thread (event loops and the workq pools'
  * threads) at the same time; they are cheap and safe to call in every
  * program that links the library (the CLI just never exports them).
  * The loop watch belongs to the loop it was started on.
