@@ -3,7 +3,8 @@
 """The shipped dashboard and alert rules against a real Prometheus (#21).
 
 A signed DNS world (world.py) with DANE successes, a TLSA mismatch, a
-bogus MX RRset, a deferral (451) and a bounce (550); one danerelayd with
+bogus MX RRset, a deferral (451), a bounce (550) and an MTA-STS
+(enforce) delivery; one danerelayd with
 metrics_listen and inbound STARTTLS (for the certificate expiry gauge).
 A private Prometheus (Debian's package) on this test's loopback address,
 storage in the test's directory, configured by README's snippet
@@ -21,7 +22,7 @@ the traffic, through Prometheus' HTTP API:
     one series (the whole expression is empty while the alert is
     silent);
   * the alerts that must see this relay (a certificate valid for 2
-    days, most attempts deferred) are pending, the others silent;
+    days, half the attempts deferred) are pending, the others silent;
   * the traffic adds no series (bounded labels);
   * the new metrics say what happened: deliveries by level "dane", the
     latency histograms have real (finite) quantiles, handshakes counted.
@@ -58,6 +59,8 @@ w.dest("mismatch.test", mx=[MX("mx", 12, tlsa="3 1 1 decoy")])
 w.dest("bogus.test", mx=[MX("mx", 13)], bogus_mx=True)
 w.dest("later.test", mx=[MX("mx", 14, rules=["RCPT||0|451 4.3.0 later"])])
 w.dest("perm.test", mx=[MX("mx", 15, rules=["RCPT||0|550 5.1.1 nobody"])])
+w.dest("sts.test", mx=[MX("mx", 16, cert="ca", tlsa=None)], secure=False,
+       mta_sts=world.policy("enforce", ["mx.sts.test"]))       # MTA-STS
 w.start()
 T = w.tmp
 
@@ -153,7 +156,7 @@ def scalar(expr):
 drtest.wait_for(lambda: (scalar('up{job="danerelay"}') or 0) == 1, 30,
                 "prometheus scraping the relay (up == 1)", interval=0.2)
 
-# Bounded labels: the traffic below (five domains, seven recipients)
+# Bounded labels: the traffic below (six domains, eight recipients)
 # adds no series; every label value comes from a fixed table.
 NSERIES = 'count({__name__=~"danerelay_.*"})'
 n_before = scalar(NSERIES)
@@ -165,6 +168,7 @@ w.send(d, ["user@mismatch.test"])
 w.send(d, ["user@bogus.test"])
 w.send(d, ["user@later.test"])
 w.send(d, ["user@perm.test"])
+w.send(d, ["user@sts.test"])
 for i in range(3):
     w.expect(d, "ee.test", "sent", rcpt="user%d@ee.test" % i,
              auth="dane-ee", at="mx")
@@ -172,6 +176,7 @@ w.expect(d, "mismatch.test", "deferred")
 w.expect(d, "bogus.test", "deferred")
 w.expect(d, "later.test", "deferred", why="451")
 w.expect(d, "perm.test", "bounced", why="550")
+w.expect(d, "sts.test", "sent", auth="webpki", at="mx")
 
 # Prometheus has scraped the end state (the bounce's DSN to the
 # sender's domain, which does not resolve, is one more deferral).
@@ -179,7 +184,7 @@ drtest.wait_for(
     lambda: scalar("sum(danerelay_recipients_bounced_total)") == 1 and
     (scalar("sum(danerelay_recipients_deferred_total)") or 0) >= 3 and
     scalar('sum(danerelay_recipients_by_level_total{outcome="delivered"})')
-    == 3, 30, "the outcomes in Prometheus", interval=0.2)
+    == 4, 30, "the outcomes in Prometheus", interval=0.2)
 time.sleep(2.5)         # a few more samples for rate() and increase()
 
 
@@ -239,7 +244,10 @@ drtest.check(scalar('danerelay_recipients_by_level_total{level="dane",'
                     'outcome="delivered"}') == 3, "3 delivered at level dane")
 drtest.check(scalar('danerelay_recipients_by_level_total{level="dane",'
                     'outcome="bounced"}') == 1, "1 bounced at level dane")
-drtest.check((scalar('danerelay_tls_handshake_seconds_count') or 0) >= 3,
+drtest.check(scalar('danerelay_recipients_by_level_total{level="mta-sts",'
+                    'outcome="delivered"}') == 1, "1 delivered at level "
+             "mta-sts")
+drtest.check((scalar('danerelay_tls_handshake_seconds_count') or 0) >= 4,
              "handshakes counted")
 exp = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", crt],
                      capture_output=True, text=True).stdout
@@ -326,7 +334,7 @@ for r in rules:
                  % (r["name"], r["query"]))
     for s in sides:
         returns_series(s, "rule %s" % r["name"])
-    # this relay's inbound certificate is valid for 2 days, and 4 of 7
+    # this relay's inbound certificate is valid for 2 days, and 4 of 8
     # attempts were deferred (the DSN too): those two are pending (their
     # "for:" not yet over); every other alert is silent
     want = "pending" if r["name"] in ("DanerelayCertificateExpiring",
