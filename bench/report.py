@@ -1,10 +1,17 @@
 """report - bench/run's results (a dict, also saved as results.json) as
-the Markdown of bench/RESULTS.md.  render(R) -> str.
+the Markdown of bench/RESULTS.md.  render(R, charts) -> str.  charts(R,
+dir) draws the figures as SVG files with matplotlib (Debian
+python3-matplotlib; without it there are no charts, the tables stay):
+msg/s per relay and size with each round's points, the latency
+percentiles, and the workers scaling.
 
-    python3 bench/report.py results.json > RESULTS.md   # re-render
+    python3 bench/report.py results.json [CHARTDIR] > RESULTS.md
+        # re-render; with CHARTDIR the charts are written there and the
+        # page links them as CHARTDIR/NAME.svg
 """
 
 import json
+import os
 import sys
 
 
@@ -55,6 +62,141 @@ def _worst_stall(R, relay, key):
         return None, None
     return (max(x.get("p999_ms") or 0 for x in ls),
             max(x.get("max_ms") or 0 for x in ls))
+
+
+# ---- charts -----------------------------------------------------------------
+
+CHART_RELAYS = ("danerelay", "Postfix", "Postfix-reuse")
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (no display), or None."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    # the same results give the same SVG bytes (ids, no date)
+    plt.rcParams["svg.hashsalt"] = "danerelay-bench"
+    plt.rcParams["svg.fonttype"] = "none"
+    return plt
+
+
+def _round_values(R, relay, key, *path):
+    """Each round's value of path (msgs_per_s, ...) at key, in order."""
+    out = []
+    for r in _get(R, relay, key, "rounds") or []:
+        v = r
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        if v is not None:
+            out.append(float(v))
+    return out
+
+
+def _save(plt, fig, outdir, name, out, title):
+    fig.tight_layout()
+    fig.savefig(os.path.join(outdir, name), format="svg",
+                metadata={"Date": None})
+    plt.close(fig)
+    out.append((title, name))
+
+
+def charts(R, outdir):
+    """Draw R's charts into outdir as SVG -> [(title, file name)] of the
+    ones drawn ([] without matplotlib or data)."""
+    plt = _pyplot()
+    if plt is None:
+        return []
+    os.makedirs(outdir, exist_ok=True)
+    out = []
+    sizes = [str(s) for s in R.get("args", {}).get("sizes", [])]
+
+    # msg/s per relay and size: the median as a bar, each round a point
+    relays = [r for r in CHART_RELAYS if any(
+        _get(R, r, s, "msgs_per_s") is not None for s in sizes)]
+    if relays:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        width = 0.8 / len(relays)
+        labelled = False
+        for i, r in enumerate(relays):
+            xs = [j + (i - (len(relays) - 1) / 2.0) * width
+                  for j in range(len(sizes))]
+            ax.bar(xs, [_get(R, r, s, "msgs_per_s") or 0 for s in sizes],
+                   width * 0.9, label=r)
+            for x, s in zip(xs, sizes):
+                pts = _round_values(R, r, s, "msgs_per_s")
+                if pts:
+                    ax.plot([x] * len(pts), pts, "o", color="black",
+                            markersize=4, label=None if labelled else
+                            "each round", gid="rounds-%s-%s" % (r, s))
+                    labelled = True
+        ax.set_xticks(range(len(sizes)))
+        ax.set_xticklabels([_size_name(s) for s in sizes])
+        ax.set_ylabel("messages/s, end to end")
+        ax.set_title("Throughput by relay and message size (median of %d "
+                     "round(s))" % max([len(_round_values(
+                         R, r, s, "msgs_per_s")) for r in relays
+                         for s in sizes] + [1]))
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+        _save(plt, fig, outdir, "throughput.svg", out,
+              "msg/s per relay and size, each round's points")
+
+    # latency percentiles: 250 -> sink, paced and under load
+    if relays:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for ax, (key, what) in zip(axes, (
+                ("latency_paced", "paced (cached connections)"),
+                ("latency_load", "under full load"))):
+            for i, r in enumerate(relays):
+                for k, q in enumerate(("p50", "p99")):
+                    xs = [j + (2 * i + k - len(relays) + 0.5) * 0.8 /
+                          (2 * len(relays)) for j in range(len(sizes))]
+                    vals = [_get(R, r, s, key, q + "_ms") for s in sizes]
+                    ax.bar(xs, [v if v else 0 for v in vals],
+                           0.8 / (2 * len(relays)) * 0.9,
+                           label="%s %s" % (r, q), color="C%d" % i,
+                           alpha=0.55 if q == "p50" else 1.0,
+                           hatch="//" if q == "p99" else None)
+            ax.set_yscale("log")
+            ax.set_xticks(range(len(sizes)))
+            ax.set_xticklabels([_size_name(s) for s in sizes])
+            ax.set_title("latency 250 -> sink, " + what)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].set_ylabel("ms (log scale)")
+        axes[0].legend(fontsize="small", loc="upper left")
+        _save(plt, fig, outdir, "latency.svg", out,
+              "latency percentiles (p50, p99), paced and under load")
+
+    # workers scaling: workers = N against workers = 1 at one size
+    ss = str(R.get("scaling_size", 4096))
+    w1 = _get(R, "danerelay-w1", ss, "msgs_per_s")
+    wn = _get(R, "danerelay", ss, "msgs_per_s")
+    if w1 is not None and wn is not None:
+        n = _get(R, "danerelay", ss, "workers") or "N"
+        fig, ax = plt.subplots(figsize=(5, 4))
+        labelled = False
+        for x, relay in enumerate(("danerelay-w1", "danerelay")):
+            ax.bar([x], [_get(R, relay, ss, "msgs_per_s")], 0.6)
+            pts = _round_values(R, relay, ss, "msgs_per_s")
+            if pts:
+                ax.plot([x] * len(pts), pts, "o", color="black",
+                        markersize=4, label=None if labelled else
+                        "each round", gid="rounds-%s" % relay)
+                labelled = True
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels(["workers = 1", "workers = %s" % n])
+        ax.set_ylabel("messages/s, end to end, %s" % _size_name(ss))
+        ax.set_title("Scaling: %.2fx (target 1.5x)" % (wn / w1))
+        ax.axhline(1.5 * w1, color="grey", linestyle="--",
+                   label="1.5x workers = 1")
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+        _save(plt, fig, outdir, "scaling.svg", out,
+              "event-loop workers: msg/s with workers = %s and = 1" % n)
+    return out
 
 
 def _status(ok):
@@ -140,7 +282,9 @@ def targets(R):
     return out
 
 
-def render(R):
+def render(R, charts=()):
+    """The page; charts: [(title, path)] of SVG files to embed (charts())
+    below the tables."""
     a = R["args"]
     m = R["machine"]
     sizes = [str(s) for s in a["sizes"]]
@@ -479,6 +623,12 @@ def render(R):
           "EHLO during the AUTH flood: one allowed client's EHLO round "
           "trips on one plain session every 10 ms while the flood runs "
           "(in another process).\n")
+    if charts:
+        w("### Charts\n")
+        w("The figures of the tables above, drawn by `bench/report.py` "
+          "(matplotlib).\n")
+        for title, path in charts:
+            w("![%s](%s)\n" % (title, path))
     w("### Physical limits of this machine\n")
     fs = R.get("fsync", {})
     for k in sorted(fs, key=lambda x: int(x)):
@@ -534,4 +684,9 @@ def render(R):
 
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:
-        sys.stdout.write(render(json.load(f)))
+        R = json.load(f)
+    cs = []
+    if len(sys.argv) > 2:
+        cs = [(t, os.path.join(sys.argv[2], n))
+              for t, n in charts(R, sys.argv[2])]
+    sys.stdout.write(render(R, cs))

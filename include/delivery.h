@@ -51,6 +51,13 @@ struct tls_outcome;
  * not established: cleartext) and is counted by authentication type.
  */
 void delivery_count(enum dlv_status st, const struct tls_outcome *o);
+/*
+ * A recipient of env reached its final outcome now (DLV_SENT or DLV_FAIL;
+ * DLV_DEFER is ignored): the time since the inbound 250 (env->created
+ * and created_usec) into the delivery latency histogram (stats.h).
+ */
+struct spool_env;
+void delivery_count_latency(enum dlv_status st, const struct spool_env *env);
 
 typedef void dlv_done_cb(struct dlv_job *job, const struct dlv_rcpt_result *res,
     size_t nres, void *arg);

@@ -37,6 +37,8 @@ struct spool_env {
 	char id[QUEUE_ID_LEN + 1];
 	char *sender;		/* without <>, "" for the null sender */
 	time_t created;
+	long created_usec;	/* its microseconds; in memory only (0 after
+				 * a restart), for the latency histogram */
 	off_t size;		/* bytes of data file */
 	char *client_addr;	/* "127.0.0.1" */
 	char *client_helo;

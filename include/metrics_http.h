@@ -33,6 +33,11 @@ struct metrics_gauges {
 	long long sts_cache_policies;		/* MTA-STS policies cached */
 	int have_dnssec;
 	int dnssec_secure;			/* self-test: 1 secure */
+	int have_spool;
+	unsigned long long spool_free_bytes;	/* for the relay's user */
+	unsigned long long queue_minfree;	/* the setting, bytes */
+	int have_cert;				/* inbound STARTTLS on */
+	long long cert_not_after;		/* its notAfter, Unix time */
 };
 typedef void metrics_gauges_fn(struct metrics_gauges *g, void *arg);
 

@@ -54,6 +54,9 @@ struct senderlimit_entry;
 size_t smtpd_top_senders(const struct smtpd *sd,
     struct senderlimit_entry *out, size_t n, int *limit_count,
     long long *limit_per);
+/* notAfter of the inbound STARTTLS certificate in use (Unix time), 0
+ * without STARTTLS. */
+long long smtpd_cert_not_after(const struct smtpd *sd);
 void smtpd_free(struct smtpd *sd);
 
 #endif

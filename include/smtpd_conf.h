@@ -22,6 +22,8 @@ struct smtpd_conf {
 	struct acl *allow;		/* relay clients */
 	struct auth_table *auth;	/* NULL: no AUTH */
 	SSL_CTX *tls;			/* NULL: no STARTTLS */
+	long long cert_not_after;	/* its certificate's notAfter (Unix
+					 * time), 0: none or unreadable */
 	unsigned long long max_size;	/* message bytes, 0 = no limit */
 	int max_rcpt;
 	int max_hops;			/* Received: fields, ours included */

@@ -4,8 +4,9 @@
  *
  * Counting: the modules call the stats_* functions below at the point
  * where something happened (one line each).  The counters are C11
- * atomics: the counting functions (stats_inc() .. stats_loop_stall())
- * may be called from any thread (event loops and the workq pools'
+ * atomics: the counting functions (stats_inc() .. stats_observe(),
+ * stats_level_outcome(), stats_tlsrpt_delivery()) may be called from
+ * any thread (event loops and the workq pools'
  * threads) at the same time; they are cheap and safe to call in every
  * program that links the library (the CLI just never exports them).
  * The loop watch belongs to the loop it was started on.
@@ -77,12 +78,68 @@ void stats_delivered(enum stat_auth a);
 extern const char *const stats_tls_fail_label[STATS_TLS_FAIL_N];
 void stats_tls_failure(const char *result_type);
 
+/*
+ * Histograms: one implementation for all of them.  Each has fixed upper
+ * bounds in microseconds (ascending; the bucket after the last bound is
+ * +Inf), a count per bucket and a sum, all atomics: stats_observe() is a
+ * short scan of the bounds and two relaxed atomic adds, lock-free, from
+ * any thread.  The exposition makes the buckets cumulative.
+ */
+enum stat_hist {
+	SH_LOOP_STALL = 0,	/* danerelay_loop_stall_seconds */
+	SH_LATENCY_DELIVERED,	/* danerelay_delivery_latency_seconds
+				 * {outcome="delivered"}: 250 to the server's
+				 * 2xx for that recipient */
+	SH_LATENCY_BOUNCED,	/* {outcome="bounced"}: 250 to the permanent
+				 * failure (5xx, policy, expiry) */
+	SH_TLS_HANDSHAKE,	/* danerelay_tls_handshake_seconds: outbound
+				 * handshakes that succeeded */
+	SH_N
+};
+#define STATS_HIST_MAXNB	20	/* finite buckets at most */
+/* The finite upper bounds of h (microseconds) and their number. */
+size_t stats_hist_bounds(enum stat_hist h, const unsigned long long **le_us);
+/* One observation of usec microseconds into h. */
+void stats_observe(enum stat_hist h, unsigned long long usec);
+
 /* One loop stall observation (how late the watch timer ran), in
- * microseconds.  Called by the loop watch; public for tests.  The
- * buckets' upper bounds (the last bucket, STATS_STALL_NB, is +Inf). */
+ * microseconds: SH_LOOP_STALL and the maximum.  Called by the loop
+ * watch; public for tests.  The buckets' upper bounds (the last bucket,
+ * STATS_STALL_NB, is +Inf). */
 #define STATS_STALL_NB		10
 extern const unsigned long long stats_stall_le_us[STATS_STALL_NB];
 void stats_loop_stall(unsigned long long usec);
+
+/*
+ * Recipient outcomes of delivery attempts by the security level the
+ * host was held to: danerelay_recipients_by_level_total{level,outcome}.
+ * Both label sets are these fixed tables.
+ */
+enum stat_level {
+	STAT_LEVEL_DANE = 0,	/* TLSA records applied (PTLS_DANE) */
+	STAT_LEVEL_MTA_STS,	/* MTA-STS policy in enforce mode */
+	STAT_LEVEL_VERIFY,	/* verify/secure: WebPKI by configuration */
+	STAT_LEVEL_ENCRYPT,	/* mandatory TLS, unauthenticated */
+	STAT_LEVEL_MAY,		/* opportunistic TLS */
+	STAT_LEVEL_NONE,	/* cleartext by configuration */
+	STAT_LEVEL_N
+};
+enum stat_outcome {
+	STAT_OUT_DELIVERED = 0,
+	STAT_OUT_DEFERRED,
+	STAT_OUT_BOUNCED,
+	STAT_OUT_N
+};
+extern const char *const stats_level_label[STAT_LEVEL_N];
+extern const char *const stats_outcome_label[STAT_OUT_N];
+void stats_level_outcome(enum stat_level l, enum stat_outcome o);
+
+/* A TLSRPT report destination (rua URI) was handled: "sent", "pending"
+ * (will be retried) or "failed" (given up); anything else is ignored.
+ * danerelay_tlsrpt_deliveries_total{result}. */
+#define STATS_RPT_N		3
+extern const char *const stats_rpt_label[STATS_RPT_N];
+void stats_tlsrpt_delivery(const char *state);
 
 struct stats_watch;
 /* Watch base for stalls until stats_watch_free() (before the base is
@@ -91,12 +148,19 @@ struct stats_watch *stats_watch_loop(struct event_base *base);
 void stats_watch_free(struct stats_watch *w);
 
 /* Everything counted, copied counter by counter. */
+struct stats_hist_snapshot {
+	unsigned long long bucket[STATS_HIST_MAXNB + 1];	/* not
+						 * cumulative; [nb] is +Inf */
+	unsigned long long sum_us;
+};
 struct stats_snapshot {
 	unsigned long long counter[S_NCOUNTERS];
 	unsigned long long delivered[STAT_AUTH_N];
 	unsigned long long tls_fail[STATS_TLS_FAIL_N];
-	unsigned long long stall_bucket[STATS_STALL_NB + 1];
-	unsigned long long stall_sum_us, stall_max_us;
+	unsigned long long by_level[STAT_LEVEL_N][STAT_OUT_N];
+	unsigned long long tlsrpt[STATS_RPT_N];
+	struct stats_hist_snapshot hist[SH_N];
+	unsigned long long stall_max_us;
 };
 void stats_read(struct stats_snapshot *s);
 

@@ -285,6 +285,63 @@ delivery_count(enum dlv_status st, const struct tls_outcome *o)
 	}
 }
 
+void
+delivery_count_latency(enum dlv_status st, const struct spool_env *env)
+{
+	struct timespec now;
+	long long us;
+
+	if (st == DLV_DEFER || env == NULL)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	us = ((long long)now.tv_sec - (long long)env->created) * 1000000 +
+	    now.tv_nsec / 1000 - env->created_usec;
+	stats_observe(st == DLV_SENT ? SH_LATENCY_DELIVERED :
+	    SH_LATENCY_BOUNCED, us > 0 ? (unsigned long long)us : 0);
+}
+
+/* The security level the job's current host (or, with none, the
+ * domain) is held to, for danerelay_recipients_by_level_total. */
+static enum stat_level
+job_level(const struct dlv_job *j)
+{
+	const struct decision *dec = j->dec;
+	const struct decision_host *h;
+
+	if (dec->nhosts > 0) {
+		h = &dec->hosts[j->host < dec->nhosts ? j->host :
+		    dec->nhosts - 1];
+		switch (h->tls) {
+		case PTLS_DANE:
+			return STAT_LEVEL_DANE;
+		case PTLS_VERIFY:
+			return h->rpt_type == RPT_STS ? STAT_LEVEL_MTA_STS :
+			    STAT_LEVEL_VERIFY;
+		case PTLS_ENCRYPT:
+			return STAT_LEVEL_ENCRYPT;
+		case PTLS_MAY:
+			return STAT_LEVEL_MAY;
+		case PTLS_NONE:
+			return STAT_LEVEL_NONE;
+		}
+	}
+	switch (dec->level) {
+	case POLICY_DANE:
+	case POLICY_DANE_ONLY:
+		return STAT_LEVEL_DANE;
+	case POLICY_VERIFY:
+	case POLICY_SECURE:
+		return STAT_LEVEL_VERIFY;
+	case POLICY_ENCRYPT:
+		return STAT_LEVEL_ENCRYPT;
+	case POLICY_MAY:
+		return STAT_LEVEL_MAY;
+	case POLICY_NONE:
+		break;
+	}
+	return STAT_LEVEL_NONE;
+}
+
 static void
 set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 {
@@ -298,6 +355,11 @@ set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 	j->final[i] = 1;
 	tls_summary(j, tls, sizeof(tls));
 	delivery_count(st, j->c != NULL ? smtp_client_tls(j->c) : NULL);
+	delivery_count_latency(st, j->env);
+	if (j->dec != NULL)
+		stats_level_outcome(job_level(j), st == DLV_SENT ?
+		    STAT_OUT_DELIVERED : st == DLV_DEFER ? STAT_OUT_DEFERRED :
+		    STAT_OUT_BOUNCED);
 	log_info("%s: to=<%s>, relay=%s, %s, delay=%.2f, status=%s (%s)",
 	    j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
 	    j->relay[0] ? j->relay : "none", tls, mono_now() - j->start,

@@ -50,6 +50,7 @@
 #include <sys/types.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -833,6 +834,7 @@ metrics_gauges(struct metrics_gauges *g, void *arg)
 {
 	struct daemon *d = arg;
 	struct queue_gauges qg = { g, 0 };
+	struct statvfs vfs;
 	time_t now = time(NULL);
 
 	g->have_smtpd = 1;
@@ -847,6 +849,15 @@ metrics_gauges(struct metrics_gauges *g, void *arg)
 	g->sts_cache_policies = mta_sts_policies(d->w[0].deps.sts);
 	g->have_dnssec = 1;
 	g->dnssec_secure = dnssec_check_state() == DNSSEC_SECURE;
+	/* statvfs does no disk I/O (the smtpd's queue_minfree check) */
+	if (statvfs(spool_dir(d->sp), &vfs) == 0) {
+		g->have_spool = 1;
+		g->spool_free_bytes = (unsigned long long)vfs.f_bavail *
+		    (unsigned long long)vfs.f_frsize;
+		g->queue_minfree = d->cf->queue_minfree;
+	}
+	g->cert_not_after = smtpd_cert_not_after(d->sd);
+	g->have_cert = g->cert_not_after != 0;
 }
 
 /*

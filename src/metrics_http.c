@@ -93,6 +93,20 @@ one(struct evbuffer *b, const char *name, const char *type,
 	evbuffer_add_printf(b, "%s %llu\n", name, v);
 }
 
+/* A counter family with one label: the values of labels[i] are v[i]. */
+static void
+family(struct evbuffer *b, const char *name, const char *help,
+    const char *label, const char *const *labels,
+    const unsigned long long *v, size_t n)
+{
+	size_t i;
+
+	head(b, name, "counter", help);
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(b, "%s{%s=\"%s\"} %llu\n", name, label,
+		    labels[i], v[i]);
+}
+
 /* Microseconds as seconds, exactly ("0.012345"). */
 static void
 add_seconds(struct evbuffer *b, unsigned long long us)
@@ -113,36 +127,91 @@ render_dnssec(struct evbuffer *b, const struct metrics_gauges *g)
 	    "failing.", g->dnssec_secure ? 1 : 0);
 }
 
-/* The stall histogram: cumulative buckets from one snapshot, so +Inf
- * and _count agree even while other threads add samples. */
+/*
+ * A histogram's samples (one label set) from one snapshot: cumulative
+ * buckets ("le" in seconds, +Inf last), _sum and _count, so that +Inf and
+ * _count agree even while other threads add observations.  label is
+ * "outcome=\"delivered\"" or NULL.  The HELP and TYPE lines are the
+ * caller's (once per family).
+ */
 static void
-render_stalls(struct evbuffer *b, const struct stats_snapshot *st)
+render_hist(struct evbuffer *b, const char *name, const char *label,
+    enum stat_hist h, const struct stats_snapshot *st)
 {
+	const struct stats_hist_snapshot *x = &st->hist[h];
+	const unsigned long long *le;
 	unsigned long long cum = 0;
-	size_t i;
+	size_t nb = stats_hist_bounds(h, &le), i;
+	const char *sep = label != NULL ? "," : "";
 
+	if (label == NULL)
+		label = "";
+	for (i = 0; i < nb; i++) {
+		cum += x->bucket[i];
+		evbuffer_add_printf(b, "%s_bucket{%s%sle=\"", name, label, sep);
+		add_seconds(b, le[i]);
+		evbuffer_add_printf(b, "\"} %llu\n", cum);
+	}
+	cum += x->bucket[nb];
+	evbuffer_add_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name,
+	    label, sep, cum);
+	evbuffer_add_printf(b, "%s_sum%s%s%s ", name, *label ? "{" : "",
+	    label, *label ? "}" : "");
+	add_seconds(b, x->sum_us);
+	evbuffer_add_printf(b, "\n%s_count%s%s%s %llu\n", name,
+	    *label ? "{" : "", label, *label ? "}" : "", cum);
+}
+
+/* The histograms, and the loop stall maximum. */
+static void
+render_histograms(struct evbuffer *b, const struct stats_snapshot *st)
+{
 	head(b, "danerelay_loop_stall_seconds", "histogram",
 	    "How late a timer due every 5 ms ran on the event loop: the time "
 	    "one callback (or loop iteration) kept the loop from reacting.");
-	for (i = 0; i < STATS_STALL_NB; i++) {
-		cum += st->stall_bucket[i];
-		evbuffer_add_printf(b, "danerelay_loop_stall_seconds_bucket"
-		    "{le=\"");
-		add_seconds(b, stats_stall_le_us[i]);
-		evbuffer_add_printf(b, "\"} %llu\n", cum);
-	}
-	cum += st->stall_bucket[STATS_STALL_NB];
-	evbuffer_add_printf(b, "danerelay_loop_stall_seconds_bucket"
-	    "{le=\"+Inf\"} %llu\n", cum);
-	evbuffer_add_printf(b, "danerelay_loop_stall_seconds_sum ");
-	add_seconds(b, st->stall_sum_us);
-	evbuffer_add_printf(b, "\ndanerelay_loop_stall_seconds_count %llu\n",
-	    cum);
+	render_hist(b, "danerelay_loop_stall_seconds", NULL, SH_LOOP_STALL,
+	    st);
 	head(b, "danerelay_loop_stall_max_seconds", "gauge",
 	    "The longest loop stall seen since the start.");
 	evbuffer_add_printf(b, "danerelay_loop_stall_max_seconds ");
 	add_seconds(b, st->stall_max_us);
 	evbuffer_add_printf(b, "\n");
+
+	head(b, "danerelay_delivery_latency_seconds", "histogram",
+	    "Time from the inbound 250 to a recipient's final outcome "
+	    "(delivered: the server's 2xx; bounced: permanent failure or "
+	    "expiry).");
+	render_hist(b, "danerelay_delivery_latency_seconds",
+	    "outcome=\"delivered\"", SH_LATENCY_DELIVERED, st);
+	render_hist(b, "danerelay_delivery_latency_seconds",
+	    "outcome=\"bounced\"", SH_LATENCY_BOUNCED, st);
+
+	head(b, "danerelay_tls_handshake_seconds", "histogram",
+	    "Duration of successful outbound TLS handshakes (after the "
+	    "STARTTLS reply, to the verified session).");
+	render_hist(b, "danerelay_tls_handshake_seconds", NULL,
+	    SH_TLS_HANDSHAKE, st);
+}
+
+/* Spool space and the inbound certificate (from the gauges callback). */
+static void
+render_health(struct evbuffer *b, const struct metrics_gauges *g)
+{
+	if (g->have_spool) {
+		one(b, "danerelay_spool_free_bytes", "gauge",
+		    "Free bytes on spool_dir's file system for the relay's "
+		    "user (statvfs f_bavail).", g->spool_free_bytes);
+		one(b, "danerelay_queue_minfree_bytes", "gauge",
+		    "queue_minfree: below this many free spool bytes MAIL "
+		    "is refused with 452.", g->queue_minfree);
+	}
+	if (g->have_cert) {
+		head(b, "danerelay_smtpd_certificate_expiry_seconds", "gauge",
+		    "notAfter of the inbound STARTTLS certificate "
+		    "(tls_cert_file), seconds since the Unix epoch.");
+		evbuffer_add_printf(b, "danerelay_smtpd_certificate_expiry_"
+		    "seconds %lld\n", g->cert_not_after);
+	}
 }
 
 void
@@ -150,7 +219,7 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 {
 	struct metrics_gauges g;
 	struct stats_snapshot st;
-	size_t i;
+	size_t i, j;
 
 	memset(&g, 0, sizeof(g));
 	if (gauges != NULL)
@@ -200,14 +269,11 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	}
 
 	/* outbound */
-	head(b, "danerelay_recipients_delivered_total", "counter",
+	family(b, "danerelay_recipients_delivered_total",
 	    "Recipients accepted by a destination server, by how the TLS "
 	    "session was authenticated (none = encrypted, not "
-	    "authenticated).");
-	for (i = 0; i < STAT_AUTH_N; i++)
-		evbuffer_add_printf(b, "danerelay_recipients_delivered_total"
-		    "{auth=\"%s\"} %llu\n", stats_auth_label[i],
-		    st.delivered[i]);
+	    "authenticated).", "auth", stats_auth_label, st.delivered,
+	    STAT_AUTH_N);
 	one(b, "danerelay_recipients_deferred_total", "counter",
 	    "Delivery attempts of a recipient that ended in a deferral.",
 	    st.counter[S_RCPT_DEFERRED]);
@@ -215,12 +281,10 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	    "Recipients that failed for good (permanent error, policy, "
 	    "expired); a DSN goes to the sender.",
 	    st.counter[S_RCPT_BOUNCED]);
-	head(b, "danerelay_tls_failures_total", "counter",
-	    "Outbound TLS negotiation failures, by RFC 8460 result-type.");
-	for (i = 0; i < STATS_TLS_FAIL_N; i++)
-		evbuffer_add_printf(b, "danerelay_tls_failures_total"
-		    "{result_type=\"%s\"} %llu\n", stats_tls_fail_label[i],
-		    st.tls_fail[i]);
+	family(b, "danerelay_tls_failures_total",
+	    "Outbound TLS negotiation failures, by RFC 8460 result-type.",
+	    "result_type", stats_tls_fail_label, st.tls_fail,
+	    STATS_TLS_FAIL_N);
 	one(b, "danerelay_smtpd_sender_rate_limited_total", "counter",
 	    "Recipients refused (450 4.7.1) because their sender reached "
 	    "sender_rate_limit.", st.counter[S_SENDER_RATE_LIMITED]);
@@ -237,8 +301,23 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 
 	render_dnssec(b, &g);
 
-	/* the event loop */
-	render_stalls(b, &st);
+	head(b, "danerelay_recipients_by_level_total", "counter",
+	    "Recipient outcomes of delivery attempts by the security level "
+	    "the destination host was held to.");
+	for (i = 0; i < STAT_LEVEL_N; i++)
+		for (j = 0; j < STAT_OUT_N; j++)
+			evbuffer_add_printf(b, "danerelay_recipients_by_level_"
+			    "total{level=\"%s\",outcome=\"%s\"} %llu\n",
+			    stats_level_label[i], stats_outcome_label[j],
+			    st.by_level[i][j]);
+	family(b, "danerelay_tlsrpt_deliveries_total",
+	    "TLSRPT report deliveries to a rua destination by result (sent; "
+	    "pending: failed, will be retried; failed: given up).", "result",
+	    stats_rpt_label, st.tlsrpt, STATS_RPT_N);
+
+	/* the event loop, latencies */
+	render_histograms(b, &st);
+	render_health(b, &g);
 
 	/* the queue */
 	if (!g.have_queue)

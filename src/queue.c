@@ -297,6 +297,7 @@ qmsg_expire(struct queue *q, struct qmsg *m, time_t now)
 		r->state = RCPT_FAILED;
 		changed = 1;
 		delivery_count(DLV_FAIL, NULL);
+		delivery_count_latency(DLV_FAIL, m->env);
 		log_info("%s: to=<%s>, status=expired, returned to sender (%s)",
 		    m->env->id, r->addr, why);
 	}

@@ -55,6 +55,7 @@
 #include "dane.h"
 #include "log.h"
 #include "smtp_client.h"
+#include "stats.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 #include "tls.h"
@@ -107,6 +108,7 @@ static const char *strstate[] = {
 
 struct smtp_client {
 	LIST_ENTRY(smtp_client) live;	/* every session not yet destroyed */
+	double hs_start;		/* TLS handshake began (mono_now) */
 	/* parameters, copied */
 	struct event_base *base;
 	struct sockaddr_storage addr;
@@ -695,6 +697,7 @@ client_state(struct smtp_client *c, enum state new)
 		struct bufferevent *tbev;
 		SSL *ssl;
 
+		c->hs_start = mono_now();
 		memset(&tp, 0, sizeof(tp));
 		switch (c->tls) {
 		case SMTP_TLS_DANE:
@@ -892,6 +895,8 @@ handshake_end(struct smtp_client *c, int ok, const char *errtext)
 		how = "Verified";
 	} else
 		how = o->trusted ? "Trusted" : "Untrusted";
+	stats_observe(SH_TLS_HANDSHAKE,
+	    (unsigned long long)((mono_now() - c->hs_start) * 1e6));
 	/* The delivery log says it at info level, with the queue id. */
 	log_debug("%s: %s TLS connection established to %s: %s with cipher "
 	    "%s, auth=%s%s%s%s%s%s%s", lid(c), how, c->relay, o->protocol,

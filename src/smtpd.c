@@ -184,6 +184,12 @@ smtpd_top_senders(const struct smtpd *sd, struct senderlimit_entry *out,
 	    time(NULL), out, n);
 }
 
+long long
+smtpd_cert_not_after(const struct smtpd *sd)
+{
+	return sd == NULL || sd->conf == NULL ? 0 : sd->conf->cert_not_after;
+}
+
 /* A refused connection: one line of reply, no session. */
 static void
 refuse(struct smtpd *sd, evutil_socket_t fd, const char *text)

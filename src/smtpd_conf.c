@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "acl.h"
 #include "anvil.h"
@@ -26,6 +28,21 @@
 #include "util.h"
 
 #define SMTPD_DFLT_ACL	"127.0.0.0/8 ::1"
+
+/* notAfter of ctx's certificate as Unix time (the metrics' expiry
+ * gauge), 0 when it cannot be read. */
+static long long
+cert_not_after(SSL_CTX *ctx)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	const ASN1_TIME *t = x != NULL ? X509_get0_notAfter(x) : NULL;
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (long long)timegm(&tm);
+}
 
 struct smtpd_conf *
 smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
@@ -68,6 +85,7 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 			snprintf(err, errlen, "%s", why);
 			goto fail;
 		}
+		c->cert_not_after = cert_not_after(c->tls);
 	}
 	c->max_size = cf->max_message_size;
 	c->max_rcpt = cf->max_recipients > 0 ? cf->max_recipients : 1000;

@@ -1376,8 +1376,13 @@ commit_prepare(struct spool_writer *w, struct spool_env *env, char *err,
 	}
 	dr_strlcpy(env->id, w->id, sizeof(env->id));
 	env->size = w->size;
-	if (env->created == 0)
-		env->created = time(NULL);
+	if (env->created == 0) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		env->created = now.tv_sec;
+		env->created_usec = now.tv_nsec / 1000;
+	}
 	op = op_new(w->sp, OP_COMMIT, w->id);
 	op->w = w;
 	op->text = spool_env_format(env, &len);

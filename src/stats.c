@@ -31,6 +31,15 @@
  * largest into danerelay_loop_stall_max_seconds; every loop of the
  * process feeds the same histogram.
  *
+ * Histograms (stats_observe()): one implementation for every histogram,
+ * a table of upper bounds per histogram and atomic bucket counters, so
+ * an observation from any thread costs a scan of at most
+ * STATS_HIST_MAXNB bounds and two relaxed atomic adds, no lock.  Besides
+ * the loop stalls: the time from the inbound 250 to a recipient's final
+ * outcome (delivery.c, queue.c), and outbound TLS handshakes
+ * (smtp_client.c).  Label values of every counter family here come from
+ * the fixed tables below, never from input (bounded cardinality).
+ *
  * Moved out of the exposition (metrics_http.c), so that counting modules depend
  * on nothing above the base layer.
  */
@@ -89,16 +98,61 @@ const char *const stats_tls_fail_label[STATS_TLS_FAIL_N] = {
 static counter_t tls_fail[STATS_TLS_FAIL_N];
 
 /*
- * Loop stalls, in microseconds: upper bounds of the buckets (1-2-5 steps
- * from 1 ms to 1 s), the count per bucket (the last one is +Inf), sum
- * and maximum.
+ * Histograms, in microseconds: upper bounds of the finite buckets, the
+ * count per bucket (the last one is +Inf) and the sum.  The count of
+ * observations is the sum of the buckets (the exposition's +Inf).
  */
+struct hist {
+	const unsigned long long *le_us;
+	size_t nb;
+	counter_t bucket[STATS_HIST_MAXNB + 1];
+	counter_t sum_us;
+};
+
+/* Loop stalls: 1-2-5 steps from 1 ms to 1 s. */
 const unsigned long long stats_stall_le_us[STATS_STALL_NB] = {
 	1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000,
 	1000000,
 };
-static counter_t stall_bucket[STATS_STALL_NB + 1];
-static counter_t stall_sum_us, stall_max_us;
+/* 250 to the final outcome: 10 ms to 5 days (queue_lifetime). */
+static const unsigned long long latency_le_us[] = {
+	10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+	5000000, 10000000, 30000000, 60000000, 300000000ULL, 900000000ULL,
+	3600000000ULL, 14400000000ULL, 86400000000ULL, 432000000000ULL,
+};
+/* Outbound TLS handshakes: 1 ms to 10 s. */
+static const unsigned long long handshake_le_us[] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000,
+};
+#define NB(a)	(sizeof(a) / sizeof((a)[0]))
+
+static struct hist hists[SH_N] = {
+	[SH_LOOP_STALL] = { stats_stall_le_us, STATS_STALL_NB, {0}, 0 },
+	[SH_LATENCY_DELIVERED] = { latency_le_us, NB(latency_le_us), {0}, 0 },
+	[SH_LATENCY_BOUNCED] = { latency_le_us, NB(latency_le_us), {0}, 0 },
+	[SH_TLS_HANDSHAKE] = { handshake_le_us, NB(handshake_le_us), {0}, 0 },
+};
+_Static_assert(NB(latency_le_us) <= STATS_HIST_MAXNB, "latency buckets");
+_Static_assert(NB(handshake_le_us) <= STATS_HIST_MAXNB, "handshake buckets");
+_Static_assert(STATS_STALL_NB <= STATS_HIST_MAXNB, "stall buckets");
+
+static counter_t stall_max_us;
+
+/* Recipient outcomes by security level (stats.h's enums, in order). */
+const char *const stats_level_label[STAT_LEVEL_N] = {
+	"dane", "mta-sts", "verify", "encrypt", "may", "none",
+};
+const char *const stats_outcome_label[STAT_OUT_N] = {
+	"delivered", "deferred", "bounced",
+};
+static counter_t by_level[STAT_LEVEL_N][STAT_OUT_N];
+
+/* TLSRPT destinations by result. */
+const char *const stats_rpt_label[STATS_RPT_N] = {
+	"sent", "pending", "failed",
+};
+static counter_t tlsrpt[STATS_RPT_N];
 
 void
 stats_inc(enum stat_counter c)
@@ -138,16 +192,40 @@ stats_tls_failure(const char *result_type)
 	CADD(tls_fail[i], 1);
 }
 
+size_t
+stats_hist_bounds(enum stat_hist h, const unsigned long long **le_us)
+{
+	if ((unsigned)h >= SH_N) {
+		*le_us = NULL;
+		return 0;
+	}
+	*le_us = hists[h].le_us;
+	return hists[h].nb;
+}
+
+/* The first bucket whose bound is >= usec (a value on a bound belongs
+ * to that bound's bucket: Prometheus' "le"). */
+void
+stats_observe(enum stat_hist h, unsigned long long usec)
+{
+	struct hist *x;
+	size_t i;
+
+	if ((unsigned)h >= SH_N)
+		return;
+	x = &hists[h];
+	for (i = 0; i < x->nb && usec > x->le_us[i]; i++)
+		;
+	CADD(x->bucket[i], 1);
+	CADD(x->sum_us, usec);
+}
+
 void
 stats_loop_stall(unsigned long long usec)
 {
 	unsigned long long max;
-	size_t i;
 
-	for (i = 0; i < STATS_STALL_NB && usec > stats_stall_le_us[i]; i++)
-		;
-	CADD(stall_bucket[i], 1);
-	CADD(stall_sum_us, usec);
+	stats_observe(SH_LOOP_STALL, usec);
 	max = CGET(stall_max_us);
 	while (usec > max && !atomic_compare_exchange_weak_explicit(
 	    &stall_max_us, &max, usec, memory_order_relaxed,
@@ -156,26 +234,53 @@ stats_loop_stall(unsigned long long usec)
 }
 
 void
-stats_read(struct stats_snapshot *s)
+stats_level_outcome(enum stat_level l, enum stat_outcome o)
+{
+	if ((unsigned)l < STAT_LEVEL_N && (unsigned)o < STAT_OUT_N)
+		CADD(by_level[l][o], 1);
+}
+
+void
+stats_tlsrpt_delivery(const char *state)
 {
 	size_t i;
 
+	for (i = 0; state != NULL && i < STATS_RPT_N; i++)
+		if (strcmp(state, stats_rpt_label[i]) == 0) {
+			CADD(tlsrpt[i], 1);
+			return;
+		}
+}
+
+void
+stats_read(struct stats_snapshot *s)
+{
+	size_t i, j;
+
+	memset(s, 0, sizeof(*s));
 	for (i = 0; i < S_NCOUNTERS; i++)
 		s->counter[i] = CGET(counters[i]);
 	for (i = 0; i < STAT_AUTH_N; i++)
 		s->delivered[i] = CGET(delivered[i]);
 	for (i = 0; i < STATS_TLS_FAIL_N; i++)
 		s->tls_fail[i] = CGET(tls_fail[i]);
-	for (i = 0; i <= STATS_STALL_NB; i++)
-		s->stall_bucket[i] = CGET(stall_bucket[i]);
-	s->stall_sum_us = CGET(stall_sum_us);
+	for (i = 0; i < STAT_LEVEL_N; i++)
+		for (j = 0; j < STAT_OUT_N; j++)
+			s->by_level[i][j] = CGET(by_level[i][j]);
+	for (i = 0; i < STATS_RPT_N; i++)
+		s->tlsrpt[i] = CGET(tlsrpt[i]);
+	for (i = 0; i < SH_N; i++) {
+		for (j = 0; j <= hists[i].nb; j++)
+			s->hist[i].bucket[j] = CGET(hists[i].bucket[j]);
+		s->hist[i].sum_us = CGET(hists[i].sum_us);
+	}
 	s->stall_max_us = CGET(stall_max_us);
 }
 
 void
 stats_reset(void)
 {
-	size_t i;
+	size_t i, j;
 
 	for (i = 0; i < S_NCOUNTERS; i++)
 		CSET(counters[i], 0);
@@ -183,9 +288,16 @@ stats_reset(void)
 		CSET(delivered[i], 0);
 	for (i = 0; i < STATS_TLS_FAIL_N; i++)
 		CSET(tls_fail[i], 0);
-	for (i = 0; i <= STATS_STALL_NB; i++)
-		CSET(stall_bucket[i], 0);
-	CSET(stall_sum_us, 0);
+	for (i = 0; i < STAT_LEVEL_N; i++)
+		for (j = 0; j < STAT_OUT_N; j++)
+			CSET(by_level[i][j], 0);
+	for (i = 0; i < STATS_RPT_N; i++)
+		CSET(tlsrpt[i], 0);
+	for (i = 0; i < SH_N; i++) {
+		for (j = 0; j <= STATS_HIST_MAXNB; j++)
+			CSET(hists[i].bucket[j], 0);
+		CSET(hists[i].sum_us, 0);
+	}
 	CSET(stall_max_us, 0);
 }
 

@@ -65,6 +65,7 @@
 #include "log.h"
 #include "resolver.h"
 #include "spool.h"
+#include "stats.h"
 #include "tlsrpt_db.h"
 #include "tlsrpt_format.h"
 #include "tlsrpt_report.h"
@@ -481,6 +482,7 @@ dest_update(struct tlsrpt_run *run, const struct post *p, const char *state,
 	char err[256];
 	int k;
 
+	stats_tlsrpt_delivery(state);	/* danerelay_tlsrpt_deliveries_total */
 	if (strcmp(state, "pending") == 0) {
 		next = BACKOFF_MIN;
 		for (k = 1; k < tries && next < BACKOFF_MAX; k++)

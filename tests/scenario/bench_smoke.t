@@ -118,4 +118,10 @@ except OSError:
 check("| **end-to-end msg/s, 4 KiB** |" in md, "report has the msg/s row")
 check("danerelay/Postfix" in md, "report has the ratio column")
 check("## Machine" in md and "nproc" in md, "report describes the machine")
+# the charts beside the report, embedded in it (bench/report.py)
+for n in ("throughput.svg", "latency.svg"):
+    path = os.path.join(os.path.dirname(out), "charts", n)
+    check(os.path.exists(path) and os.path.getsize(path) > 1000,
+          "chart %s written" % path)
+    check("](charts/%s)" % n in md, "report embeds charts/%s" % n)
 drtest.done()

@@ -82,6 +82,9 @@ expected = {
     D["pkgdatadir"] + "/rc.d/danerelayd": 0o755,
     D["pkgdatadir"] + "/fail2ban/filter.d/danerelay.conf": 0o644,
     D["pkgdatadir"] + "/fail2ban/jail.d/danerelay.conf": 0o644,
+    D["pkgdatadir"] + "/grafana/danerelay.json": 0o644,
+    D["pkgdatadir"] + "/prometheus/danerelay-alerts.yml": 0o644,
+    D["pkgdatadir"] + "/prometheus/danerelay-alerts.test.yml": 0o644,
 }
 
 
@@ -289,7 +292,11 @@ for want in ("configure", "Makefile.in", "README.md", "conf/danerelay.conf",
              "man/danerelayd.8", "man/danerelay.1", "man/danerelay.conf.5",
              "contrib/danerelayd.service.in", "rc.d/danerelayd.in",
              "contrib/fail2ban/filter.d/danerelay.conf",
-             "contrib/fail2ban/jail.d/danerelay.conf", "include/config.h",
+             "contrib/fail2ban/jail.d/danerelay.conf",
+             "contrib/grafana/danerelay.json",
+             "contrib/prometheus/danerelay-alerts.yml",
+             "contrib/prometheus/danerelay-alerts.test.yml",
+             "include/config.h",
              "src/main.c", "src/metrics_http.c", "scripts/install-deps",
              ".ci/run", "tests/run", "tests/unit/t.h",
              "tests/scenario/install.t", "tests/scenario/lib/drtest.py",

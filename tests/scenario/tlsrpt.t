@@ -211,7 +211,10 @@ def ok_posts():
 
 # ---- the daemon ------------------------------------------------------------
 w.start()
+MHOST = drtest.ip(2)
+MPORT = drtest.free_port(MHOST)
 d = w.daemon(min_backoff="1h", tlsrpt="yes",
+             metrics_listen="%s:%d" % (MHOST, MPORT),
              tlsrpt_org_name='"danerelay TLSRPT test"',
              tlsrpt_contact="postmaster@relay.dr-test.example",
              tlsrpt_from="tlsrpt-noreply@relay.dr-test.example")
@@ -287,6 +290,25 @@ drtest.check(r.returncode == 1, "send exits 1 when a POST failed: %d" %
 drtest.check("HTTP 503" in r.stdout and "will retry" in r.stdout,
              "send names the failed POST")
 drtest.check("norua.test: no report" in r.stdout, "norua.test: no record")
+
+
+def rpt_metric(result):
+    """danerelay_tlsrpt_deliveries_total{result=...} from /metrics."""
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%d/metrics" % (MHOST, MPORT),
+                                timeout=10) as resp:
+        text = resp.read().decode()
+    m = re.search(r'^danerelay_tlsrpt_deliveries_total\{result="%s"\} '
+                  r'(\d+)$' % result, text, re.M)
+    return int(m.group(1)) if m else None
+
+
+# the 503 counted as "pending" (retried), the rest as "sent" (#21)
+drtest.check(rpt_metric("pending") == 1, "metrics: one TLSRPT delivery "
+             "pending, got %s" % rpt_metric("pending"))
+drtest.check((rpt_metric("sent") or 0) >= 1 and rpt_metric("failed") == 0,
+             "metrics: TLSRPT deliveries sent %s, failed %s"
+             % (rpt_metric("sent"), rpt_metric("failed")))
 r = d.cli("tlsrpt", "send", "--date", day0, timeout=120)
 drtest.log("tlsrpt send (again):\n%s%s", r.stdout, r.stderr)
 drtest.check(r.returncode == 0, "second send exits 0: %d" % r.returncode)

@@ -4,6 +4,7 @@
  * refusals.
  * The HTTP listener with a real daemon is tests/scenario/metrics.t.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "metrics_http.h"
+#include "spool.h"
 #include "stats.h"
 #include "tls.h"
 #include "util.h"
@@ -29,21 +31,28 @@ gauges(struct metrics_gauges *g, void *arg)
 	g->sts_cache_policies = sts_policies;
 }
 
-/* The exposition as a NUL-terminated string (caller frees). */
+/* The exposition with these gauges as a NUL-terminated string (caller
+ * frees). */
 static char *
-render(void)
+render_with(metrics_gauges_fn *fn)
 {
 	struct evbuffer *b = evbuffer_new();
 	size_t n;
 	char *s;
 
-	metrics_render(b, gauges, NULL);
+	metrics_render(b, fn, NULL);
 	n = evbuffer_get_length(b);
 	s = xmalloc(n + 1);
 	evbuffer_remove(b, s, n);
 	s[n] = '\0';
 	evbuffer_free(b);
 	return s;
+}
+
+static char *
+render(void)
+{
+	return render_with(gauges);
 }
 
 /* 1 if the text has this exact line. */
@@ -245,6 +254,278 @@ test_watch(void)
 	stats_reset();
 }
 
+
+/*
+ * The one histogram implementation, for every histogram: a value equal
+ * to a bound is in that bound's bucket, one microsecond more is in the
+ * next (the last finite bound's "next" is +Inf); the sum is exact.
+ */
+static void
+test_hist_edges(void)
+{
+	struct stats_snapshot st;
+	const unsigned long long *le;
+	size_t nb, k, i;
+	int h, ok;
+
+	for (h = 0; h < SH_N; h++) {
+		nb = stats_hist_bounds((enum stat_hist)h, &le);
+		CHECK(nb > 0 && nb <= STATS_HIST_MAXNB && le != NULL);
+		for (i = 1; i < nb; i++)
+			CHECK(le[i - 1] < le[i]);	/* ascending */
+		for (k = 0; k < nb; k++) {
+			stats_reset();
+			stats_observe((enum stat_hist)h, le[k]);
+			stats_observe((enum stat_hist)h, le[k] + 1);
+			stats_read(&st);
+			ok = 1;
+			for (i = 0; i <= nb; i++)
+				if (st.hist[h].bucket[i] !=
+				    (unsigned long long)(i == k || i == k + 1))
+					ok = 0;
+			CHECK(ok);
+			if (!ok)
+				fprintf(stderr, "histogram %d bound %zu (%llu "
+				    "us) misplaced\n", h, k, le[k]);
+			CHECK(st.hist[h].sum_us == 2 * le[k] + 1);
+		}
+		/* 0 is in the first bucket */
+		stats_reset();
+		stats_observe((enum stat_hist)h, 0);
+		stats_read(&st);
+		CHECK(st.hist[h].bucket[0] == 1);
+	}
+	/* out of range: ignored */
+	stats_reset();
+	stats_observe(SH_N, 5);
+	stats_observe((enum stat_hist)-1, 5);
+	CHECK(stats_hist_bounds(SH_N, &le) == 0 && le == NULL);
+	stats_reset();
+}
+
+/*
+ * The delivery latency histogram as exported: one family, two label
+ * sets, the documented bounds (10 ms .. 5 days), cumulative.
+ */
+static void
+test_latency(void)
+{
+	struct spool_env env;
+	struct timespec now;
+	char *s;
+
+	stats_reset();
+	s = render();
+	CHECK(well_formed(s));
+	CHECK(has_line(s, "# TYPE danerelay_delivery_latency_seconds "
+	    "histogram"));
+	CHECK(has_line(s, "# TYPE danerelay_tls_handshake_seconds histogram"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"0.010000\"} 0"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"bounced\",le=\"432000.000000\"} 0"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_count"
+	    "{outcome=\"bounced\"} 0"));
+	CHECK(has_line(s, "danerelay_tls_handshake_seconds_bucket"
+	    "{le=\"0.001000\"} 0"));
+	CHECK(has_line(s, "danerelay_tls_handshake_seconds_bucket"
+	    "{le=\"10.000000\"} 0"));
+	CHECK(has_line(s, "danerelay_tls_handshake_seconds_sum 0.000000"));
+	free(s);
+
+	stats_observe(SH_LATENCY_DELIVERED, 100000);	/* 0.1 s: le=0.1 */
+	stats_observe(SH_LATENCY_DELIVERED, 100001);	/* le=0.25 */
+	stats_observe(SH_LATENCY_DELIVERED, 3600000000ULL);	/* 1 h */
+	stats_observe(SH_LATENCY_BOUNCED, 432000000001ULL);	/* +Inf */
+	stats_observe(SH_TLS_HANDSHAKE, 2500);		/* 2.5 ms */
+	s = render();
+	CHECK(well_formed(s));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"0.050000\"} 0"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"0.100000\"} 1"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"0.250000\"} 2"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"900.000000\"} 2"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"3600.000000\"} 3"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"+Inf\"} 3"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_count"
+	    "{outcome=\"delivered\"} 3"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_sum"
+	    "{outcome=\"delivered\"} 3600.200001"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"bounced\",le=\"432000.000000\"} 0"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"bounced\",le=\"+Inf\"} 1"));
+	CHECK(has_line(s, "danerelay_tls_handshake_seconds_bucket"
+	    "{le=\"0.001000\"} 0"));
+	CHECK(has_line(s, "danerelay_tls_handshake_seconds_bucket"
+	    "{le=\"0.002500\"} 1"));
+	CHECK(has_line(s, "danerelay_tls_handshake_seconds_count 1"));
+	free(s);
+
+	/*
+	 * delivery_count_latency(): since env->created + created_usec.  A
+	 * message accepted 0.999999 s after a second began, one second
+	 * ago: under a second (over one without the microseconds).
+	 */
+	stats_reset();
+	memset(&env, 0, sizeof(env));
+	clock_gettime(CLOCK_REALTIME, &now);
+	env.created = now.tv_sec - 1;
+	env.created_usec = 999999;
+	delivery_count_latency(DLV_SENT, &env);
+	delivery_count_latency(DLV_DEFER, &env);	/* not final */
+	delivery_count_latency(DLV_SENT, NULL);
+	env.created = now.tv_sec - 7;			/* 6..7 s */
+	env.created_usec = 0;
+	delivery_count_latency(DLV_FAIL, &env);
+	env.created = now.tv_sec + 100;			/* clock stepped */
+	delivery_count_latency(DLV_FAIL, &env);
+	s = render();
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"delivered\",le=\"1.000000\"} 1"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_count"
+	    "{outcome=\"delivered\"} 1"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"bounced\",le=\"0.010000\"} 1"));	/* as 0 */
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"bounced\",le=\"5.000000\"} 1"));
+	CHECK(has_line(s, "danerelay_delivery_latency_seconds_bucket"
+	    "{outcome=\"bounced\",le=\"10.000000\"} 2"));
+	free(s);
+	stats_reset();
+}
+
+/* Many threads observe at once: nothing is lost (atomics, no lock). */
+#define HT_THREADS	4
+#define HT_N		50000
+
+static void *
+hist_thread(void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < HT_N; i++)
+		stats_observe(SH_TLS_HANDSHAKE, i % 3 == 0 ? 1000 : 20000);
+	return arg;
+}
+
+static void
+test_hist_threads(void)
+{
+	struct stats_snapshot st;
+	pthread_t t[HT_THREADS];
+	size_t i;
+	unsigned long long n = 0;
+
+	stats_reset();
+	for (i = 0; i < HT_THREADS; i++)
+		CHECK(pthread_create(&t[i], NULL, hist_thread, NULL) == 0);
+	for (i = 0; i < HT_THREADS; i++)
+		pthread_join(t[i], NULL);
+	stats_read(&st);
+	for (i = 0; i <= STATS_HIST_MAXNB; i++)
+		n += st.hist[SH_TLS_HANDSHAKE].bucket[i];
+	CHECK(n == (unsigned long long)HT_THREADS * HT_N);
+	/* i % 3 == 0: 16667 of 50000 per thread at 1 ms */
+	CHECK(st.hist[SH_TLS_HANDSHAKE].bucket[0] == HT_THREADS * 16667ULL);
+	CHECK(st.hist[SH_TLS_HANDSHAKE].sum_us == HT_THREADS *
+	    (16667ULL * 1000 + 33333ULL * 20000));
+	stats_reset();
+}
+
+/* Outcomes by security level, TLSRPT deliveries, the health gauges. */
+static int have_health;
+
+static void
+health_gauges(struct metrics_gauges *g, void *arg)
+{
+	if (!have_health)
+		return;
+	g->have_spool = 1;
+	g->spool_free_bytes = 123456789;
+	g->queue_minfree = 104857600;
+	g->have_cert = 1;
+	g->cert_not_after = 1893456000;
+}
+
+static void
+test_levels_health(void)
+{
+	char *s;
+
+	stats_reset();
+	stats_level_outcome(STAT_LEVEL_DANE, STAT_OUT_DELIVERED);
+	stats_level_outcome(STAT_LEVEL_DANE, STAT_OUT_DELIVERED);
+	stats_level_outcome(STAT_LEVEL_MTA_STS, STAT_OUT_BOUNCED);
+	stats_level_outcome(STAT_LEVEL_NONE, STAT_OUT_DEFERRED);
+	stats_level_outcome(STAT_LEVEL_N, STAT_OUT_DEFERRED);	/* ignored */
+	stats_level_outcome(STAT_LEVEL_MAY, STAT_OUT_N);	/* ignored */
+	stats_tlsrpt_delivery("sent");
+	stats_tlsrpt_delivery("pending");
+	stats_tlsrpt_delivery("pending");
+	stats_tlsrpt_delivery("failed");
+	stats_tlsrpt_delivery("other");			/* ignored */
+	stats_tlsrpt_delivery(NULL);
+	s = render();
+	CHECK(well_formed(s));
+	CHECK(has_line(s, "danerelay_recipients_by_level_total"
+	    "{level=\"dane\",outcome=\"delivered\"} 2"));
+	CHECK(has_line(s, "danerelay_recipients_by_level_total"
+	    "{level=\"mta-sts\",outcome=\"bounced\"} 1"));
+	CHECK(has_line(s, "danerelay_recipients_by_level_total"
+	    "{level=\"none\",outcome=\"deferred\"} 1"));
+	CHECK(has_line(s, "danerelay_recipients_by_level_total"
+	    "{level=\"may\",outcome=\"deferred\"} 0"));
+	CHECK(has_line(s, "danerelay_tlsrpt_deliveries_total"
+	    "{result=\"sent\"} 1"));
+	CHECK(has_line(s, "danerelay_tlsrpt_deliveries_total"
+	    "{result=\"pending\"} 2"));
+	CHECK(has_line(s, "danerelay_tlsrpt_deliveries_total"
+	    "{result=\"failed\"} 1"));
+	/* 6 levels x 3 outcomes, 3 results: nothing else */
+	{
+		const char *p = s;
+		int nl = 0, nr = 0;
+
+		while ((p = strstr(p, "\ndanerelay_recipients_by_level_total"
+		    "{")) != NULL) {
+			nl++;
+			p++;
+		}
+		p = s;
+		while ((p = strstr(p, "\ndanerelay_tlsrpt_deliveries_total{"))
+		    != NULL) {
+			nr++;
+			p++;
+		}
+		CHECK(nl == 18);
+		CHECK(nr == 3);
+	}
+	/* without the gauges' groups: no such lines */
+	CHECK(strstr(s, "danerelay_spool_free_bytes") == NULL);
+	CHECK(strstr(s, "danerelay_smtpd_certificate_expiry_seconds") == NULL);
+	free(s);
+
+	have_health = 1;
+	s = render_with(health_gauges);
+	CHECK(well_formed(s));
+	CHECK(has_line(s, "# TYPE danerelay_spool_free_bytes gauge"));
+	CHECK(has_line(s, "danerelay_spool_free_bytes 123456789"));
+	CHECK(has_line(s, "danerelay_queue_minfree_bytes 104857600"));
+	CHECK(has_line(s, "# TYPE danerelay_smtpd_certificate_expiry_seconds "
+	    "gauge"));
+	CHECK(has_line(s, "danerelay_smtpd_certificate_expiry_seconds "
+	    "1893456000"));
+	free(s);
+	have_health = 0;
+	stats_reset();
+}
+
 int
 main(void)
 {
@@ -380,5 +661,9 @@ main(void)
 	metrics_free(NULL);
 	test_stalls();
 	test_watch();
+	test_hist_edges();
+	test_latency();
+	test_hist_threads();
+	test_levels_health();
 	return t_done();
 }
