@@ -458,8 +458,13 @@ main(void)
 		}
 		rnd(&s);	/* stay in step with the child's seed */
 		close(pfd[1]);
-		/* 0-40 ms: the child is in recovery, a write, a commit... */
+		/* 0-40 ms: the child is in recovery, a write, a commit...;
+		 * every tenth round 200-500 ms, so that commits are
+		 * acknowledged even on a loaded machine (two CI runs on two
+		 * busy cores saw none in 150 rounds of 40 ms) */
 		delay = (long)(rnd(&s) % 40000);
+		if (round % 10 == 9)
+			delay = 200000 + delay * 7;
 		ts.tv_sec = 0;
 		ts.tv_nsec = delay * 1000;
 		nanosleep(&ts, NULL);
