@@ -123,6 +123,7 @@ struct config {
 	long long max_backoff;		/* default 3600s */
 	int max_connections;		/* global outbound, default 100 */
 	int max_connections_per_destination;	/* default 10 */
+	int max_messages_per_connection;	/* then QUIT; default 100 */
 	/* one delivery attempt of one destination (Postfix's
 	 * smtp_mx_address_limit / smtp_mx_session_limit); 0 = no limit */
 	int smtp_max_addresses;		/* MX addresses tried, default 5 */

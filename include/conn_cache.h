@@ -17,9 +17,9 @@ void conn_cache_free(struct conn_cache *cc);
 void conn_cache_shutdown(struct conn_cache *cc);
 /* Park a usable session (its transaction ended cleanly) under key, or
  * QUIT it when the cache can't take it (key NULL, full, shutting down,
- * too many messages on the session). */
+ * max_msgs messages sent on the session already). */
 void conn_cache_put(struct conn_cache *cc, struct smtp_client *c,
-    const char *key);
+    const char *key, int max_msgs);
 /* An idle session parked under key, taken out of the cache, or NULL. */
 struct smtp_client *conn_cache_get(struct conn_cache *cc, const char *key);
 /* The key: everything the TLS verification of a session depended on

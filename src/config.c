@@ -303,6 +303,7 @@ config_defaults(struct config *cf)
 	cf->max_backoff = 3600;
 	cf->max_connections = 100;
 	cf->max_connections_per_destination = 10;
+	cf->max_messages_per_connection = 100;
 	cf->smtp_max_addresses = 5;
 	cf->smtp_max_sessions = 2;
 	cf->queue_minfree = 100ULL << 20;
@@ -478,6 +479,8 @@ static const struct option {
 	{ "max_connections",		T_COUNT,	OFF(max_connections) },
 	{ "max_connections_per_destination", T_COUNT,
 	    OFF(max_connections_per_destination) },
+	{ "max_messages_per_connection", T_COUNT,
+	    OFF(max_messages_per_connection) },
 	{ "smtp_max_addresses",		T_COUNT0,	OFF(smtp_max_addresses) },
 	{ "smtp_max_sessions",		T_COUNT0,	OFF(smtp_max_sessions) },
 

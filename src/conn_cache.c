@@ -25,7 +25,6 @@
 #include "util.h"
 
 #define CACHE_IDLE_SECS		10	/* idle time before QUIT */
-#define CACHE_MAX_MSGS		100	/* messages per session */
 #define CACHE_MAX		256	/* idle sessions at most */
 
 struct cached {
@@ -82,13 +81,14 @@ cached_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 static const struct smtp_client_cb cached_cb = { NULL, NULL, cached_done };
 
 void
-conn_cache_put(struct conn_cache *d, struct smtp_client *c, const char *key)
+conn_cache_put(struct conn_cache *d, struct smtp_client *c, const char *key,
+    int max_msgs)
 {
 	struct timeval tv = { CACHE_IDLE_SECS, 0 };
 	struct cached *e;
 
 	if (key == NULL || d->stopping || d->ncache >= CACHE_MAX ||
-	    smtp_client_nmsg(c) >= CACHE_MAX_MSGS) {
+	    smtp_client_nmsg(c) >= max_msgs) {
 		smtp_client_quit(c);
 		return;
 	}

@@ -895,7 +895,8 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	}
 	if (r->fail == SMTP_OK || in_txn || r->fail == SMTP_FAIL_IMPL) {
 		if (r->usable)
-			conn_cache_put(j->d->cache, c, j->key);
+			conn_cache_put(j->d->cache, c, j->key,
+			    j->cf->max_messages_per_connection);
 		else
 			smtp_client_free(c);
 		j->c = NULL;
