@@ -40,6 +40,7 @@ struct smtpd_conf {
 					 * free, 0 = no check */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
 					 * NULL: refused */
+	int tls_required_header;	/* honour "TLS-Required: No" */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,
