@@ -11,6 +11,8 @@ REQUIRETLS, submitted inside TLS (in cleartext: 530 5.7.10):
   never received;
 - opportunistic destination (TLS and REQUIRETLS offered, no DANE, no
   MTA-STS) and a cleartext-only one: returned 5.7.30, never contacted;
+- a DANE MX that is down with a backup MX without TLSA: deferred, the
+  backup never contacted;
 - the non-delivery report says 5.7.30 and carries nothing of the message
   (requiretls_redact_dsn = yes, the default).
 
@@ -21,7 +23,9 @@ TLS-Required: No against a DANE-mismatch MX (a normal message waits):
   logged tls_required=no; the earlier message still waits;
 - from an outside client after AUTH: honoured; an outside client
   without AUTH cannot relay at all;
-- with REQUIRETLS: never weakened, waits.
+- with REQUIRETLS: never weakened, waits;
+- TLSRPT counts the DANE failures at that MX, those of the
+  TLS-Required: No sessions too, and no success.
 """
 import email
 import email.policy
@@ -50,14 +54,23 @@ w.dest("stsno.test", mx=[world.MX("mx", 15, cert="ca", tlsa=None)],
 w.dest("opp.test", mx=[world.MX("mx", 16, tlsa=None, extra=RT)],
        secure=False)
 w.dest("clear.test", mx=[world.MX("mx", 17, cert=None, tlsa=None)])
-w.dest("mm.test", mx=[world.MX("mx", 18, tlsa=["3 1 1 decoy"], extra=RT)])
+w.dest("mm.test", mx=[world.MX("mx", 18, tlsa=["3 1 1 decoy"], extra=RT)],
+       tlsrpt="mailto:tlsrpt@senders.test")
+# a DANE MX that is down and a backup without TLSA: the backup must not
+# even be contacted for a REQUIRETLS message
+w.dest("mix.test", mx=[world.MX("mx1", 19, extra=RT),
+                       world.MX("mx2", 20, tlsa=None, extra=RT)])
 w.start()
+w.stop_mx("mix.test", "mx1")
 
 cert, key = drtest.make_cert(w.tmp, "relay.dr-test.example")
 auth = os.path.join(w.tmp, "auth")
 drtest.auth_file(auth, {"alice": "correct horse"})
 d = w.daemon(min_backoff="1h", max_backoff="1h", allow_clients=GOOD,
-             tls_cert_file=cert, tls_key_file=key, auth_file=auth)
+             tls_cert_file=cert, tls_key_file=key, auth_file=auth,
+             tlsrpt="yes", tlsrpt_org_name="test",
+             tlsrpt_contact="postmaster@relay.dr-test.example",
+             tlsrpt_from="tlsrpt-noreply@relay.dr-test.example")
 
 
 def submit(rcpt, marker, requiretls=False, tls_no=False, source=GOOD,
@@ -98,7 +111,7 @@ check(code == 530 and text.startswith("5.7.10"),
       "REQUIRETLS in cleartext: %d %s" % (code, text))
 c.close()
 
-for dom in ("rtls", "nortls", "sts", "stsno", "opp", "clear"):
+for dom in ("rtls", "nortls", "sts", "stsno", "opp", "clear", "mix"):
     submit("user@%s.test" % dom, dom, requiretls=True)
 
 line = w.expect(d, "rtls.test", "sent", auth="dane-ee", at="mx", tls=True)
@@ -113,6 +126,9 @@ for dom in ("nortls", "stsno"):
 for dom in ("opp", "clear"):
     w.expect(d, dom + ".test", "bounced", why=r"5\.7\.30 REQUIRETLS",
              never_contacted=("mx",))
+w.expect(d, "mix.test", "deferred", never_contacted=("mx2",))
+check(re.search(r"mx2\.mix\.test: skipped for REQUIRETLS", d.log_text())
+      is not None, "mix: the backup skipped for REQUIRETLS")
 
 
 # -- the non-delivery reports: 5.7.30, nothing of the message
@@ -185,6 +201,16 @@ check(all("status=deferred" in x for x in w.outcomes(d)["before@mm.test"]),
 got = [x["rcpts"] for x in w.sinks["mm.test"].messages()]
 check(sorted(sum(got, [])) == ["allowed@mm.test", "authed@mm.test"],
       "only the honoured messages reached the mismatch MX: %s" % got)
+# TLSRPT: the DANE failures at mm.test are counted, also those of the
+# TLS-Required: No sessions (the certificate does not match the TLSA
+# records, whatever the message then did): none is a "success"
+r = d.cli_until(("tlsrpt", "show", "mm.test"),
+                r"mm\.test policy=tlsa mx-host=mx\.mm\.test success=\d+ "
+                r"failure=([4-9]|[1-9]\d)", timeout=30)
+drtest.log("tlsrpt show:\n%s", r.stdout)
+check(re.search(r"mm\.test policy=tlsa mx-host=mx\.mm\.test success=0 ",
+                r.stdout) is not None,
+      "TLS-Required: No sessions not counted as successes: %s" % r.stdout)
 
 d.stop()
 w.stop()
