@@ -16,8 +16,12 @@ struct spool;
 struct spool_env;
 struct config;
 
-/* 1 if a DSN is owed: a recipient FAILED and the sender is not <>. */
+/* 1 if a DSN is owed: the sender is not <> and a recipient FAILED whose
+ * NOTIFY asks for failures, or one was "relayed" with NOTIFY=SUCCESS. */
 int bounce_owed(const struct spool_env *env);
+/* 1 if a delay warning would name anyone: a PENDING recipient whose
+ * NOTIFY asks for delays (or has no NOTIFY). */
+int bounce_delay_owed(const struct spool_env *env);
 /* Build the DSN for env's FAILED recipients and commit it to the spool:
  * its envelope (the caller adds it to the queue and frees it), or NULL
  * with the reason in err. */

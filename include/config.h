@@ -134,6 +134,12 @@ struct config {
 	enum policy_level bounce_relay_tls; /* none, may (default),
 					 * encrypt, verify */
 	char *bounce_relay_tls_name;	/* verify: the certificate's name */
+	/* RFC 8689 (issue #17) */
+	int tls_required_header;	/* honour "TLS-Required: No" from
+					 * allowed clients; default no */
+	int requiretls_redact_dsn;	/* the DSN of a REQUIRETLS message
+					 * leaves out its headers and goes
+					 * without REQUIRETLS; default yes */
 	unsigned long long queue_minfree; /* spool bytes kept free: MAIL gets
 					 * 452 below it; default 100M, 0 off */
 

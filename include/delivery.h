@@ -39,6 +39,8 @@ struct dlv_rcpt_result {
 	enum dlv_status status;
 	char *text;		/* reply or reason (owned by the job) */
 	char *relay;		/* "host[ip]:port" or NULL */
+	int no_dsn;		/* DLV_SENT to a server without DSN: the
+				 * NOTIFY=SUCCESS "relayed" DSN is ours */
 };
 
 struct delivery;

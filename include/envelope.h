@@ -25,7 +25,11 @@ const char *rcpt_state_name(enum rcpt_state s);
 
 struct spool_rcpt {
 	char *addr;		/* without <> */
-	char *orcpt;		/* DSN ORCPT param, or NULL */
+	char *orcpt;		/* DSN ORCPT param (xtext), or NULL */
+	unsigned notify;	/* DSN NOTIFY, DSN_NOTIFY_* (dsn.h); 0: none */
+	int relayed;		/* delivered to a next hop without DSN while
+				 * NOTIFY has SUCCESS: a "relayed" DSN is owed
+				 * (RFC 3461 §5.2.2) */
 	enum rcpt_state state;
 	int attempts;
 	time_t next_attempt;	/* 0 = as soon as possible */
@@ -45,8 +49,11 @@ struct spool_env {
 	char *auth_user;	/* or NULL */
 	int body_8bit;		/* BODY=8BITMIME */
 	int smtputf8;
-	char *envid;		/* DSN ENVID or NULL */
+	char *envid;		/* DSN ENVID (xtext) or NULL */
 	char *ret;		/* DSN RET (FULL|HDRS) or NULL */
+	int requiretls;		/* MAIL FROM ... REQUIRETLS (RFC 8689) */
+	int tls_required_no;	/* "TLS-Required: No" from a client allowed
+				 * to ask for it (RFC 8689 §5) */
 	int hold;		/* on hold by the operator */
 	int is_bounce;		/* generated DSN (sender "") */
 	int is_report;		/* generated TLSRPT report: deliver despite TLS */

@@ -1,7 +1,9 @@
 /*
  * msg_header.h - what the header section of a message says about its
  * path: the number of Received: trace fields (RFC 5321 §4.4, §6.3: a
- * message with "too many" of them is looping and must be refused).
+ * message with "too many" of them is looping and must be refused), and
+ * whether it carries "TLS-Required: No" (RFC 8689 §5: a field named
+ * TLS-Required whose value, folded or not, is "No" in any case).
  *
  * A streaming scanner, fed the message text (dot-stuffing already
  * removed, lines ending in CRLF) in pieces of any size; it looks only at
@@ -18,8 +20,15 @@
 
 struct msg_header_scan {
 	int state;		/* private */
-	size_t match;		/* private: "received" matched so far */
+	int which;		/* private: the field name being matched */
+	size_t match;		/* private: how much of it matched so far */
+	char value[16];		/* private: TLS-Required value so far */
+	size_t vlen;		/* private */
+	int vlong;		/* private: the value was longer */
+	int vpending;		/* private: a TLS-Required line said No */
+	int tls_no_seen;	/* private: a whole field said No */
 	unsigned int received;	/* Received: fields seen */
+	int tls_required_no;	/* a "TLS-Required: No" field was seen */
 	int done;		/* the header section ended */
 };
 

@@ -123,6 +123,23 @@ struct smtp_msg {
 					 * server offers it; the extension is
 					 * required only for UTF-8 addresses
 					 * or header fields (else 5.6.7) */
+	/*
+	 * DSN (RFC 3461): RET and ENVID on MAIL, NOTIFY and ORCPT on each
+	 * RCPT, only where the server offers DSN (smtp_client_ext() tells
+	 * the caller, who owes the "relayed" DSNs otherwise).  NULL: none.
+	 */
+	const char *ret;		/* "FULL" or "HDRS" */
+	const char *envid;		/* xtext */
+	const unsigned *notify;		/* [nrcpt] DSN_NOTIFY_* (0: none) */
+	const char *const *orcpt;	/* [nrcpt] "rfc822;xtext" or NULL */
+	/*
+	 * REQUIRETLS (RFC 8689 §4.2.1): sent only on a session whose TLS
+	 * was authenticated as DANE or WebPKI (params.tls SMTP_TLS_DANE or
+	 * SMTP_TLS_WEBPKI, verified) to a server that offers REQUIRETLS,
+	 * with the parameter on MAIL; anywhere else the transaction fails
+	 * at once (SMTP_FAIL_IMPL, permanent, 5.7.30) and nothing is sent.
+	 */
+	int requiretls;
 };
 
 /* Failure classes: the caller maps them to defer/bounce. */

@@ -67,11 +67,12 @@ struct smtp_mail {
 	int smtputf8;
 	char ret[5];			/* "FULL", "HDRS" or "" */
 	char envid[SMTP_XTEXT_MAX + 1];	/* xtext as sent, or "" */
+	int requiretls;			/* REQUIRETLS (RFC 8689) */
 };
 
 struct smtp_rcpt {
 	char addr[SMTP_ADDR_MAX + 1];	/* without <> */
-	char notify[40];		/* NOTIFY= as sent, or "" */
+	unsigned notify;		/* DSN_NOTIFY_* (dsn.h), 0: none */
 	char orcpt[SMTP_XTEXT_MAX + 1];	/* "rfc822;xtext", or "" */
 };
 

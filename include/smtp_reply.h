@@ -65,6 +65,7 @@ const char *smtp_reply_summary(const struct smtp_reply *r, char *buf,
 #define SMTP_EXT_DSN			0x0040
 #define SMTP_EXT_CHUNKING		0x0080
 #define SMTP_EXT_AUTH			0x0100
+#define SMTP_EXT_REQUIRETLS		0x0200	/* RFC 8689 */
 
 struct smtp_ext {
 	unsigned flags;			/* SMTP_EXT_* */

@@ -45,6 +45,7 @@ struct smtpd_conf {
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
 					 * NULL: refused */
 	struct rate sender_rate;	/* sender_rate_limit; count 0: none */
+	int tls_required_header;	/* honour "TLS-Required: No" */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,

@@ -2,10 +2,21 @@
  * bounce.c - delivery status notifications.
  *
  * One DSN per message, when all its recipients are final and at least one
- * failed: multipart/report; report-type=delivery-status (RFC 3462/6522),
- * a human-readable part, the message/delivery-status part (RFC 3464 §2.2
- * per-message and §2.3 per-recipient fields) and the original headers as
- * text/rfc822-headers.  Sent from <> to the original sender, spooled
+ * failed or was "relayed": multipart/report;
+ * report-type=delivery-status (RFC 3462/6522), a human-readable part,
+ * the message/delivery-status part (RFC 3464 §2.2 per-message and §2.3
+ * per-recipient fields, ENVID and ORCPT decoded from xtext) and the
+ * original headers as text/rfc822-headers, or with RET=FULL the whole
+ * message as message/rfc822.
+ *
+ * NOTIFY (RFC 3461 §4.1, issue #17) picks the recipients: NEVER none,
+ * FAILURE (or no NOTIFY) the failed ones, DELAY (or no NOTIFY) the
+ * pending ones in a delay warning, SUCCESS the ones delivered to a next
+ * hop without DSN (Action: relayed; a next hop with DSN got the NOTIFY
+ * and reports itself).  A REQUIRETLS message (RFC 8689 §4.4) never comes
+ * back in full; with requiretls_redact_dsn (default) the DSN carries
+ * none of it and goes without REQUIRETLS, else it carries the headers
+ * and goes with REQUIRETLS.  Sent from <> to the original sender, spooled
  * durably like any other message; the queue, which asked for it, adds it
  * (this module is below the queue and never calls it, issue #15).
  */
@@ -19,6 +30,7 @@
 
 #include "bounce.h"
 #include "config.h"
+#include "dsn.h"
 #include "log.h"
 #include "spool.h"
 #include "util.h"
@@ -29,8 +41,22 @@ static struct spool_env *dsn_spool(struct spool *sp,
     const struct config *cf, const struct spool_env *env, int delayed,
     char *err, size_t errlen);
 
-int
-bounce_owed(const struct spool_env *env)
+/* Is recipient r in the DSN of this kind (RFC 3461 §4.1 NOTIFY)? */
+static int
+dsn_includes(const struct spool_rcpt *r, int delayed)
+{
+	if (delayed)
+		return r->state == RCPT_PENDING &&
+		    dsn_notify_wants(r->notify, DSN_NOTIFY_DELAY);
+	if (r->state == RCPT_FAILED)
+		return dsn_notify_wants(r->notify, DSN_NOTIFY_FAILURE);
+	/* "relayed" (RFC 3464 §2.3.3): delivered to a next hop without
+	 * DSN while NOTIFY asked for SUCCESS (the queue set it) */
+	return r->state == RCPT_DELIVERED && r->relayed;
+}
+
+static int
+dsn_owed(const struct spool_env *env, int delayed)
 {
 	size_t i;
 
@@ -38,9 +64,21 @@ bounce_owed(const struct spool_env *env)
 	    env->is_report)
 		return 0;
 	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpts[i].state == RCPT_FAILED)
+		if (dsn_includes(&env->rcpts[i], delayed))
 			return 1;
 	return 0;
+}
+
+int
+bounce_owed(const struct spool_env *env)
+{
+	return dsn_owed(env, 0);
+}
+
+int
+bounce_delay_owed(const struct spool_env *env)
+{
+	return dsn_owed(env, 1);
 }
 
 static void
@@ -177,6 +215,34 @@ put_folded(FILE *f, size_t col, const char *s, const char *cont)
 	}
 }
 
+/* RET=FULL: the whole message (its CRLF text as spooled) onto f. */
+static int
+copy_data(struct spool *sp, const struct spool_env *env, FILE *f, char *err,
+    size_t errlen)
+{
+	char buf[65536];
+	off_t left = env->size;
+	ssize_t r;
+	int fd;
+
+	if ((fd = spool_data_open(sp, env->id)) == -1) {
+		snprintf(err, errlen, "cannot open queue file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	while (left > 0 && (r = read(fd, buf, left < (off_t)sizeof(buf) ?
+	    (size_t)left : sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)r, f);
+		left -= r;
+	}
+	close(fd);
+	if (left > 0) {
+		snprintf(err, errlen, "cannot read queue file %s", env->id);
+		return -1;
+	}
+	return 0;
+}
+
 struct spool_env *
 bounce_spool(struct spool *sp, const struct config *cf,
     const struct spool_env *env, char *err, size_t errlen)
@@ -199,8 +265,9 @@ static struct spool_env *
 dsn_spool(struct spool *sp, const struct config *cf,
     const struct spool_env *env, int delayed, char *err, size_t errlen)
 {
-	enum rcpt_state want = delayed ? RCPT_PENDING : RCPT_FAILED;
-	char until[64];
+	char until[64], dec[DSN_ORCPT_MAX + 1];
+	size_t nfailed = 0;
+	int full, redact;
 	struct spool_writer *w;
 	struct spool_env *benv;
 	char date[64], adate[64], boundary[64], *text = NULL, status[16];
@@ -210,6 +277,22 @@ dsn_spool(struct spool *sp, const struct config *cf,
 	int fd;
 	ssize_t r;
 
+	for (i = 0; i < env->nrcpt; i++)
+		if (dsn_includes(&env->rcpts[i], delayed) &&
+		    env->rcpts[i].state == RCPT_FAILED)
+			nfailed++;
+	/*
+	 * What comes back of the message (RFC 3461 §4.3): RET=FULL the
+	 * whole message with a failure, else its headers.  A REQUIRETLS
+	 * message's RET=FULL is disregarded (RFC 8689 §4.4), and with
+	 * requiretls_redact_dsn nothing of it comes back: the DSN goes
+	 * without REQUIRETLS, so it must not carry what the sender wanted
+	 * only over authenticated TLS.  Without redaction the DSN carries
+	 * the headers and is itself sent with REQUIRETLS.
+	 */
+	redact = env->requiretls && cf->requiretls_redact_dsn;
+	full = !delayed && nfailed > 0 && !env->requiretls &&
+	    env->ret != NULL && strcmp(env->ret, "FULL") == 0;
 	if ((f = open_memstream(&text, &textlen)) == NULL) {
 		snprintf(err, errlen, "open_memstream: %s", strerror(errno));
 		return NULL;
@@ -224,8 +307,9 @@ dsn_spool(struct spool *sp, const struct config *cf,
 	fprintf(f, "To: <");
 	put_clean(f, env->sender);
 	fprintf(f, ">\r\nSubject: %s\r\n", delayed ?
-	    "Delayed Mail (still being retried)" :
-	    "Undelivered Mail Returned to Sender");
+	    "Delayed Mail (still being retried)" : nfailed > 0 ?
+	    "Undelivered Mail Returned to Sender" :
+	    "Successful Mail Relay Notification");
 	fprintf(f, "Date: %s\r\nMessage-ID: <%s.DSN@%s>\r\n", date, env->id,
 	    cf->myhostname);
 	fprintf(f, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
@@ -243,21 +327,36 @@ dsn_spool(struct spool *sp, const struct config *cf,
 		    "recipients.\r\nIt will be tried again until %s.\r\n"
 		    "You do not need to send it again.\r\n\r\n",
 		    cf->myhostname, until);
-	else
+	else if (nfailed > 0)
 		fprintf(f, "This is the mail system at host %s.\r\n\r\n"
 		    "Your message could not be delivered to one or more "
-		    "recipients.\r\nIts headers are attached below.\r\n\r\n",
-		    cf->myhostname);
+		    "recipients.\r\n%s\r\n\r\n", cf->myhostname, redact ?
+		    "It was sent with REQUIRETLS: its content is not "
+		    "returned." : full ? "It is attached below." :
+		    "Its headers are attached below.");
+	else
+		fprintf(f, "This is the mail system at host %s.\r\n\r\n"
+		    "Your message was passed on to a mail system that does "
+		    "not send delivery\r\nnotifications; you asked for one "
+		    "(NOTIFY=SUCCESS), so here it is.\r\n%s\r\n\r\n",
+		    cf->myhostname, redact ? "It was sent with REQUIRETLS: its "
+		    "content is not returned." : "Its headers are attached "
+		    "below.");
 	for (i = 0; i < env->nrcpt; i++) {
 		const struct spool_rcpt *r = &env->rcpts[i];
 
-		if (r->state != want)
+		if (!dsn_includes(r, delayed))
 			continue;
 		fprintf(f, "<");
 		put_clean(f, r->addr);
 		fprintf(f, ">: ");
-		put_folded(f, strlen(r->addr) + 4, r->last_error ?
-		    r->last_error : "delivery failed", "    ");
+		if (r->state == RCPT_DELIVERED) {
+			fprintf(f, "relayed to ");
+			put_clean(f, r->relay ? r->relay : "the next hop");
+			fprintf(f, ", which does not report delivery");
+		} else
+			put_folded(f, strlen(r->addr) + 4, r->last_error ?
+			    r->last_error : "delivery failed", "    ");
 		fprintf(f, "\r\n\r\n");
 	}
 
@@ -265,9 +364,11 @@ dsn_spool(struct spool *sp, const struct config *cf,
 	    "Content-Type: message/delivery-status\r\n\r\n", boundary);
 	fprintf(f, "Reporting-MTA: dns; %s\r\nX-Danerelay-Queue-ID: %s\r\n",
 	    cf->myhostname, env->id);
-	if (env->envid != NULL) {
+	/* RFC 3464 §2.2.1, §2.3.1: ENVID and ORCPT decoded from xtext */
+	if (env->envid != NULL &&
+	    dsn_xtext_decode(env->envid, dec, sizeof(dec)) >= 0) {
 		fprintf(f, "Original-Envelope-Id: ");
-		put_clean(f, env->envid);
+		put_clean(f, dec);
 		fprintf(f, "\r\n");
 	}
 	fprintf(f, "Arrival-Date: %s\r\n", adate);
@@ -277,7 +378,7 @@ dsn_spool(struct spool *sp, const struct config *cf,
 		char rbuf[1024];
 		int smtp;
 
-		if (r->state != want)
+		if (!dsn_includes(r, delayed))
 			continue;
 		reply = remote_reply(r->last_error, rbuf, sizeof(rbuf));
 		smtp = reply_status(reply, status);
@@ -288,17 +389,27 @@ dsn_spool(struct spool *sp, const struct config *cf,
 			snprintf(status, sizeof(status), "5.0.0");
 		if (delayed)
 			status[0] = '4';
+		if (r->state == RCPT_DELIVERED) {
+			snprintf(status, sizeof(status), "2.0.0");
+			smtp = 0;
+		}
 		fprintf(f, "\r\n");
-		if (r->orcpt != NULL) {
-			/* up to 500 octets of xtext (RFC 3461): one line */
+		if (r->orcpt != NULL && strchr(r->orcpt, ';') != NULL &&
+		    dsn_xtext_decode(strchr(r->orcpt, ';') + 1, dec,
+		    sizeof(dec)) >= 0) {
+			/* up to 500 octets (RFC 3461): one line */
 			fprintf(f, "Original-Recipient: ");
-			put_clean(f, r->orcpt);
+			fwrite(r->orcpt, 1, (size_t)(strchr(r->orcpt, ';') -
+			    r->orcpt), f);
+			fprintf(f, "; ");
+			put_clean(f, dec);
 			fprintf(f, "\r\n");
 		}
 		fprintf(f, "Final-Recipient: rfc822; ");
 		put_clean(f, r->addr);
 		fprintf(f, "\r\nAction: %s\r\nStatus: %s\r\n",
-		    delayed ? "delayed" : "failed", status);
+		    delayed ? "delayed" : r->state == RCPT_DELIVERED ?
+		    "relayed" : "failed", status);
 		if (delayed)
 			fprintf(f, "Will-Retry-Until: %s\r\n", until);
 		if (r->relay != NULL) {
@@ -312,10 +423,39 @@ dsn_spool(struct spool *sp, const struct config *cf,
 			put_clean(f, host);
 			fprintf(f, "\r\n");
 		}
+		if (r->state == RCPT_DELIVERED) {
+			/* the next hop's 250, for the record */
+			if (r->last_error != NULL) {
+				fprintf(f, "Diagnostic-Code: smtp; ");
+				put_folded(f, 23, r->last_error, " ");
+				fprintf(f, "\r\n");
+			}
+			continue;
+		}
 		fprintf(f, "Diagnostic-Code: %s; ", smtp ? "smtp" : "x-unix");
 		put_folded(f, smtp ? 23 : 25, smtp ? reply : r->last_error ?
 		    r->last_error : "delivery failed", " ");
 		fprintf(f, "\r\n");
+	}
+	if (redact) {
+		/* RFC 3462: the third part is optional */
+		fprintf(f, "\r\n--%s--\r\n", boundary);
+		fclose(f);
+		goto spool;
+	}
+	if (full) {
+		fprintf(f, "\r\n--%s\r\nContent-Description: Undelivered "
+		    "Message\r\nContent-Type: message/rfc822\r\n%s\r\n",
+		    boundary, env->body_8bit ? "Content-Transfer-Encoding: "
+		    "8bit\r\n" : "");
+		if (copy_data(sp, env, f, err, errlen) == -1) {
+			fclose(f);
+			free(text);
+			return NULL;
+		}
+		fprintf(f, "\r\n--%s--\r\n", boundary);
+		fclose(f);
+		goto spool;
 	}
 
 	fprintf(f, "\r\n--%s\r\nContent-Description: Undelivered Message "
@@ -350,6 +490,7 @@ dsn_spool(struct spool *sp, const struct config *cf,
 	fprintf(f, "\r\n--%s--\r\n", boundary);
 	fclose(f);
 
+ spool:
 	if ((w = spool_writer_new(sp, err, errlen)) == NULL) {
 		free(text);
 		return NULL;
@@ -367,6 +508,10 @@ dsn_spool(struct spool *sp, const struct config *cf,
 	benv->client_addr = xstrdup("127.0.0.1");
 	benv->client_helo = xstrdup(cf->myhostname);
 	benv->is_bounce = 1;
+	/* the returned content travels as the original did */
+	benv->requiretls = env->requiretls && !redact;
+	benv->body_8bit = full && env->body_8bit;
+	benv->smtputf8 = env->smtputf8 && !redact;
 	spool_env_add_rcpt(benv, env->sender);
 	if (spool_writer_commit(w, benv, err, errlen) == -1) {
 		spool_env_free(benv);

@@ -281,6 +281,7 @@ config_defaults(struct config *cf)
 
 	cf->default_policy = POLICY_DANE;
 	cf->bounce_relay_tls = POLICY_MAY;
+	cf->requiretls_redact_dsn = 1;
 	cf->tls_memory = TLS_MEMORY_ENCRYPT;
 	cf->tls_memory_max_age = 30 * 86400;	/* README: why a month */
 	cf->trust_anchor_file = xstrdup("/usr/share/dns/root.key");
@@ -495,6 +496,8 @@ static const struct option {
 	{ "bounce_relay_tls_name",	T_OSTRING,
 	    OFF(bounce_relay_tls_name) },
 	{ "tls_memory",			T_TLSMEM,	OFF(tls_memory) },
+	{ "tls_required_header",	T_BOOL,	OFF(tls_required_header) },
+	{ "requiretls_redact_dsn",	T_BOOL,	OFF(requiretls_redact_dsn) },
 	{ "tls_memory_max_age",		T_DURATION,
 	    OFF(tls_memory_max_age) },
 };

@@ -132,6 +132,8 @@ struct dlv_job {
 	int *code;		/* RCPT reply code in the current session */
 	char **rtext;		/* RCPT reply text in the current session */
 	size_t n;
+	unsigned *sendnotify;	/* their NOTIFY and ORCPT (RFC 3461) */
+	const char **sendorcpt;
 	const char **sendto;	/* addresses of the current transaction */
 	size_t *sendidx;	/* their job indexes */
 	size_t nsend;
@@ -218,6 +220,38 @@ static struct tlsrpt *
 job_rpt(const struct dlv_job *j)
 {
 	return j->env->is_report ? NULL : j->d->rpt;
+}
+
+/*
+ * Delivered despite the destination's TLS requirements (TLS when
+ * offered, else cleartext): a TLSRPT report (RFC 8460 §3), and a message
+ * with "TLS-Required: No" (RFC 8689 §5) that smtpd took from a client
+ * allowed to ask, while tls_required_header still says yes.  Never a
+ * REQUIRETLS message.
+ */
+static int
+job_tls_optional(const struct dlv_job *j)
+{
+	if (j->env->requiretls)
+		return 0;
+	return j->env->is_report || (j->env->tls_required_no &&
+	    j->cf->tls_required_header);
+}
+
+/*
+ * RFC 8689 §4.2.1: a REQUIRETLS message goes only to a host whose TLS
+ * is authenticated by DANE or by an enforced MTA-STS policy (under the
+ * dane level, a PTLS_VERIFY host is MTA-STS's; a policy_file verify or
+ * secure line is not enough), never to one with unusable TLSA records.
+ */
+static int
+requiretls_host_ok(const struct decision *dec, const struct decision_host *h)
+{
+	if (h->skip)
+		return 0;
+	if (h->tls == PTLS_DANE)
+		return h->ntlsa > 0;
+	return h->tls == PTLS_VERIFY && dec->level == POLICY_DANE;
 }
 
 /* "<a@b>,<c@b>" for the recipients still open, bounded. */
@@ -352,6 +386,8 @@ set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 	free(j->res[i].relay);
 	j->res[i].relay = j->relay[0] ? xstrdup(j->relay) : NULL;
 	j->res[i].status = st;
+	j->res[i].no_dsn = st == DLV_SENT && j->c != NULL &&
+	    !(smtp_client_ext(j->c)->flags & SMTP_EXT_DSN);
 	j->final[i] = 1;
 	tls_summary(j, tls, sizeof(tls));
 	delivery_count(st, j->c != NULL ? smtp_client_tls(j->c) : NULL);
@@ -360,10 +396,11 @@ set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 		stats_level_outcome(job_level(j), st == DLV_SENT ?
 		    STAT_OUT_DELIVERED : st == DLV_DEFER ? STAT_OUT_DEFERRED :
 		    STAT_OUT_BOUNCED);
-	log_info("%s: to=<%s>, relay=%s, %s, delay=%.2f, status=%s (%s)",
+	log_info("%s: to=<%s>, relay=%s, %s%s, delay=%.2f, status=%s (%s)",
 	    j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
-	    j->relay[0] ? j->relay : "none", tls, mono_now() - j->start,
-	    status_word(st), text);
+	    j->relay[0] ? j->relay : "none", tls, job_tls_optional(j) &&
+	    !j->env->is_report ? ", tls_required=no" : "",
+	    mono_now() - j->start, status_word(st), text);
 }
 
 /* Report and free.  Results for every recipient not decided: deferred. */
@@ -412,6 +449,8 @@ job_free(struct dlv_job *j)
 	free(j->rtext);
 	free(j->sendto);
 	free(j->sendidx);
+	free(j->sendnotify);
+	free(j->sendorcpt);
 	free(j->last_error);
 	free(j->key);
 	free(j->domain);
@@ -652,6 +691,8 @@ job_send(struct dlv_job *j)
 			continue;
 		}
 		j->sendidx[j->nsend] = i;
+		j->sendnotify[j->nsend] = j->env->rcpts[j->res[i].rcpt].notify;
+		j->sendorcpt[j->nsend] = j->env->rcpts[j->res[i].rcpt].orcpt;
 		j->sendto[j->nsend++] = j->env->rcpts[j->res[i].rcpt].addr;
 	}
 	memset(&msg, 0, sizeof(msg));
@@ -662,6 +703,11 @@ job_send(struct dlv_job *j)
 	msg.size = size;
 	msg.body_8bit = body_8bit;
 	msg.smtputf8 = j->env->smtputf8;
+	msg.ret = j->env->ret;
+	msg.envid = j->env->envid;
+	msg.notify = j->sendnotify;
+	msg.orcpt = j->sendorcpt;
+	msg.requiretls = j->env->requiretls;
 	if (j->nsend == 0 || smtp_client_send(c, &msg, err, sizeof(err)) == -1) {
 		set_last_error(j, "cannot send: %s", j->nsend ? err :
 		    "no recipients");
@@ -697,14 +743,14 @@ c_rcpt(struct smtp_client *c, size_t idx, const struct smtp_reply *reply,
  * default_policy and ended in opportunistic TLS (no usable DANE, no
  * MTA-STS enforce).  A domain's own policy_file line is followed as
  * written, and a TLSRPT report gets through TLS failures (RFC 8460 §3).
- * (TLS-Required: No, RFC 8689, is to be exempt here too once the
- * relay honours it.)
+ * A message with an honoured "TLS-Required: No" (RFC 8689 §5) is
+ * exempt as well (job_tls_optional()).
  */
 static int
 job_mem_applies(const struct dlv_job *j, const struct decision_host *h)
 {
 	return j->d->deps->tlsmem != NULL && j->rt != NULL &&
-	    j->cf->tls_memory != TLS_MEMORY_NO && !j->env->is_report &&
+	    j->cf->tls_memory != TLS_MEMORY_NO && !job_tls_optional(j) &&
 	    h->tls == PTLS_MAY &&
 	    strcmp(route_level_source(j->rt), "default_policy") == 0;
 }
@@ -930,7 +976,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	 */
 	if (r->fail == SMTP_FAIL_TLS && !j->plain_retry &&
 	    j->mem == TLSMEM_NONE &&
-	    (j->dec->hosts[j->host].tls == PTLS_MAY || j->env->is_report)) {
+	    (j->dec->hosts[j->host].tls == PTLS_MAY || job_tls_optional(j))) {
 		log_info("%s: %s: TLS handshake failed under opportunistic "
 		    "TLS, trying again without TLS", j->env->id, j->relay);
 		j->plain_retry = 1;
@@ -1044,7 +1090,7 @@ job_next_host(struct dlv_job *j)
 		char err[256];
 		/* a TLSRPT report also goes to hosts skipped for TLS/DANE
 		 * reasons (RFC 8460 §3) */
-		int rpt_host = j->env->is_report &&
+		int rpt_host = job_tls_optional(j) &&
 		    tlsrpt_report_host_ok(dec, h);
 
 		if (h->skip && !rpt_host) {
@@ -1057,6 +1103,17 @@ job_next_host(struct dlv_job *j)
 			    h->reason ? h->reason : "not usable");
 			tlsrpt_note_skip(job_rpt(j), h);
 		}
+		if (j->env->requiretls && !h->skip &&
+		    !requiretls_host_ok(dec, h) && dec != &j->own_dec) {
+			set_last_error(j, "5.7.30 REQUIRETLS: %s is not "
+			    "authenticated by DANE or an enforced MTA-STS "
+			    "policy (tls=%s)", h->name, policy_tls_name(h->tls));
+			log_info("%s: %s: skipped for REQUIRETLS (tls=%s)",
+			    j->env->id, h->name, policy_tls_name(h->tls));
+			j->host++;
+			j->addr = 0;
+			continue;
+		}
 		if ((h->skip && !rpt_host) || j->addr >= h->naddrs) {
 			j->host++;
 			j->addr = 0;
@@ -1067,12 +1124,13 @@ job_next_host(struct dlv_job *j)
 		a = &h->addrs[j->addr];
 		delivery_client_params(j->cf, d->base, d->deps->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
-		if (j->env->is_report)		/* RFC 8460 §3 */
+		if (job_tls_optional(j))	/* RFC 8460 §3, 8689 §5 */
 			p.tls = tlsrpt_report_tls_mode(dec);
 		/* bounce_relay: the local MTA may well share our name */
 		p.own_name_ok = dec == &j->own_dec;
 		job_mem_params(j, h, &p);
-		if (j->plain_retry && (h->tls == PTLS_MAY || j->env->is_report))
+		if (j->plain_retry && (h->tls == PTLS_MAY ||
+		    job_tls_optional(j)))
 			p.tls = SMTP_TLS_NONE;
 		snprintf(j->relay, sizeof(j->relay), "%s[%s]:%d", h->name,
 		    a->text, j->port);
@@ -1110,7 +1168,7 @@ job_routed(struct route *rt, void *arg)
 	size_t i;
 
 	j->dec = dec;
-	if (dec->action != POLICY_DELIVER && !(j->env->is_report &&
+	if (dec->action != POLICY_DELIVER && !(job_tls_optional(j) &&
 	    tlsrpt_report_deliverable(dec))) {
 		char *why = xasprintf("%s%s%s", dec->dsn ? dec->dsn : "",
 		    dec->dsn ? " " : "", dec->reason ? dec->reason :
@@ -1131,6 +1189,25 @@ job_routed(struct route *rt, void *arg)
 	}
 	j->host = 0;
 	j->addr = 0;
+	if (j->env->requiretls) {
+		/* RFC 8689 §4.2.1: no host that could carry it: returned
+		 * now, nobody contacted */
+		for (i = 0; i < dec->nhosts; i++)
+			if (requiretls_host_ok(dec, &dec->hosts[i]) ||
+			    (dec->hosts[i].skip && dec->hosts[i].skip_temp))
+				break;	/* (a host that may come back: defer) */
+		if (i == dec->nhosts) {
+			char *why = xasprintf("5.7.30 REQUIRETLS: %s has "
+			    "neither DANE nor an enforced MTA-STS policy "
+			    "(level %s)", route_domain(rt),
+			    policy_level_name(dec->level));
+			for (i = 0; i < j->n; i++)
+				set_result(j, i, DLV_FAIL, why);
+			free(why);
+			job_finish(j);
+			return;
+		}
+	}
 	job_next_host(j);
 }
 
@@ -1241,6 +1318,8 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 	j->rtext = xcalloc(n, sizeof(*j->rtext));
 	j->sendto = xcalloc(n, sizeof(*j->sendto));
 	j->sendidx = xcalloc(n, sizeof(*j->sendidx));
+	j->sendnotify = xcalloc(n, sizeof(*j->sendnotify));
+	j->sendorcpt = xcalloc(n, sizeof(*j->sendorcpt));
 	for (i = 0; i < n; i++) {
 		j->res[i].rcpt = rcpts[i];
 		j->res[i].status = DLV_DEFER;

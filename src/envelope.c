@@ -11,12 +11,19 @@
  *   sender alice@example.org    ("sender" alone: the null sender <>)
  *   client-addr, client-helo, auth-user, envid, ret   (optional strings)
  *   body-8bit, smtputf8, hold, bounce, report, warned (optional, 0 or 1)
+ *   requiretls, tls-required-no (optional, 0 or 1; issue #17)
  *   rcpt bob@example.net        (starts a recipient; its lines follow)
  *   rcpt-state pending          (pending | delivered | failed)
  *   rcpt-attempts 0
  *   rcpt-next 0                 (unix time of the next attempt, 0 = now)
  *   rcpt-orcpt, rcpt-relay, rcpt-error                (optional strings)
+ *   rcpt-notify SUCCESS,DELAY   (optional: NOTIFY, dsn.h's canonical form)
+ *   rcpt-relayed 1              (optional: a "relayed" DSN is owed)
  *   end
+ * The keys of issue #17 (requiretls, tls-required-no, rcpt-notify,
+ * rcpt-relayed) are optional and written only when set: every envelope
+ * an older danerelay wrote is read as before (no NOTIFY, no flags), and
+ * an envelope without those features stays readable by the older one.
  * In values every byte 0x00-0x20, 0x7f and '%' is written as %XX; other
  * bytes (UTF-8 addresses) are written as they are.  So nothing a client or
  * a remote server puts into an address or a reply can add a line or a
@@ -40,6 +47,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "dsn.h"
 #include "envelope.h"
 #include "log.h"
 #include "util.h"
@@ -300,6 +308,10 @@ spool_env_format(const struct spool_env *env, size_t *lenp)
 	sbuf_num(&b, "report", env->is_report != 0);
 	if (env->delay_warned)
 		sbuf_num(&b, "warned", 1);
+	if (env->requiretls)
+		sbuf_num(&b, "requiretls", 1);
+	if (env->tls_required_no)
+		sbuf_num(&b, "tls-required-no", 1);
 	for (i = 0; i < env->nrcpt; i++) {
 		r = &env->rcpts[i];
 		sbuf_kv(&b, "rcpt", r->addr ? r->addr : "");
@@ -310,6 +322,14 @@ spool_env_format(const struct spool_env *env, size_t *lenp)
 		sbuf_kv(&b, "rcpt-relay", r->relay);
 		/* A remote reply can be long; what matters fits in 4K. */
 		sbuf_kv_max(&b, "rcpt-error", r->last_error, ENV_MAXERROR);
+		if (r->notify != 0) {
+			char nb[40];
+
+			sbuf_kv(&b, "rcpt-notify",
+			    dsn_notify_format(r->notify, nb, sizeof(nb)));
+		}
+		if (r->relayed)
+			sbuf_num(&b, "rcpt-relayed", 1);
 	}
 	sbuf_str(&b, "end\n");
 	*lenp = b.len;
@@ -322,9 +342,9 @@ spool_env_format(const struct spool_env *env, size_t *lenp)
 enum env_key {
 	K_ID, K_CREATED, K_SIZE, K_SENDER, K_CLIENT_ADDR, K_CLIENT_HELO,
 	K_AUTH_USER, K_ENVID, K_RET, K_BODY8, K_SMTPUTF8, K_HOLD, K_BOUNCE,
-	K_REPORT, K_WARNED,
+	K_REPORT, K_WARNED, K_REQUIRETLS, K_TLSREQNO,
 	K_RCPT, K_R_STATE, K_R_ATTEMPTS, K_R_NEXT, K_R_ORCPT, K_R_RELAY,
-	K_R_ERROR,
+	K_R_ERROR, K_R_NOTIFY, K_R_RELAYED,
 	K_END,
 	K_COUNT
 };
@@ -336,10 +356,12 @@ static const char *const env_keys[K_COUNT] = {
 	[K_ENVID] = "envid", [K_RET] = "ret", [K_BODY8] = "body-8bit",
 	[K_SMTPUTF8] = "smtputf8", [K_HOLD] = "hold", [K_BOUNCE] = "bounce",
 	[K_REPORT] = "report", [K_WARNED] = "warned",
+	[K_REQUIRETLS] = "requiretls", [K_TLSREQNO] = "tls-required-no",
 	[K_RCPT] = "rcpt", [K_R_STATE] = "rcpt-state",
 	[K_R_ATTEMPTS] = "rcpt-attempts", [K_R_NEXT] = "rcpt-next",
 	[K_R_ORCPT] = "rcpt-orcpt", [K_R_RELAY] = "rcpt-relay",
-	[K_R_ERROR] = "rcpt-error",
+	[K_R_ERROR] = "rcpt-error", [K_R_NOTIFY] = "rcpt-notify",
+	[K_R_RELAYED] = "rcpt-relayed",
 	[K_END] = "end",
 };
 
@@ -600,6 +622,12 @@ spool_env_parse(const char *buf, size_t len, struct spool_env **out,
 		case K_WARNED:
 			flag = &env->delay_warned;
 			break;
+		case K_REQUIRETLS:
+			flag = &env->requiretls;
+			break;
+		case K_TLSREQNO:
+			flag = &env->tls_required_no;
+			break;
 		case K_RCPT:
 			if (env->nrcpt >= ENV_MAXRCPT) {
 				why = "too many recipients";
@@ -645,6 +673,19 @@ spool_env_parse(const char *buf, size_t len, struct spool_env **out,
 			break;
 		case K_R_ERROR:
 			sp = &r->last_error;
+			break;
+		case K_R_NOTIFY:
+			if ((s = value_decode(val, vlen, &why)) == NULL)
+				goto bad;
+			if (dsn_notify_parse(s, &r->notify) == -1) {
+				free(s);
+				why = "bad NOTIFY value";
+				goto bad;
+			}
+			free(s);
+			break;
+		case K_R_RELAYED:
+			flag = &r->relayed;
 			break;
 		case K_END:
 			if (vlen != 0 || val != line + llen) {

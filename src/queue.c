@@ -29,6 +29,7 @@
 #include "bounce.h"
 #include "config.h"
 #include "delivery.h"
+#include "dsn.h"
 #include "log.h"
 #include "stats.h"
 #include "queue.h"
@@ -317,6 +318,12 @@ qmsg_delay_warn(struct queue *q, struct qmsg *m, time_t now)
 	    env->is_report || now - env->created < q->cf->delay_warning_time ||
 	    !qmsg_pending(m))
 		return;
+	if (!bounce_delay_owed(env)) {
+		/* NOTIFY without DELAY on every pending recipient */
+		env->delay_warned = 1;
+		qmsg_save(q, m);
+		return;
+	}
 	if ((dsn = bounce_delay_spool(q->sp, q->cf, env, err,
 	    sizeof(err))) == NULL) {
 		log_warnx("%s: cannot create delay notification: %s", env->id,
@@ -360,6 +367,11 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 		switch (res[i].status) {
 		case DLV_SENT:
 			r->state = RCPT_DELIVERED;
+			/* RFC 3461 §5.2.2: the next hop cannot report
+			 * success, we say "relayed" */
+			if (res[i].no_dsn &&
+			    dsn_notify_wants(r->notify, DSN_NOTIFY_SUCCESS))
+				r->relayed = 1;
 			break;
 		case DLV_FAIL:
 			r->state = RCPT_FAILED;

@@ -53,6 +53,7 @@
 #include <openssl/ssl.h>
 
 #include "dane.h"
+#include "dsn.h"
 #include "log.h"
 #include "smtp_client.h"
 #include "stats.h"
@@ -152,6 +153,8 @@ struct smtp_client {
 	/* current transaction */
 	char *sender;
 	char **rcpts;
+	char **rparams;			/* " NOTIFY=.. ORCPT=.." or "" each */
+	char *mparams;			/* " RET=.. ENVID=.. REQUIRETLS" */
 	size_t nrcpt;
 	int data_fd;
 	off_t size;
@@ -550,10 +553,16 @@ txn_clear(struct smtp_client *c)
 
 	free(c->sender);
 	c->sender = NULL;
-	for (i = 0; i < c->nrcpt; i++)
+	for (i = 0; i < c->nrcpt; i++) {
 		free(c->rcpts[i]);
+		free(c->rparams != NULL ? c->rparams[i] : NULL);
+	}
 	free(c->rcpts);
 	c->rcpts = NULL;
+	free(c->rparams);
+	c->rparams = NULL;
+	free(c->mparams);
+	c->mparams = NULL;
 	c->nrcpt = 0;
 	c->data_fd = -1;
 }
@@ -760,7 +769,7 @@ client_state(struct smtp_client *c, enum state new)
 		return 0;
 
 	case S_MAIL: {
-		char params[128];
+		char params[128 + DSN_ENVID_MAX + 32];
 		int n = 0;
 
 		params[0] = '\0';
@@ -773,6 +782,9 @@ client_state(struct smtp_client *c, enum state new)
 		if (c->smtputf8)
 			n += snprintf(params + n, sizeof(params) - n,
 			    " SMTPUTF8");
+		if (c->mparams != NULL)
+			n += snprintf(params + n, sizeof(params) - n, "%s",
+			    c->mparams);
 		c->pipelining = (c->ext.flags & SMTP_EXT_PIPELINING) != 0;
 		c->rcpt_idx = c->rcpt_sent = 0;
 		c->naccepted = 0;
@@ -784,8 +796,8 @@ client_state(struct smtp_client *c, enum state new)
 		if (c->pipelining) {
 			/* RFC 2920 §3.1: the group ends with DATA. */
 			for (i = 0; i < c->nrcpt; i++)
-				if (client_cmd(c, "RCPT TO:<%s>",
-				    c->rcpts[i]) == -1)
+				if (client_cmd(c, "RCPT TO:<%s>%s",
+				    c->rcpts[i], c->rparams[i]) == -1)
 					goto internal;
 			c->rcpt_sent = c->nrcpt;
 			if (client_cmd(c, "DATA") == -1)
@@ -797,8 +809,9 @@ client_state(struct smtp_client *c, enum state new)
 
 	case S_RCPT:
 		if (!c->pipelining) {
-			if (client_cmd(c, "RCPT TO:<%s>",
-			    c->rcpts[c->rcpt_sent]) == -1)
+			if (client_cmd(c, "RCPT TO:<%s>%s",
+			    c->rcpts[c->rcpt_sent],
+			    c->rparams[c->rcpt_sent]) == -1)
 				goto internal;
 			c->rcpt_sent++;
 		}
@@ -1705,6 +1718,45 @@ smtp_client_rcpt_check(const struct smtp_client *c, const char *rcpt,
 	return 0;
 }
 
+/* RFC 8689 §4.2.1: authenticated TLS (DANE or WebPKI, as the policy
+ * demanded) to a server that offers REQUIRETLS. */
+static int
+requiretls_ok(const struct smtp_client *c)
+{
+	return (c->tls == SMTP_TLS_DANE || c->tls == SMTP_TLS_WEBPKI) &&
+	    c->tlsout.established && c->tlsout.verified &&
+	    !c->tlsout.dane_unusable && (c->ext.flags & SMTP_EXT_REQUIRETLS);
+}
+
+/* The DSN parameters of MAIL (RFC 3461 §4.3, §4.4) where the server
+ * offers DSN, and REQUIRETLS (checked by the caller). */
+static char *
+dsn_mail_params(const struct smtp_client *c, const struct smtp_msg *m)
+{
+	int dsn = (c->ext.flags & SMTP_EXT_DSN) != 0;
+
+	return xasprintf("%s%s%s%s%s", dsn && m->ret ? " RET=" : "",
+	    dsn && m->ret ? m->ret : "", dsn && m->envid ? " ENVID=" : "",
+	    dsn && m->envid ? m->envid : "", m->requiretls ? " REQUIRETLS" :
+	    "");
+}
+
+/* NOTIFY and ORCPT of recipient i (RFC 3461 §4.1, §4.2). */
+static char *
+dsn_rcpt_params(const struct smtp_client *c, const struct smtp_msg *m,
+    size_t i)
+{
+	char nb[40];
+	unsigned notify = m->notify != NULL ? m->notify[i] : 0;
+	const char *orcpt = m->orcpt != NULL ? m->orcpt[i] : NULL;
+
+	if (!(c->ext.flags & SMTP_EXT_DSN))
+		return xstrdup("");
+	return xasprintf("%s%s%s%s", notify ? " NOTIFY=" : "",
+	    notify ? dsn_notify_format(notify, nb, sizeof(nb)) : "",
+	    orcpt ? " ORCPT=" : "", orcpt ? orcpt : "");
+}
+
 int
 smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
     char *err, size_t errlen)
@@ -1730,9 +1782,13 @@ smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
 	txn_clear(c);
 	c->sender = xstrdup(m->sender);
 	c->rcpts = xcalloc(m->nrcpt, sizeof(*c->rcpts));
-	for (i = 0; i < m->nrcpt; i++)
+	c->rparams = xcalloc(m->nrcpt, sizeof(*c->rparams));
+	for (i = 0; i < m->nrcpt; i++) {
 		c->rcpts[i] = xstrdup(m->rcpts[i]);
+		c->rparams[i] = dsn_rcpt_params(c, m, i);
+	}
 	c->nrcpt = m->nrcpt;
+	c->mparams = dsn_mail_params(c, m);
 	c->data_fd = m->data_fd;
 	c->size = m->size;
 	c->body_8bit = m->body_8bit;
@@ -1773,6 +1829,16 @@ smtp_client_send(struct smtp_client *c, const struct smtp_msg *m,
 		result_set(c, SMTP_FAIL_IMPL, "MAIL", NULL,
 		    "SMTPUTF8 is required but not supported by the server");
 		dr_strlcpy(c->res.enh, "5.6.7", sizeof(c->res.enh));
+	} else if (m->requiretls && !requiretls_ok(c)) {
+		/* RFC 8689 §4.2.1; the reason says which condition failed */
+		result_set(c, SMTP_FAIL_IMPL, "MAIL", NULL,
+		    !(c->tls == SMTP_TLS_DANE || c->tls == SMTP_TLS_WEBPKI) ?
+		    "REQUIRETLS: the destination has neither DANE nor an "
+		    "enforced MTA-STS policy" : !(c->ext.flags &
+		    SMTP_EXT_REQUIRETLS) ? "REQUIRETLS: the server does not "
+		    "offer REQUIRETLS" : "REQUIRETLS: the TLS session is not "
+		    "authenticated");
+		dr_strlcpy(c->res.enh, "5.7.30", sizeof(c->res.enh));
 	} else if ((c->ext.flags & SMTP_EXT_SIZE) && c->ext.size > 0 &&
 	    (unsigned long long)c->size > c->ext.size) {
 		result_set(c, SMTP_FAIL_IMPL, "MAIL", NULL,

@@ -37,6 +37,7 @@
 
 #include <openssl/evp.h>
 
+#include "dsn.h"
 #include "smtp_parse.h"
 #include "util.h"
 
@@ -492,18 +493,27 @@ smtp_parse_mail(const char *arg, struct smtp_mail *out,
 			if (strcasecmp(val, "FULL") != 0 &&
 			    strcasecmp(val, "HDRS") != 0)
 				return perr(err, 501, "5.5.4 Bad RET "
-				    "parameter");
+				    "parameter: FULL or HDRS (RFC 3461)");
 			dr_strlcpy(out->ret, val, sizeof(out->ret));
 			for (char *q = out->ret; *q; q++)
 				*q = (char)toupper((unsigned char)*q);
 		} else if (strcasecmp(key, "ENVID") == 0) {
 			if (out->envid[0] != '\0')
 				goto dup;
-			if (val[0] == '\0' || strlen(val) > 100 ||
-			    !xtext_valid(val))
+			if (!dsn_envid_valid(val))
 				return perr(err, 501, "5.5.4 Bad ENVID "
-				    "parameter");
+				    "parameter: 1-100 octets of xtext "
+				    "(RFC 3461 section 4)");
 			dr_strlcpy(out->envid, val, sizeof(out->envid));
+		} else if (strcasecmp(key, "REQUIRETLS") == 0) {
+			/* RFC 8689 §4.1; whether the session may use it
+			 * (TLS) is the session's business */
+			if (out->requiretls)
+				goto dup;
+			if (val[0] != '\0')
+				return perr(err, 501, "5.5.4 REQUIRETLS takes "
+				    "no value");
+			out->requiretls = 1;
 		} else if (strcasecmp(key, "AUTH") == 0) {
 			/* RFC 4954 §5: accepted and ignored (we never
 			 * relay the submitter identity). */
@@ -527,52 +537,6 @@ smtp_parse_mail(const char *arg, struct smtp_mail *out,
 		return perr(err, 553, "5.6.7 Non-ASCII sender address "
 		    "requires SMTPUTF8");
 	return 0;
-}
-
-static int
-notify_valid(char *v)
-{
-	char buf[40], *tok, *save = NULL;
-	int seen = 0;
-
-	if (dr_strlcpy(buf, v, sizeof(buf)) >= sizeof(buf))
-		return 0;
-	for (char *q = v; *q; q++)
-		*q = (char)toupper((unsigned char)*q);
-	if (strcasecmp(buf, "NEVER") == 0)
-		return 1;
-	for (tok = strtok_r(buf, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save)) {
-		int bit;
-		if (strcasecmp(tok, "SUCCESS") == 0)
-			bit = 1;
-		else if (strcasecmp(tok, "FAILURE") == 0)
-			bit = 2;
-		else if (strcasecmp(tok, "DELAY") == 0)
-			bit = 4;
-		else
-			return 0;
-		if (seen & bit)
-			return 0;
-		seen |= bit;
-	}
-	return seen != 0 && v[strlen(v) - 1] != ',' && v[0] != ',' &&
-	    strstr(v, ",,") == NULL;
-}
-
-/* ORCPT = addr-type ";" xtext (RFC 3461 §4.2). */
-static int
-orcpt_valid(const char *v)
-{
-	const char *semi = strchr(v, ';');
-	const char *p;
-
-	if (semi == NULL || semi == v || semi[1] == '\0')
-		return 0;
-	for (p = v; p < semi; p++)
-		if (!is_letdig((unsigned char)*p) && *p != '-')
-			return 0;
-	return xtext_valid(semi + 1);
 }
 
 int
@@ -602,18 +566,19 @@ smtp_parse_rcpt(const char *arg, int utf8, struct smtp_rcpt *out,
 		    "[parameters]");
 	while ((r = next_param(&s, key, sizeof(key), val, sizeof(val))) == 1) {
 		if (strcasecmp(key, "NOTIFY") == 0) {
-			if (out->notify[0] != '\0')
+			if (out->notify != 0)
 				goto dup;
-			if (!notify_valid(val))
+			if (dsn_notify_parse(val, &out->notify) == -1)
 				return perr(err, 501, "5.5.4 Bad NOTIFY "
-				    "parameter");
-			dr_strlcpy(out->notify, val, sizeof(out->notify));
+				    "parameter: NEVER, or a list of SUCCESS, "
+				    "FAILURE, DELAY (RFC 3461)");
 		} else if (strcasecmp(key, "ORCPT") == 0) {
 			if (out->orcpt[0] != '\0')
 				goto dup;
-			if (strlen(val) > SMTP_XTEXT_MAX || !orcpt_valid(val))
+			if (!dsn_orcpt_valid(val))
 				return perr(err, 501, "5.5.4 Bad ORCPT "
-				    "parameter");
+				    "parameter: addr-type;xtext, at most 500 "
+				    "octets (RFC 3461 section 4.2)");
 			dr_strlcpy(out->orcpt, val, sizeof(out->orcpt));
 		} else
 			return perr(err, 555, "5.5.4 Unsupported parameter "

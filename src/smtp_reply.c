@@ -216,6 +216,7 @@ smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ext *ext)
 		{ "DSN", SMTP_EXT_DSN },
 		{ "CHUNKING", SMTP_EXT_CHUNKING },
 		{ "AUTH", SMTP_EXT_AUTH },
+		{ "REQUIRETLS", SMTP_EXT_REQUIRETLS },
 	};
 	const char *args;
 	size_t i, w;

@@ -113,6 +113,7 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	c->auth_delay = cf->smtpd_auth_failure_delay;
 	c->sender_rate = cf->sender_rate_limit;
 	c->minfree = cf->queue_minfree;
+	c->tls_required_header = cf->tls_required_header;
 	c->postmaster = cf->postmaster != NULL ? xstrdup(cf->postmaster) :
 	    NULL;
 	return c;

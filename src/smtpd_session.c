@@ -81,6 +81,7 @@
 #include "auth.h"
 #include "log.h"
 #include "stats.h"
+#include "dsn.h"
 #include "msg_header.h"
 #include "smtp_parse.h"
 #include "smtpd_session.h"
@@ -344,6 +345,9 @@ smtp_helo(struct smtpd_session *s, const char *arg, int esmtp)
 	evbuffer_add_printf(out, "250-SIZE %llu\r\n", s->conf->max_size);
 	evbuffer_add_printf(out, "250-8BITMIME\r\n");
 	evbuffer_add_printf(out, "250-SMTPUTF8\r\n");
+	evbuffer_add_printf(out, "250-DSN\r\n");		/* RFC 3461 */
+	if (s->tls)		/* RFC 8689 §4.1: only inside TLS */
+		evbuffer_add_printf(out, "250-REQUIRETLS\r\n");
 	if (s->conf->tls != NULL && !s->tls)
 		evbuffer_add_printf(out, "250-STARTTLS\r\n");
 	/* RFC 4954 §4, and our rule: credentials only over TLS */
@@ -411,6 +415,16 @@ smtp_mail(struct smtpd_session *s, const char *arg)
 	if (smtp_parse_mail(arg, &s->mail, &e) == -1) {
 		memset(&s->mail, 0, sizeof(s->mail));
 		smtp_reply(s, e.code, "%s", e.text);
+		return;
+	}
+	if (s->mail.requiretls && !s->tls) {
+		/* RFC 8689 §4.1: the flag would travel in cleartext */
+		log_info("NOQUEUE: reject: MAIL from unknown[%s]: 530 5.7.10 "
+		    "REQUIRETLS without TLS; from=<%s> helo=<%s>", s->addr,
+		    s->mail.addr, s->helo);
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply(s, 530, "5.7.10 REQUIRETLS needs an encrypted "
+		    "session: send STARTTLS first");
 		return;
 	}
 	if (s->mail.has_size && s->conf->max_size > 0 &&
@@ -517,9 +531,13 @@ smtp_rcpt(struct smtpd_session *s, const char *arg)
 			    "rejected: no postmaster mailbox here", r.addr);
 			return;
 		}
-		if (r.orcpt[0] == '\0')
-			snprintf(r.orcpt, sizeof(r.orcpt), "rfc822;%s",
-			    r.addr);
+		if (r.orcpt[0] == '\0') {
+			/* the address as written, in xtext (RFC 3461 §4) */
+			memcpy(r.orcpt, "rfc822;", 7);
+			if (dsn_xtext_encode(r.addr, r.orcpt + 7,
+			    sizeof(r.orcpt) - 7) == -1)
+				r.orcpt[0] = '\0';
+		}
 		log_info("smtpd %s: RCPT TO:<%s> goes to postmaster <%s>",
 		    s->addr, r.addr, s->conf->postmaster);
 		dr_strlcpy(r.addr, s->conf->postmaster, sizeof(r.addr));
@@ -693,6 +711,28 @@ smtp_data_write(struct smtpd_session *s, const char *buf, size_t n)
 	}
 }
 
+/*
+ * "TLS-Required: No" (RFC 8689 §5) lets the recipient domain's DANE or
+ * MTA-STS failures pass: honoured only when tls_required_header = yes,
+ * only from allow_clients or an authenticated client, and never for a
+ * REQUIRETLS message.  Anyone else's header is left in the message and
+ * changes nothing.
+ */
+static int
+smtp_tls_required_no(struct smtpd_session *s)
+{
+	if (!s->hs.tls_required_no)
+		return 0;
+	if (s->conf->tls_required_header && !s->mail.requiretls &&
+	    smtp_relay_allowed(s))
+		return 1;
+	log_info("%s: TLS-Required: No ignored (%s)", s->qid,
+	    s->mail.requiretls ? "REQUIRETLS message" :
+	    !s->conf->tls_required_header ? "tls_required_header = no" :
+	    "client neither in allow_clients nor authenticated");
+	return 0;
+}
+
 static struct spool_env *
 smtp_envelope(struct smtpd_session *s)
 {
@@ -708,10 +748,13 @@ smtp_envelope(struct smtpd_session *s)
 	env->smtputf8 = s->mail.smtputf8;
 	env->envid = s->mail.envid[0] ? xstrdup(s->mail.envid) : NULL;
 	env->ret = s->mail.ret[0] ? xstrdup(s->mail.ret) : NULL;
+	env->requiretls = s->mail.requiretls;
+	env->tls_required_no = smtp_tls_required_no(s);
 	for (i = 0; i < s->nrcpt; i++) {
 		r = spool_env_add_rcpt(env, s->rcpts[i].addr);
 		if (s->rcpts[i].orcpt[0] != '\0')
 			r->orcpt = xstrdup(s->rcpts[i].orcpt);
+		r->notify = s->rcpts[i].notify;
 	}
 	return env;
 }

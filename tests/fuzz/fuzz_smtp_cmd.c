@@ -155,6 +155,7 @@ check_headers(const char *out, size_t n, const uint8_t *seed, size_t nseed)
 		i += m;
 	}
 	if (h1.received != h2.received || h1.done != h2.done ||
+	    h1.tls_required_no != h2.tls_required_no ||
 	    h1.received != count_received(out, n))
 		abort();
 }

@@ -17,6 +17,9 @@ the addresses, ports and paths replaced, so the README stays correct:
    STARTTLS; Postfix verifies its certificate (secure level, a test CA)
    and authenticates with SASL from a postmap'ed sasl_passwd.  The
    message arrives the same way, danerelay logs auth=mta1.
+3. Postfix as danerelay's next hop (issue #17): its queue file (postcat)
+   holds NOTIFY, ORCPT, ENVID and RET as they were submitted to
+   danerelay, and danerelay sends no DSN of its own.
 """
 import os
 import re
@@ -82,7 +85,7 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
-    def __init__(self, name, relay_settings):
+    def __init__(self, name, relay_settings, master_extra=""):
         self.dir = os.path.join(T, name)
         self.etc = os.path.join(self.dir, "etc")
         self.spool = os.path.join(self.dir, "spool")
@@ -124,7 +127,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write("\n".join(main) + "\n")
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(self.MASTER_CF)
+            f.write(self.MASTER_CF + master_extra)
 
     def run(self, *args, check=True):
         # script(1) would give a tty for error messages on stderr; the
@@ -219,6 +222,10 @@ atexit.register(cleanup)
 # ---------------------------------------------------------------- world
 w = world.World()
 mx = w.dest("dest.test", mx=[world.MX("mx", 11)])
+# 3.: a Postfix smtpd is the MX of pfnext.test (no DANE, no MTA-STS)
+PF_IP = drtest.ip(14)
+w.rig.zone("pfnext.test", secure=False,
+           records=["@ MX 10 mx", "mx A %s" % PF_IP])
 w.start()
 
 
@@ -355,5 +362,71 @@ drtest.check(500 <= code < 600, "gateway without AUTH: RCPT refused, got "
 c.close()
 pf2.stop()
 d2.stop()
+
+# ------------- 3. Postfix as the next hop: DSN parameters passed on (#17)
+# Its smtpd listens where pfnext.test's MX points and puts everything on
+# hold, so the queue file shows what danerelay handed over.
+pf3 = Postfix("pfnext", "\n".join([
+    "relay_domains = pfnext.test",
+    "smtpd_peername_lookup = no",
+    "smtpd_recipient_restrictions = check_recipient_access static:HOLD, "
+    "permit_mynetworks, reject_unauth_destination"]),
+    master_extra="%s:%d inet n - n - - smtpd\n" % (PF_IP, w.port))
+instances.append(pf3)
+pf3.start()
+d3 = w.daemon(name="next", min_backoff="1h")
+c = drtest.SMTP(d3.host, d3.port)
+c.expect("EHLO client.dr-test.example", 250)
+c.expect("MAIL FROM:<app@client.dr-test.example> RET=HDRS "
+         "ENVID=pf+2Benv1", 250)
+c.expect("RCPT TO:<u1@pfnext.test> NOTIFY=SUCCESS,DELAY "
+         "ORCPT=rfc822;orig+2Bu1@pfnext.test", 250)
+c.expect("RCPT TO:<u2@pfnext.test> NOTIFY=NEVER", 250)
+code, text = c.data(b"From: <app@client.dr-test.example>\r\n"
+                    b"Subject: DSN to Postfix\r\n\r\nhello\r\n")
+c.close()
+drtest.check(code == 250, "accepted: %d %s" % (code, text))
+for r in ("u1", "u2"):
+    world.wait_outcome(d3, "%s@pfnext.test" % r)
+    drtest.check("status=sent" in world.outcome(d3, "%s@pfnext.test" % r),
+                 "%s sent to Postfix: %s" % (r, world.outcome(
+                     d3, "%s@pfnext.test" % r)))
+hold = os.path.join(pf3.spool, "hold")
+drtest.wait_for(lambda: os.listdir(hold), 20, "the message in Postfix's "
+                "hold queue (log:\n%s)" % pf3.log_text()[-2000:])
+qid = os.listdir(hold)[0]
+pc = pf3.run("/usr/sbin/postcat", "-c", pf3.etc, "-e", "-q", qid).stdout
+drtest.log("postcat:\n%s", pc)
+rec = {}
+pending = {}
+for ln in pc.splitlines():
+    k, _, v = ln.partition(": ")
+    if k == "named_attribute":
+        k, _, v = v.partition("=")
+        if k in ("envelope_id", "ret_flags"):
+            rec[k] = v
+        elif k in ("notify_flags", "dsn_orig_rcpt"):
+            pending[k] = v      # of the recipient record that follows
+    elif k == "recipient":
+        rec[v] = pending
+        pending = {}
+# Postfix keeps ENVID and ORCPT decoded; ret_flags 2 = HDRS; notify_flags
+# are its bits NEVER 1, SUCCESS 2, FAILURE 4, DELAY 8
+drtest.check(rec.get("envelope_id") == "pf+env1", "ENVID at Postfix: %s"
+             % rec.get("envelope_id"))
+drtest.check(rec.get("ret_flags") == "2", "RET=HDRS at Postfix: %s"
+             % rec.get("ret_flags"))
+u1 = rec.get("u1@pfnext.test", {})
+drtest.check(u1.get("dsn_orig_rcpt") == "rfc822;orig+u1@pfnext.test",
+             "ORCPT at Postfix: %s" % u1)
+drtest.check(u1.get("notify_flags") == "10", "NOTIFY=SUCCESS,DELAY at "
+             "Postfix: %s" % u1)
+drtest.check(rec.get("u2@pfnext.test", {}).get("notify_flags") == "1",
+             "NOTIFY=NEVER at Postfix: %s" % rec.get("u2@pfnext.test"))
+# Postfix offers DSN: the success is its to report, not ours
+drtest.check("notification" not in d3.log_text(),
+             "no DSN from danerelay for a DSN-capable next hop")
+pf3.stop()
+d3.stop()
 w.stop()
 drtest.done()

@@ -103,8 +103,9 @@ def test_basics(d):
     code, text = c.cmd("EHLO " + CLIENT)
     kw, lines = keywords(text)
     check(code == 250 and lines[0] == HOST, "EHLO first line: %s" % lines)
+    # DSN always (RFC 3461); REQUIRETLS only inside TLS (RFC 8689 §4.1)
     check(set(kw) == {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8",
-                      "ENHANCEDSTATUSCODES", "STARTTLS"},
+                      "ENHANCEDSTATUSCODES", "STARTTLS", "DSN"},
           "EHLO keywords in the clear: %s" % kw)
     check("SIZE %d" % MAXSIZE in lines, "SIZE keyword: %s" % lines)
     check("AUTH" not in " ".join(lines), "AUTH offered in the clear")
@@ -115,7 +116,11 @@ def test_basics(d):
                       ("FOO", 500), ("EHLO", 501), ("EHLO a b", 501),
                       ("RSET x", 501), ("MAIL FROM:a@b.example", 501),
                       ("MAIL FROM:<a@b.example> XFOO=1", 555),
-                      ("MAIL FROM:<a@b.example> BODY=BINARYMIME", 555)):
+                      ("MAIL FROM:<a@b.example> BODY=BINARYMIME", 555),
+                      # issue #17: REQUIRETLS in cleartext; bad DSN syntax
+                      ("MAIL FROM:<a@b.example> REQUIRETLS", 530),
+                      ("MAIL FROM:<a@b.example> RET=ALL", 501),
+                      ("MAIL FROM:<a@b.example> ENVID=a+zz", 501)):
         code, text = c.cmd(cmd)
         check(code == want, "%s -> %d %s (wanted %d)" % (cmd, code, text,
                                                          want))
@@ -165,8 +170,11 @@ def test_tls_auth(d):
     code, text = c.cmd("EHLO " + CLIENT)
     kw, lines = keywords(text)
     check(set(kw) == {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8",
-                      "ENHANCEDSTATUSCODES", "AUTH"},
+                      "ENHANCEDSTATUSCODES", "AUTH", "DSN", "REQUIRETLS"},
           "EHLO keywords over TLS: %s" % kw)
+    # REQUIRETLS is taken inside TLS (and needs no AUTH to be parsed)
+    c.expect("MAIL FROM:<a@%s> REQUIRETLS" % CLIENT, 250)
+    c.expect("RSET", 250)
     check("AUTH PLAIN LOGIN" in lines, "AUTH keyword: %s" % lines)
     code, text = c.cmd("STARTTLS")
     check(code == 503, "second STARTTLS: %d %s" % (code, text))

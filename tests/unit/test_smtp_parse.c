@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsn.h"
 #include "smtp_parse.h"
 #include "t.h"
 
@@ -282,6 +283,15 @@ test_params(void)
 	CHECK_STR(m.envid, "QQ314159+2B");
 	CHECK(mail("FROM:<a@example.org> RET=ALL", &m, &code) == -1);
 	CHECK(mail("FROM:<a@example.org> ENVID=a+zz", &m, &code) == -1);
+	/* REQUIRETLS (RFC 8689 §4.1): no value, once */
+	CHECK(mail("FROM:<a@example.org> REQUIRETLS", &m, &code) == 0 &&
+	    m.requiretls == 1);
+	CHECK(mail("FROM:<a@example.org> requiretls=yes", &m, &code) == -1 &&
+	    code == 501);
+	CHECK(mail("FROM:<a@example.org> REQUIRETLS REQUIRETLS", &m, &code)
+	    == -1 && code == 501);
+	CHECK(mail("FROM:<a@example.org>", &m, &code) == 0 &&
+	    m.requiretls == 0);
 	CHECK(mail("FROM:<a@example.org> AUTH=<>", &m, &code) == 0);
 	CHECK(mail("FROM:<a@example.org> AUTH=alice+40example.org", &m,
 	    &code) == 0);
@@ -314,9 +324,9 @@ test_params(void)
 	/* RCPT parameters (RFC 3461) */
 	CHECK(rcpt("TO:<b@example.net> NOTIFY=SUCCESS,FAILURE", 0, &r, &code)
 	    == 0);
-	CHECK_STR(r.notify, "SUCCESS,FAILURE");
+	CHECK(r.notify == (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE));
 	CHECK(rcpt("TO:<b@example.net> NOTIFY=never", 0, &r, &code) == 0);
-	CHECK_STR(r.notify, "NEVER");
+	CHECK(r.notify == DSN_NOTIFY_NEVER);
 	CHECK(rcpt("TO:<b@example.net> NOTIFY=NEVER,DELAY", 0, &r, &code) ==
 	    -1);
 	CHECK(rcpt("TO:<b@example.net> NOTIFY=DELAY,DELAY", 0, &r, &code) ==
@@ -332,6 +342,61 @@ test_params(void)
 	    code == 555);
 	CHECK(rcpt("TO:<b@example.net> ORCPT=rfc822;a ORCPT=rfc822;b", 0, &r,
 	    &code) == -1 && code == 501);
+	/* issue #17: xtext that decodes to a control byte, lower-case hex */
+	CHECK(rcpt("TO:<b@example.net> ORCPT=rfc822;a+0Ab", 0, &r, &code) ==
+	    -1 && code == 501);
+	CHECK(rcpt("TO:<b@example.net> ORCPT=rfc822;a+2bb", 0, &r, &code) ==
+	    -1 && code == 501);
+	CHECK(rcpt("TO:<b@example.net> NOTIFY=,SUCCESS", 0, &r, &code) == -1);
+	CHECK(rcpt("TO:<b@example.net> NOTIFY=SUCCESS,,DELAY", 0, &r, &code)
+	    == -1);
+	CHECK(rcpt("TO:<b@example.net> NOTIFY=delay,Failure", 0, &r, &code)
+	    == 0 && r.notify == (DSN_NOTIFY_DELAY | DSN_NOTIFY_FAILURE));
+	CHECK(rcpt("TO:<b@example.net> NOTIFY=SUCCESS NOTIFY=DELAY", 0, &r,
+	    &code) == -1 && code == 501);
+}
+
+/* RFC 3461 §4: xtext, NOTIFY flags (dsn.c, issue #17). */
+static void
+test_dsn(void)
+{
+	char buf[64];
+	unsigned f;
+
+	CHECK(dsn_xtext_decode("a+2Bb+3Dc", buf, sizeof(buf)) == 5);
+	CHECK_STR(buf, "a+b=c");
+	CHECK(dsn_xtext_decode("a+2b", buf, sizeof(buf)) == -1);
+	CHECK(dsn_xtext_decode("a+2", buf, sizeof(buf)) == -1);
+	CHECK(dsn_xtext_decode("a=b", buf, sizeof(buf)) == -1);
+	CHECK(dsn_xtext_decode("a b", buf, sizeof(buf)) == -1);
+	CHECK(dsn_xtext_decode("+00", buf, sizeof(buf)) == -1);
+	CHECK(dsn_xtext_decode("+7F", buf, sizeof(buf)) == -1);
+	CHECK(dsn_xtext_decode("+20", buf, sizeof(buf)) == 1);
+	CHECK(dsn_xtext_decode("abcd", buf, 4) == -1);	/* no room */
+	CHECK(dsn_xtext_decode("abc", buf, 4) == 3);
+	CHECK(dsn_xtext_encode("a+b=c d\x7f", buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "a+2Bb+3Dc+20d+7F");
+	CHECK(dsn_xtext_encode("a+", buf, 4) == -1);
+	CHECK(dsn_xtext_encode("a+", buf, 5) == 4);
+	CHECK(dsn_xtext_valid("x+41y") && !dsn_xtext_valid("x+4"));
+	CHECK(dsn_envid_valid("Q+2B1") && !dsn_envid_valid(""));
+	CHECK(dsn_orcpt_valid("rfc822;u+40example.org"));
+	CHECK(!dsn_orcpt_valid("rfc 822;u"));
+	CHECK(!dsn_orcpt_valid("rfc822;"));
+	CHECK(dsn_notify_parse("NEVER", &f) == 0 && f == DSN_NOTIFY_NEVER);
+	CHECK(dsn_notify_parse("never,success", &f) == -1);
+	CHECK(dsn_notify_parse("", &f) == -1);
+	CHECK(dsn_notify_parse("SUCCESS,DELAY", &f) == 0);
+	CHECK_STR(dsn_notify_format(f, buf, sizeof(buf)), "SUCCESS,DELAY");
+	CHECK_STR(dsn_notify_format(DSN_NOTIFY_NEVER, buf, sizeof(buf)),
+	    "NEVER");
+	CHECK_STR(dsn_notify_format(0, buf, sizeof(buf)), "");
+	CHECK(dsn_notify_wants(0, DSN_NOTIFY_FAILURE));
+	CHECK(dsn_notify_wants(0, DSN_NOTIFY_DELAY));
+	CHECK(!dsn_notify_wants(0, DSN_NOTIFY_SUCCESS));
+	CHECK(!dsn_notify_wants(DSN_NOTIFY_NEVER, DSN_NOTIFY_FAILURE));
+	CHECK(!dsn_notify_wants(DSN_NOTIFY_SUCCESS, DSN_NOTIFY_FAILURE));
+	CHECK(dsn_notify_wants(DSN_NOTIFY_SUCCESS, DSN_NOTIFY_SUCCESS));
 }
 
 static void
@@ -513,6 +578,7 @@ main(void)
 	test_paths();
 	test_params();
 	test_auth();
+	test_dsn();
 	test_data();
 	return t_done();
 }

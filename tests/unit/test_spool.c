@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dsn.h"
 #include "log.h"
 #include "spool.h"
 #include "util.h"
@@ -242,6 +243,82 @@ test_format_escaping(void)
 	}
 	free(text);
 	spool_env_free(env);
+}
+
+/*
+ * Issue #17: NOTIFY, "relayed", REQUIRETLS and TLS-Required: No survive
+ * the text form; an envelope as the code before wrote it (without them)
+ * still parses, to no NOTIFY and no flags; the new keys are written only
+ * when set, so an envelope without them is the old format exactly.
+ */
+static void
+test_dsn_fields(void)
+{
+	static const char old[] =
+	    "danerelay-envelope 1\n"
+	    "id 0123456789ABCDEF\n"
+	    "created 1700000000\n"
+	    "size 10\n"
+	    "sender a@example.org\n"
+	    "client-addr 127.0.0.1\n"
+	    "envid E+2B1\n"
+	    "ret FULL\n"
+	    "body-8bit 0\nsmtputf8 0\nhold 0\nbounce 0\nreport 0\n"
+	    "rcpt b@example.net\n"
+	    "rcpt-state pending\n"
+	    "rcpt-attempts 0\n"
+	    "rcpt-next 0\n"
+	    "rcpt-orcpt rfc822;b+40example.net\n"
+	    "end\n";
+	struct spool_env *env, *back;
+	struct spool_rcpt *r;
+	char err[256], *text;
+	size_t len;
+
+	CHECK(spool_env_parse(old, strlen(old), &env, err, sizeof(err)) == 0);
+	if (env == NULL)
+		return;
+	CHECK(env->rcpts[0].notify == 0 && env->rcpts[0].relayed == 0 &&
+	    env->requiretls == 0 && env->tls_required_no == 0);
+	CHECK_STR(env->envid, "E+2B1");
+	CHECK_STR(env->rcpts[0].orcpt, "rfc822;b+40example.net");
+	text = spool_env_format(env, &len);
+	CHECK(strstr(text, "notify") == NULL && strstr(text, "requiretls") ==
+	    NULL && strstr(text, "tls-required") == NULL &&
+	    strstr(text, "relayed") == NULL);
+	free(text);
+
+	env->requiretls = 1;
+	env->tls_required_no = 1;
+	env->rcpts[0].notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY;
+	env->rcpts[0].relayed = 1;
+	r = spool_env_add_rcpt(env, "c@example.net");
+	r->notify = DSN_NOTIFY_NEVER;
+	text = spool_env_format(env, &len);
+	CHECK(strstr(text, "\nrcpt-notify SUCCESS,DELAY\n") != NULL);
+	CHECK(strstr(text, "\nrcpt-notify NEVER\n") != NULL);
+	CHECK(spool_env_parse(text, len, &back, err, sizeof(err)) == 0);
+	if (back != NULL) {
+		CHECK(back->requiretls == 1 && back->tls_required_no == 1);
+		CHECK(back->rcpts[0].notify ==
+		    (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY));
+		CHECK(back->rcpts[0].relayed == 1);
+		CHECK(back->rcpts[1].notify == DSN_NOTIFY_NEVER &&
+		    back->rcpts[1].relayed == 0);
+		spool_env_free(back);
+	}
+	free(text);
+	spool_env_free(env);
+
+	/* a bad NOTIFY value is refused like any bad value */
+	{
+		static const char bad[] = "danerelay-envelope 1\nrcpt a\n"
+		    "rcpt-state pending\nrcpt-attempts 0\nrcpt-next 0\n"
+		    "rcpt-notify NEVER,SUCCESS\nend\n";
+
+		CHECK(spool_env_parse(bad, strlen(bad), &env, err,
+		    sizeof(err)) == -1 && strstr(err, "NOTIFY") != NULL);
+	}
 }
 
 static void
@@ -772,6 +849,7 @@ main(void)
 	}
 	test_format_escaping();
 	test_parse_rejects();
+	test_dsn_fields();
 
 	/* Creates spool_dir and its subdirectories, 0700. */
 	sp = spool_open(base, err, sizeof(err));

@@ -15,6 +15,8 @@ As a process (what tests normally do):
   --no-starttls        do not offer STARTTLS (even with a certificate)
   --tls-max 1.2        highest TLS version offered
   --no-pipelining, --no-8bitmime, --no-smtputf8, --no-enhanced
+  --dsn                advertise DSN (RFC 3461)
+  --requiretls         advertise REQUIRETLS (RFC 8689) inside TLS
   --size N             advertise SIZE N (default 52428800; 0: "SIZE")
   --no-ehlo            EHLO gets 502 (HELO works)
   --hostname NAME      name in the greeting (default sink.test)
@@ -49,6 +51,7 @@ The record, in DIR:
          "cipher": "...", "sni": "mx.example.test" or null,
          "mail_from": "a@b", "mail_params": "SIZE=10 BODY=8BITMIME",
          "rcpts": ["accepted", ...], "rcpts_refused": [...],
+         "rcpt_params": {"accepted": "NOTIFY=SUCCESS ORCPT=...", ...},
          "pipelined": true (MAIL arrived with more commands behind it),
          "data_file": "msg-1.eml", "size": 1234, "sha256": "..."}
     msg-N.eml        the data as received, dot-unstuffed, CRLF kept
@@ -217,6 +220,7 @@ class Session:
         self.mail_time = None
         self.mail_params = ""
         self.rcpts = []
+        self.rcpt_params = {}
         self.refused = []
         self.pipelined = False
 
@@ -293,6 +297,10 @@ class Session:
             lines.append("250 SMTPUTF8")
         if not o.no_enhanced:
             lines.append("250 ENHANCEDSTATUSCODES")
+        if o.dsn:
+            lines.append("250 DSN")
+        if o.requiretls and self.tls:
+            lines.append("250 REQUIRETLS")
         if self.s.ctx is not None and not self.tls:
             lines.append("250 STARTTLS")
         lines.append("250 HELP")
@@ -414,12 +422,13 @@ class Session:
             if self.mail_from is None:
                 return await self.scripted("RCPT", arg,
                                            "503 5.5.1 MAIL first")
-            addr = split_path(arg)[0]
+            addr, rparams = split_path(arg)
             rep = await self.scripted("RCPT", arg, "250 2.1.5 ok")
             if rep is False:
                 return False
             if rep.startswith("2"):
                 self.rcpts.append(addr)
+                self.rcpt_params[addr] = rparams.strip()
             else:
                 self.refused.append(addr)
             return rep
@@ -481,6 +490,7 @@ class Session:
                 "sni": self.sni, "mail_from": self.mail_from,
                 "mail_params": self.mail_params, "rcpts": self.rcpts,
                 "rcpts_refused": self.refused, "pipelined": self.pipelined,
+                "rcpt_params": self.rcpt_params,
                 "data_file": fn, "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest()})
             self.s.write_stats()
@@ -564,6 +574,8 @@ def parse_args(argv):
     p.add_argument("--no-smtputf8", action="store_true")
     p.add_argument("--no-enhanced", action="store_true")
     p.add_argument("--no-ehlo", action="store_true")
+    p.add_argument("--dsn", action="store_true")
+    p.add_argument("--requiretls", action="store_true")
     p.add_argument("--size", type=int, default=52428800)
     p.add_argument("--hostname", default="sink.test")
     p.add_argument("--rule", action="append")
