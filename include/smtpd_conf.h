@@ -13,6 +13,7 @@
 struct acl;
 struct auth_table;
 struct config;
+struct dkim_table;
 
 struct smtpd_conf {
 	int refs;
@@ -40,6 +41,9 @@ struct smtpd_conf {
 					 * free, 0 = no check */
 	char *postmaster;		/* RCPT TO:<postmaster> goes here;
 					 * NULL: refused */
+	struct dkim_table *dkim;	/* dkim_key_table, NULL: no signing */
+	int dkim_defer;			/* a signing failure: 451 (else the
+					 * message goes on unsigned) */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,

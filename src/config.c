@@ -308,6 +308,8 @@ config_defaults(struct config *cf)
 	cf->queue_minfree = 100ULL << 20;
 
 	cf->tlsrpt = 1;
+	cf->dkim_failure_defer = 1;
+	cf->dkim_dns_check_interval = 600;
 }
 
 void
@@ -336,6 +338,7 @@ config_free(struct config *cf)
 	free(cf->tlsrpt_org_name);
 	free(cf->tlsrpt_contact);
 	free(cf->tlsrpt_from);
+	free(cf->dkim_key_table);
 	free(cf->metrics_listen);
 	free(cf->bounce_relay);
 	free(cf->bounce_relay_tls_name);
@@ -393,6 +396,7 @@ enum opt_type {
 	T_HOPTLS,	/* TLS level of a fixed next hop: none, may,
 			 * encrypt, verify */
 	T_TLSMEM,	/* tls_memory: no, encrypt, verify */
+	T_DKIMFAIL,	/* dkim_failure_action: defer, pass */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -490,6 +494,11 @@ static const struct option {
 	{ "bounce_relay_tls_name",	T_OSTRING,
 	    OFF(bounce_relay_tls_name) },
 	{ "tls_memory",			T_TLSMEM,	OFF(tls_memory) },
+	{ "dkim_key_table",		T_FILE,		OFF(dkim_key_table) },
+	{ "dkim_failure_action",	T_DKIMFAIL,
+	    OFF(dkim_failure_defer) },
+	{ "dkim_dns_check_interval",	T_DURATION,
+	    OFF(dkim_dns_check_interval) },
 	{ "tls_memory_max_age",		T_DURATION,
 	    OFF(tls_memory_max_age) },
 };
@@ -787,6 +796,12 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 		else
 			return perr(p, "%s: want encrypt, verify or no, not "
 			    "\"%s\"", o->name, v);
+		return 0;
+	case T_DKIMFAIL:
+		if (strcmp(v, "defer") != 0 && strcmp(v, "pass") != 0)
+			return perr(p, "%s: want defer or pass, not \"%s\"",
+			    o->name, v);
+		*FIELD(cf, o, int) = strcmp(v, "defer") == 0;
 		return 0;
 	case T_PORT:
 		if (parse_port(v, &port) == -1)
