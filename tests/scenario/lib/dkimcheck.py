@@ -1,0 +1,83 @@
+"""dkimcheck - an independent DKIM verifier for the scenario tests:
+Debian's python3-dkim (dkimpy, the library behind its dkimverify), with
+the key records looked up at the test's signed DNS world (the dnsrig's
+NSD, which serves every zone of the world) instead of the system resolver.
+
+    import dkimcheck
+    dkimcheck.require()                  # skips the test without dkimpy
+    res = dkimcheck.verify(raw, w.rig)   # one dict per DKIM-Signature:
+    # [{"d": "signer.test", "s": "rsa1", "a": "rsa-sha256", "ok": True,
+    #   "why": ""}, ...]
+    dkimcheck.zone_records(text)         # the zone lines of
+                                         # `danerelay dkim keygen|dns`
+
+Runs under /usr/bin/python3 (the tests' interpreter), where Debian puts
+python3-dkim, python3-dnspython and python3-nacl (Ed25519).
+"""
+import re
+
+import drtest
+
+
+def require():
+    try:
+        import dkim  # noqa: F401
+        import dns.message  # noqa: F401
+        import nacl  # noqa: F401
+    except ImportError as e:
+        drtest.skip("python3-dkim (with python3-dnspython, python3-nacl) "
+                    "is not installed: %s" % e)
+
+
+def dnsfunc(rig):
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    def lookup(name, timeout=5):
+        if isinstance(name, bytes):
+            name = name.decode()
+        q = dns.message.make_query(name, dns.rdatatype.TXT)
+        r = dns.query.udp(q, rig.ip, port=rig.port, timeout=timeout)
+        for rrset in r.answer:
+            if rrset.rdtype == dns.rdatatype.TXT:
+                return b"".join(rrset[0].strings)
+        return b""
+    return lookup
+
+
+def signatures(raw):
+    """The tag dicts of the message's DKIM-Signature fields, in order."""
+    import dkim.util
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    fields = re.findall(rb"(?im)^dkim-signature:([^\r\n]*(?:\r\n[ \t]"
+                        rb"[^\r\n]*)*)", head)
+    return [dkim.util.parse_tag_value(re.sub(rb"\s+", b"", f))
+            for f in fields]
+
+
+def verify(raw, rig):
+    import dkim
+    out = []
+    look = dnsfunc(rig)
+    for i, tags in enumerate(signatures(raw)):
+        r = {"d": tags.get(b"d", b"").decode(),
+             "s": tags.get(b"s", b"").decode(),
+             "a": tags.get(b"a", b"").decode(), "ok": False, "why": ""}
+        try:
+            r["ok"] = bool(dkim.DKIM(raw).verify(idx=i, dnsfunc=look))
+        except Exception as e:      # dkimpy raises for broken ones
+            r["why"] = str(e)
+        out.append(r)
+    return out
+
+
+def zone_records(text):
+    """Zone file lines (not the ';' comments) of `danerelay dkim` output."""
+    return [ln for ln in text.splitlines()
+            if ln.strip() and not ln.startswith(";")]
+
+
+def txt_strings(line):
+    """The character-strings of one TXT zone line."""
+    return re.findall(r'"([^"]*)"', line)
