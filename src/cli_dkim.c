@@ -12,8 +12,10 @@
  *	stay published for the grace period).
  *   check [DOMAIN]
  *	each selector's record through danerelay's validating resolver:
- *	published or not, the same public key or not, the DNSSEC state.
- *	Exit 1 if a key in use or pending is not published correctly.
+ *	published or not, the same public key or not, the DNSSEC state,
+ *	and the key's state as the daemon sees it (a pending key whose
+ *	record is published is active).  Exit 1 if a key that signs is not
+ *	published correctly (a pending one may not be, yet).
  *   rotate DOMAIN [--selector NAME]
  *	a new key for every algorithm the domain signs with, under a new
  *	selector (default: the date, "sYYYYMMDD", "eYYYYMMDD" for
@@ -245,6 +247,16 @@ cmd_dns(struct cli *c, int argc, char **argv)
 	return EX_OK;
 }
 
+/* One selector's record as check found it. */
+struct found {
+	int		 looked;	/* of the asked domain */
+	int		 failed;	/* no answer: err */
+	enum dns_status	 status;
+	enum dns_security sec;
+	int		 match;
+	char		 why[256];
+};
+
 static int
 cmd_check(struct cli *c, int argc, char **argv)
 {
@@ -253,9 +265,10 @@ cmd_check(struct cli *c, int argc, char **argv)
 	struct event_base *base;
 	struct resolver *r;
 	struct dns_result *res;
-	char name[600], err[1024], why[256];
-	size_t i, j;
-	int bad = 0, match;
+	struct found *f;
+	char name[600], err[1024];
+	size_t i, j, n;
+	int bad = 0;
 
 	if (argc > 3) {
 		dkim_usage();
@@ -274,36 +287,54 @@ cmd_check(struct cli *c, int argc, char **argv)
 		dkim_table_unref(t);
 		return EX_ERR;
 	}
+	/* Look every selector up first: a published pending key counts as
+	 * seen, as in the daemon, so the states printed are the daemon's. */
+	n = dkim_table_count(t);
+	f = xcalloc(n + 1, sizeof(*f));
 	for (i = 0; dkim_table_key(t, i, &k) == 0; i++) {
 		if (argc == 3 && strcasecmp(argv[2], k.domain) != 0)
 			continue;
+		f[i].looked = 1;
 		dkim_record_name(t, i, name, sizeof(name));
-		if (resolver_query_sync(r, name, DNS_T_TXT, &res, err,
-		    sizeof(err)) == -1) {
-			printf("%s %s %s: lookup failed: %s\n", k.domain,
-			    k.selector, dkim_key_state_name(k.state), err);
+		if (resolver_query_sync(r, name, DNS_T_TXT, &res, f[i].why,
+		    sizeof(f[i].why)) == -1) {
+			f[i].failed = 1;
+			continue;
+		}
+		f[i].status = res->status;
+		f[i].sec = res->security;
+		for (j = 0; res->status == DNS_OK && j < res->n &&
+		    !f[i].match; j++)
+			f[i].match = dkim_record_match(t, i, res->txt[j].data,
+			    res->txt[j].len, f[i].why, sizeof(f[i].why));
+		if (f[i].match && res->security != DNS_SEC_BOGUS)
+			dkim_key_seen(t, i);
+		dns_result_free(res);
+	}
+	for (i = 0; dkim_table_key(t, i, &k) == 0; i++) {
+		if (!f[i].looked)
+			continue;
+		if (f[i].failed) {
+			printf("%s %s %s %s: lookup failed: %s\n", k.domain,
+			    k.selector, dkim_alg_name(k.alg),
+			    dkim_key_state_name(k.state), f[i].why);
 			bad += k.state != DKIM_KEY_OLD;
 			continue;
 		}
-		match = 0;
-		why[0] = '\0';
-		for (j = 0; res->status == DNS_OK && j < res->n && !match; j++)
-			match = dkim_record_match(t, i, res->txt[j].data,
-			    res->txt[j].len, why, sizeof(why));
 		printf("%s %s %s %s: %s, dnssec=%s\n", k.domain, k.selector,
 		    dkim_alg_name(k.alg), dkim_key_state_name(k.state),
-		    res->status != DNS_OK ? (res->security == DNS_SEC_BOGUS ?
-		    "bogus answer" : res->status == DNS_TEMPFAIL ?
-		    "lookup failed" : "not published") : match ?
+		    f[i].status != DNS_OK ? (f[i].sec == DNS_SEC_BOGUS ?
+		    "bogus answer" : f[i].status == DNS_TEMPFAIL ?
+		    "lookup failed" : "not published") : f[i].match ?
 		    "published, key matches" : "published, KEY DIFFERS",
-		    dns_security_name(res->security));
-		if (res->status == DNS_OK && !match && why[0] != '\0')
-			printf("    %s\n", why);
-		if ((!match || res->security == DNS_SEC_BOGUS) &&
-		    k.state != DKIM_KEY_OLD)
+		    dns_security_name(f[i].sec));
+		if (f[i].status == DNS_OK && !f[i].match && f[i].why[0])
+			printf("    %s\n", f[i].why);
+		if ((!f[i].match || f[i].sec == DNS_SEC_BOGUS) &&
+		    k.state == DKIM_KEY_ACTIVE)
 			bad++;
-		dns_result_free(res);
 	}
+	free(f);
 	resolver_free(r);
 	event_base_free(base);
 	dkim_table_unref(t);

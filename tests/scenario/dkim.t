@@ -41,22 +41,11 @@ d.write_config(dkim_key_table=table)
 
 # -- keygen, through the CLI, into the zone (a configuration of its own:
 # the daemon's names files that the DNS world writes at w.start())
-kconf = os.path.join(d.dir, "keygen.conf")
-with open(kconf, "w") as f:
-    f.write("state_dir = %s\nspool_dir = %s\ndkim_key_table = %s\n" % (
-        d.options["state_dir"], d.spool, table))
-    if d.options.get("user"):
-        f.write("user = %s\n" % d.options["user"])
-os.makedirs(d.options["state_dir"], exist_ok=True)
-if os.geteuid() == 0 and d.options.get("user"):
-    pw = pwd.getpwnam(d.options["user"])
-    os.chown(d.options["state_dir"], pw.pw_uid, pw.pw_gid)
+kconf = dkimcheck.keygen_config(d, table)
 records = []
 for sel, alg in (("rsa1", "rsa-2048"), ("ed1", "ed25519")):
-    r = subprocess.run([d.cli_binary, "-c", kconf, "dkim", "keygen",
-                        "signer.test", sel, "--algorithm", alg],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True)
+    r = dkimcheck.cli(kconf, d, "keygen", "signer.test", sel,
+                      "--algorithm", alg)
     drtest.check(r.returncode == 0, "dkim keygen %s %s: exit 0 (%s)"
                  % (sel, alg, r.stderr.strip()))
     recs = dkimcheck.zone_records(r.stdout)

@@ -8,13 +8,17 @@ NSD, which serves every zone of the world) instead of the system resolver.
     res = dkimcheck.verify(raw, w.rig)   # one dict per DKIM-Signature:
     # [{"d": "signer.test", "s": "rsa1", "a": "rsa-sha256", "ok": True,
     #   "why": ""}, ...]
+    kconf = dkimcheck.keygen_config(d, table)   # for `danerelay dkim`
+    r = dkimcheck.cli(kconf, d, "keygen", "signer.test", "s1")
     dkimcheck.zone_records(text)         # the zone lines of
                                          # `danerelay dkim keygen|dns`
 
 Runs under /usr/bin/python3 (the tests' interpreter), where Debian puts
 python3-dkim, python3-dnspython and python3-nacl (Ed25519).
 """
+import os
 import re
+import subprocess
 
 import drtest
 
@@ -56,7 +60,9 @@ def signatures(raw):
             for f in fields]
 
 
-def verify(raw, rig):
+def verify(raw, rig, tlsrpt=False):
+    """tlsrpt="strict": a TLSRPT report (RFC 8460 §3), whose key record
+    must say s=tlsrpt."""
     import dkim
     out = []
     look = dnsfunc(rig)
@@ -65,7 +71,8 @@ def verify(raw, rig):
              "s": tags.get(b"s", b"").decode(),
              "a": tags.get(b"a", b"").decode(), "ok": False, "why": ""}
         try:
-            r["ok"] = bool(dkim.DKIM(raw).verify(idx=i, dnsfunc=look))
+            r["ok"] = bool(dkim.DKIM(raw, tlsrpt=tlsrpt).verify(
+                idx=i, dnsfunc=look))
         except Exception as e:      # dkimpy raises for broken ones
             r["why"] = str(e)
         out.append(r)
@@ -81,3 +88,28 @@ def zone_records(text):
 def txt_strings(line):
     """The character-strings of one TXT zone line."""
     return re.findall(r'"([^"]*)"', line)
+
+
+def keygen_config(d, table):
+    """A configuration for `danerelay dkim` before the world runs (the
+    daemon's names files the DNS world writes at start): d's state_dir,
+    spool_dir, user and the key table.  Returns its path."""
+    import pwd
+    kconf = os.path.join(d.dir, "keygen.conf")
+    with open(kconf, "w") as f:
+        f.write("state_dir = %s\nspool_dir = %s\ndkim_key_table = %s\n" % (
+            d.options["state_dir"], d.spool, table))
+        if d.options.get("user"):
+            f.write("user = %s\n" % d.options["user"])
+    os.makedirs(d.options["state_dir"], exist_ok=True)
+    if os.geteuid() == 0 and d.options.get("user"):
+        pw = pwd.getpwnam(d.options["user"])
+        os.chown(d.options["state_dir"], pw.pw_uid, pw.pw_gid)
+    return kconf
+
+
+def cli(kconf, d, *args):
+    """`danerelay -c kconf dkim ARGS` -> CompletedProcess."""
+    return subprocess.run([d.cli_binary, "-c", kconf, "dkim"] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
