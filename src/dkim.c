@@ -86,6 +86,9 @@ struct dkim_table {
 	DKIM_LIB	*lib;
 };
 
+static void *lib_malloc(void *closure, size_t n);
+static void lib_free(void *closure, void *p);
+
 /* Oversigned: a second one added in transit breaks the signature. */
 static const char *const oversign[] = { "from", "to", "subject", "date",
     NULL };
@@ -472,7 +475,7 @@ lib_new(struct dkim_table *t)
 	const char **sign = (const char **)dkim_should_signhdrs;
 	const char **over = (const char **)(uintptr_t)oversign;
 
-	if ((t->lib = dkim_init(NULL, NULL)) == NULL)
+	if ((t->lib = dkim_init(lib_malloc, lib_free)) == NULL)
 		return -1;
 	if (dkim_options(t->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, sign,
 	    sizeof(sign)) != DKIM_STAT_OK ||
@@ -603,6 +606,112 @@ dkim_table_signs(const struct dkim_table *t, const char *domain, int svc)
 }
 
 /* ---------------------------------------------------------------- */
+/*
+ * Memory of a signing handle.  Debian 12's libopendkim (2.11.0~beta2)
+ * does not free an Ed25519 key in dkim_free(): it frees its key holder
+ * (struct dkim_crypto, dkim-types.h) but not the EVP_PKEY in it nor the
+ * 64-byte signature buffer it points to, some 1.2 KB per Ed25519
+ * signature (fixed upstream: OpenDKIM pull request 321).  So libopendkim
+ * allocates through lib_malloc()/lib_free(), which keep each handle's
+ * blocks on a list of its own (the handle's memory closure), and
+ * lib_free() recognises that holder as it is freed: 64 bytes whose
+ * "outlen" (third word) is 64 and whose "out" (eighth word) is a block of
+ * the same handle still allocated, its "pkey" (fourth word) an Ed25519
+ * key; it frees the key, the BIO (sixth word) and that buffer.  Only then
+ * are the words read as pointers, so a library that frees them itself
+ * (out already gone) or lays the holder out otherwise is left alone.
+ */
+struct memlist {
+	struct blk	*head;
+};
+
+struct blk {
+	struct blk	*next, *prev;
+	struct memlist	*owner;		/* NULL: the library's own */
+	size_t		 size;
+	max_align_t	 data[];
+};
+
+static struct blk *
+blk_of(void *p)
+{
+	return (struct blk *)(void *)((char *)p - offsetof(struct blk, data));
+}
+
+static void *
+lib_malloc(void *closure, size_t n)
+{
+	struct memlist *ml = closure;
+	struct blk *b = xmalloc(sizeof(*b) + n);
+
+	b->owner = ml;
+	b->size = n;
+	b->prev = NULL;
+	b->next = NULL;
+	if (ml != NULL) {
+		b->next = ml->head;
+		if (ml->head != NULL)
+			ml->head->prev = b;
+		ml->head = b;
+	}
+	return b->data;
+}
+
+static void
+blk_free(struct blk *b)
+{
+	if (b->owner != NULL) {
+		if (b->prev != NULL)
+			b->prev->next = b->next;
+		else
+			b->owner->head = b->next;
+		if (b->next != NULL)
+			b->next->prev = b->prev;
+	}
+	free(b);
+}
+
+static int
+blk_live(const struct memlist *ml, const void *p)
+{
+	const struct blk *b;
+
+	for (b = ml->head; b != NULL; b = b->next)
+		if ((const void *)b->data == p)
+			return 1;
+	return 0;
+}
+
+/* The Ed25519 key holder of libopendkim 2.11, as it is freed. */
+static void
+ed25519_reap(struct blk *b)
+{
+	void *w[8];
+	EVP_PKEY *pk;
+
+	if (b->owner == NULL || b->size != sizeof(w))
+		return;
+	memcpy(w, b->data, sizeof(w));
+	if ((uintptr_t)w[2] != 64 || w[7] == NULL ||
+	    !blk_live(b->owner, w[7]) || (pk = w[3]) == NULL ||
+	    EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519)
+		return;
+	EVP_PKEY_free(pk);
+	BIO_free(w[5]);
+	blk_free(blk_of(w[7]));
+}
+
+static void
+lib_free(void *closure, void *p)
+{
+	(void)closure;
+	if (p == NULL)
+		return;
+	ed25519_reap(blk_of(p));
+	blk_free(blk_of(p));
+}
+
+/* ---------------------------------------------------------------- */
 /* Signing. */
 
 /* libopendkim folds with bare LF: the message wants CRLF. */
@@ -630,6 +739,7 @@ dkim_sign_msg(struct dkim_table *t, const char *domain, int svc, const char *id,
     dkim_read_fn *read, void *arg, char **hdrs, char *err, size_t errlen)
 {
 	DKIM *h[16];
+	struct memlist ml[16];
 	size_t nh = 0, i, olen = 0, len;
 	DKIM_STAT st = DKIM_STAT_OK;
 	unsigned char *sig, *buf = NULL;
@@ -642,7 +752,8 @@ dkim_sign_msg(struct dkim_table *t, const char *domain, int svc, const char *id,
 	for (i = 0; i < t->n && nh < sizeof(h) / sizeof(h[0]); i++) {
 		if (!key_signs(t, i, domain, svc))
 			continue;
-		h[nh] = dkim_sign(t->lib, (const unsigned char *)id, NULL,
+		ml[nh].head = NULL;
+		h[nh] = dkim_sign(t->lib, (const unsigned char *)id, &ml[nh],
 		    (dkim_sigkey_t)t->keys[i].pem,
 		    (const unsigned char *)t->keys[i].selector,
 		    (const unsigned char *)t->keys[i].domain,
