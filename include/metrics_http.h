@@ -33,9 +33,12 @@ struct metrics_gauges {
 	long long sts_cache_policies;		/* MTA-STS policies cached */
 	int have_dnssec;
 	int dnssec_secure;			/* self-test: 1 secure */
+	struct dkim_table *dkim;		/* key ages; a reference that
+						 * the renderer drops, or NULL */
 };
 typedef void metrics_gauges_fn(struct metrics_gauges *g, void *arg);
 
+struct dkim_table;
 struct metrics;
 
 /*

@@ -16,6 +16,7 @@ struct config;
 struct spool;
 struct spool_env;
 
+struct dkim_table;
 struct smtpd;
 struct workq;
 struct workq_port;
@@ -47,6 +48,9 @@ int smtpd_sessions(const struct smtpd *sd);
 /* Client addresses blocked now after smtpd_auth_failure_limit failed
  * AUTH attempts, of every worker. */
 int smtpd_auth_blocked_clients(const struct smtpd *sd);
+/* The key table of the current settings (dkim_key_table), or NULL: valid
+ * until the next reload; dkim_table_ref() to keep it. */
+struct dkim_table *smtpd_dkim_table(const struct smtpd *sd);
 void smtpd_free(struct smtpd *sd);
 
 #endif

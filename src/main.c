@@ -788,6 +788,7 @@ metrics_gauges(struct metrics_gauges *g, void *arg)
 	g->sts_cache_policies = mta_sts_policies(d->w[0].deps.sts);
 	g->have_dnssec = 1;
 	g->dnssec_secure = dnssec_check_state() == DNSSEC_SECURE;
+	g->dkim = dkim_table_ref(smtpd_dkim_table(d->sd));
 }
 
 /*

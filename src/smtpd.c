@@ -169,6 +169,12 @@ smtpd_auth_blocked_clients(const struct smtpd *sd)
 	    (int)anvil_blocked_clients(sd->anvil);
 }
 
+struct dkim_table *
+smtpd_dkim_table(const struct smtpd *sd)
+{
+	return sd == NULL || sd->conf == NULL ? NULL : sd->conf->dkim;
+}
+
 /* A refused connection: one line of reply, no session. */
 static void
 refuse(struct smtpd *sd, evutil_socket_t fd, const char *text)

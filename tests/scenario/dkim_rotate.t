@@ -6,11 +6,13 @@ is visible in DNS (its DNS watch, dkim_dns_check_interval), then signs
 with the new one; the old record stays published.  A message signed
 before the switch and one signed after it both verify (python3-dkim,
 lib/dkimcheck.py) against the signed test zone.  `danerelay dkim check`
-shows each selector's record, key match and DNSSEC state.
+shows each selector's record, key match and DNSSEC state; /metrics each
+key's age and state.
 """
 import os
 import re
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
@@ -20,7 +22,10 @@ import world  # noqa: E402
 dkimcheck.require()
 w = world.World()
 rcv = w.dest("rcpt.test", 11)
-d = w.daemon(start=False, min_backoff="1h", dkim_dns_check_interval="1s")
+mhost = drtest.ip(2)
+mport = drtest.free_port(mhost)
+d = w.daemon(start=False, min_backoff="1h", dkim_dns_check_interval="1s",
+             metrics_listen="%s:%d" % (mhost, mport))
 table = os.path.join(d.dir, "dkim.keys")
 open(table, "w").close()
 os.chmod(table, 0o644)
@@ -99,6 +104,17 @@ r = d.cli("dkim", "dns", "rot.test")
 drtest.check("old._domainkey.rot.test." in r.stdout and
              "new._domainkey.rot.test." in r.stdout,
              "dkim dns still lists the old selector for the grace period")
+
+# -- /metrics: each key's age by domain, selector and state
+with urllib.request.urlopen("http://%s:%d/metrics" % (mhost, mport),
+                            timeout=drtest.scaled(10)) as resp:
+    text = resp.read().decode()
+for sel, state in (("old", "old"), ("new", "active")):
+    m = re.search(r'^danerelay_dkim_key_age_seconds\{domain="rot.test",'
+                  r'selector="%s",state="%s"\} (\d+)$' % (sel, state), text,
+                  re.M)
+    drtest.check(m is not None and int(m.group(1)) < 3600,
+                 "/metrics: the age of %s (%s)" % (sel, state))
 
 # -- both verify (the old record is still published)
 for name, raw in (("before", before), ("after", after)):
