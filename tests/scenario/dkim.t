@@ -10,6 +10,7 @@ those records.
   - dual signing: a message From: the domain arrives with an rsa-sha256
     and an ed25519-sha256 signature, both verify; relaxed/relaxed; From,
     To, Subject and Date oversigned;
+  - a 1.5 MiB message (spooled to a file while it arrives) too;
   - the same message with its body changed, or a second Subject: added,
     fails (the test can fail);
   - mail From: a domain without a key is not signed;
@@ -132,6 +133,16 @@ for t in sigs:
         drtest.check(h.count(f) == 2, "%s oversigned in h=%r" % (f, h))
     drtest.check(b"received" not in h, "Received: is not signed")
 drtest.check(raw.endswith(BODY.encode()), "the body arrived untouched")
+
+# -- a message over 1 MiB (spooled to a file as it arrives, the
+# signatures put in front of that file): both verify
+big = message("a@signer.test", "user3@rcpt.test", "big")
+big += ("x" * 76 + "\r\n").encode() * 20000
+w.send(d, ["user3@rcpt.test"], sender="a@signer.test", data=big)
+w.expect(d, "rcpt.test", "sent", rcpt="user3@rcpt.test", at="mx")
+res = dkimcheck.verify(received(rcv, "big"), w.rig)
+drtest.check(len(res) == 2 and all(r["ok"] for r in res),
+             "a 1.5 MiB message: both signatures verify: %r" % res)
 
 # -- changed in transit: fails
 res = dkimcheck.verify(raw.replace(b"second line", b"second linE"), w.rig)
