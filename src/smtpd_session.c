@@ -172,7 +172,9 @@ struct smtpd_session {
 	char			 qid[QUEUE_ID_LEN + 1];
 	struct smtp_data_scan	 ds;
 	struct msg_header_scan	 hs;		/* Received: count */
-	struct dkim_from	 df;		/* From: domain, for DKIM */
+	struct dkim_from	*df;		/* From: domain, for DKIM: made at
+						 * the first DATA with a key
+						 * table, then reused */
 	unsigned long long	 msgsize;
 	int			 too_big;
 	int			 nul;		/* a NUL byte in the data */
@@ -597,8 +599,11 @@ smtp_data(struct smtpd_session *s)
 	dr_strlcpy(s->qid, spool_writer_id(s->w), sizeof(s->qid));
 	smtp_data_scan_init(&s->ds);
 	msg_header_scan_init(&s->hs);
-	if (s->conf->dkim != NULL)
-		dkim_from_init(&s->df);
+	if (s->conf->dkim != NULL) {
+		if (s->df == NULL)
+			s->df = xmalloc(sizeof(*s->df));
+		dkim_from_init(s->df);
+	}
 	s->msgsize = 0;
 	s->too_big = s->nul = s->io_error = 0;
 	if ((n = smtp_received(s, hdr, sizeof(hdr))) < 0 ||
@@ -636,8 +641,8 @@ smtp_data_write(struct smtpd_session *s, const char *buf, size_t n)
 		s->nul = 1;
 	if (!s->hs.done)
 		msg_header_scan(&s->hs, buf, n);
-	if (s->conf->dkim != NULL && !s->df.done)
-		dkim_from_scan(&s->df, buf, n);
+	if (s->df != NULL && !s->df->done)
+		dkim_from_scan(s->df, buf, n);
 	/* Once the message is doomed, stop filling the disk; we keep
 	 * reading (and discarding) to the end of the data. */
 	if (s->too_big || s->io_error || s->nul || smtp_looping(s) ||
@@ -893,8 +898,8 @@ smtp_sign_start(struct smtpd_session *s, struct smtpd_commit *c,
 	char dom[256];
 	int r;
 
-	if (s->conf->dkim == NULL ||
-	    dkim_from_domain(&s->df, dom, sizeof(dom)) == NULL ||
+	if (s->conf->dkim == NULL || s->df == NULL ||
+	    dkim_from_domain(s->df, dom, sizeof(dom)) == NULL ||
 	    !dkim_table_signs(s->conf->dkim, dom, DKIM_SVC_EMAIL))
 		return 0;
 	j = xcalloc(1, sizeof(*j));
@@ -1873,6 +1878,7 @@ smtp_free(struct smtpd_session *s)
 		free(s->auth_user);
 	OPENSSL_cleanse(s->login_user, sizeof(s->login_user));
 	smtpd_conf_unref(s->conf);
+	free(s->df);
 	free(s);
 }
 

@@ -14,6 +14,9 @@ those records.
   - the same message with its body changed, or a second Subject: added,
     fails (the test can fail);
   - mail From: a domain without a key is not signed;
+  - a message libopendkim refuses to sign gets 451 with
+    dkim_failure_action = defer, is relayed unsigned with pass, and both
+    are logged;
   - the signature is stored with the message: a message that waits in the
     queue across a restart arrives with the signature made at accept
     time, signed once;
@@ -159,6 +162,32 @@ w.send(d, ["user2@rcpt.test"], sender="b@other.test",
 w.expect(d, "rcpt.test", "sent", rcpt="user2@rcpt.test", at="mx")
 drtest.check(not dkimcheck.signatures(received(rcv, "nokey")),
              "mail From: a domain without a key is not signed")
+
+# -- a message libopendkim cannot sign (a header line without a colon):
+# dkim_failure_action = defer (the default) answers 451; pass relays it
+# unsigned; both logged
+BAD = (b"From: <a@signer.test>\r\nTo: <user4@rcpt.test>\r\n"
+       b"NoColonHere\r\nSubject: unsignable\r\n\r\nbody\r\n")
+c = drtest.SMTP(d.host, d.port)
+c.expect("EHLO client.dr-test.example", 250)
+c.expect("MAIL FROM:<a@signer.test>", 250)
+c.expect("RCPT TO:<user4@rcpt.test>", 250)
+code, text = c.data(BAD)
+c.close()
+drtest.check(code == 451, "unsignable, defer: 451 (%d %s)" % (code, text))
+drtest.check(re.search(r"dkim: signing for d=signer.test failed: .*; "
+                       r"deferred \(dkim_failure_action = defer\)",
+                       d.log_text()), "the deferral is logged")
+d.write_config(dkim_failure_action="pass")
+d.reload()
+drtest.wait_for(lambda: d.log_text().count("reloaded ") >= 1, 10, "reload")
+w.send(d, ["user4@rcpt.test"], sender="a@signer.test", data=BAD)
+w.expect(d, "rcpt.test", "sent", rcpt="user4@rcpt.test", at="mx")
+drtest.check(not dkimcheck.signatures(received(rcv, "unsignable")),
+             "unsignable, pass: relayed unsigned")
+drtest.check(re.search(r"dkim: signing for d=signer.test failed: .*; sent "
+                       r"unsigned \(dkim_failure_action = pass\)",
+                       d.log_text()), "the pass is logged")
 
 # -- stored with the message: queued across a restart, signed once
 w.stop_mx("later.test", "mx")

@@ -132,6 +132,8 @@ test_from(void)
 		{ "From: <a@bad domain>\r\n\r\n", NULL },
 		{ "From: a@b@c.org\r\n\r\n", "c.org" },
 		{ "From: undisclosed\r\n\r\n", NULL },
+		{ "From: a@first.org\r\nFrom: b@second.org\r\n\r\n",
+		    "first.org" },
 	};
 	struct dkim_from f;
 	char out[256];
