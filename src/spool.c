@@ -836,10 +836,24 @@ writer_flush(struct spool_writer *w)
 	return 0;
 }
 
+/* Room in the buffer for len more bytes. */
+static void
+writer_room(struct spool_writer *w, size_t len)
+{
+	size_t cap;
+
+	if (w->buflen + len <= w->bufcap)
+		return;
+	for (cap = w->bufcap ? w->bufcap : WBUF_MIN; cap < w->buflen + len;
+	    cap *= 2)
+		;
+	w->buf = xrealloc(w->buf, cap);
+	w->bufcap = cap;
+}
+
 int
 spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
 {
-	size_t cap;
 
 	if (w->error) {
 		errno = w->error;
@@ -859,13 +873,7 @@ spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
 			return 0;
 		}
 	}
-	if (w->buflen + len > w->bufcap) {
-		for (cap = w->bufcap ? w->bufcap : WBUF_MIN;
-		    cap < w->buflen + len; cap *= 2)
-			;
-		w->buf = xrealloc(w->buf, cap);
-		w->bufcap = cap;
-	}
+	writer_room(w, len);
 	memcpy(w->buf + w->buflen, buf, len);
 	w->buflen += len;
 	w->size += (off_t)len;
@@ -945,8 +953,6 @@ fail:
 int
 spool_writer_prepend(struct spool_writer *w, const void *buf, size_t len)
 {
-	size_t cap;
-
 	if (w->error) {
 		errno = w->error;
 		return -1;
@@ -959,13 +965,7 @@ spool_writer_prepend(struct spool_writer *w, const void *buf, size_t len)
 		w->size += (off_t)len;
 		return 0;
 	}
-	if (w->buflen + len > w->bufcap) {
-		for (cap = w->bufcap ? w->bufcap : WBUF_MIN;
-		    cap < w->buflen + len; cap *= 2)
-			;
-		w->buf = xrealloc(w->buf, cap);
-		w->bufcap = cap;
-	}
+	writer_room(w, len);
 	memmove(w->buf + len, w->buf, w->buflen);
 	memcpy(w->buf, buf, len);
 	w->buflen += len;

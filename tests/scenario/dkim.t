@@ -38,14 +38,11 @@ w = world.World()
 rcv = w.dest("rcpt.test", 11)
 w.dest("later.test", 12)
 d = w.daemon(start=False, min_backoff="1h")
-table = os.path.join(d.dir, "dkim.keys")
-open(table, "w").close()
-os.chmod(table, 0o644)
-d.write_config(dkim_key_table=table)
 
 # -- keygen, through the CLI, into the zone (a configuration of its own:
 # the daemon's names files that the DNS world writes at w.start())
-kconf = dkimcheck.keygen_config(d, table)
+kconf, table = dkimcheck.keygen_config(d)
+d.write_config(dkim_key_table=table)
 records = []
 for sel, alg in (("rsa1", "rsa-2048"), ("ed1", "ed25519")):
     r = dkimcheck.cli(kconf, d, "keygen", "signer.test", sel,

@@ -29,10 +29,7 @@ w.dest("ok.test", 11, tlsrpt="mailto:tlsrpt@reports.test")
 reports = w.dest("reports.test", 12)
 d = w.daemon(start=False, min_backoff="1h", tlsrpt="yes",
              tlsrpt_from="reports@rpt-signer.test")
-table = os.path.join(d.dir, "dkim.keys")
-open(table, "w").close()
-os.chmod(table, 0o644)
-kconf = dkimcheck.keygen_config(d, table)
+kconf, table = dkimcheck.keygen_config(d)
 r = dkimcheck.cli(kconf, d, "keygen", "rpt-signer.test", "tlsrpt")
 drtest.check(r.returncode == 0, "keygen: %s" % r.stderr.strip())
 # the key is for reports only

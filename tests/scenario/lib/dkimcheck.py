@@ -8,7 +8,7 @@ NSD, which serves every zone of the world) instead of the system resolver.
     res = dkimcheck.verify(raw, w.rig)   # one dict per DKIM-Signature:
     # [{"d": "signer.test", "s": "rsa1", "a": "rsa-sha256", "ok": True,
     #   "why": ""}, ...]
-    kconf = dkimcheck.keygen_config(d, table)   # for `danerelay dkim`
+    kconf, table = dkimcheck.keygen_config(d)   # for `danerelay dkim`
     r = dkimcheck.cli(kconf, d, "keygen", "signer.test", "s1")
     dkimcheck.zone_records(text)         # the zone lines of
                                          # `danerelay dkim keygen|dns`
@@ -90,11 +90,15 @@ def txt_strings(line):
     return re.findall(r'"([^"]*)"', line)
 
 
-def keygen_config(d, table):
-    """A configuration for `danerelay dkim` before the world runs (the
-    daemon's names files the DNS world writes at start): d's state_dir,
-    spool_dir, user and the key table.  Returns its path."""
+def keygen_config(d):
+    """An empty key table d.dir/dkim.keys and a configuration for
+    `danerelay dkim` before the world runs (the daemon's names files the
+    DNS world writes at start): d's state_dir, spool_dir, user and that
+    table.  Returns (its path, the table's path)."""
     import pwd
+    table = os.path.join(d.dir, "dkim.keys")
+    open(table, "w").close()
+    os.chmod(table, 0o644)
     kconf = os.path.join(d.dir, "keygen.conf")
     with open(kconf, "w") as f:
         f.write("state_dir = %s\nspool_dir = %s\ndkim_key_table = %s\n" % (
@@ -105,7 +109,7 @@ def keygen_config(d, table):
     if os.geteuid() == 0 and d.options.get("user"):
         pw = pwd.getpwnam(d.options["user"])
         os.chown(d.options["state_dir"], pw.pw_uid, pw.pw_gid)
-    return kconf
+    return kconf, table
 
 
 def cli(kconf, d, *args):
