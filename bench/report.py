@@ -525,6 +525,12 @@ def render(R, charts=()):
         pr = _get(R, "Postfix-reuse", s, "cpu_ms_per_msg")
         row("CPU time per message, %s" % _size_name(s), _f(d, "%.2f ms"),
             _f(p, "%.2f ms"), _ratio(d, p), "", _f(pr, "%.2f ms"))
+        k = _get(R, "danerelay-dkim", s, "cpu_ms_per_msg")
+        if k is not None:       # bench/run's DKIM run (issue #16)
+            row("CPU time per message with DKIM signing (RSA-2048 + "
+                "Ed25519), %s" % _size_name(s), _f(k, "%.2f ms"), "n/a",
+                "", "+%s over unsigned" % _f(k - d, "%.2f ms")
+                if d is not None else "", "n/a")
     for s in sizes:
         def withres(relay):
             c = _get(R, relay, s, "cpu_s")

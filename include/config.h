@@ -151,6 +151,13 @@ struct config {
 
 	char *metrics_listen;		/* optional "127.0.0.1:9125" */
 
+	/* DKIM signing (issue #16; dkim.h) */
+	char *dkim_key_table;		/* NULL: nothing is signed */
+	int dkim_failure_defer;		/* dkim_failure_action: 1 defer
+					 * (451, default), 0 pass unsigned */
+	long long dkim_dns_check_interval;	/* pending keys' records
+					 * looked up, default 10m */
+
 	/* TLS memory (issue #23) */
 	enum tls_memory_mode tls_memory;	/* default encrypt */
 	long long tls_memory_max_age;	/* default 30d after TLS last seen */

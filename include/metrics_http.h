@@ -38,9 +38,12 @@ struct metrics_gauges {
 	unsigned long long queue_minfree;	/* the setting, bytes */
 	int have_cert;				/* inbound STARTTLS on */
 	long long cert_not_after;		/* its notAfter, Unix time */
+	struct dkim_table *dkim;		/* key ages; a reference that
+						 * the renderer drops, or NULL */
 };
 typedef void metrics_gauges_fn(struct metrics_gauges *g, void *arg);
 
+struct dkim_table;
 struct metrics;
 
 /*

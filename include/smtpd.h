@@ -16,6 +16,7 @@ struct config;
 struct spool;
 struct spool_env;
 
+struct dkim_table;
 struct smtpd;
 struct workq;
 struct workq_port;
@@ -57,6 +58,9 @@ size_t smtpd_top_senders(const struct smtpd *sd,
 /* notAfter of the inbound STARTTLS certificate in use (Unix time), 0
  * without STARTTLS. */
 long long smtpd_cert_not_after(const struct smtpd *sd);
+/* The key table of the current settings (dkim_key_table), or NULL: valid
+ * until the next reload; dkim_table_ref() to keep it. */
+struct dkim_table *smtpd_dkim_table(const struct smtpd *sd);
 void smtpd_free(struct smtpd *sd);
 
 #endif

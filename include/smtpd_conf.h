@@ -15,6 +15,7 @@
 struct acl;
 struct auth_table;
 struct config;
+struct dkim_table;
 
 struct smtpd_conf {
 	int refs;
@@ -46,6 +47,9 @@ struct smtpd_conf {
 					 * NULL: refused */
 	struct rate sender_rate;	/* sender_rate_limit; count 0: none */
 	int tls_required_header;	/* honour "TLS-Required: No" */
+	struct dkim_table *dkim;	/* dkim_key_table, NULL: no signing */
+	int dkim_defer;			/* a signing failure: 451 (else the
+					 * message goes on unsigned) */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,

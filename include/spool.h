@@ -73,6 +73,15 @@ const char *spool_writer_id(const struct spool_writer *w);
 /* Append data (buffered). 0 ok, -1 on I/O error (errno set). */
 int spool_writer_write(struct spool_writer *w, const void *buf, size_t len);
 off_t spool_writer_size(const struct spool_writer *w);
+/* Read the message written so far from *off on (advanced): bytes read,
+ * 0 at the end, -1 error (errno).  The writer's owner only (any thread,
+ * one at a time): DKIM signing reads it back before the commit. */
+ssize_t spool_writer_read(struct spool_writer *w, off_t *off, void *buf,
+    size_t len);
+/* Put buf in front of what was written (header fields added at the top,
+ * e.g. DKIM-Signature:).  0 ok, -1 I/O error (errno set). */
+int spool_writer_prepend(struct spool_writer *w, const void *buf,
+    size_t len);
 /* Make durable with this envelope (env->id and size are filled in).
  * 0 ok and the writer is freed; -1 error, the writer is aborted. */
 int spool_writer_commit(struct spool_writer *w, struct spool_env *env,

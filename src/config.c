@@ -310,6 +310,8 @@ config_defaults(struct config *cf)
 	cf->queue_minfree = 100ULL << 20;
 
 	cf->tlsrpt = 1;
+	cf->dkim_failure_defer = 1;
+	cf->dkim_dns_check_interval = 600;
 }
 
 void
@@ -338,6 +340,7 @@ config_free(struct config *cf)
 	free(cf->tlsrpt_org_name);
 	free(cf->tlsrpt_contact);
 	free(cf->tlsrpt_from);
+	free(cf->dkim_key_table);
 	free(cf->metrics_listen);
 	free(cf->bounce_relay);
 	free(cf->bounce_relay_tls_name);
@@ -396,6 +399,7 @@ enum opt_type {
 			 * encrypt, verify */
 	T_TLSMEM,	/* tls_memory: no, encrypt, verify */
 	T_RATE,		/* parse_rate: "200/h", 0 = unlimited */
+	T_DKIMFAIL,	/* dkim_failure_action: defer, pass */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -498,6 +502,11 @@ static const struct option {
 	{ "tls_memory",			T_TLSMEM,	OFF(tls_memory) },
 	{ "tls_required_header",	T_BOOL,	OFF(tls_required_header) },
 	{ "requiretls_redact_dsn",	T_BOOL,	OFF(requiretls_redact_dsn) },
+	{ "dkim_key_table",		T_FILE,		OFF(dkim_key_table) },
+	{ "dkim_failure_action",	T_DKIMFAIL,
+	    OFF(dkim_failure_defer) },
+	{ "dkim_dns_check_interval",	T_DURATION,
+	    OFF(dkim_dns_check_interval) },
 	{ "tls_memory_max_age",		T_DURATION,
 	    OFF(tls_memory_max_age) },
 };
@@ -800,6 +809,12 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 		else
 			return perr(p, "%s: want encrypt, verify or no, not "
 			    "\"%s\"", o->name, v);
+		return 0;
+	case T_DKIMFAIL:
+		if (strcmp(v, "defer") != 0 && strcmp(v, "pass") != 0)
+			return perr(p, "%s: want defer or pass, not \"%s\"",
+			    o->name, v);
+		*FIELD(cf, o, int) = strcmp(v, "defer") == 0;
 		return 0;
 	case T_PORT:
 		if (parse_port(v, &port) == -1)

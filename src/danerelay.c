@@ -17,8 +17,8 @@
  * commands, flush and status are cli_queue.c (listing from the spool,
  * actions through the daemon's control socket, control_client.c, or on
  * the spool when no daemon runs); what the commands share is cli.c; the
- * mta-sts, tlsrpt and tls-memory commands are cli_mta_sts.c,
- * cli_tlsrpt.c and cli_tls_memory.c, probe
+ * mta-sts, tlsrpt, tls-memory and dkim commands are cli_mta_sts.c,
+ * cli_tlsrpt.c, cli_tls_memory.c and cli_dkim.c, probe
  * is probe.c.  A socket path given by -s alone is
  * <spool_dir>/control.sock; otherwise it comes from the configuration.
  *
@@ -35,6 +35,7 @@
 #include "cli_mta_sts.h"
 #include "cli_queue.h"
 #include "cli_tlsrpt.h"
+#include "cli_dkim.h"
 #include "cli_tls_memory.h"
 #include "config.h"
 #include "probe.h"
@@ -67,6 +68,8 @@ static const struct command commands[] = {
 	    "TLSRPT counters of a UTC day; send reports now" },
 	{ "tls-memory", tls_memory_cli, "show [DOMAIN] | forget DOMAIN",
 	    "domains seen with STARTTLS: show, drop" },
+	{ "dkim", dkim_cli, "keygen|dns|check|rotate ...",
+	    "DKIM keys: create, records to publish, check DNS, rotate" },
 };
 
 /* "danerelay queue SUBCOMMAND". */

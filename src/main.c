@@ -74,6 +74,8 @@
 #include "config.h"
 #include "control.h"
 #include "delivery.h"
+#include "dkim.h"
+#include "dkim_watch.h"
 #include "dnssec_check.h"
 #include "log.h"
 #include "metrics_http.h"
@@ -146,6 +148,7 @@ struct daemon {
 	struct control		*ctl;		/* control socket */
 	struct metrics		*metrics;	/* metrics_listen, or NULL */
 	struct dnssec_check	*dnssec;	/* the periodic self-test */
+	struct dkim_watch	*dkimw;		/* DKIM keys pending in DNS */
 	struct tlsrpt		*rpt;		/* TLSRPT, NULL: tlsrpt = no */
 	struct tls_memory	*tlsmem;	/* TLS memory (issue #23) */
 	struct tlsrpt_sched	*rpt_sched;	/* its report schedule */
@@ -858,6 +861,7 @@ metrics_gauges(struct metrics_gauges *g, void *arg)
 	}
 	g->cert_not_after = smtpd_cert_not_after(d->sd);
 	g->have_cert = g->cert_not_after != 0;
+	g->dkim = dkim_table_ref(smtpd_dkim_table(d->sd));
 }
 
 /*
@@ -1053,6 +1057,10 @@ reload(struct daemon *d)
 		log_warnx("reload: tlsrpt = yes takes effect after a restart");
 	tlsrpt_reload(d->rpt, ncf);
 	dnssec_check_reload(d->dnssec, ncf);
+	if (d->dkimw == NULL)
+		d->dkimw = dkim_watch_start(d->base, d->w[0].deps.res, ncf);
+	else
+		dkim_watch_reload(d->dkimw, ncf);
 	config_unref(d->cf);	/* freed with the last job using it */
 	d->cf = ncf;
 	log_info("reloaded %s", d->cf->file);
@@ -1217,6 +1225,17 @@ main(int argc, char *argv[])
 		fprintf(stderr, "danerelayd: %s: %s\n", d->cf->file, err);
 		return 1;
 	}
+	if (d->cf->dkim_key_table != NULL) {	/* file:line on a bad one */
+		struct dkim_table *kt;
+
+		if ((kt = dkim_table_load(d->cf->dkim_key_table, err,
+		    sizeof(err))) == NULL) {
+			fprintf(stderr, "danerelayd: %s: %s\n", d->cf->file,
+			    err);
+			return 1;
+		}
+		dkim_table_unref(kt);
+	}
 	if (check) {
 		if (check_startup_files(d->cf, err, sizeof(err)) == -1) {
 			fprintf(stderr, "danerelayd: %s\n", err);
@@ -1308,6 +1327,7 @@ main(int argc, char *argv[])
 		    d->nworkers);
 	d->port = d->w[0].port;
 	d->dnssec = dnssec_check_start(d->base, d->w[0].deps.res, d->cf);
+	d->dkimw = dkim_watch_start(d->base, d->w[0].deps.res, d->cf);
 	d->dlv = d->w[0].dlv;
 	d->q = d->w[0].q;
 	tlsrpt_set_workq(d->rpt, d->wq_io, d->port);
@@ -1379,6 +1399,7 @@ main(int argc, char *argv[])
 		smtpd_set_workq(d->w[i].sd, NULL, NULL, NULL);
 	control_free(d->ctl);
 	dnssec_check_free(d->dnssec);	/* before worker 0's resolver */
+	dkim_watch_free(d->dkimw);
 	/* the clones first: they share worker 0's client count */
 	for (i = d->nworkers - 1; i >= 0; i--)
 		worker_teardown(&d->w[i]);

@@ -42,6 +42,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "config.h"
+#include "dkim.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "stats.h"
@@ -125,6 +126,27 @@ render_dnssec(struct evbuffer *b, const struct metrics_gauges *g)
 	    "DNSSEC self-test: 1 when the DNSKEY RRset of dnssec_check_name "
 	    "validated as secure at the last check, 0 when insecure or "
 	    "failing.", g->dnssec_secure ? 1 : 0);
+}
+
+/* DKIM keys (issue #16): each key's age by domain and selector (bounded
+ * by dkim_key_table; both are LDH names, safe as label values). */
+static void
+render_dkim(struct evbuffer *b, const struct metrics_gauges *g)
+{
+	struct dkim_key_info k;
+	time_t now = time(NULL);
+	size_t i;
+
+	if (g->dkim == NULL)
+		return;
+	head(b, "danerelay_dkim_key_age_seconds", "gauge",
+	    "Age of each DKIM key in dkim_key_table (since its key file was "
+	    "written), by domain, selector and state (active, pending, old).");
+	for (i = 0; dkim_table_key(g->dkim, i, &k) == 0; i++)
+		evbuffer_add_printf(b, "danerelay_dkim_key_age_seconds{domain="
+		    "\"%s\",selector=\"%s\",state=\"%s\"} %lld\n", k.domain,
+		    k.selector, dkim_key_state_name(k.state),
+		    now > k.created ? (long long)(now - k.created) : 0LL);
 }
 
 /*
@@ -300,6 +322,8 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	    (unsigned long long)g.sts_cache_policies);
 
 	render_dnssec(b, &g);
+	render_dkim(b, &g);
+	dkim_table_unref(g.dkim);
 
 	head(b, "danerelay_recipients_by_level_total", "counter",
 	    "Recipient outcomes of delivery attempts by the security level "

@@ -190,6 +190,12 @@ smtpd_cert_not_after(const struct smtpd *sd)
 	return sd == NULL || sd->conf == NULL ? 0 : sd->conf->cert_not_after;
 }
 
+struct dkim_table *
+smtpd_dkim_table(const struct smtpd *sd)
+{
+	return sd == NULL || sd->conf == NULL ? NULL : sd->conf->dkim;
+}
+
 /* A refused connection: one line of reply, no session. */
 static void
 refuse(struct smtpd *sd, evutil_socket_t fd, const char *text)

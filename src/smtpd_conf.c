@@ -22,6 +22,7 @@
 #include "anvil.h"
 #include "auth.h"
 #include "config.h"
+#include "dkim.h"
 #include "log.h"
 #include "smtpd_conf.h"
 #include "tls.h"
@@ -72,6 +73,10 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 			    "AUTH is only offered after STARTTLS, so it will "
 			    "never be offered");
 	}
+	if (cf->dkim_key_table != NULL && (c->dkim =
+	    dkim_table_load(cf->dkim_key_table, err, errlen)) == NULL)
+		goto fail;
+	c->dkim_defer = cf->dkim_failure_defer;
 	if ((cf->tls_cert_file == NULL || *cf->tls_cert_file == '\0') &&
 	    cf->tls_key_file != NULL && *cf->tls_key_file != '\0') {
 		snprintf(err, errlen, "tls_key_file is set but tls_cert_file "
@@ -139,6 +144,7 @@ smtpd_conf_unref(struct smtpd_conf *c)
 	acl_free(c->allow);
 	auth_free(c->auth);
 	SSL_CTX_free(c->tls);
+	dkim_table_unref(c->dkim);
 	free(c);
 }
 

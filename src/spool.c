@@ -811,7 +811,7 @@ writer_open(struct spool_writer *w)
 {
 	if (w->fd != -1)
 		return 0;
-	w->fd = openat(w->sp->tmpfd, w->msgname, O_WRONLY | O_CREAT |
+	w->fd = openat(w->sp->tmpfd, w->msgname, O_RDWR | O_CREAT |
 	    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (w->fd == -1)
 		return -1;
@@ -836,10 +836,24 @@ writer_flush(struct spool_writer *w)
 	return 0;
 }
 
+/* Room in the buffer for len more bytes. */
+static void
+writer_room(struct spool_writer *w, size_t len)
+{
+	size_t cap;
+
+	if (w->buflen + len <= w->bufcap)
+		return;
+	for (cap = w->bufcap ? w->bufcap : WBUF_MIN; cap < w->buflen + len;
+	    cap *= 2)
+		;
+	w->buf = xrealloc(w->buf, cap);
+	w->bufcap = cap;
+}
+
 int
 spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
 {
-	size_t cap;
 
 	if (w->error) {
 		errno = w->error;
@@ -859,14 +873,101 @@ spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
 			return 0;
 		}
 	}
-	if (w->buflen + len > w->bufcap) {
-		for (cap = w->bufcap ? w->bufcap : WBUF_MIN;
-		    cap < w->buflen + len; cap *= 2)
-			;
-		w->buf = xrealloc(w->buf, cap);
-		w->bufcap = cap;
-	}
+	writer_room(w, len);
 	memcpy(w->buf + w->buflen, buf, len);
+	w->buflen += len;
+	w->size += (off_t)len;
+	return 0;
+}
+
+ssize_t
+spool_writer_read(struct spool_writer *w, off_t *off, void *buf, size_t len)
+{
+	off_t infile = w->size - (off_t)w->buflen;
+	size_t boff;
+	ssize_t n;
+
+	if (*off < infile) {
+		if ((off_t)len > infile - *off)
+			len = (size_t)(infile - *off);
+		while ((n = pread(w->fd, buf, len, *off)) == -1 &&
+		    errno == EINTR)
+			;
+		if (n > 0)
+			*off += n;
+		return n == 0 ? -1 : n;		/* the file is never short */
+	}
+	boff = (size_t)(*off - infile);
+	if (boff >= w->buflen)
+		return 0;
+	if (len > w->buflen - boff)
+		len = w->buflen - boff;
+	memcpy(buf, w->buf + boff, len);
+	*off += (off_t)len;
+	return (ssize_t)len;
+}
+
+/* A message already in tmp/ID.msg: a new file with buf, then the old
+ * content, renamed over it (any thread). */
+static int
+writer_prepend_file(struct spool_writer *w, const void *buf, size_t len)
+{
+	char name[QUEUE_ID_LEN + 16], copy[64 * 1024];
+	off_t off = 0, infile = w->size - (off_t)w->buflen;
+	ssize_t n;
+	int fd, saved;
+
+	snprintf(name, sizeof(name), "%s.pre", w->msgname);
+	if ((fd = openat(w->sp->tmpfd, name, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
+		return -1;
+	if (write_full(fd, buf, len) == -1)
+		goto fail;
+	while (off < infile) {
+		n = pread(w->fd, copy, (size_t)(infile - off) < sizeof(copy) ?
+		    (size_t)(infile - off) : sizeof(copy), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			goto fail;
+		}
+		if (write_full(fd, copy, (size_t)n) == -1)
+			goto fail;
+		off += n;
+	}
+	if (renameat(w->sp->tmpfd, name, w->sp->tmpfd, w->msgname) == -1)
+		goto fail;
+	close(w->fd);
+	w->fd = fd;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	unlinkat(w->sp->tmpfd, name, 0);
+	errno = saved;
+	return -1;
+}
+
+int
+spool_writer_prepend(struct spool_writer *w, const void *buf, size_t len)
+{
+	if (w->error) {
+		errno = w->error;
+		return -1;
+	}
+	if (w->created) {
+		if (writer_prepend_file(w, buf, len) == -1) {
+			w->error = errno;
+			return -1;
+		}
+		w->size += (off_t)len;
+		return 0;
+	}
+	writer_room(w, len);
+	memmove(w->buf + len, w->buf, w->buflen);
+	memcpy(w->buf, buf, len);
 	w->buflen += len;
 	w->size += (off_t)len;
 	return 0;

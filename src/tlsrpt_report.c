@@ -61,6 +61,7 @@
 #include <zlib.h>
 
 #include "config.h"
+#include "dkim.h"
 #include "https.h"
 #include "log.h"
 #include "resolver.h"
@@ -114,6 +115,8 @@ struct tlsrpt_run {
 	void *submit_arg;
 	char *org, *contact, *submitter, *from;
 	char *ca_file;
+	struct dkim_table *dkim;	/* dkim_key_table, or NULL */
+	int dkim_defer;			/* dkim_failure_action = defer */
 	char day[11];			/* "" = everything due */
 	char today[11], oldest[11];
 	struct resolver *res;
@@ -214,6 +217,7 @@ run_free(struct tlsrpt_run *run)
 	free(run->contact);
 	free(run->submitter);
 	free(run->from);
+	dkim_table_unref(run->dkim);
 	free(run->ca_file);
 	free(run);
 }
@@ -541,6 +545,54 @@ load_report(struct tlsrpt_run *run, const char *day, const char *domain,
 	return ok ? 0 : -1;
 }
 
+/*
+ * RFC 8460 §3: a report mail is DKIM-signed by the reporting domain (the
+ * domain of tlsrpt_from) with a key whose record allows "tlsrpt" (s=tlsrpt
+ * or s=*).  Signed here, on the loop: a report run mails a few reports a
+ * day and already commits each on the loop.  -1: failed and
+ * dkim_failure_action = defer (said, *msg untouched).
+ */
+static int
+report_sign(struct tlsrpt_run *run, const struct post *p, char **msg,
+    size_t *len)
+{
+	const char *dom = strrchr(run->from, '@');
+	char err[512], *hdrs = NULL, *signd;
+	size_t hl;
+	int r;
+
+	if (run->dkim == NULL || dom == NULL ||
+	    !dkim_table_signs(run->dkim, dom + 1, DKIM_SVC_TLSRPT))
+		return 0;
+	r = dkim_sign_msg_buf(run->dkim, dom + 1, DKIM_SVC_TLSRPT, "tlsrpt",
+	    *msg, *len, &hdrs, err, sizeof(err));
+	if (r < 0) {
+		log_warnx("tlsrpt: dkim: signing the report for %s (d=%s) "
+		    "failed: %s; %s", p->domain, dom + 1, err, run->dkim_defer ?
+		    "deferred (dkim_failure_action = defer)" :
+		    "sent unsigned (dkim_failure_action = pass)");
+		if (run->dkim_defer) {
+			say(run, "%s %s: DKIM signing failed: %s", p->day,
+			    p->domain, err);
+			return -1;
+		}
+		return 0;
+	}
+	if (r == 0)
+		return 0;
+	hl = strlen(hdrs);
+	signd = xmalloc(hl + *len);
+	memcpy(signd, hdrs, hl);
+	memcpy(signd + hl, *msg, *len);
+	free(hdrs);
+	free(*msg);
+	*msg = signd;
+	*len += hl;
+	log_info("tlsrpt: dkim: report for %s signed, d=%s, signatures=%d",
+	    p->domain, dom + 1, r);
+	return 0;
+}
+
 /* mailto: commit the report mail to the spool and hand it to the queue. */
 static void
 send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
@@ -571,6 +623,11 @@ send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
 		    p->domain);
 		run->nerrors++;
 		return;
+	}
+	if (report_sign(run, p, &msg, &len) == -1) {
+		free(msg);
+		run->nerrors++;
+		return;		/* dkim_failure_action = defer: next run */
 	}
 	if ((w = spool_writer_new(run->sp, err, sizeof(err))) == NULL ||
 	    spool_writer_write(w, msg, len) == -1) {
@@ -857,6 +914,10 @@ tlsrpt_run_start(struct event_base *base, const struct config *cf,
 	}
 	if (cf->ca_file != NULL)
 		run->ca_file = xstrdup(cf->ca_file);
+	if (cf->dkim_key_table != NULL && (run->dkim = dkim_table_load(
+	    cf->dkim_key_table, err, errlen)) == NULL)
+		goto fail;
+	run->dkim_defer = cf->dkim_failure_defer;
 	tlsrpt_day(now, run->today);
 	tlsrpt_day(now - (time_t)TLSRPT_KEEP_DAYS * 86400, run->oldest);
 	if (day != NULL) {

@@ -100,6 +100,14 @@ for relay in ("danerelay", "Postfix"):
     check(fpm >= least, "%s: %.2f fsync calls per message, at least %.2f "
           "(%d messages over %d sessions)" % (relay, fpm, least, FSYNC_N,
                                               SESSIONS))
+# the run with DKIM signing on (issue #16): every message arrived, and its
+# CPU per message is in the report
+k = R.get("relays", {}).get("danerelay-dkim", {}).get("4096", {})
+check(k.get("arrived") == N and k.get("cpu_ms_per_msg", 0) > 0,
+      "danerelay-dkim: %s of %d arrived, CPU per message %s" % (
+          k.get("arrived"), N, k.get("cpu_ms_per_msg")))
+check(R.get("dkim_signed") == N, "danerelay-dkim: %s of %d messages "
+      "signed twice" % (R.get("dkim_signed"), N))
 check(R.get("fsync", {}).get("1", {}).get("commits_per_s", 0) > 0,
       "fsyncs/s measured")
 check(R.get("tls", {}).get("handshakes", 0) > 0 and
@@ -117,6 +125,8 @@ except OSError:
     md = ""
 check("| **end-to-end msg/s, 4 KiB** |" in md, "report has the msg/s row")
 check("danerelay/Postfix" in md, "report has the ratio column")
+check("| CPU time per message with DKIM signing (RSA-2048 + Ed25519), 4 KiB |"
+      in md, "report has the CPU per message with DKIM signing")
 check("## Machine" in md and "nproc" in md, "report describes the machine")
 # the charts beside the report, embedded in it (bench/report.py)
 for n in ("throughput.svg", "latency.svg"):

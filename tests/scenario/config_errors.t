@@ -181,6 +181,8 @@ def part_check():
         ("min_backoff = 2h\n", 1,
          "max_backoff (3600s) is less than min_backoff (7200s)"),
         ("allow_clients = 10.0.0.0/99\n", 1, None),   # acl.c's wording
+        ("dkim_failure_action = retry\n", 1,
+         'dkim_failure_action: want defer or pass, not "retry"'),
     ]
     for i, (text, line, reason) in enumerate(bad):
         path = write(os.path.join(TMP, "bad%d.conf" % i), text)
