@@ -47,6 +47,9 @@ enum stat_counter {
 	S_TLS_DOWNGRADE_REFUSED, /* hosts refused by TLS memory (issue #23):
 				 * no STARTTLS, a failed handshake or an
 				 * unverified chain where TLS was seen */
+	S_TLSRPT_DROPPED,	/* TLSRPT session counts dropped: the memory
+				 * for them full while the database (SQLite
+				 * or PostgreSQL) could not be written */
 	S_NCOUNTERS
 };
 

@@ -18,7 +18,7 @@
  * actions through the daemon's control socket, control_client.c, or on
  * the spool when no daemon runs); what the commands share is cli.c; the
  * mta-sts, tlsrpt and tls-memory commands are cli_mta_sts.c,
- * cli_tlsrpt.c and cli_tls_memory.c, probe
+ * cli_tlsrpt.c and cli_tls_memory.c, db is cli_db.c, probe
  * is probe.c.  A socket path given by -s alone is
  * <spool_dir>/control.sock; otherwise it comes from the configuration.
  *
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_db.h"
 #include "cli_mta_sts.h"
 #include "cli_queue.h"
 #include "cli_tlsrpt.h"
@@ -50,6 +51,7 @@ static int cmd_queue(struct cli *, int, char **);
 static int cmd_probe(struct cli *, int, char **);
 static int cmd_tlsrpt(struct cli *, int, char **);
 static int cmd_mta_sts(struct cli *, int, char **);
+static int cmd_db(struct cli *, int, char **);
 
 /* Top-level commands.  Add probe, mta-sts, tlsrpt ... here. */
 static const struct command commands[] = {
@@ -67,6 +69,8 @@ static const struct command commands[] = {
 	    "TLSRPT counters of a UTC day; send reports now" },
 	{ "tls-memory", tls_memory_cli, "show [DOMAIN] | forget DOMAIN",
 	    "domains seen with STARTTLS: show, drop" },
+	{ "db", cmd_db, "init | migrate | version",
+	    "PostgreSQL state_backend: create, upgrade the schema" },
 };
 
 /* "danerelay queue SUBCOMMAND". */
@@ -177,6 +181,15 @@ cmd_tlsrpt(struct cli *c, int argc, char **argv)
 	if (cli_config(c) == -1)
 		return EX_ERR;
 	return tlsrpt_cli(&c->cf, argc, argv);	/* argv[0] = "tlsrpt" */
+}
+
+/* "danerelay db init|migrate|version": cli_db.c does the work. */
+static int
+cmd_db(struct cli *c, int argc, char **argv)
+{
+	if (cli_config(c) == -1)
+		return EX_ERR;
+	return db_cli(&c->cf, argc, argv);	/* argv[0] = "db" */
 }
 
 /* ---------------------------------------------------------------- */
