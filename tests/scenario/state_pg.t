@@ -60,7 +60,7 @@ STS = ("version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\n"
        "max_age: 86400\r\n")
 w.dest("dane.test", mx=[MX("mx", 11)], tlsrpt=RUA)
 w.dest("sts.test", mx=[MX("mx", 12, cert="ca", tlsa=None)], secure=False,
-       mta_sts=STS, sts_txt=STS_ID, tlsrpt=RUA)
+       mta_sts=STS, sts_txt=STS_ID, tlsrpt=RUA, ttl=1)
 w.dest("rpt.reports.test", mx=[], records=["@ A %s" % https_ip])
 
 # ---- the report receiver: every POST, and a switch that holds them -------
@@ -173,6 +173,22 @@ for d, dom, n in ((d1, "dane.test", 2), (d1, "sts.test", 1),
 drtest.wait_for(lambda: len(w.sinks["dane.test"].messages()) == 3, 10,
                 "three messages at mx.dane.test")
 
+# 2. one MTA-STS fetch for the fleet: the other relay took the policy from
+# the shared cache (waiting for the fetch lease, or finding it there)
+web = w.nginx()
+drtest.check(len(web.requests("mta-sts.sts.test")) == 1,
+             "one policy fetch for both relays: %s" %
+             web.requests("mta-sts.sts.test"))
+drtest.check(re.search(r"mta-sts: sts\.test: policy id=20240101 \(mode "
+                       r"enforce\) from the shared cache",
+                       d1.log_text() + d2.log_text()) is not None,
+             "a relay logged the policy from the shared cache")
+r = d2.cli("mta-sts", "show")
+drtest.check(r.returncode == 0 and re.search(r"^sts\.test +enforce +id="
+                                             r"20240101", r.stdout, re.M),
+             "d2 mta-sts show: the shared policy: %s%s" % (r.stdout,
+                                                           r.stderr))
+
 # 3. the summed counts, read by either relay
 for d in (d1, d2):
     d.cli_until(("tlsrpt", "show"), r"dane\.test policy=tlsa mx-host=mx\."
@@ -240,5 +256,30 @@ for d in (d1, d2):
                 r"mx-host=mx\.dane\.test success=6 failure=0", timeout=30)
 drtest.check(re.search(r"counters written again", d1.log_text()) is not None,
              "d1: the counters written again after the outage")
+
+# 6. a new policy (mx other.sts.test, a new id) refreshed on d1 is enforced
+# by d2 without a fetch of its own: d2's mail to mx.sts.test waits
+w.web.set_policy("mta-sts.sts.test", STS.replace("mx.sts.test",
+                                                 "other.sts.test"))
+w.rig.update("sts.test", [x.replace("id=20240101", "id=20240102")
+                          for x in w.records["sts.test"]])
+time.sleep(1.5)         # TTL 1 s: the resolvers' cached TXT expires
+r = d1.cli("mta-sts", "refresh", "sts.test")
+drtest.check(r.returncode == 0 and "fetched policy id=20240102" in r.stdout,
+             "d1 mta-sts refresh: %s%s" % (r.stdout, r.stderr))
+drtest.wait_for(lambda: re.search(r"mta-sts: sts\.test: policy id=20240102 "
+                                  r"\(mode enforce\) from the shared cache",
+                                  d2.log_text()), 10,
+                "d2 takes the new policy from the shared cache")
+w.send(d2, "user@sts.test", subject="after the policy change")
+drtest.wait_for(lambda: len(w.outcomes(d2).get("user@sts.test", [])) == 3, 30,
+                "d2: an outcome for the mail after the policy change")
+drtest.log("d2 after the change: %s", w.outcomes(d2)["user@sts.test"][-1])
+drtest.check("status=deferred" in w.outcomes(d2)["user@sts.test"][-1],
+             "d2 enforces the new policy (mx.sts.test no longer allowed): %s"
+             % w.outcomes(d2)["user@sts.test"][-1])
+drtest.check(len(web.requests("mta-sts.sts.test")) == 2,
+             "two policy fetches in all (d2 fetched none): %s" %
+             web.requests("mta-sts.sts.test"))
 
 drtest.done()
