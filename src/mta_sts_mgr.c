@@ -437,6 +437,7 @@ pg_write(struct mta_sts *m)
 	PGresult *r;
 	char err[512];
 
+	/* one batch at a time: at most this thread waits here */
 	pthread_mutex_lock(&m->pg_mtx);
 	if ((pg = pg_conn(m)) == NULL)
 		goto out;
@@ -505,7 +506,12 @@ lease_work(void *arg)
 	PGresult *r;
 
 	f->lease = LEASE_FETCH;
-	pthread_mutex_lock(&m->pg_mtx);
+	/* another job holds the connection (maybe waiting on a dead
+	 * server): skip, never queue pool threads behind it */
+	if (pthread_mutex_trylock(&m->pg_mtx) != 0) {
+		f->lease = LEASE_WAIT;	/* ask again shortly */
+		return;
+	}
 	if ((pg = pg_conn(m)) == NULL)
 		goto out;
 	if (!f->force) {
@@ -604,7 +610,10 @@ sync_work(void *arg)
 	PGresult *r;
 	int i;
 
-	pthread_mutex_lock(&m->pg_mtx);
+	/* another job holds the connection (maybe waiting on a dead
+	 * server): skip, never queue pool threads behind it */
+	if (pthread_mutex_trylock(&m->pg_mtx) != 0)
+		return;
 	if ((pg = pg_conn(m)) == NULL)
 		goto out;
 	/* >= : rows of the same second may arrive after a pull */

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -111,10 +112,10 @@ connect_raw(const char *uri, char *err, size_t errlen)
 {
 	/* the URI's own settings come last and win */
 	const char *const keys[] = { "connect_timeout", "keepalives_idle",
-	    "keepalives_interval", "keepalives_count",
+	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
 	    "application_name", "dbname", NULL };
-	const char *const vals[] = { "5", "30", "10", "3", "danerelay", uri,
-	    NULL };
+	const char *const vals[] = { "5", "30", "10", "3", "10000",
+	    "danerelay", uri, NULL };
 	char where[512];
 	PGconn *c;
 
@@ -209,15 +210,34 @@ state_pg_connect(const char *uri, char *err, size_t errlen)
 	return c;
 }
 
+/* After a failed connection no new attempt for STATE_PG_RETRY seconds,
+ * process-wide (every connection goes to the one server): a dead server
+ * costs one connect_timeout per interval, not one per job. */
+#define STATE_PG_RETRY	5
+static long long down_until;
+
 int
 state_pg_usable(PGconn **c, const char *uri, char *err, size_t errlen)
 {
+	long long now = (long long)time(NULL), until;
+
 	if (*c != NULL && PQstatus(*c) == CONNECTION_OK &&
 	    PQtransactionStatus(*c) == PQTRANS_IDLE)
 		return 0;
 	PQfinish(*c);
-	*c = state_pg_connect(uri, err, errlen);
-	return *c != NULL ? 0 : -1;
+	*c = NULL;
+	until = __atomic_load_n(&down_until, __ATOMIC_RELAXED);
+	if (now < until) {
+		snprintf(err, errlen, "PostgreSQL unreachable; next attempt "
+		    "in %lld s", until - now);
+		return -1;
+	}
+	if ((*c = state_pg_connect(uri, err, errlen)) == NULL) {
+		__atomic_store_n(&down_until, now + STATE_PG_RETRY,
+		    __ATOMIC_RELAXED);
+		return -1;
+	}
+	return 0;
 }
 
 int
