@@ -494,59 +494,69 @@ pg_row_entry(PGresult *r, int i, struct mta_sts_entry *e)
 
 enum { LEASE_FETCH = 0, LEASE_SHARED, LEASE_WAIT };
 
-/* On a pool thread: the fleet's policy for f, or the fetch lease. */
+/*
+ * On a pool thread: the fleet's policy for f, or the fetch lease.  The
+ * lease comes first: the relay that fetched stores its policy and then
+ * drops its lease, so whoever gets the lease next sees that policy.
+ */
 static void
 lease_work(void *arg)
 {
 	struct fetch *f = arg;
 	struct mta_sts *m = f->m;
 	char until[24], now_s[24];
+	const char *lv[4] = { f->domain, m->owner_name, until, now_s };
 	time_t now = time(NULL);
 	PGconn *pg;
 	PGresult *r;
+	int got;
 
 	f->lease = LEASE_FETCH;
 	/* another job holds the connection (maybe waiting on a dead
-	 * server): skip, never queue pool threads behind it */
+	 * server): never queue pool threads behind it */
 	if (pthread_mutex_trylock(&m->pg_mtx) != 0) {
 		f->lease = LEASE_WAIT;	/* ask again shortly */
 		return;
 	}
 	if ((pg = pg_conn(m)) == NULL)
 		goto out;
-	if (!f->force) {
-		const char *pv[1] = { f->domain };
-
-		r = PQexecParams(pg, "SELECT domain, id, policy, fetched_at, "
-		    "expires_at, refresh_at FROM mta_sts_policy WHERE domain = "
-		    "$1", 1, NULL, pv, NULL, NULL, 0);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK &&
-		    PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 1),
-		    f->id) == 0 && pg_row_entry(r, 0, &f->shared) == 0) {
-			if (f->shared.expires_at > now && (!f->background ||
-			    f->shared.refresh_at > now)) {
-				f->lease = LEASE_SHARED;
-				PQclear(r);
-				goto out;
-			}
-			mta_sts_entry_clear(&f->shared);
-		}
-		PQclear(r);
-	}
 	snprintf(until, sizeof(until), "%lld", (long long)now +
 	    STS_LEASE_SECS);
 	snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
-	{
-		const char *pv[4] = { f->domain, m->owner_name, until, now_s };
-
-		r = PQexecParams(pg, "INSERT INTO mta_sts_fetch (domain, "
-		    "owner, until) VALUES ($1, $2, $3) ON CONFLICT (domain) DO "
-		    "UPDATE SET owner = excluded.owner, until = excluded.until "
-		    "WHERE mta_sts_fetch.until < $4 OR mta_sts_fetch.owner = "
-		    "excluded.owner RETURNING owner", 4, NULL, pv, NULL, NULL,
-		    0);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0)
-			f->lease = LEASE_WAIT;
+	r = PQexecParams(pg, "INSERT INTO mta_sts_fetch (domain, owner, "
+	    "until) VALUES ($1, $2, $3) ON CONFLICT (domain) DO UPDATE SET "
+	    "owner = excluded.owner, until = excluded.until WHERE "
+	    "mta_sts_fetch.until < $4 OR mta_sts_fetch.owner = "
+	    "excluded.owner RETURNING owner", 4, NULL, lv, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		goto out;		/* the database fails: fetch */
+	}
+	got = PQntuples(r) == 1;
+	PQclear(r);
+	if (!got) {
+		f->lease = LEASE_WAIT;	/* another relay fetches */
+		goto out;
+	}
+	if (f->force)
+		goto out;		/* ours: fetch */
+	r = PQexecParams(pg, "SELECT domain, id, policy, fetched_at, "
+	    "expires_at, refresh_at FROM mta_sts_policy WHERE domain = $1", 1,
+	    NULL, lv, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    strcmp(PQgetvalue(r, 0, 1), f->id) == 0 &&
+	    pg_row_entry(r, 0, &f->shared) == 0) {
+		if (f->shared.expires_at > now && (!f->background ||
+		    f->shared.refresh_at > now))
+			f->lease = LEASE_SHARED;
+		else
+			mta_sts_entry_clear(&f->shared);
+	}
+	PQclear(r);
+	if (f->lease == LEASE_SHARED) {
+		/* no fetch: the lease back at once */
+		r = PQexecParams(pg, "DELETE FROM mta_sts_fetch WHERE domain = "
+		    "$1 AND owner = $2", 2, NULL, lv, NULL, NULL, 0);
 		PQclear(r);
 	}
 out:
