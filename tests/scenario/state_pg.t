@@ -37,6 +37,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
+import nginx  # noqa: E402
 import pgrig  # noqa: E402
 import world  # noqa: E402
 from world import MX  # noqa: E402
@@ -59,8 +60,15 @@ STS_ID = ["20240101"]
 STS = ("version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\n"
        "max_age: 86400\r\n")
 w.dest("dane.test", mx=[MX("mx", 11)], tlsrpt=RUA)
+# the policy is served slowly (about 2 s), so both relays want it while
+# the first fetch is still going: only the fetch lease keeps it to one
+web = w.nginx()
+web.set_policy("mta-sts.sts.test", STS)
 w.dest("sts.test", mx=[MX("mx", 12, cert="ca", tlsa=None)], secure=False,
-       mta_sts=STS, sts_txt=STS_ID, tlsrpt=RUA, ttl=1)
+       mta_sts={nginx.POLICY_PATH: "charset utf-8; types { } default_type "
+                "text/plain; limit_rate 32; alias %s;" %
+                web._policy_file("mta-sts.sts.test")},
+       sts_txt=STS_ID, tlsrpt=RUA, ttl=1)
 w.dest("rpt.reports.test", mx=[], records=["@ A %s" % https_ip])
 
 # ---- the report receiver: every POST, and a switch that holds them -------
@@ -175,7 +183,6 @@ drtest.wait_for(lambda: len(w.sinks["dane.test"].messages()) == 3, 10,
 
 # 2. one MTA-STS fetch for the fleet: the other relay took the policy from
 # the shared cache (waiting for the fetch lease, or finding it there)
-web = w.nginx()
 drtest.check(len(web.requests("mta-sts.sts.test")) == 1,
              "one policy fetch for both relays: %s" %
              web.requests("mta-sts.sts.test"))
@@ -259,7 +266,7 @@ drtest.check(re.search(r"counters written again", d1.log_text()) is not None,
 
 # 6. a new policy (mx other.sts.test, a new id) refreshed on d1 is enforced
 # by d2 without a fetch of its own: d2's mail to mx.sts.test waits
-w.web.set_policy("mta-sts.sts.test", STS.replace("mx.sts.test",
+web.set_policy("mta-sts.sts.test", STS.replace("mx.sts.test",
                                                  "other.sts.test"))
 w.rig.update("sts.test", [x.replace("id=20240101", "id=20240102")
                           for x in w.records["sts.test"]])
