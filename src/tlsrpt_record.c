@@ -28,7 +28,9 @@
  * postgresql://... (several relays, issue #19) the flush adds the same
  * UPSERTs to PostgreSQL's tlsrpt_policy/tlsrpt_failure instead, on the io
  * pool like the SQLite write: every relay adds its counts, and a report
- * is built from their sums.  While PostgreSQL is down the flush fails and
+ * is built from their sums.  The recording side never writes to
+ * PostgreSQL itself: a table full between two timer flushes drops what
+ * does not fit.  While PostgreSQL is down the flush fails and
  * the counts stay in memory (AGG_MAX bounds them; what does not fit is
  * dropped and counted in danerelay_tlsrpt_dropped_total); the next
  * successful flush writes them.  A COMMIT whose answer was lost with the
@@ -262,9 +264,12 @@ record_locked(struct tlsrpt *t, const struct tlsrpt_event *ev)
 	/*
 	 * Full: write now - unless the database is failing (the timer keeps
 	 * trying); then the event is dropped rather than making every
-	 * delivery wait for a broken disk or growing without bound.
+	 * delivery wait for a broken disk or growing without bound.  With
+	 * PostgreSQL never here (a delivery would wait on the network): the
+	 * event is dropped until the timer's flush empties the table.
 	 */
-	if (t->nagg >= AGG_MAX && (t->flush_warned || flush_locked(t) == -1)) {
+	if (t->nagg >= AGG_MAX && (t->flush_warned || t->pg_uri != NULL ||
+	    flush_locked(t) == -1)) {
 		stats_inc(S_TLSRPT_DROPPED);
 		if (t->dropped++ == 0)
 			log_warnx("tlsrpt: counters cannot be written and the "
