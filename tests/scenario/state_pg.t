@@ -9,6 +9,9 @@ mta_sts = yes, in a world (lib/world.py) with a DANE destination
 (dane.test) and an MTA-STS one (sts.test, policy on the world's nginx);
 both publish "_smtp._tls" with rua = an HTTPS receiver in this test.
 
+  0. `db init`, `db migrate` (nothing to do; an old schema is refused
+     until it migrates it, version 1 -> 2), `db version`;
+
   1. deliveries through both relays to both destinations;
   2. MTA-STS: the policy is fetched once for the fleet (nginx's access
      log), and d2 enforces the policy d1 fetched: a policy change with
@@ -142,6 +145,25 @@ drtest.check(r.returncode == 0 and "schema version 0 -> 2" in r.stdout,
 r = d1.cli("db", "migrate")
 drtest.check(r.returncode == 0 and "nothing to do" in r.stdout,
              "db migrate on a current schema: %s%s" % (r.stdout, r.stderr))
+# a schema of version 1 (before the MTA-STS tables): refused until
+# `db migrate` brings it to 2
+pg.sql("DROP TABLE mta_sts_policy, mta_sts_fetch; "
+       "UPDATE danerelay_schema SET version = 1")
+r = d1.cli("tlsrpt", "show")
+drtest.check(r.returncode == 1 and "schema version 1, this danerelay needs "
+             "2: run `danerelay db migrate`" in r.stderr,
+             "an old schema is refused: %s%s" % (r.stdout, r.stderr))
+r = d1.cli("db", "init")
+drtest.check(r.returncode == 1 and "already there" in r.stderr,
+             "db init on an existing schema: %s" % r.stderr)
+r = d1.cli("db", "migrate")
+drtest.check(r.returncode == 0 and "schema version 1 -> 2" in r.stdout,
+             "db migrate 1 -> 2: %s%s" % (r.stdout, r.stderr))
+drtest.check(pg.sql("SELECT count(*) FROM mta_sts_policy").strip() == "0",
+             "the migration made the MTA-STS tables")
+r = d1.cli("db", "version")
+drtest.check(r.returncode == 0 and "schema version 2" in r.stdout,
+             "db version: %s%s" % (r.stdout, r.stderr))
 d1.start()
 d2 = w.daemon("d2", **opts)
 
