@@ -57,6 +57,8 @@ struct config {
 	char *myhostname;		/* default gethostname() */
 	char *spool_dir;		/* default LOCALSTATEDIR/spool/danerelay */
 	char *state_dir;		/* default LOCALSTATEDIR/lib/danerelay */
+	char *state_backend;		/* NULL: sqlite in state_dir; else a
+					 * postgresql:// URI (issue #19) */
 	char *pid_file;			/* default RUNSTATEDIR/danerelay/danerelayd.pid */
 	char *control_socket;		/* default <spool_dir>/control.sock */
 	char *user;			/* default "danerelay"; used when root */

@@ -195,6 +195,17 @@ const char *mta_sts_source_name(enum mta_sts_source s);
  * is current.  As mta_sts_lookup(). */
 struct mta_sts_lookup *mta_sts_refresh(struct mta_sts *m, const char *domain,
     mta_sts_cb *cb, void *arg);
+/* state_backend = postgresql, for `danerelay mta-sts` (blocking): the
+ * shared cache's policies (domain NULL: all; cb per entry; the count or
+ * -1), a policy into it (0 / -1), a domain out of it (rows or -1). */
+struct mta_sts_entry;
+int mta_sts_shared_foreach(const struct config *cf, const char *domain,
+    int (*cb)(const struct mta_sts_entry *e, void *arg), void *arg,
+    char *err, size_t errlen);
+int mta_sts_shared_put(const struct config *cf,
+    const struct mta_sts_entry *e, char *err, size_t errlen);
+int mta_sts_shared_forget(const struct config *cf, const char *domain,
+    char *err, size_t errlen);
 /* t as "2026-01-02T03:04:05Z" ("-" for 0) in buf; returns buf. */
 const char *mta_sts_when(time_t t, char *buf, size_t len);
 

@@ -49,6 +49,9 @@ enum stat_counter {
 				 * no STARTTLS, a failed handshake or an
 				 * unverified chain where TLS was seen */
 	S_SENDER_RATE_LIMITED,	/* RCPTs refused by sender_rate_limit */
+	S_TLSRPT_DROPPED,	/* TLSRPT session counts dropped: the memory
+				 * for them full while the database (SQLite
+				 * or PostgreSQL) could not be written */
 	S_NCOUNTERS
 };
 

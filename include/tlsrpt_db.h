@@ -25,6 +25,9 @@ time_t tlsrpt_now(void);
  * it and its schema.  NULL with the reason in err. */
 sqlite3 *tlsrpt_db_open(const char *state_dir, int create, int busy_ms,
     char *err, size_t errlen);
+/* An empty in-memory database with that schema (state_backend =
+ * postgresql: tlsrpt_pg.c loads it).  NULL with err. */
+sqlite3 *tlsrpt_db_memory(char *err, size_t errlen);
 /* sqlite3_exec() with the message in err.  0 / -1. */
 int tlsrpt_db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* Delete counters and report state older than TLSRPT_KEEP_DAYS days, and

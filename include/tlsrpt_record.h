@@ -137,6 +137,9 @@ struct workq;
 struct workq_port;
 void tlsrpt_set_workq(struct tlsrpt *t, struct workq *wq,
     struct workq_port *port);
+/* The pool and port given to tlsrpt_set_workq() (NULL, NULL: none). */
+void tlsrpt_get_workq(struct tlsrpt *t, struct workq **wq,
+    struct workq_port **port);
 /* What the timer does: start a flush on the pool (nothing if one is out,
  * or without a pool). */
 void tlsrpt_flush_start(struct tlsrpt *t);

@@ -6,6 +6,10 @@
  *
  * Moved out of mta_sts_mgr.c unchanged (issue #15), but for the two
  * lines that reached into the manager (now mta_sts_refresh()).
+ *
+ * state_backend = postgresql (issue #19): show reads the fleet's shared
+ * cache, forget removes the policy there too, and a refreshed policy is
+ * stored there (the other relays pull it within seconds).
  */
 #include <sys/stat.h>
 
@@ -25,6 +29,7 @@
 #include "mta_sts.h"
 #include "mta_sts_cache.h"
 #include "resolver.h"
+#include "state_pg.h"
 #include "util.h"
 
 /*
@@ -112,6 +117,14 @@ cli_list_cb(const struct mta_sts_entry *e, void *arg)
 	return 0;
 }
 
+static int
+cli_show_cb(const struct mta_sts_entry *e, void *arg)
+{
+	(void)arg;
+	cli_print_entry(e, 1);
+	return 0;
+}
+
 struct cli_refresh {
 	struct event_base *base;
 	struct mta_sts_answer *ans;
@@ -163,6 +176,11 @@ cli_refresh(const struct config *cf, struct mta_sts_cache *c,
 	} else
 		printf("%s: no new policy: %s\n", domain, cr.ans->note);
 	if (mta_sts_cache_get(c, domain, &e, err, sizeof(err)) == 1) {
+		if (rc == 0 && state_pg_enabled(cf) &&
+		    mta_sts_shared_put(cf, &e, err, sizeof(err)) == -1) {
+			fprintf(stderr, "danerelay: shared cache: %s\n", err);
+			rc = 1;
+		}
 		cli_print_entry(&e, 1);
 		mta_sts_entry_clear(&e);
 	}
@@ -196,6 +214,32 @@ mta_sts_cli(const struct config *cf, int argc, char **argv)
 	    -1) {
 		fprintf(stderr, "danerelay: mta-sts: bad domain name\n");
 		return 2;
+	}
+	if (state_pg_enabled(cf) && strcmp(sub, "show") == 0) {
+		if (argc == 2) {
+			n = mta_sts_shared_foreach(cf, NULL, cli_list_cb, &n, err,
+			    sizeof(err));
+			if (n >= 0)
+				printf("%d MTA-STS %s in the shared cache.\n", n,
+				    n == 1 ? "policy" : "policies");
+		} else {
+			n = mta_sts_shared_foreach(cf, dom, cli_show_cb, NULL,
+			    err, sizeof(err));
+			if (n == 0)
+				printf("%s: no cached MTA-STS policy\n", dom);
+		}
+		if (n == -1)
+			fprintf(stderr, "danerelay: %s\n", err);
+		return n == -1 ? 1 : argc == 2 || n > 0 ? 0 : 1;
+	}
+	if (state_pg_enabled(cf) && strcmp(sub, "forget") == 0) {
+		if ((n = mta_sts_shared_forget(cf, dom, err,
+		    sizeof(err))) == -1) {
+			fprintf(stderr, "danerelay: %s\n", err);
+			return 1;
+		}
+		if (n > 0)
+			printf("%s: forgotten in the shared cache\n", dom);
 	}
 	if (access(cf->state_dir, F_OK) == -1 && strcmp(sub, "refresh") != 0) {
 		printf("no cached MTA-STS policies (%s: %s)\n", cf->state_dir,

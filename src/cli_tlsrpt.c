@@ -5,7 +5,10 @@
  * directly (tlsrpt_run_start() with no queue: mailto reports wait in the
  * spool for the next start).
  *
- * Moved out of tlsrpt.c unchanged (issue #15).
+ * Moved out of tlsrpt.c unchanged (issue #15).  With state_backend =
+ * postgresql://... (issue #19) `show` reads the fleet's counters from
+ * PostgreSQL (loaded into an in-memory copy, tlsrpt_pg.c), and `send`
+ * needs the running daemon: it is the one that takes the sender's lock.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -26,7 +29,9 @@
 #include "cli_tlsrpt.h"
 #include "config.h"
 #include "spool.h"
+#include "state_pg.h"
 #include "tlsrpt_db.h"
+#include "tlsrpt_pg.h"
 #include "tlsrpt_report.h"
 #include "util.h"
 
@@ -360,6 +365,25 @@ tlsrpt_cli(const struct config *cf, int argc, char **argv)
 		return 2;
 	}
 
+	if (strcmp(sub, "show") == 0 && state_pg_enabled(cf)) {
+		PGconn *pg;
+
+		if ((pg = state_pg_connect(cf->state_backend, err,
+		    sizeof(err))) == NULL) {
+			fprintf(stderr, "danerelay: %s\n", err);
+			return 1;
+		}
+		db = tlsrpt_pg_load(pg, date ? date : today, "", err,
+		    sizeof(err));
+		PQfinish(pg);
+		if (db == NULL) {
+			fprintf(stderr, "danerelay: PostgreSQL: %s\n", err);
+			return 1;
+		}
+		rc = cli_show(db, date ? date : today, domain);
+		sqlite3_close(db);
+		return rc;
+	}
 	if (strcmp(sub, "show") == 0) {
 		char *p = xasprintf("%s/%s", cf->state_dir ? cf->state_dir :
 		    "", TLSRPT_DB_NAME);
@@ -399,6 +423,13 @@ tlsrpt_cli(const struct config *cf, int argc, char **argv)
 		rc = cli_send_daemon(db, date);
 		break;
 	default:
+		if (state_pg_enabled(cf)) {
+			fprintf(stderr, "danerelay: tlsrpt send: danerelayd is "
+			    "not running (with state_backend = postgresql the "
+			    "daemon sends, under the fleet's sender lock)\n");
+			rc = 1;
+			break;
+		}
 		rc = cli_send_direct(cf, db, date);
 		break;
 	}

@@ -323,6 +323,7 @@ config_free(struct config *cf)
 	free(cf->myhostname);
 	free(cf->spool_dir);
 	free(cf->state_dir);
+	free(cf->state_backend);
 	free(cf->pid_file);
 	free(cf->control_socket);
 	free(cf->user);
@@ -400,6 +401,7 @@ enum opt_type {
 	T_TLSMEM,	/* tls_memory: no, encrypt, verify */
 	T_RATE,		/* parse_rate: "200/h", 0 = unlimited */
 	T_DKIMFAIL,	/* dkim_failure_action: defer, pass */
+	T_BACKEND,	/* state_backend: sqlite or a postgresql:// URI */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -413,6 +415,7 @@ static const struct option {
 	{ "myhostname",			T_HOSTNAME,	OFF(myhostname) },
 	{ "spool_dir",			T_DIR,		OFF(spool_dir) },
 	{ "state_dir",			T_DIR,		OFF(state_dir) },
+	{ "state_backend",		T_BACKEND,	OFF(state_backend) },
 	{ "pid_file",			T_PATH,		OFF(pid_file) },
 	{ "control_socket",		T_PATH,		OFF(control_socket) },
 	{ "user",			T_USER,		OFF(user) },
@@ -670,6 +673,17 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 			return perr(p, "%s: control character in value",
 			    o->name);
 		set_str(FIELD(cf, o, char *), *v ? v : NULL);
+		return 0;
+	case T_BACKEND:
+		if (strcmp(v, "sqlite") == 0) {
+			set_str(FIELD(cf, o, char *), NULL);
+			return 0;
+		}
+		if ((strncmp(v, "postgresql://", 13) != 0 &&
+		    strncmp(v, "postgres://", 11) != 0) || !valid_text(v))
+			return perr(p, "%s: \"sqlite\" or a postgresql:// URI "
+			    "expected", o->name);
+		set_str(FIELD(cf, o, char *), v);
 		return 0;
 	case T_USER:
 		if (!valid_user(v))

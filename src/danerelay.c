@@ -18,7 +18,7 @@
  * actions through the daemon's control socket, control_client.c, or on
  * the spool when no daemon runs); what the commands share is cli.c; the
  * mta-sts, tlsrpt, tls-memory and dkim commands are cli_mta_sts.c,
- * cli_tlsrpt.c, cli_tls_memory.c and cli_dkim.c, probe
+ * cli_tlsrpt.c, cli_tls_memory.c and cli_dkim.c, db is cli_db.c, probe
  * is probe.c.  A socket path given by -s alone is
  * <spool_dir>/control.sock; otherwise it comes from the configuration.
  *
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_db.h"
 #include "cli_mta_sts.h"
 #include "cli_queue.h"
 #include "cli_tlsrpt.h"
@@ -51,6 +52,7 @@ static int cmd_queue(struct cli *, int, char **);
 static int cmd_probe(struct cli *, int, char **);
 static int cmd_tlsrpt(struct cli *, int, char **);
 static int cmd_mta_sts(struct cli *, int, char **);
+static int cmd_db(struct cli *, int, char **);
 
 /* Top-level commands.  Add probe, mta-sts, tlsrpt ... here. */
 static const struct command commands[] = {
@@ -70,6 +72,8 @@ static const struct command commands[] = {
 	    "domains seen with STARTTLS: show, drop" },
 	{ "dkim", dkim_cli, "keygen|dns|check|rotate ...",
 	    "DKIM keys: create, records to publish, check DNS, rotate" },
+	{ "db", cmd_db, "init | migrate | version",
+	    "PostgreSQL state_backend: create, upgrade the schema" },
 };
 
 /* "danerelay queue SUBCOMMAND". */
@@ -193,6 +197,15 @@ cmd_tlsrpt(struct cli *c, int argc, char **argv)
 	if (cli_config(c) == -1)
 		return EX_ERR;
 	return tlsrpt_cli(&c->cf, argc, argv);	/* argv[0] = "tlsrpt" */
+}
+
+/* "danerelay db init|migrate|version": cli_db.c does the work. */
+static int
+cmd_db(struct cli *c, int argc, char **argv)
+{
+	if (cli_config(c) == -1)
+		return EX_ERR;
+	return db_cli(&c->cf, argc, argv);	/* argv[0] = "db" */
 }
 
 /* ---------------------------------------------------------------- */

@@ -314,6 +314,9 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	    "MX hosts refused by TLS memory: weaker TLS than the domain "
 	    "was seen with (tls_memory).",
 	    st.counter[S_TLS_DOWNGRADE_REFUSED]);
+	one(b, "danerelay_tlsrpt_dropped_total", "counter",
+	    "TLSRPT session counts dropped: memory full while the state "
+	    "database could not be written.", st.counter[S_TLSRPT_DROPPED]);
 	one(b, "danerelay_dnssec_bogus_total", "counter",
 	    "DNS answers that failed DNSSEC validation (never used).",
 	    st.counter[S_DNSSEC_BOGUS]);

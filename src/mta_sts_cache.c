@@ -2,8 +2,8 @@
  * mta_sts_cache.c - the MTA-STS policy cache (RFC 8461 §3.4 "Caching"),
  * one SQLite database at <state_dir>/mta-sts.db.
  *
- * Owns the sqlite3 handle.  The daemon and `danerelay mta-sts` open the
- * same file: WAL journal (readers never block the writer), a busy
+ * Owns the sqlite3 handle (opened by state_sqlite_open()).  The daemon
+ * and `danerelay mta-sts` open the same file: WAL journal (readers never block the writer), a busy
  * timeout for the rare moment both write, synchronous=NORMAL (a policy
  * lost in a power cut is simply fetched again).  Every statement is
  * prepared with bound parameters; nothing read from the network is ever
@@ -28,6 +28,7 @@
 
 #include "log.h"
 #include "mta_sts_cache.h"
+#include "state_sqlite.h"
 #include "util.h"
 
 #define CACHE_BUSY_MS	2000
@@ -59,20 +60,6 @@ dberr(struct mta_sts_cache *c, char *err, size_t errlen, const char *what)
 	    sqlite3_errmsg(c->db));
 }
 
-static int
-exec(struct mta_sts_cache *c, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", c->path, msg ? msg :
-		    sqlite3_errmsg(c->db));
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
 static sqlite3_stmt *
 prepare(struct mta_sts_cache *c, const char *sql, char *err, size_t errlen)
 {
@@ -89,52 +76,10 @@ struct mta_sts_cache *
 mta_sts_cache_open(const char *dir, char *err, size_t errlen)
 {
 	struct mta_sts_cache *c = xcalloc(1, sizeof(*c));
-	sqlite3_stmt *st;
-	struct stat sb;
-	int fd, v = 0;
 
 	c->path = xasprintf("%s/%s", dir, MTA_STS_DB_NAME);
-	/* created 0600 by us, so SQLite's -wal and -shm files are too;
-	 * root (a CLI tool) gives a new file to the directory's owner (the
-	 * daemon's user), as SQLite itself does for -wal and -shm */
-	/* Only a file that is not there yet is opened (and closed) outside
-	 * SQLite: closing any descriptor of an existing database would drop
-	 * the POSIX locks another connection of this process holds on it
-	 * (several workers each open the cache). */
-	if (access(c->path, F_OK) == 0)
-		;
-	else if ((fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) != -1) {
-		if (geteuid() == 0 && stat(dir, &sb) == 0 && sb.st_uid != 0 &&
-		    fchown(fd, sb.st_uid, sb.st_gid) == -1)
-			log_warn("%s: chown", c->path);
-		close(fd);
-	} else if (errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", c->path, strerror(errno));
-		goto fail;
-	}
-	if (sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", c->path, c->db ?
-		    sqlite3_errmsg(c->db) : "cannot open");
-		goto fail;
-	}
-	sqlite3_busy_timeout(c->db, CACHE_BUSY_MS);
-	if (exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-	    err, errlen) == -1 || exec(c, schema, err, errlen) == -1)
-		goto fail;
-	if ((st = prepare(c, "PRAGMA user_version", err, errlen)) == NULL)
-		goto fail;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (v > CACHE_VERSION) {
-		snprintf(err, errlen, "%s: made by a newer danerelay (schema "
-		    "%d)", c->path, v);
-		goto fail;
-	}
-	if (v < CACHE_VERSION && exec(c, "PRAGMA user_version = 1", err,
-	    errlen) == -1)
+	if ((c->db = state_sqlite_open(dir, MTA_STS_DB_NAME, schema,
+	    CACHE_VERSION, CACHE_BUSY_MS, err, errlen)) == NULL)
 		goto fail;
 	return c;
 fail:

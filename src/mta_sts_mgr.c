@@ -41,6 +41,29 @@
  * stays until it expires.  A policy in mode "none" is cached like any
  * other (it replaces an older enforce policy, §8.3) and gives no
  * MTA-STS requirement.
+ *
+ * Several relays (state_backend = postgresql://..., issue #19): the
+ * local SQLite cache stays the one lookups read (no network on the
+ * delivery path), and PostgreSQL's mta_sts_policy is the fleet's copy:
+ *   - every policy this relay stores is also upserted there (the newer
+ *     fetched_at wins), on the io pool with the local write;
+ *   - a fetch (first time, new id, refresh) first asks PostgreSQL, on
+ *     the io pool (lease_work): a policy there with the announced id,
+ *     still valid (for a refresh: not yet due), is taken as is - no
+ *     fetch; otherwise the relay takes the domain's fetch lease
+ *     (mta_sts_fetch, STS_LEASE_SECS) and fetches, or, when another
+ *     relay holds the lease, asks again every STS_LEASE_POLL_MS until
+ *     that relay has stored its policy or its lease has run out (a dead
+ *     fetcher: this relay fetches).  So one fetch per domain and id
+ *     (and per refresh) serves the fleet;
+ *   - every STS_SYNC_SECS a pull (sync_work) copies the rows other
+ *     relays stored since the last pull into the local cache: a policy
+ *     one relay fetched (also a forced `mta-sts refresh`) is enforced
+ *     by every relay within that time, and at once by a relay whose
+ *     lookup sees the new id first (it asks PostgreSQL before fetching).
+ * PostgreSQL unreachable: each relay fetches and caches on its own, as
+ * with SQLite; delivery never waits for the database.  `force`
+ * (`danerelay mta-sts refresh`) fetches without asking.
  */
 #include <sys/stat.h>
 
@@ -57,6 +80,8 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
+#include <libpq-fe.h>
+#include <pthread.h>
 
 #include "config.h"
 #include "https.h"
@@ -65,6 +90,7 @@
 #include "workq.h"
 #include "mta_sts_cache.h"
 #include "resolver.h"
+#include "state_pg.h"
 #include "util.h"
 
 #define STS_FETCH_MS		30000	/* one fetch, DNS included */
@@ -76,6 +102,10 @@
 #define STS_TIMER_MAX		3600	/* refresh timer wakes at least hourly */
 #define STS_REFRESH_BATCH	32	/* refreshes started per wakeup */
 #define STS_PURGE_AFTER		(30 * 86400)	/* drop long-expired rows */
+#define STS_LEASE_SECS		(STS_FETCH_MS / 1000 + 5) /* fetch lease */
+#define STS_LEASE_POLL_MS	300	/* another relay fetches: ask again */
+#define STS_SYNC_SECS		2	/* pull the fleet's new policies */
+#define STS_SYNC_MAX		256	/* rows per pull */
 
 #define RPT_FETCH_ERROR		"sts-policy-fetch-error"
 #define RPT_POLICY_INVALID	"sts-policy-invalid"
@@ -108,6 +138,13 @@ struct fetch {
 	int background;			/* no lookup asked for it */
 	struct https_req *req;
 	struct lookup_list waiters;
+	/* state_backend = postgresql: asking the fleet first */
+	int force;			/* fetch, do not ask */
+	int lease;			/* lease_work's answer (LEASE_*) */
+	int asking;			/* lease_work is out */
+	time_t ask_until;		/* then fetch anyway */
+	struct event *ask_timer;
+	struct mta_sts_entry shared;	/* LEASE_SHARED: the fleet's policy */
 };
 TAILQ_HEAD(fetch_list, fetch);
 
@@ -138,6 +175,17 @@ struct mta_sts {
 	struct mta_sts_cache *wcache;
 	struct cwrite *cw_head, *cw_tail;	/* queued */
 	struct cwrite *cw_run;			/* being written */
+	/* state_backend = postgresql: one connection, used by one pool job
+	 * at a time (pg_mtx) */
+	char *pg_uri;
+	PGconn *pg;
+	pthread_mutex_t pg_mtx;
+	int pg_warned;
+	char owner_name[320];		/* myhostname:pid, in fetch leases */
+	struct event *sync_ev;
+	int sync_busy;
+	long long sync_seen;		/* fetched_at of the newest pulled */
+	struct sync_row *sync_rows;	/* sync_work's answer */
 	/* a proxy: lookups run on owner's loop (mta_sts_proxy_new) */
 	struct mta_sts *owner;
 	mta_sts_post *post_owner, *post_back;
@@ -146,6 +194,9 @@ struct mta_sts {
 
 static void fetch_start(struct mta_sts *m, const char *domain,
     const char *id, int background, struct mta_sts_lookup *waiter);
+static int cached(struct mta_sts *m, const char *domain,
+    struct mta_sts_entry *e);
+static void lease_done(void *arg);
 static void refresh_arm(struct mta_sts *m);
 
 /* ---- answers ---------------------------------------------------------- */
@@ -275,7 +326,7 @@ mta_sts_lookup_cancel(struct mta_sts_lookup *l)
 
 /* ---- cache writes on the io pool -------------------------------------- */
 
-enum cw_kind { CW_PUT, CW_REFRESH, CW_PURGE };
+enum cw_kind { CW_PUT, CW_REFRESH, CW_PURGE, CW_UNLEASE };
 
 struct cwrite {
 	struct cwrite		*next;
@@ -319,6 +370,332 @@ entry_copy(struct mta_sts_entry *to, const struct mta_sts_entry *from)
 	return 0;
 }
 
+/* ---- the fleet's copy on PostgreSQL ----------------------------------- */
+
+/* On a pool thread, pg_mtx held: the connection, or NULL (warned once). */
+static PGconn *
+pg_conn(struct mta_sts *m)
+{
+	char err[512];
+
+	if (state_pg_usable(&m->pg, m->pg_uri, err, sizeof(err)) == 0) {
+		if (m->pg_warned)
+			log_info("mta-sts: the shared cache is reachable again");
+		m->pg_warned = 0;
+		return m->pg;
+	}
+	if (!m->pg_warned)
+		log_warnx("mta-sts: shared cache: %s (fetching and caching "
+		    "locally meanwhile)", err);
+	m->pg_warned = 1;
+	return NULL;
+}
+
+/* Upsert e into mta_sts_policy (the newer fetched_at wins).  0 / -1. */
+static int
+pg_put(PGconn *pg, const struct mta_sts_entry *e, char *err, size_t errlen)
+{
+	char mx[1024], age[24], f[24], x[24], rf[24];
+	const char *pv[9] = { e->domain, e->id,
+	    mta_sts_mode_name(e->policy.mode), mx, age, e->text, f, x, rf };
+	int len[9] = { 0 }, fmt[9] = { 0 }, ok;
+	size_t i, off;
+	PGresult *r;
+
+	for (i = 0, off = 0, mx[0] = '\0'; i < e->policy.nmx &&
+	    off < sizeof(mx); i++)
+		off += (size_t)snprintf(mx + off, sizeof(mx) - off, "%s%s",
+		    i ? " " : "", e->policy.mx[i]);
+	snprintf(age, sizeof(age), "%lld", e->policy.max_age);
+	snprintf(f, sizeof(f), "%lld", (long long)e->fetched_at);
+	snprintf(x, sizeof(x), "%lld", (long long)e->expires_at);
+	snprintf(rf, sizeof(rf), "%lld", (long long)e->refresh_at);
+	len[5] = (int)e->text_len;
+	fmt[5] = 1;
+	r = PQexecParams(pg, "INSERT INTO mta_sts_policy (domain, id, mode, "
+	    "mx, max_age, policy, fetched_at, expires_at, refresh_at) VALUES "
+	    "($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (domain) DO "
+	    "UPDATE SET id = excluded.id, mode = excluded.mode, mx = "
+	    "excluded.mx, max_age = excluded.max_age, policy = "
+	    "excluded.policy, fetched_at = excluded.fetched_at, expires_at = "
+	    "excluded.expires_at, refresh_at = excluded.refresh_at WHERE "
+	    "excluded.fetched_at > mta_sts_policy.fetched_at", 9, NULL, pv,
+	    len, fmt, 0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		snprintf(err, errlen, "%s", PQerrorMessage(pg));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* On a pool thread: the batch's puts and lease releases to PostgreSQL. */
+static void
+pg_write(struct mta_sts *m)
+{
+	struct cwrite *w;
+	PGconn *pg;
+	PGresult *r;
+	char err[512];
+
+	/* one batch at a time: at most this thread waits here */
+	pthread_mutex_lock(&m->pg_mtx);
+	if ((pg = pg_conn(m)) == NULL)
+		goto out;
+	for (w = m->cw_run; w != NULL; w = w->next) {
+		if (w->kind == CW_PUT && pg_put(pg, &w->e, err,
+		    sizeof(err)) == -1)
+			log_warnx("mta-sts: %s: shared cache: %s", w->e.domain,
+			    err);
+		if (w->kind == CW_PUT || w->kind == CW_UNLEASE) {
+			const char *pv[2] = { w->kind == CW_PUT ? w->e.domain :
+			    w->domain, m->owner_name };
+
+			r = PQexecParams(pg, "DELETE FROM mta_sts_fetch WHERE "
+			    "domain = $1 AND owner = $2", 2, NULL, pv, NULL,
+			    NULL, 0);
+			PQclear(r);
+		}
+	}
+out:
+	pthread_mutex_unlock(&m->pg_mtx);
+}
+
+/* A row of mta_sts_policy as an entry (policy parsed).  0 / -1. */
+static int
+pg_row_entry(PGresult *r, int i, struct mta_sts_entry *e)
+{
+	unsigned char *b;
+	size_t n;
+	char err[256];
+
+	memset(e, 0, sizeof(*e));
+	dr_strlcpy(e->domain, PQgetvalue(r, i, 0), sizeof(e->domain));
+	dr_strlcpy(e->id, PQgetvalue(r, i, 1), sizeof(e->id));
+	if ((b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2),
+	    &n)) == NULL || n > MTA_STS_MAX_BODY) {
+		PQfreemem(b);
+		return -1;
+	}
+	e->text = xmalloc(n + 1);
+	memcpy(e->text, b, n);
+	e->text[n] = '\0';
+	e->text_len = n;
+	PQfreemem(b);
+	e->fetched_at = (time_t)strtoll(PQgetvalue(r, i, 3), NULL, 10);
+	e->expires_at = (time_t)strtoll(PQgetvalue(r, i, 4), NULL, 10);
+	e->refresh_at = (time_t)strtoll(PQgetvalue(r, i, 5), NULL, 10);
+	if (mta_sts_policy_parse(e->text, e->text_len, &e->policy, err,
+	    sizeof(err)) == -1) {
+		mta_sts_entry_clear(e);
+		return -1;
+	}
+	return 0;
+}
+
+enum { LEASE_FETCH = 0, LEASE_SHARED, LEASE_WAIT };
+
+/*
+ * On a pool thread: the fleet's policy for f, or the fetch lease.  The
+ * lease comes first: the relay that fetched stores its policy and then
+ * drops its lease, so whoever gets the lease next sees that policy.
+ */
+static void
+lease_work(void *arg)
+{
+	struct fetch *f = arg;
+	struct mta_sts *m = f->m;
+	char until[24], now_s[24];
+	const char *lv[4] = { f->domain, m->owner_name, until, now_s };
+	time_t now = time(NULL);
+	PGconn *pg;
+	PGresult *r;
+	int got;
+
+	f->lease = LEASE_FETCH;
+	/* another job holds the connection (maybe waiting on a dead
+	 * server): never queue pool threads behind it */
+	if (pthread_mutex_trylock(&m->pg_mtx) != 0) {
+		f->lease = LEASE_WAIT;	/* ask again shortly */
+		return;
+	}
+	if ((pg = pg_conn(m)) == NULL)
+		goto out;
+	snprintf(until, sizeof(until), "%lld", (long long)now +
+	    STS_LEASE_SECS);
+	snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
+	r = PQexecParams(pg, "INSERT INTO mta_sts_fetch (domain, owner, "
+	    "until) VALUES ($1, $2, $3) ON CONFLICT (domain) DO UPDATE SET "
+	    "owner = excluded.owner, until = excluded.until WHERE "
+	    "mta_sts_fetch.until < $4 OR mta_sts_fetch.owner = "
+	    "excluded.owner RETURNING owner", 4, NULL, lv, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		goto out;		/* the database fails: fetch */
+	}
+	got = PQntuples(r) == 1;
+	PQclear(r);
+	if (!got) {
+		f->lease = LEASE_WAIT;	/* another relay fetches */
+		goto out;
+	}
+	if (f->force)
+		goto out;		/* ours: fetch */
+	r = PQexecParams(pg, "SELECT domain, id, policy, fetched_at, "
+	    "expires_at, refresh_at FROM mta_sts_policy WHERE domain = $1", 1,
+	    NULL, lv, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    strcmp(PQgetvalue(r, 0, 1), f->id) == 0 &&
+	    pg_row_entry(r, 0, &f->shared) == 0) {
+		if (f->shared.expires_at > now && (!f->background ||
+		    f->shared.refresh_at > now))
+			f->lease = LEASE_SHARED;
+		else
+			mta_sts_entry_clear(&f->shared);
+	}
+	PQclear(r);
+	if (f->lease == LEASE_SHARED) {
+		/* no fetch: the lease back at once */
+		r = PQexecParams(pg, "DELETE FROM mta_sts_fetch WHERE domain = "
+		    "$1 AND owner = $2", 2, NULL, lv, NULL, NULL, 0);
+		PQclear(r);
+	}
+out:
+	pthread_mutex_unlock(&m->pg_mtx);
+}
+
+static void fetch_https(struct fetch *f);
+static void fetch_shared(struct fetch *f);
+
+static void
+lease_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	struct fetch *f = arg;
+
+	(void)fd;
+	(void)ev;
+	f->asking = 1;
+	workq_submit(f->m->wq, f->m->port, lease_work, lease_done, f);
+}
+
+static void
+lease_done(void *arg)
+{
+	struct fetch *f = arg;
+	struct timeval tv = { 0, STS_LEASE_POLL_MS * 1000 };
+
+	f->asking = 0;
+	if (f->lease == LEASE_SHARED) {
+		fetch_shared(f);
+		return;
+	}
+	if (f->lease == LEASE_WAIT && time(NULL) < f->ask_until &&
+	    f->m->wq != NULL) {
+		if (f->ask_timer == NULL)
+			f->ask_timer = evtimer_new(f->m->base, lease_retry, f);
+		if (f->ask_timer != NULL && evtimer_add(f->ask_timer,
+		    &tv) == 0) {
+			log_debug("mta-sts: %s: another relay is fetching the "
+			    "policy; waiting for it", f->domain);
+			return;
+		}
+	}
+	fetch_https(f);
+}
+
+/* ---- pulling the fleet's new policies --------------------------------- */
+
+struct sync_row {
+	struct sync_row *next;
+	struct mta_sts_entry e;
+};
+
+static void
+sync_work(void *arg)
+{
+	struct mta_sts *m = arg;
+	struct sync_row *sr;
+	char since[24], lim[16];
+	const char *pv[2] = { since, lim };
+	PGconn *pg;
+	PGresult *r;
+	int i;
+
+	/* another job holds the connection (maybe waiting on a dead
+	 * server): skip, never queue pool threads behind it */
+	if (pthread_mutex_trylock(&m->pg_mtx) != 0)
+		return;
+	if ((pg = pg_conn(m)) == NULL)
+		goto out;
+	/* >= : rows of the same second may arrive after a pull */
+	snprintf(since, sizeof(since), "%lld", m->sync_seen);
+	snprintf(lim, sizeof(lim), "%d", STS_SYNC_MAX);
+	r = PQexecParams(pg, "SELECT domain, id, policy, fetched_at, "
+	    "expires_at, refresh_at FROM mta_sts_policy WHERE fetched_at >= "
+	    "$1 ORDER BY fetched_at LIMIT $2", 2, NULL, pv, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		for (i = 0; i < PQntuples(r); i++) {
+			sr = xcalloc(1, sizeof(*sr));
+			if (pg_row_entry(r, i, &sr->e) == -1) {
+				free(sr);
+				continue;
+			}
+			if ((long long)sr->e.fetched_at > m->sync_seen)
+				m->sync_seen = (long long)sr->e.fetched_at;
+			sr->next = m->sync_rows;
+			m->sync_rows = sr;
+		}
+	}
+	PQclear(r);
+out:
+	pthread_mutex_unlock(&m->pg_mtx);
+}
+
+static void cache_put(struct mta_sts *m, const struct mta_sts_entry *e);
+
+static void
+sync_done(void *arg)
+{
+	struct mta_sts *m = arg;
+	struct sync_row *sr, *next;
+	struct mta_sts_entry old;
+	char t[32];
+	int have;
+
+	for (sr = m->sync_rows; sr != NULL; sr = next) {
+		next = sr->next;
+		have = cached(m, sr->e.domain, &old);
+		if (!have || old.fetched_at < sr->e.fetched_at) {
+			if (!have || strcmp(old.id, sr->e.id) != 0)
+				log_info("mta-sts: %s: policy id=%s (mode %s) "
+				    "from the shared cache, until %s",
+				    sr->e.domain, sr->e.id,
+				    mta_sts_mode_name(sr->e.policy.mode),
+				    mta_sts_when(sr->e.expires_at, t,
+				    sizeof(t)));
+			cache_put(m, &sr->e);
+		}
+		if (have)
+			mta_sts_entry_clear(&old);
+		mta_sts_entry_clear(&sr->e);
+		free(sr);
+	}
+	m->sync_rows = NULL;
+	m->sync_busy = 0;
+}
+
+static void
+sync_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mta_sts *m = arg;
+
+	(void)fd;
+	(void)ev;
+	if (m->sync_busy || m->wq == NULL)
+		return;
+	m->sync_busy = 1;
+	workq_submit(m->wq, m->port, sync_work, sync_done, m);
+}
+
 /* On a pool thread: the batch, on the writer's own connection. */
 static void
 cw_work(void *arg)
@@ -341,8 +718,13 @@ cw_work(void *arg)
 			w->rc = mta_sts_cache_purge(c, w->when, w->err,
 			    sizeof(w->err));
 			break;
+		case CW_UNLEASE:
+			w->rc = 0;
+			break;
 		}
 	}
+	if (m->pg_uri != NULL && m->wq != NULL)	/* never on the loop */
+		pg_write(m);
 }
 
 static void cw_kick(struct mta_sts *m);
@@ -599,6 +981,9 @@ fetch_find(struct mta_sts *m, const char *domain)
 static void
 fetch_free(struct fetch *f)
 {
+	if (f->ask_timer != NULL)
+		event_free(f->ask_timer);
+	mta_sts_entry_clear(&f->shared);
 	https_cancel(f->req);
 	TAILQ_REMOVE(&f->m->fetches, f, entry);
 	free(f);
@@ -670,6 +1055,13 @@ fetch_done(const struct https_result *res, void *arg)
 			    mta_sts_when(e.expires_at, t1, sizeof(t1)));
 		}
 	} else {
+		if (m->pg_uri != NULL) {	/* the lease: others may try */
+			struct cwrite *w = xcalloc(1, sizeof(*w));
+
+			w->kind = CW_UNLEASE;
+			dr_strlcpy(w->domain, f->domain, sizeof(w->domain));
+			cw_add(m, w);
+		}
 		fail_note(m, f->domain, f->id, rpt, reason);
 		if (have_old) {
 			log_warnx("mta-sts: %s: policy fetch for id=%s failed "
@@ -707,13 +1099,73 @@ fetch_done(const struct https_result *res, void *arg)
 	refresh_arm(m);
 }
 
+/* Start the HTTPS fetch of f. */
+static void
+fetch_https(struct fetch *f)
+{
+	struct mta_sts *m = f->m;
+	struct https_params p;
+	char host[300], err[512];
+
+	snprintf(host, sizeof(host), "mta-sts.%s", f->domain);
+	memset(&p, 0, sizeof(p));
+	p.base = m->base;
+	p.ssl_ctx = m->ssl_ctx;
+	p.resolver = m->res;
+	p.method = HTTPS_GET;
+	p.host = host;
+	p.port = m->cf->https_port;
+	p.path = MTA_STS_PATH;
+	p.status_rule = HTTPS_STATUS_200;
+	p.want_type = "text/plain";
+	p.max_body = MTA_STS_MAX_BODY;
+	p.connect_timeout_ms = STS_CONNECT_MS;
+	p.timeout_ms = STS_FETCH_MS;
+	log_debug("mta-sts: %s: fetching https://%s:%d%s for id=%s%s",
+	    f->domain, host, p.port, MTA_STS_PATH, f->id,
+	    f->background ? " (refresh)" : "");
+	f->req = https_request(&p, fetch_done, f, err, sizeof(err));
+	if (f->req == NULL) {
+		struct https_result r;
+
+		/* answer through the same path, from the loop */
+		memset(&r, 0, sizeof(r));
+		r.fail = HTTPS_FAIL_INTERNAL;
+		dr_strlcpy(r.reason, err, sizeof(r.reason));
+		r.body = "";
+		fetch_done(&r, f);
+	}
+}
+
+/* Another relay's policy for f (f->shared): cache it, answer. */
+static void
+fetch_shared(struct fetch *f)
+{
+	struct mta_sts *m = f->m;
+	struct mta_sts_lookup *l;
+	char t[32];
+
+	log_info("mta-sts: %s: policy id=%s (mode %s) from the shared cache, "
+	    "fetched by another relay; until %s", f->domain, f->shared.id,
+	    mta_sts_mode_name(f->shared.policy.mode),
+	    mta_sts_when(f->shared.expires_at, t, sizeof(t)));
+	cache_put(m, &f->shared);
+	fail_forget(m, f->domain);
+	while ((l = TAILQ_FIRST(&f->waiters)) != NULL)
+		lookup_answer(l, answer_new(MTA_STS_SRC_CACHE, &f->shared,
+		    NULL, "policy id=%s from the shared cache until %s",
+		    f->shared.id, mta_sts_when(f->shared.expires_at, t,
+		    sizeof(t))));
+	fetch_free(f);
+	refresh_arm(m);
+}
+
 static void
 fetch_start(struct mta_sts *m, const char *domain, const char *id,
     int background, struct mta_sts_lookup *waiter)
 {
-	struct https_params p;
 	struct fetch *f;
-	char host[300], err[512];
+	int start = 0;
 
 	if ((f = fetch_find(m, domain)) == NULL) {
 		f = xcalloc(1, sizeof(*f));
@@ -721,43 +1173,10 @@ fetch_start(struct mta_sts *m, const char *domain, const char *id,
 		dr_strlcpy(f->domain, domain, sizeof(f->domain));
 		dr_strlcpy(f->id, id, sizeof(f->id));
 		f->background = background;
+		f->force = waiter != NULL && waiter->force;
 		TAILQ_INIT(&f->waiters);
 		TAILQ_INSERT_TAIL(&m->fetches, f, entry);
-
-		snprintf(host, sizeof(host), "mta-sts.%s", domain);
-		memset(&p, 0, sizeof(p));
-		p.base = m->base;
-		p.ssl_ctx = m->ssl_ctx;
-		p.resolver = m->res;
-		p.method = HTTPS_GET;
-		p.host = host;
-		p.port = m->cf->https_port;
-		p.path = MTA_STS_PATH;
-		p.status_rule = HTTPS_STATUS_200;
-		p.want_type = "text/plain";
-		p.max_body = MTA_STS_MAX_BODY;
-		p.connect_timeout_ms = STS_CONNECT_MS;
-		p.timeout_ms = STS_FETCH_MS;
-		log_debug("mta-sts: %s: fetching https://%s:%d%s for id=%s%s",
-		    domain, host, p.port, MTA_STS_PATH, id,
-		    background ? " (refresh)" : "");
-		f->req = https_request(&p, fetch_done, f, err, sizeof(err));
-		if (f->req == NULL) {
-			struct https_result r;
-
-			/* answer through the same path, from the loop */
-			memset(&r, 0, sizeof(r));
-			r.fail = HTTPS_FAIL_INTERNAL;
-			dr_strlcpy(r.reason, err, sizeof(r.reason));
-			r.body = "";
-			if (waiter != NULL) {
-				TAILQ_REMOVE(&m->lookups, waiter, entry);
-				TAILQ_INSERT_TAIL(&f->waiters, waiter, entry);
-				waiter->f = f;
-			}
-			fetch_done(&r, f);
-			return;
-		}
+		start = 1;
 	} else if (!background)
 		f->background = 0;
 	if (waiter != NULL) {
@@ -765,6 +1184,16 @@ fetch_start(struct mta_sts *m, const char *domain, const char *id,
 		TAILQ_INSERT_TAIL(&f->waiters, waiter, entry);
 		waiter->f = f;
 	}
+	if (!start)
+		return;
+	if (m->pg_uri != NULL && m->wq != NULL) {
+		/* the fleet first: its policy, or the fetch lease */
+		f->ask_until = time(NULL) + STS_LEASE_SECS + 5;
+		f->asking = 1;
+		workq_submit(m->wq, m->port, lease_work, lease_done, f);
+		return;
+	}
+	fetch_https(f);
 }
 
 /* ---- lookups ---------------------------------------------------------- */
@@ -1086,6 +1515,7 @@ mta_sts_new(struct event_base *base, struct resolver *r,
 	m->base = base;
 	m->res = r;
 	m->cf = config_ref(cf);
+	pthread_mutex_init(&m->pg_mtx, NULL);
 	TAILQ_INIT(&m->fetches);
 	TAILQ_INIT(&m->lookups);
 	if ((m->cache = mta_sts_cache_open(cf->state_dir, err, errlen)) ==
@@ -1097,6 +1527,19 @@ mta_sts_new(struct event_base *base, struct resolver *r,
 	if ((m->refresh = evtimer_new(base, refresh_tick, m)) == NULL) {
 		snprintf(err, errlen, "mta-sts: cannot make a timer");
 		goto fail;
+	}
+	if (state_pg_enabled(cf)) {
+		struct timeval tv = { STS_SYNC_SECS, 0 };
+
+		m->pg_uri = xstrdup(cf->state_backend);
+		snprintf(m->owner_name, sizeof(m->owner_name), "%s:%ld",
+		    cf->myhostname ? cf->myhostname : "localhost",
+		    (long)getpid());
+		if ((m->sync_ev = event_new(base, -1, EV_PERSIST, sync_tick,
+		    m)) == NULL || event_add(m->sync_ev, &tv) == -1) {
+			snprintf(err, errlen, "mta-sts: cannot make a timer");
+			goto fail;
+		}
 	}
 	refresh_arm(m);
 	return m;
@@ -1147,6 +1590,20 @@ mta_sts_free(struct mta_sts *m)
 		cw_add(m, w);
 	}
 	m->cw_tail = NULL;
+	if (m->sync_ev != NULL)
+		event_free(m->sync_ev);
+	if (m->pg_uri != NULL) {
+		struct sync_row *sr;
+
+		while ((sr = m->sync_rows) != NULL) {
+			m->sync_rows = sr->next;
+			mta_sts_entry_clear(&sr->e);
+			free(sr);
+		}
+		PQfinish(m->pg);
+		free(m->pg_uri);
+	}
+	pthread_mutex_destroy(&m->pg_mtx);
 	mta_sts_cache_close(m->wcache);
 	mta_sts_cache_close(m->cache);
 	SSL_CTX_free(m->ssl_ctx);
@@ -1207,4 +1664,70 @@ mta_sts_refresh(struct mta_sts *m, const char *domain, mta_sts_cb *cb,
 		m->refresh = NULL;
 	}
 	return lookup_start(m, domain, cb, arg, 1);
+}
+
+/* ---- the shared cache for `danerelay mta-sts` ------------------------- */
+
+int
+mta_sts_shared_foreach(const struct config *cf, const char *domain,
+    int (*cb)(const struct mta_sts_entry *e, void *arg), void *arg,
+    char *err, size_t errlen)
+{
+	const char *pv[1] = { domain != NULL ? domain : "" };
+	struct mta_sts_entry e;
+	PGconn *pg;
+	PGresult *r;
+	int i, n = 0;
+
+	if ((pg = state_pg_connect(cf->state_backend, err, errlen)) == NULL)
+		return -1;
+	if ((r = state_pg_query(pg, "SELECT domain, id, policy, fetched_at, "
+	    "expires_at, refresh_at FROM mta_sts_policy WHERE $1 = '' OR "
+	    "domain = $1 ORDER BY domain", 1, pv, err, errlen)) == NULL) {
+		PQfinish(pg);
+		return -1;
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		if (pg_row_entry(r, i, &e) == -1)
+			continue;
+		n++;
+		(void)cb(&e, arg);
+		mta_sts_entry_clear(&e);
+	}
+	PQclear(r);
+	PQfinish(pg);
+	return n;
+}
+
+int
+mta_sts_shared_put(const struct config *cf, const struct mta_sts_entry *e,
+    char *err, size_t errlen)
+{
+	PGconn *pg;
+	int rc;
+
+	if ((pg = state_pg_connect(cf->state_backend, err, errlen)) == NULL)
+		return -1;
+	rc = pg_put(pg, e, err, errlen);
+	PQfinish(pg);
+	return rc;
+}
+
+int
+mta_sts_shared_forget(const struct config *cf, const char *domain,
+    char *err, size_t errlen)
+{
+	const char *pv[1] = { domain };
+	PGconn *pg;
+	PGresult *r;
+	int n;
+
+	if ((pg = state_pg_connect(cf->state_backend, err, errlen)) == NULL)
+		return -1;
+	r = state_pg_query(pg, "DELETE FROM mta_sts_policy WHERE domain = $1",
+	    1, pv, err, errlen);
+	n = r != NULL ? atoi(PQcmdTuples(r)) : -1;
+	PQclear(r);
+	PQfinish(pg);
+	return n;
 }

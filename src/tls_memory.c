@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "state_sqlite.h"
 #include "tls_memory.h"
 #include "util.h"
 #include "workq.h"
@@ -280,53 +281,12 @@ tls_memory_open(const char *dir, long long max_age, char *err,
     size_t errlen)
 {
 	struct tls_memory *tm = xcalloc(1, sizeof(*tm));
-	sqlite3_stmt *st;
-	struct stat sb;
-	int fd, v = 0;
 
 	pthread_mutex_init(&tm->mtx, NULL);
 	pthread_mutex_init(&tm->db_mtx, NULL);
 	tm->path = xasprintf("%s/%s", dir, TLSMEM_DB_NAME);
-	/* as mta_sts_cache_open(): created 0600, by root for the owner of
-	 * state_dir; an existing file is opened by SQLite alone */
-	if (access(tm->path, F_OK) == 0)
-		;
-	else if ((fd = open(tm->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) != -1) {
-		if (geteuid() == 0 && stat(dir, &sb) == 0 && sb.st_uid != 0 &&
-		    fchown(fd, sb.st_uid, sb.st_gid) == -1)
-			log_warn("%s: chown", tm->path);
-		close(fd);
-	} else if (errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", tm->path, strerror(errno));
-		goto fail;
-	}
-	if (sqlite3_open_v2(tm->path, &tm->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", tm->path, tm->db ?
-		    sqlite3_errmsg(tm->db) : "cannot open");
-		goto fail;
-	}
-	sqlite3_busy_timeout(tm->db, TM_BUSY_MS);
-	if (exec(tm, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-	    err, errlen) == -1 || exec(tm, schema, err, errlen) == -1)
-		goto fail;
-	if (sqlite3_prepare_v2(tm->db, "PRAGMA user_version", -1, &st,
-	    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", tm->path,
-		    sqlite3_errmsg(tm->db));
-		goto fail;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (v > TM_VERSION) {
-		snprintf(err, errlen, "%s: made by a newer danerelay (schema "
-		    "%d)", tm->path, v);
-		goto fail;
-	}
-	if (v < TM_VERSION && exec(tm, "PRAGMA user_version = 1", err,
-	    errlen) == -1)
+	if ((tm->db = state_sqlite_open(dir, TLSMEM_DB_NAME, schema,
+	    TM_VERSION, TM_BUSY_MS, err, errlen)) == NULL)
 		goto fail;
 	if (load(tm, max_age, err, errlen) == -1)
 		goto fail;

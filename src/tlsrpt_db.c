@@ -171,6 +171,26 @@ fail:
 	return NULL;
 }
 
+sqlite3 *
+tlsrpt_db_memory(char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "in-memory database: %s", db ?
+		    sqlite3_errmsg(db) : "cannot open");
+		sqlite3_close(db);
+		return NULL;
+	}
+	if (tlsrpt_db_exec(db, "PRAGMA foreign_keys = ON;", err, errlen) == -1 ||
+	    tlsrpt_db_exec(db, schema, err, errlen) == -1) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
 /* ---- keeping TLSRPT_KEEP_DAYS --------------------------------------------- */
 
 int

@@ -24,7 +24,18 @@
  * flushed at once.  tlsrpt_close() flushes what is left; a crash loses at
  * most the last few seconds of counters, never a report.
  *
- * Database <state_dir>/tlsrpt.db: see tlsrpt_db.c.
+ * Database <state_dir>/tlsrpt.db: see tlsrpt_db.c.  With state_backend =
+ * postgresql://... (several relays, issue #19) the flush adds the same
+ * UPSERTs to PostgreSQL's tlsrpt_policy/tlsrpt_failure instead, on the io
+ * pool like the SQLite write: every relay adds its counts, and a report
+ * is built from their sums.  The recording side never writes to
+ * PostgreSQL itself: a table full between two timer flushes drops what
+ * does not fit.  While PostgreSQL is down the flush fails and
+ * the counts stay in memory (AGG_MAX bounds them; what does not fit is
+ * dropped and counted in danerelay_tlsrpt_dropped_total); the next
+ * successful flush writes them.  A COMMIT whose answer was lost with the
+ * connection is the one case that can count a batch twice (or never, if
+ * it did not commit: the batch is retried).
  */
 #include <sys/types.h>
 #include <pthread.h>
@@ -44,6 +55,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "config.h"
@@ -51,6 +63,8 @@
 #include "policy.h"
 #include "resolver.h"
 #include "smtp_client.h"
+#include "state_pg.h"
+#include "stats.h"
 #include "tls.h"
 #include "tlsrpt_db.h"
 #include "tlsrpt_record.h"
@@ -96,6 +110,9 @@ struct tlsrpt {
 	struct event_base *base;
 	sqlite3 *db;
 	sqlite3_stmt *st_policy, *st_fail;
+	char *pg_uri;			/* state_backend: the counters go
+					 * there (NULL: to db) */
+	PGconn *pg;			/* used by one writer at a time */
 
 	struct agg_policy *agg[AGG_BUCKETS];
 	size_t nagg;
@@ -247,9 +264,13 @@ record_locked(struct tlsrpt *t, const struct tlsrpt_event *ev)
 	/*
 	 * Full: write now - unless the database is failing (the timer keeps
 	 * trying); then the event is dropped rather than making every
-	 * delivery wait for a broken disk or growing without bound.
+	 * delivery wait for a broken disk or growing without bound.  With
+	 * PostgreSQL never here (a delivery would wait on the network): the
+	 * event is dropped until the timer's flush empties the table.
 	 */
-	if (t->nagg >= AGG_MAX && (t->flush_warned || flush_locked(t) == -1)) {
+	if (t->nagg >= AGG_MAX && (t->flush_warned || t->pg_uri != NULL ||
+	    flush_locked(t) == -1)) {
+		stats_inc(S_TLSRPT_DROPPED);
 		if (t->dropped++ == 0)
 			log_warnx("tlsrpt: counters cannot be written and the "
 			    "memory for them is full: dropping events");
@@ -317,10 +338,84 @@ record_locked(struct tlsrpt *t, const struct tlsrpt_event *ev)
 	}
 }
 
+/* PostgreSQL: the same as write_aggs_sqlite(), on t->pg. */
+static int
+write_aggs_pg(struct tlsrpt *t, struct agg_policy **buckets, char *err,
+    size_t errlen)
+{
+	struct agg_policy *p;
+	struct agg_fail *f;
+	PGresult *r;
+	char succ[24], fail[24], cnt[24], id[24];
+	size_t i;
+
+	if (state_pg_usable(&t->pg, t->pg_uri, err, errlen) == -1 ||
+	    state_pg_exec(t->pg, "BEGIN", err, errlen) == -1)
+		return -1;
+	for (i = 0; i < AGG_BUCKETS; i++) {
+		for (p = buckets[i]; p != NULL; p = p->next) {
+			const char *pv[7] = { p->day, p->domain, p->type,
+			    p->strings, p->mx, succ, fail };
+
+			snprintf(succ, sizeof(succ), "%lld", p->success);
+			snprintf(fail, sizeof(fail), "%lld", p->failure);
+			if ((r = state_pg_query(t->pg, "INSERT INTO "
+			    "tlsrpt_policy (day, domain, type, strings, mx, "
+			    "success, failure) VALUES ($1, $2, $3, $4, $5, "
+			    "$6, $7) ON CONFLICT (day, domain, type, strings, "
+			    "mx) DO UPDATE SET success = tlsrpt_policy.success "
+			    "+ excluded.success, failure = tlsrpt_policy."
+			    "failure + excluded.failure RETURNING id", 7, pv,
+			    err, errlen)) == NULL)
+				goto fail;
+			dr_strlcpy(id, PQgetvalue(r, 0, 0), sizeof(id));
+			PQclear(r);
+			for (f = p->fails; f != NULL; f = f->next) {
+				const char *fv[7] = { id, f->result, f->sip,
+				    f->mx, f->rip, f->reason, cnt };
+
+				snprintf(cnt, sizeof(cnt), "%lld", f->count);
+				if ((r = state_pg_query(t->pg, "INSERT INTO "
+				    "tlsrpt_failure (policy, result, "
+				    "sending_ip, mx, receiving_ip, reason, "
+				    "count) VALUES ($1, $2, $3, $4, $5, $6, "
+				    "$7) ON CONFLICT (policy, result, "
+				    "sending_ip, mx, receiving_ip, reason) DO "
+				    "UPDATE SET count = tlsrpt_failure.count + "
+				    "excluded.count", 7, fv, err,
+				    errlen)) == NULL)
+					goto fail;
+				PQclear(r);
+			}
+		}
+	}
+	if (state_pg_exec(t->pg, "COMMIT", err, errlen) == 0)
+		return 0;
+fail:
+	if (PQstatus(t->pg) == CONNECTION_OK) {
+		char e2[64];
+
+		(void)state_pg_exec(t->pg, "ROLLBACK", e2, sizeof(e2));
+	}
+	return -1;
+}
+
+static int write_aggs_sqlite(struct tlsrpt *, struct agg_policy **, char *,
+    size_t);
+
 /* Add buckets' counters to the database in one transaction (any thread;
  * the statements are used by one writer at a time: t->writing). */
 static int
 write_aggs(struct tlsrpt *t, struct agg_policy **buckets, char *err,
+    size_t errlen)
+{
+	if (t->pg_uri != NULL)
+		return write_aggs_pg(t, buckets, err, errlen);
+	return write_aggs_sqlite(t, buckets, err, errlen);
+}
+
+static int
+write_aggs_sqlite(struct tlsrpt *t, struct agg_policy **buckets, char *err,
     size_t errlen)
 {
 	struct agg_policy *p;
@@ -542,6 +637,13 @@ tlsrpt_set_workq(struct tlsrpt *t, struct workq *wq, struct workq_port *port)
 	t->port = port;
 }
 
+void
+tlsrpt_get_workq(struct tlsrpt *t, struct workq **wq, struct workq_port **port)
+{
+	*wq = t != NULL ? t->wq : NULL;
+	*port = t != NULL ? t->port : NULL;
+}
+
 static void
 flush_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -575,6 +677,8 @@ tlsrpt_open(const struct config *cf, struct event_base *base, char *err,
 	t->enabled = cf->tlsrpt;
 	t->base = base;
 	t->state_dir = xstrdup(cf->state_dir ? cf->state_dir : "");
+	if (state_pg_enabled(cf))
+		t->pg_uri = xstrdup(cf->state_backend);
 	if ((t->db = tlsrpt_db_open(t->state_dir, 1, BUSY_MS, err, errlen)) == NULL)
 		goto fail;
 	if (sqlite3_prepare_v2(t->db,
@@ -619,6 +723,8 @@ tlsrpt_close(struct tlsrpt *t)
 	sqlite3_finalize(t->st_policy);
 	sqlite3_finalize(t->st_fail);
 	sqlite3_close(t->db);
+	PQfinish(t->pg);
+	free(t->pg_uri);
 	free(t->state_dir);
 	pthread_mutex_destroy(&t->mtx);
 	pthread_cond_destroy(&t->cv);

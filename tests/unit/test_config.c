@@ -697,6 +697,32 @@ test_tls_memory(void)
 	    "tls_memory_max_age: must be greater than 0");
 }
 
+/* state_backend (issue #19): sqlite (NULL) or a postgresql:// URI. */
+static void
+test_state_backend(void)
+{
+	struct config cf;
+
+	CHECK(load("", &cf) == 0);
+	CHECK(cf.state_backend == NULL);
+	config_free(&cf);
+	CHECK(load("state_backend = sqlite\n", &cf) == 0);
+	CHECK(cf.state_backend == NULL);
+	config_free(&cf);
+	CHECK(load("state_backend = postgresql://u@db.example/dr\n",
+	    &cf) == 0);
+	CHECK(cf.state_backend != NULL &&
+	    strcmp(cf.state_backend, "postgresql://u@db.example/dr") == 0);
+	config_free(&cf);
+	CHECK(load("state_backend = postgres:///dr?host=/run/pg\n", &cf) == 0);
+	CHECK(cf.state_backend != NULL);
+	config_free(&cf);
+	ERR(1, "state_backend = mysql://db/dr\n",
+	    "state_backend: \"sqlite\" or a postgresql:// URI expected");
+	ERR(1, "state_backend = SQLite\n",
+	    "state_backend: \"sqlite\" or a postgresql:// URI expected");
+}
+
 int
 main(void)
 {
@@ -718,6 +744,7 @@ main(void)
 	test_errors();
 	test_refs();
 	test_tls_memory();
+	test_state_backend();
 
 	{
 		char cmd[700];

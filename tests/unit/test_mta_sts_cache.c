@@ -3,7 +3,8 @@
  * (src/mta_sts_cache.c): store, read back after reopening (restart),
  * replace, refresh scheduling, delete, purge of expired rows, a row whose
  * text no longer parses is dropped, the file is 0600 and a second handle
- * (the CLI next to the daemon) sees changes at once.
+ * (the CLI next to the daemon) sees changes at once; a file of a newer
+ * schema version is refused.
  */
 #include <sys/stat.h>
 
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "mta_sts_cache.h"
 #include "util.h"
@@ -148,6 +151,21 @@ main(void)
 	CHECK(mta_sts_cache_open("/nonexistent/dir", err, sizeof(err)) ==
 	    NULL);
 	CHECK(strstr(err, "/nonexistent/dir/mta-sts.db") != NULL);
+
+	/* a file from a newer danerelay (its schema version) is refused */
+	{
+		sqlite3 *db = NULL;
+
+		snprintf(path, sizeof(path), "%s/mta-sts.db", dir);
+		CHECK(sqlite3_open(path, &db) == SQLITE_OK &&
+		    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL,
+		    NULL) == SQLITE_OK);
+		sqlite3_close(db);
+		err[0] = '\0';
+		CHECK(mta_sts_cache_open(dir, err, sizeof(err)) == NULL);
+		CHECK(strstr(err, "made by a newer danerelay (schema 99)") !=
+		    NULL);
+	}
 
 	for (i = 0; i < 3; i++) {
 		static const char *const sfx[] = { "", "-wal", "-shm" };

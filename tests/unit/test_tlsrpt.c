@@ -26,6 +26,7 @@
 #include "config.h"
 #include "policy.h"
 #include "resolver.h"
+#include "stats.h"
 #include "tls.h"
 #include "tlsrpt_record.h"
 #include "workq.h"
@@ -602,6 +603,7 @@ test_busy(void)
 	char err[512], dom[64];
 	int i;
 	long long n;
+	unsigned long long dropped0 = stats_get(S_TLSRPT_DROPPED);
 
 	cf_init(&cf);
 	fake_now = 1725321600 + 3600;
@@ -632,12 +634,55 @@ test_busy(void)
 	n = q1("SELECT count(*) FROM policy WHERE domain LIKE 'd%.example'",
 	    NULL, NULL);
 	CHECK(n > 1000 && n < 5000);		/* capped, not blocked */
+	CHECK(stats_get(S_TLSRPT_DROPPED) - dropped0 > 0 &&
+	    stats_get(S_TLSRPT_DROPPED) - dropped0 < 5000);	/* counted */
 	/* working again: nothing dropped any more */
 	ev.domain = "d4999.example";
 	tlsrpt_record(t, &ev);
 	tlsrpt_close(t);
 	CHECK(q1("SELECT success FROM policy WHERE domain = ?1",
 	    "d4999.example", NULL) == 1);
+	config_free(&cf);
+}
+
+/* state_backend = postgresql with the server gone (issue #19): the same
+ * bounded memory; what does not fit is dropped and counted, recording
+ * never waits (the failed connection is not retried for a while). */
+static void
+test_pg_down(void)
+{
+	struct config cf;
+	struct tlsrpt *t;
+	struct tlsrpt_event ev;
+	char err[512], dom[64];
+	unsigned long long before = stats_get(S_TLSRPT_DROPPED);
+	time_t t0;
+	int i;
+
+	cf_init(&cf);
+	cf.state_backend = xasprintf("postgresql:///dr?host=%s/no-such-dir",
+	    statedir);
+	t = tlsrpt_open(&cf, NULL, err, sizeof(err));
+	CHECK(t != NULL);
+	if (t == NULL) {
+		config_free(&cf);
+		return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.domain = "pgdown.example";
+	ev.type = RPT_NO_POLICY;
+	tlsrpt_record(t, &ev);
+	CHECK(tlsrpt_flush(t) == -1);		/* unreachable: kept */
+	t0 = time(NULL);
+	for (i = 0; i < 5000; i++) {
+		snprintf(dom, sizeof(dom), "p%d.example", i);
+		ev.domain = dom;
+		tlsrpt_record(t, &ev);
+	}
+	CHECK(time(NULL) - t0 < 3);		/* never waited */
+	CHECK(stats_get(S_TLSRPT_DROPPED) - before > 500 &&
+	    stats_get(S_TLSRPT_DROPPED) - before < 5000);
+	tlsrpt_close(t);
 	config_free(&cf);
 }
 
@@ -1077,6 +1122,7 @@ main(void)
 	test_record();
 	test_json();
 	test_busy();
+	test_pg_down();
 	test_flush_async();
 	test_gzip_mime();
 	test_report_route();
