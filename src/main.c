@@ -1132,7 +1132,8 @@ static const struct option long_opts[] = {
 /*
  * -n: load what a start loads from the files the config names, without
  * binding or opening the spool: the policy table, the inbound TLS
- * certificate and key, allow_clients and auth_file (smtpd_conf_new()),
+ * certificate and key, allow_clients, auth_file and the DKIM key table
+ * (smtpd_conf_new(), file:line on a bad line),
  * and the client CA file.  dns_config (libunbound reads it) and the
  * trust anchors were checked already (dnssec_check_config()).
  */
@@ -1224,17 +1225,6 @@ main(int argc, char *argv[])
 	if (dnssec_check_config(d->cf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "danerelayd: %s: %s\n", d->cf->file, err);
 		return 1;
-	}
-	if (d->cf->dkim_key_table != NULL) {	/* file:line on a bad one */
-		struct dkim_table *kt;
-
-		if ((kt = dkim_table_load(d->cf->dkim_key_table, err,
-		    sizeof(err))) == NULL) {
-			fprintf(stderr, "danerelayd: %s: %s\n", d->cf->file,
-			    err);
-			return 1;
-		}
-		dkim_table_unref(kt);
 	}
 	if (check) {
 		if (check_startup_files(d->cf, err, sizeof(err)) == -1) {
