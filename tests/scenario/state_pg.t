@@ -32,7 +32,6 @@ import http.server
 import json
 import os
 import re
-import ssl
 import subprocess
 import sys
 import threading
@@ -105,13 +104,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         drtest.log("https receiver: " + fmt, *args)
 
 
-srv_cert = w.root.issue(["rpt.reports.test"])
-httpd = http.server.ThreadingHTTPServer((https_ip, https_port), Handler)
-httpd.daemon_threads = True
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(srv_cert.chain, srv_cert.key)
-httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-threading.Thread(target=httpd.serve_forever, daemon=True).start()
+httpd = w.https_server(https_ip, https_port, Handler, "rpt.reports.test")
 
 
 def stop_httpd():

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import sqlite3
-import ssl
 import sys
 import threading
 import time
@@ -195,13 +194,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         drtest.log("https endpoint: " + fmt, *args)
 
 
-srv_cert = w.root.issue(["rpt.reports.test"])
-httpd = http.server.ThreadingHTTPServer((https_ip, https_port), Handler)
-httpd.daemon_threads = True
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(srv_cert.chain, srv_cert.key)
-httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-threading.Thread(target=httpd.serve_forever, daemon=True).start()
+httpd = w.https_server(https_ip, https_port, Handler, "rpt.reports.test")
 
 
 def ok_posts():

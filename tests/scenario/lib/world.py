@@ -315,6 +315,24 @@ class World:
                                    drtest.ip(5))
         return self.web
 
+    def https_server(self, ip, port, handler, name):
+        """An HTTPS server of the test's own (a TLSRPT report receiver)
+        on ip:port, with a certificate of the world's root for name,
+        answering with handler (an http.server request handler class) in
+        a thread of its own -> the http.server.ThreadingHTTPServer; the
+        test shuts it down."""
+        import http.server
+        import ssl
+        import threading
+        crt = self.root.issue([name])
+        httpd = http.server.ThreadingHTTPServer((ip, port), handler)
+        httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt.chain, crt.key)
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        return httpd
+
     def start(self):
         self.rig.start()
         if self.web is not None:
