@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idn.h"
 #include "policy_table.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -81,10 +82,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					continue;
 				p[strcspn(p, " \t\r")] = '\0';
 				if (*p == '.') {
-					char name[300];
+					char name[300], a[300], why[256];
 
+					/* a subdomain that can exist: at most
+					 * 253 octets in A-label form (a
+					 * U-label name grows when converted) */
 					snprintf(name, sizeof(name), "x%s", p);
-					if (strlen(name) > 253)
+					if (strlen(name) > 253 ||
+					    idn_to_alabels(name, a, sizeof(a),
+					    why, sizeof(why)) == -1)
 						continue;
 					e = policy_table_lookup(t, name);
 				} else
