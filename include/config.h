@@ -116,6 +116,9 @@ struct config {
 	long long smtp_data_xfer_timeout;	/* each body write, 180s */
 	long long smtp_data_done_timeout;	/* reply to ".", 600s */
 	char *smtp_bind_address;	/* optional source address */
+	char *source_table;		/* per sender domain: source address
+					 * and HELO (source_table.h); NULL:
+					 * smtp_bind_address, myhostname */
 	int mta_sts;			/* default yes */
 	int https_port;			/* default 443 */
 	char *ca_file;			/* NULL: system default roots */

@@ -23,7 +23,9 @@ void conn_cache_put(struct conn_cache *cc, struct smtp_client *c,
 /* An idle session parked under key, taken out of the cache, or NULL. */
 struct smtp_client *conn_cache_get(struct conn_cache *cc, const char *key);
 /* The key: everything the TLS verification of a session depended on
- * (relay, TLS mode, HELO, SNI, TLSA base, names, TLSA records).
+ * (relay, TLS mode, HELO, SNI, TLSA base, names, TLSA records), and
+ * the identity it was opened with (HELO, bind_ip: source_table), so a
+ * session is never reused for another sender's identity.
  * malloc'ed, NULL on memory failure. */
 char *conn_cache_key(const struct smtp_client_params *p, const char *relay);
 

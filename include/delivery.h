@@ -78,12 +78,14 @@ typedef void dlv_done_cb(struct dlv_job *job, const struct dlv_rcpt_result *res,
  */
 struct resolver;
 struct policy_table;
+struct source_table;
 struct mta_sts;
 struct tls_memory;
 struct delivery_deps {
 	struct resolver		*res;
 	SSL_CTX			*ssl_ctx;
 	struct policy_table	*pt;
+	struct source_table	*st;		/* source_table; NULL: none */
 	struct mta_sts		*sts;
 	struct tls_memory	*tlsmem;	/* TLS memory (issue #23), shared
 						 * by every worker; NULL: off */

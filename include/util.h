@@ -47,6 +47,24 @@ int fsync_dir(const char *path);
 /* pread() exactly len bytes at off: 0, or -1 with errno (EIO when the
  * file ends first). */
 int pread_full(int fd, void *buf, size_t len, off_t off);
+/* Read a whole regular file of at most max bytes into *out (malloc'ed,
+ * NUL-terminated; *lenp its length when lenp is not NULL, *mtime its
+ * modification time when mtime is not NULL).  0, or -1 with "PATH:
+ * reason" in err.  For the tables (policy_file, source_table, the DKIM
+ * key table and keys). */
+int read_file_max(const char *path, size_t max, char **out, size_t *lenp,
+    time_t *mtime, char *err, size_t errlen);
+/*
+ * The lines of a table file in buf (len bytes, need not be
+ * NUL-terminated), each at most maxline bytes: fn(line, lineno, arg, why,
+ * whylen) gets each one NUL-terminated, writable and without its "\n",
+ * numbered from 1, and returns 0 to go on or -1 with a reason in why.
+ * 0 when every line went through; -1 with "NAME:LINE: reason" in err at
+ * the first line fn refuses, that is longer than maxline or holds a NUL.
+ */
+int table_lines(const char *buf, size_t len, const char *name,
+    size_t maxline, int (*fn)(char *, int, void *, char *, size_t),
+    void *arg, char *err, size_t errlen);
 /* mkdir -p with mode for created components. 0 ok, -1 errno set. */
 int mkdir_p(const char *path, mode_t mode);
 

@@ -337,6 +337,7 @@ config_free(struct config *cf)
 	free(cf->trust_anchor_file);
 	free(cf->dnssec_check_name);
 	free(cf->smtp_bind_address);
+	free(cf->source_table);
 	free(cf->ca_file);
 	free(cf->tlsrpt_org_name);
 	free(cf->tlsrpt_contact);
@@ -475,6 +476,7 @@ static const struct option {
 	{ "smtp_data_done_timeout",	T_DURATION,
 	    OFF(smtp_data_done_timeout) },
 	{ "smtp_bind_address",		T_ADDRESS,	OFF(smtp_bind_address) },
+	{ "source_table",		T_FILE,		OFF(source_table) },
 	{ "mta_sts",			T_BOOL,		OFF(mta_sts) },
 	{ "https_port",			T_PORT,		OFF(https_port) },
 	{ "ca_file",			T_FILE,		OFF(ca_file) },

@@ -128,9 +128,10 @@ conn_cache_key(const struct smtp_client_params *p, const char *relay)
 
 	if ((f = open_memstream(&buf, &len)) == NULL)
 		return NULL;
-	fprintf(f, "%s|%s|%s|sni=%s|base=%s|check=%d|names=", relay,
-	    smtp_tls_mode_name(p->tls), p->helo, p->sni ? p->sni : "",
-	    p->tlsa_base ? p->tlsa_base : "", p->check_names);
+	fprintf(f, "%s|%s|%s|src=%s|sni=%s|base=%s|check=%d|names=", relay,
+	    smtp_tls_mode_name(p->tls), p->helo, p->bind_ip ? p->bind_ip : "",
+	    p->sni ? p->sni : "", p->tlsa_base ? p->tlsa_base : "",
+	    p->check_names);
 	for (i = 0; i < p->nnames; i++)
 		fprintf(f, "%s,", p->names[i]);
 	fprintf(f, "|tlsa=");

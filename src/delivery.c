@@ -58,6 +58,7 @@
 #include "mta_sts.h"
 #include "policy.h"
 #include "policy_table.h"
+#include "source_table.h"
 #include "resolver.h"
 #include "route.h"
 #include "smtp_client.h"
@@ -121,6 +122,10 @@ struct dlv_job {
 	int no_reuse;		/* a cached session failed: connect fresh */
 	int plain_retry;	/* opportunistic TLS failed: once in clear */
 	int data_fd;
+	/* source_table (issue #24): the sender's source addresses and HELO
+	 * name, NULL: smtp_bind_address and myhostname */
+	struct source_table *st;	/* a reference while src is used */
+	const struct source_entry *src;
 	/* TLS memory (issue #23) on the current host */
 	int mem_applies;	/* default_policy ended in "may" here */
 	enum tlsmem_level mem;	/* what the host is held to (NONE: free) */
@@ -396,10 +401,12 @@ set_result(struct dlv_job *j, size_t i, enum dlv_status st, const char *text)
 		stats_level_outcome(job_level(j), st == DLV_SENT ?
 		    STAT_OUT_DELIVERED : st == DLV_DEFER ? STAT_OUT_DEFERRED :
 		    STAT_OUT_BOUNCED);
-	log_info("%s: to=<%s>, relay=%s, %s%s, delay=%.2f, status=%s (%s)",
-	    j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
+	log_info("%s: to=<%s>, relay=%s, %s%s%s%s, delay=%.2f, status=%s "
+	    "(%s)", j->env->id, j->env->rcpts[j->res[i].rcpt].addr,
 	    j->relay[0] ? j->relay : "none", tls, job_tls_optional(j) &&
 	    !j->env->is_report ? ", tls_required=no" : "",
+	    j->src != NULL && j->c != NULL ? ", source=" : "",
+	    j->src != NULL && j->c != NULL ? smtp_client_local_ip(j->c) : "",
 	    mono_now() - j->start, status_word(st), text);
 }
 
@@ -435,6 +442,7 @@ job_free(struct dlv_job *j)
 	free(j->conv_err);
 	smtp_client_free(j->c);
 	route_free(j->rt);
+	source_table_free(j->st);
 	config_unref(j->cf);
 	if (j->data_fd != -1)
 		close(j->data_fd);
@@ -1119,11 +1127,31 @@ job_next_host(struct dlv_job *j)
 			j->addr = 0;
 			continue;
 		}
+		a = &h->addrs[j->addr];
+		if (j->src != NULL && dec != &j->own_dec &&
+		    (a->family == AF_INET ? j->src->addr4 : j->src->addr6) ==
+		    NULL) {
+			/* never from another address than the sender's */
+			log_info("%s: %s[%s]: not tried: source_table line %d "
+			    "(%s) has no IPv%c address", j->env->id, h->name,
+			    a->text, j->src->line, j->src->domain,
+			    a->family == AF_INET ? '4' : '6');
+			set_last_error(j, "%s[%s]: source_table line %d (%s) "
+			    "has no IPv%c source address", h->name, a->text,
+			    j->src->line, j->src->domain,
+			    a->family == AF_INET ? '4' : '6');
+			j->addr++;
+			continue;
+		}
 		if (job_limited(j))
 			break;
-		a = &h->addrs[j->addr];
 		delivery_client_params(j->cf, d->base, d->deps->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
+		if (j->src != NULL && dec != &j->own_dec) {
+			p.helo = j->src->helo;
+			p.bind_ip = a->family == AF_INET ? j->src->addr4 :
+			    j->src->addr6;
+		}
 		if (job_tls_optional(j))	/* RFC 8460 §3, 8689 §5 */
 			p.tls = tlsrpt_report_tls_mode(dec);
 		/* bounce_relay: the local MTA may well share our name */
@@ -1325,6 +1353,10 @@ delivery_start(struct delivery *d, const struct spool_env *env,
 		j->res[i].status = DLV_DEFER;
 	}
 	j->port = j->cf->smtp_port;
+	if (d->deps->st != NULL) {
+		j->st = source_table_ref(d->deps->st);
+		j->src = source_table_lookup(j->st, env->sender);
+	}
 	if (env->is_bounce && j->cf->bounce_relay != NULL &&
 	    static_decision(j->cf, &j->own_dec, &j->port) == 0) {
 		struct timeval tv = { 0, 0 };

@@ -319,41 +319,6 @@ pkey_pub(EVP_PKEY *pk)
 	return r;
 }
 
-static int
-read_small(const char *path, size_t max, char **out, time_t *mtime,
-    char *err, size_t errlen)
-{
-	struct stat st;
-	ssize_t n;
-	size_t len = 0;
-	char *buf;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)max) {
-		snprintf(err, errlen, "%s: not a regular file of at most %zu "
-		    "bytes", path, max);
-		close(fd);
-		return -1;
-	}
-	buf = xmalloc((size_t)st.st_size + 1);
-	while (len < (size_t)st.st_size &&
-	    (n = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	buf[len] = '\0';
-	*out = buf;
-	if (mtime != NULL)
-		*mtime = st.st_mtime;
-	return 0;
-}
-
 /* Read k->keyfile, check it against k->alg, keep its PEM and p=. */
 static int
 key_load(struct dkim_key *k, char *err, size_t errlen)
@@ -363,8 +328,8 @@ key_load(struct dkim_key *k, char *err, size_t errlen)
 	BIO *bio;
 	int id;
 
-	if (read_small(k->keyfile, DKIM_KEY_MAX, &k->pem, &k->created, why,
-	    sizeof(why)) == -1) {
+	if (read_file_max(k->keyfile, DKIM_KEY_MAX, &k->pem, NULL,
+	    &k->created, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "key file %s", why);
 		return -1;
 	}
@@ -485,15 +450,29 @@ lib_new(struct dkim_table *t)
 	return 0;
 }
 
+/* table_lines() callback: one line into the table. */
+struct table_parse {
+	struct dkim_table *t;
+	const char *dir;		/* of the table file, or NULL */
+	int flags;
+};
+
+static int
+add_line(char *line, int lineno, void *arg, char *why, size_t whylen)
+{
+	struct table_parse *tp = arg;
+
+	return parse_line(tp->t, line, tp->dir, tp->flags, lineno, why,
+	    whylen);
+}
+
 struct dkim_table *
 dkim_table_parse(const char *text, size_t len, const char *path, int flags,
     char *err, size_t errlen)
 {
 	struct dkim_table *t = xcalloc(1, sizeof(*t));
-	char line[DKIM_LINE_MAX + 1], why[768], *dir = NULL, *slash;
-	const char *p = text, *end = text + len, *nl;
-	size_t n;
-	int lineno = 0;
+	struct table_parse tp;
+	char *dir = NULL, *slash;
 
 	t->refs = 1;
 	t->path = xstrdup(path != NULL ? path : "-");
@@ -505,25 +484,14 @@ dkim_table_parse(const char *text, size_t len, const char *path, int flags,
 			dir = xstrdup("/");
 		}
 	}
-	while (p < end) {
-		lineno++;
-		nl = memchr(p, '\n', (size_t)(end - p));
-		n = (size_t)((nl != NULL ? nl : end) - p);
-		if (n > DKIM_LINE_MAX) {
-			snprintf(why, sizeof(why), "line longer than %d bytes",
-			    DKIM_LINE_MAX);
-			goto fail;
-		}
-		memcpy(line, p, n);
-		line[n] = '\0';
-		if (memchr(line, '\0', n) != NULL) {
-			snprintf(why, sizeof(why), "NUL byte");
-			goto fail;
-		}
-		if (parse_line(t, line, dir, flags, lineno, why,
-		    sizeof(why)) == -1)
-			goto fail;
-		p += n + (nl != NULL);
+	tp.t = t;
+	tp.dir = dir;
+	tp.flags = flags;
+	if (table_lines(text, len, t->path, DKIM_LINE_MAX, add_line, &tp, err,
+	    errlen) == -1) {
+		free(dir);
+		table_free(t);
+		return NULL;
 	}
 	free(dir);
 	if (!(flags & DKIM_PARSE_NOKEYS) && lib_new(t) == -1) {
@@ -533,11 +501,6 @@ dkim_table_parse(const char *text, size_t len, const char *path, int flags,
 		return NULL;
 	}
 	return t;
-fail:
-	snprintf(err, errlen, "%s:%d: %s", t->path, lineno, why);
-	free(dir);
-	table_free(t);
-	return NULL;
 }
 
 struct dkim_table *
@@ -546,7 +509,7 @@ dkim_table_load(const char *path, char *err, size_t errlen)
 	struct dkim_table *t;
 	char *text, why[512];
 
-	if (read_small(path, DKIM_TABLE_MAX, &text, NULL, why,
+	if (read_file_max(path, DKIM_TABLE_MAX, &text, NULL, NULL, why,
 	    sizeof(why)) == -1) {
 		snprintf(err, errlen, "dkim_key_table %s", why);
 		return NULL;

@@ -82,6 +82,7 @@
 #include "stats.h"
 #include "mta_sts.h"
 #include "policy_table.h"
+#include "source_table.h"
 #include "resolver.h"
 #include "queue.h"
 #include "smtpd.h"
@@ -676,6 +677,9 @@ deps_build(struct daemon *d, struct worker *w)
 	if (d->cf->policy_file != NULL && (x->pt = policy_table_load(
 	    d->cf->policy_file, err, sizeof(err))) == NULL)
 		fatal("delivery: %s", err);
+	if (d->cf->source_table != NULL && (x->st = source_table_load(
+	    d->cf->source_table, err, sizeof(err))) == NULL)
+		fatal("delivery: %s", err);
 	if ((x->ssl_ctx = tls_client_ctx_new(d->cf->ca_file, err,
 	    sizeof(err))) == NULL)
 		fatal("delivery: %s", err);
@@ -699,6 +703,7 @@ deps_reload(struct worker *w, const struct config *cf)
 {
 	struct delivery_deps *x = &w->deps;
 	struct policy_table *pt = NULL;
+	struct source_table *st = NULL;
 	char err[1024];
 
 	if (x->sts != NULL)
@@ -706,6 +711,13 @@ deps_reload(struct worker *w, const struct config *cf)
 	else if (cf->mta_sts && (x->sts = mta_sts_new(w->base, x->res, cf,
 	    err, sizeof(err))) == NULL)
 		log_warnx("reload: MTA-STS stays off: %s", err);
+	if (cf->source_table == NULL ||
+	    (st = source_table_load(cf->source_table, err, sizeof(err))) !=
+	    NULL) {
+		source_table_free(x->st);
+		x->st = st;
+	} else
+		log_warnx("reload: %s (keeping the old source table)", err);
 	if (cf->policy_file != NULL &&
 	    (pt = policy_table_load(cf->policy_file, err, sizeof(err))) ==
 	    NULL) {
@@ -725,6 +737,7 @@ deps_free(struct worker *w)
 	mta_sts_free(x->sts);
 	resolver_free(x->res);
 	policy_table_free(x->pt);
+	source_table_free(x->st);
 	SSL_CTX_free(x->ssl_ctx);
 	memset(x, 0, sizeof(*x));
 }
@@ -1037,6 +1050,18 @@ reload(struct daemon *d)
 		}
 		policy_table_free(pt);
 	}
+	if (ncf->source_table != NULL) {
+		struct source_table *st;
+
+		if ((st = source_table_load(ncf->source_table, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("reload failed: %s (keeping the old "
+			    "configuration)", err);
+			config_unref(ncf);
+			return;
+		}
+		source_table_free(st);
+	}
 	if (smtpd_reload(d->sd, ncf, err, sizeof(err)) == -1) {
 		log_warnx("reload failed: %s (keeping the old configuration)",
 		    err);
@@ -1131,7 +1156,8 @@ static const struct option long_opts[] = {
 
 /*
  * -n: load what a start loads from the files the config names, without
- * binding or opening the spool: the policy table, the inbound TLS
+ * binding or opening the spool: the policy table, the source table (each
+ * address bound once: one not of this host is refused), the inbound TLS
  * certificate and key, allow_clients, auth_file and the DKIM key table
  * (smtpd_conf_new(), file:line on a bad line),
  * and the client CA file.  dns_config (libunbound reads it) and the
@@ -1141,6 +1167,7 @@ static int
 check_startup_files(const struct config *cf, char *err, size_t errlen)
 {
 	struct policy_table *pt;
+	struct source_table *st;
 	struct smtpd_conf *sc;
 	SSL_CTX *ctx;
 	char why[768];
@@ -1150,6 +1177,12 @@ check_startup_files(const struct config *cf, char *err, size_t errlen)
 		    sizeof(why))) == NULL)
 			goto fail;
 		policy_table_free(pt);
+	}
+	if (cf->source_table != NULL) {
+		if ((st = source_table_load(cf->source_table, why,
+		    sizeof(why))) == NULL)
+			goto fail;
+		source_table_free(st);
 	}
 	if ((sc = smtpd_conf_new(cf, why, sizeof(why))) == NULL)
 		goto fail;

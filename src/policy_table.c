@@ -29,13 +29,11 @@
  * entry's match= names while it waits on DNS and MTA-STS, and a SIGHUP
  * replaces the delivery engine's table in the meantime.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "idn.h"
 #include "policy_table.h"
@@ -45,7 +43,7 @@
 
 struct policy_table {
 	struct policy_entry *e;		/* sorted by domain */
-	size_t n;
+	size_t n, cap;
 	int refs;			/* holders; the last one frees */
 };
 
@@ -281,16 +279,32 @@ bad:
 	return -1;
 }
 
+/* table_lines() callback: one line into the table (arg). */
+static int
+add_line(char *line, int lineno, void *arg, char *why, size_t whylen)
+{
+	struct policy_table *t = arg;
+	struct policy_entry e;
+	int r;
+
+	if ((r = parse_line(line, &e, why, whylen)) != 0)
+		return r == 1 ? 0 : -1;
+	e.line = lineno;
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 16;
+		t->e = xrealloc(t->e, t->cap * sizeof(*t->e));
+	}
+	t->e[t->n++] = e;
+	return 0;
+}
+
 struct policy_table *
 policy_table_parse(const char *buf, size_t len, const char *name, char *err,
     size_t errlen)
 {
 	struct policy_table *t;
-	struct policy_entry e, *dup;
-	char line[POLICY_TABLE_MAX_LINE + 1], why[600];
-	size_t pos = 0, ll, cap = 0, i;
-	const char *nl;
-	int lineno = 0, r;
+	struct policy_entry *dup;
+	size_t i;
 
 	if (name == NULL)
 		name = "policy_file";
@@ -301,36 +315,9 @@ policy_table_parse(const char *buf, size_t len, const char *name, char *err,
 	}
 	t = xcalloc(1, sizeof(*t));
 	t->refs = 1;
-	while (pos < len) {
-		lineno++;
-		nl = memchr(buf + pos, '\n', len - pos);
-		ll = nl != NULL ? (size_t)(nl - (buf + pos)) : len - pos;
-		if (ll > POLICY_TABLE_MAX_LINE) {
-			errf(err, errlen, name, lineno, "line longer than %d "
-			    "bytes", POLICY_TABLE_MAX_LINE);
-			goto fail;
-		}
-		memcpy(line, buf + pos, ll);
-		line[ll] = '\0';
-		pos += ll + (nl != NULL);
-		if (memchr(line, '\0', ll) != NULL) {
-			errf(err, errlen, name, lineno, "NUL byte in line");
-			goto fail;
-		}
-		r = parse_line(line, &e, why, sizeof(why));
-		if (r == 1)
-			continue;
-		if (r == -1) {
-			errf(err, errlen, name, lineno, "%s", why);
-			goto fail;
-		}
-		e.line = lineno;
-		if (t->n == cap) {
-			cap = cap ? cap * 2 : 16;
-			t->e = xrealloc(t->e, cap * sizeof(*t->e));
-		}
-		t->e[t->n++] = e;
-	}
+	if (table_lines(buf, len, name, POLICY_TABLE_MAX_LINE, add_line, t,
+	    err, errlen) == -1)
+		goto fail;
 	if (t->n > 1)
 		qsort(t->e, t->n, sizeof(*t->e), entry_cmp);
 	for (i = 1; i < t->n; i++) {
@@ -352,8 +339,6 @@ struct policy_table *
 policy_table_load(const char *path, char *err, size_t errlen)
 {
 	struct policy_table *t;
-	struct stat st;
-	FILE *f;
 	char *buf;
 	size_t n;
 
@@ -361,40 +346,9 @@ policy_table_load(const char *path, char *err, size_t errlen)
 		dr_strlcpy(err, "policy_file: no path", errlen);
 		return NULL;
 	}
-	if ((f = fopen(path, "r")) == NULL) {
-		errf(err, errlen, path, 0, "%s", strerror(errno));
+	if (read_file_max(path, POLICY_TABLE_MAX_SIZE, &buf, &n, NULL, err,
+	    errlen) == -1)
 		return NULL;
-	}
-	if (fstat(fileno(f), &st) == -1) {
-		errf(err, errlen, path, 0, "%s", strerror(errno));
-		fclose(f);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		errf(err, errlen, path, 0, "not a regular file");
-		fclose(f);
-		return NULL;
-	}
-	if (st.st_size > POLICY_TABLE_MAX_SIZE) {
-		errf(err, errlen, path, 0, "larger than %d bytes",
-		    POLICY_TABLE_MAX_SIZE);
-		fclose(f);
-		return NULL;
-	}
-	buf = xmalloc((size_t)st.st_size + 1);
-	n = fread(buf, 1, (size_t)st.st_size + 1, f);
-	if (ferror(f)) {
-		errf(err, errlen, path, 0, "read error");
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	if (n > (size_t)st.st_size) {
-		errf(err, errlen, path, 0, "file grew while being read");
-		free(buf);
-		return NULL;
-	}
 	t = policy_table_parse(buf, n, path, err, errlen);
 	free(buf);
 	return t;

@@ -291,6 +291,84 @@ fsync_dir(const char *path)
 }
 
 int
+read_file_max(const char *path, size_t max, char **out, size_t *lenp,
+    time_t *mtime, char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n = 0;
+	size_t len = 0;
+	char *buf;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)max) {
+		snprintf(err, errlen, "%s: not a regular file of at most %zu "
+		    "bytes", path, max);
+		close(fd);
+		return -1;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	while (len < (size_t)st.st_size &&
+	    (n = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
+		len += (size_t)n;
+	if (n == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		free(buf);
+		return -1;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*out = buf;
+	if (lenp != NULL)
+		*lenp = len;
+	if (mtime != NULL)
+		*mtime = st.st_mtime;
+	return 0;
+}
+
+int
+table_lines(const char *buf, size_t len, const char *name, size_t maxline,
+    int (*fn)(char *, int, void *, char *, size_t), void *arg, char *err,
+    size_t errlen)
+{
+	const char *p = buf, *end = buf + len, *nl;
+	char *line = xmalloc(maxline + 1), why[768];
+	int lineno = 0, r = 0;
+	size_t n;
+
+	while (p < end && r == 0) {
+		lineno++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = (size_t)((nl != NULL ? nl : end) - p);
+		if (n > maxline) {
+			snprintf(why, sizeof(why), "line longer than %zu bytes",
+			    maxline);
+			r = -1;
+		} else if (memchr(p, '\0', n) != NULL) {
+			snprintf(why, sizeof(why), "NUL byte in line");
+			r = -1;
+		} else {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			why[0] = '\0';
+			r = fn(line, lineno, arg, why, sizeof(why));
+		}
+		p += n + (nl != NULL);
+	}
+	if (r == -1)
+		snprintf(err, errlen, "%s:%d: %s", name, lineno, why);
+	free(line);
+	return r;
+}
+
+int
 mkdir_p(const char *path, mode_t mode)
 {
 	char buf[4096], *p;
