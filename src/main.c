@@ -1303,7 +1303,7 @@ main(int argc, char *argv[])
 	raise_nofile(d->cf);
 	/* Bind while privileged. */
 	if ((d->sd = smtpd_new(d->cf, err, sizeof(err))) == NULL)
-		fatal("listen: %s", err);
+		fatal("%s", err);
 	if (d->cf->metrics_listen != NULL &&
 	    (d->metrics = metrics_new(d->cf, err, sizeof(err))) == NULL)
 		fatal("%s", err);

@@ -55,26 +55,26 @@ listen_socket(const struct listen_addr *la, char *err, size_t errlen)
 
 	if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0)) == -1) {
-		snprintf(err, errlen, "%s: socket: %s", la->text,
+		snprintf(err, errlen, "listen %s: socket: %s", la->text,
 		    strerror(errno));
 		return -1;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
 	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
 	    &on, sizeof(on)) == -1)) {
-		snprintf(err, errlen, "%s: setsockopt: %s", la->text,
+		snprintf(err, errlen, "listen %s: setsockopt: %s", la->text,
 		    strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) == -1) {
-		snprintf(err, errlen, "%s: bind: %s", la->text,
+		snprintf(err, errlen, "listen %s: bind: %s", la->text,
 		    strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (listen(fd, SMTPD_BACKLOG) == -1) {
-		snprintf(err, errlen, "%s: listen: %s", la->text,
+		snprintf(err, errlen, "listen %s: %s", la->text,
 		    strerror(errno));
 		close(fd);
 		return -1;
