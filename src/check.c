@@ -945,22 +945,32 @@ spf_walk(struct run *r)
 }
 
 /* SPF evaluation rounds for every domain and identity at once. */
+#define SPF_ASK_MAX	16	/* questions asked per evaluation and round */
+
+struct spf_job {
+	struct spf_eval	 *ev;
+	size_t		  dom, id;
+	int		  busy;
+	size_t		  nask;
+	struct dns_result *ans[SPF_ASK_MAX];
+};
+
 static void
 spf_evaluate(struct run *r)
 {
-	struct spf_eval *ev[64];
-	struct dns_result *ans[64][16];
-	size_t di, i, k, nev = 0, slot[64][2];
-	int busy[64], any = 1, type, cnt;
+	struct spf_job *job;
+	size_t di, i, k, nev = 0;
+	int any = 1, type, cnt;
 	char err[256];
 
+	job = xcalloc(r->ndom * r->nid + 1, sizeof(*job));
 	for (di = 0; di < r->ndom; di++) {
 		struct dom *d = &r->dom[di];
 
 		if (spf_record(d->txt, &cnt) == NULL || cnt != 1)
 			continue;
-		for (i = 0; i < r->nid && nev < 64; i++) {
-			if ((ev[nev] = spf_eval_new(err, sizeof(err))) ==
+		for (i = 0; i < r->nid; i++) {
+			if ((job[nev].ev = spf_eval_new(err, sizeof(err))) ==
 			    NULL) {
 				dr_strlcpy(d->spf_out[i].result, "error",
 				    sizeof(d->spf_out[i].result));
@@ -968,52 +978,55 @@ spf_evaluate(struct run *r)
 				    sizeof(d->spf_out[i].why));
 				continue;
 			}
-			slot[nev][0] = di;
-			slot[nev][1] = i;
-			busy[nev] = 1;
+			job[nev].dom = di;
+			job[nev].id = i;
+			job[nev].busy = 1;
 			nev++;
 		}
 	}
 	while (any) {
 		any = 0;
 		for (k = 0; k < nev; k++) {
-			struct dom *d;
-			size_t idn;
+			struct spf_job *j = &job[k];
+			struct dom *d = &r->dom[j->dom];
 
-			if (!busy[k])
+			if (!j->busy)
 				continue;
-			d = &r->dom[slot[k][0]];
-			idn = slot[k][1];
-			if (spf_eval_run(ev[k], r->id[idn].id.addr,
-			    r->id[idn].id.helo, d->name,
-			    &d->spf_out[idn]) != SPF_EVAL_NEED) {
-				busy[k] = 0;
+			if (spf_eval_run(j->ev, r->id[j->id].id.addr,
+			    r->id[j->id].id.helo, d->name,
+			    &d->spf_out[j->id]) != SPF_EVAL_NEED) {
+				j->busy = 0;
 				continue;
 			}
 			any = 1;
-			for (i = 0; i < spf_eval_nmissing(ev[k]) && i < 16;
-			    i++) {
-				const char *n = spf_eval_missing(ev[k], i,
+			j->nask = spf_eval_nmissing(j->ev);
+			if (j->nask > SPF_ASK_MAX)
+				j->nask = SPF_ASK_MAX;
+			for (i = 0; i < j->nask; i++) {
+				const char *n = spf_eval_missing(j->ev, i,
 				    &type);
 
-				ask(r, &ans[k][i], type, n);
+				ask(r, &j->ans[i], type, n);
 			}
 		}
 		if (!any)
 			break;
 		wait_all(r);
 		for (k = 0; k < nev; k++) {
-			if (!busy[k])
+			struct spf_job *j = &job[k];
+
+			if (!j->busy)
 				continue;
-			for (i = 0; i < spf_eval_nmissing(ev[k]) && i < 16;
-			    i++) {
-				spf_eval_add(ev[k], ans[k][i]);
-				dns_result_free(ans[k][i]);
+			for (i = 0; i < j->nask; i++) {
+				spf_eval_add(j->ev, j->ans[i]);
+				dns_result_free(j->ans[i]);
+				j->ans[i] = NULL;
 			}
 		}
 	}
 	for (k = 0; k < nev; k++)
-		spf_eval_free(ev[k]);
+		spf_eval_free(job[k].ev);
+	free(job);
 }
 
 /* ---- the verdicts ------------------------------------------------------ */
