@@ -84,7 +84,7 @@ struct tls_probe {
 	int		 tried;
 	int		 ok;
 	char		 why[320];
-	char		 auth[160];
+	char		 spki[65];	/* "3 1 1" data of the served cert */
 };
 
 struct mxhost {
@@ -734,6 +734,7 @@ tls_ready(struct smtp_client *c, void *arg)
 	const struct tls_outcome *o = smtp_client_tls(c);
 
 	a->p->ok = o->established && o->verified;
+	dr_strlcpy(a->p->spki, o->spki_sha256, sizeof(a->p->spki));
 	snprintf(a->p->why, sizeof(a->p->why), "%s, %s, auth=%s%s%s",
 	    o->protocol, o->cipher, tls_auth_name(o->auth),
 	    o->tlsa[0] ? ", tlsa " : "", o->tlsa);
@@ -748,6 +749,8 @@ tls_done(struct smtp_client *c, const struct smtp_result *res, void *arg)
 	struct tls_arg *a = arg;
 
 	a->p->ok = 0;
+	dr_strlcpy(a->p->spki, smtp_client_tls(c)->spki_sha256,
+	    sizeof(a->p->spki));
 	snprintf(a->p->why, sizeof(a->p->why), "%.200s at %s%s%s", res->reply,
 	    res->stage ? res->stage : "?", res->tlsrpt ? ", " : "",
 	    res->tlsrpt ? res->tlsrpt : "");
@@ -768,8 +771,11 @@ first_addr(const struct mxhost *m)
 	return NULL;
 }
 
+/* mode: SMTP_TLS_WEBPKI (the MTA-STS check), SMTP_TLS_DANE (the TLSA
+ * check) or SMTP_TLS_ENCRYPT (only the certificate's key, for a fix) */
 static void
-start_tls(struct run *r, struct mxhost *m, struct tls_probe *p, int dane)
+start_tls(struct run *r, struct mxhost *m, struct tls_probe *p,
+    enum smtp_tls_mode mode)
 {
 	const struct dns_addr *a = first_addr(m);
 	struct smtp_client_params cp;
@@ -803,15 +809,13 @@ start_tls(struct run *r, struct mxhost *m, struct tls_probe *p, int dane)
 	cp.ssl_ctx = r->tls_ctx;
 	cp.names = names;
 	cp.nnames = 1;
-	if (dane) {
-		cp.tls = SMTP_TLS_DANE;
+	cp.tls = mode;
+	if (mode == SMTP_TLS_DANE) {
 		cp.tlsa = m->tlsa->tlsa;
 		cp.ntlsa = m->tlsa->n;
 		cp.tlsa_base = m->name;
-	} else {
-		cp.tls = SMTP_TLS_WEBPKI;
+	} else
 		cp.sni = m->name;
-	}
 	ta = xcalloc(1, sizeof(*ta));
 	ta->run = r;
 	ta->p = p;
@@ -832,10 +836,13 @@ fourth_domain(struct run *r, struct dom *d)
 		struct mxhost *m = &d->mxh[i];
 
 		if (d->pol_ok && d->pol.mode != MTA_STS_MODE_NONE)
-			start_tls(r, m, &m->webpki, 0);
+			start_tls(r, m, &m->webpki, SMTP_TLS_WEBPKI);
 		if (m->tlsa != NULL && m->tlsa->status == DNS_OK &&
 		    m->tlsa->security == DNS_SEC_SECURE)
-			start_tls(r, m, &m->dane, 1);
+			start_tls(r, m, &m->dane, SMTP_TLS_DANE);
+		else if (addr_secure(m) && (m->tlsa == NULL ||
+		    m->tlsa->status != DNS_TEMPFAIL))
+			start_tls(r, m, &m->dane, SMTP_TLS_ENCRYPT);
 	}
 }
 
@@ -1658,6 +1665,19 @@ report_tlsrpt(struct run *r, struct dom *d)
 	tlsrpt_rua_free(&rua);
 }
 
+/* The TLSA record of the certificate the MX served, or how to make it. */
+static void
+tlsa_fix(struct check_item *it, const char *owner, const struct tls_probe *p)
+{
+	if (p->spki[0] != '\0')
+		fix(it, "%s. IN TLSA 3 1 1 %s   (the key the MX serves now)",
+		    owner, p->spki);
+	else
+		fix(it, "%s. IN TLSA 3 1 1 <SHA-256 of the certificate's "
+		    "public key: openssl x509 -in CERT -noout -pubkey | "
+		    "openssl pkey -pubin -outform DER | sha256sum>", owner);
+}
+
 static void
 report_dnssec(struct run *r, struct dom *d)
 {
@@ -1701,10 +1721,7 @@ report_dnssec(struct run *r, struct dom *d)
 			    DNS_TEMPFAIL ? CHECK_FAIL : CHECK_WARN, d->name,
 			    "dane", "MX %s: no TLSA record (%s)", m->name,
 			    why_none(m->tlsa));
-			fix(it, "%s. IN TLSA 3 1 1 <SHA-256 of the "
-			    "certificate's public key: openssl x509 -in CERT "
-			    "-noout -pubkey | openssl pkey -pubin -outform "
-			    "DER | sha256sum>", owner);
+			tlsa_fix(it, owner, &m->dane);
 			continue;
 		}
 		for (j = 0, usable = 0; j < m->tlsa->n; j++)
@@ -1718,10 +1735,7 @@ report_dnssec(struct run *r, struct dom *d)
 			    "TLSA record matches the served certificate: %s; "
 			    "DANE senders defer mail to it", m->name,
 			    m->dane.why);
-			fix(it, "%s. IN TLSA 3 1 1 <SHA-256 of the served "
-			    "certificate's public key: openssl x509 -in CERT "
-			    "-noout -pubkey | openssl pkey -pubin -outform "
-			    "DER | sha256sum>", owner);
+			tlsa_fix(it, owner, &m->dane);
 		}
 		if (usable < 2) {
 			it = item(r, CHECK_WARN, d->name, "dane-rollover", "MX "

@@ -39,6 +39,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
+import certs  # noqa: E402
 import dkimcheck  # noqa: E402
 import world  # noqa: E402
 
@@ -219,8 +220,13 @@ expect(lines, "stsmx.test", "mta-sts-mx", "fail", r"MX mx2\.stsmx\.test is "
        r"not covered", r"^mx: mx2\.stsmx\.test ")
 expect(lines, "stscert.test", "mta-sts-cert", "fail",
        r"MX mx\.stscert\.test: no WebPKI-valid", r"names mx\.stscert\.test")
+# the fix is the record of the key the MX serves
 expect(lines, "tlsabad.test", "dane", "fail", r"no TLSA record matches",
-       r"^_%d\._tcp\.mx\.tlsabad\.test\. IN TLSA 3 1 1 " % w.port)
+       r"^_%d\._tcp\.mx\.tlsabad\.test\. IN TLSA 3 1 1 %s " % (
+           w.port, certs.tlsa_data(w.mx["tlsabad.test"][0].cert.crt, 1, 1)))
+expect(lines, "stsmx.test", "dane", "warn", r"MX mx2\.stsmx\.test: no TLSA",
+       r"^_%d\._tcp\.mx2\.stsmx\.test\. IN TLSA 3 1 1 %s " % (
+           w.port, certs.tlsa_data(w.mx["stsmx.test"][1].cert.crt, 1, 1)))
 expect(lines, "unsigned.test", "dnssec", "warn", r"not signed",
        r"sign the zone unsigned\.test")
 
