@@ -17,7 +17,11 @@ sends from it; libspf2 passes every loopback client by itself, so a
       spfout.test SPF without the relay's address   spf         fail
       spf11.test  11 DNS-querying terms (include)   spf-limits  fail
       dkimbad.test published key of another key     dkim        fail
+      spfvoid.test 3 void lookups; -all             spf-limits  fail,
+                                                    spf-all     warn
+      spfplus.test +all                             spf-all     fail
       dkim1024.test 1024-bit RSA key                dkim-key    warn
+                    200 days old (180d rotation)    dkim-age    warn
       dmarcext.test rua at reports.test, which does not authorise it
                                                     dmarc-rua   fail
       stsmx.test  policy without mx2                mta-sts-mx  fail
@@ -26,7 +30,8 @@ sends from it; libspf2 passes every loopback client by itself, so a
       unsigned.test unsigned zone                   dnssec      warn
       192.0.2.29  listed in the test blocklist bl.test  dnsbl   fail
       192.0.2.28  a pool/dynamic PTR name           ptr-generic warn
-  - --json holds the same lines as the text output;
+  - --json holds the same lines as the text output; --dkim-max-age and
+    --no-relay; only warnings: exit 1; good.test alone: exit 0;
   - a domain whose nameserver never answers completes within the
     timeouts (--timeout 3), with failures, not a hang.
 """
@@ -70,6 +75,9 @@ subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
                 "rsa_keygen_bits:1024", "-out", k1024], check=True,
                capture_output=True)
 os.chmod(k1024, 0o600)
+# ... made 200 days ago: past the rotation period (180 days by default)
+old = time.time() - 200 * 86400
+os.utime(k1024, (old, old))
 with open(table, "a") as f:
     f.write("dkim1024.test s1 %s rsa-sha256\n" % k1024)
 r = dkimcheck.cli(kconf, d, "dns", "dkim1024.test")
@@ -116,6 +124,11 @@ w.dest("spf11.test", records=['@ MX 0 .'] + full(
     extra=['_i TXT "v=spf1 %s ~all"' % " ".join(
         "a:h%d.spf11.test" % i for i in range(7, 11))] +
     ["h%d A 198.51.100.%d" % (i, i) for i in range(1, 11)]))
+w.dest("spfvoid.test", records=['@ MX 0 .'] + full(
+    "spfvoid.test", spf='@ TXT "v=spf1 a:nx1.spfvoid.test a:nx2.spfvoid.test '
+    'a:nx3.spfvoid.test ip4:%s -all"' % GOOD_IP))
+w.dest("spfplus.test", records=['@ MX 0 .'] + full(
+    "spfplus.test", spf='@ TXT "v=spf1 ip4:%s +all"' % GOOD_IP))
 w.dest("dkimbad.test", records=['@ MX 0 .', bad_rec] + full("dkimbad.test"))
 w.dest("dkim1024.test", records=['@ MX 0 .'] + k1024_rec +
        full("dkim1024.test"))
@@ -140,7 +153,7 @@ d.write_config(mta_sts="yes", https_port=w.web.port, ca_file=w.root.crt)
 w.rig.unbound_conf()    # again, with the zones added since (same path)
 w.start()
 
-BROKEN = ["spfout.test", "spf11.test", "dkimbad.test", "dkim1024.test",
+BROKEN = ["spfout.test", "spf11.test", "spfvoid.test", "spfplus.test", "dkimbad.test", "dkim1024.test",
           "dmarcext.test", "stsmx.test", "stscert.test", "tlsabad.test",
           "unsigned.test"]
 LINE = re.compile(r"^(ok|info|warn|fail) +(\S+)  (\S+)  (.*)$")
@@ -208,6 +221,14 @@ expect(lines, "spfout.test", "spf", "fail", r"fail.*%s" % GOOD_IP,
        % GOOD_IP)
 expect(lines, "spf11.test", "spf-limits", "fail", r"^11 DNS-querying",
        r"at most 10")
+expect(lines, "spfvoid.test", "spf-limits", "fail", r"^3 void lookups",
+       r"remove the terms")
+expect(lines, "spfvoid.test", "spf-all", "warn", r"^-all: receivers may "
+       r"reject", r'^spfvoid\.test\. IN TXT ".* ~all"$')
+expect(lines, "spfplus.test", "spf-all", "fail", r"^\+all",
+       r'^spfplus\.test\. IN TXT "v=spf1 ip4:%s ~all"$' % GOOD_IP)
+expect(lines, "dkim1024.test", "dkim-age", "warn", r"200 days old",
+       r"danerelay dkim rotate dkim1024\.test")
 expect(lines, "dkimbad.test", "dkim", "fail", r"selector s1 .*differs",
        r'^s1\._domainkey\.dkimbad\.test\. IN TXT \(?\s*"v=DKIM1')
 expect(lines, "dkim1024.test", "dkim-key", "warn", r"1024 bits",
@@ -264,6 +285,19 @@ for ip, chk, status, reason, fixre in (
                  "no stderr (%d, %r)" % (ip, p.returncode, p.stderr[-1500:]))
     expect(parse(p.stdout), RELAY, chk, status, reason, fixre)
 d.write_config(smtp_bind_address=GOOD_IP)
+
+# -- --dkim-max-age: a longer rotation period; warnings alone: exit 1 ----------
+p, _ = check("--dkim-max-age", "365d", "--no-relay", "dkim1024.test")
+dl = parse(p.stdout)
+drtest.check(not [x for x in dl if x[2] == "dkim-age"] and
+             not [x for x in dl if x[1] == RELAY],
+             "--dkim-max-age 365d: no dkim-age line, --no-relay: no relay "
+             "line:\n%s" % p.stdout)
+p, _ = check("--no-relay", "unsigned.test")
+drtest.check(p.returncode == 1 and "warn  unsigned.test  dnssec" in p.stdout
+             and "\nfail" not in "\n" + p.stdout,
+             "unsigned.test alone: warnings, exit 1 (%d):\n%s"
+             % (p.returncode, p.stdout))
 
 # -- the good domain alone: exit 0 --------------------------------------------
 p, _ = check("good.test")
