@@ -621,7 +621,7 @@ mx_cmp(const void *a, const void *b)
 static void
 second_domain(struct run *r, struct dom *d)
 {
-	char err[256], name[DNS_NAME_BUF];
+	char name[DNS_NAME_BUF];
 	size_t i, j;
 
 	if (d->mx != NULL && d->mx->status == DNS_OK && !d->mx->null_mx)
@@ -676,7 +676,6 @@ second_domain(struct run *r, struct dom *d)
 		    d->sts_id, d->sts_err, sizeof(d->sts_err));
 	if (d->sts_rc == 1)
 		start_sts_fetch(r, d);
-	(void)err;
 }
 
 static void
@@ -1038,6 +1037,15 @@ spf_evaluate(struct run *r)
 
 /* ---- the verdicts ------------------------------------------------------ */
 
+/* For a lookup that failed (SERVFAIL, timeout, bogus). */
+static void
+answer_fix(struct check_item *it, const char *domain)
+{
+	fix(it, "make every nameserver of %s answer, with valid DNSSEC "
+	    "signatures if the zone is signed (a failed lookup defers mail "
+	    "at receivers)", domain);
+}
+
 static void
 report_relay(struct run *r)
 {
@@ -1126,10 +1134,15 @@ report_relay(struct run *r)
 			    b->status == DNS_NODATA))
 				item(r, CHECK_OK, h, "dnsbl", "%s is not "
 				    "listed in %s", a, r->zones[z]);
-			else
-				item(r, CHECK_WARN, h, "dnsbl", "%s: lookup "
-				    "in %s failed: %s", a, r->zones[z],
+			else {
+				it = item(r, CHECK_WARN, h, "dnsbl", "%s: "
+				    "lookup in %s failed: %s", a, r->zones[z],
 				    why_none(b));
+				fix(it, "check the zone name in "
+				    "check_dnsbl_zones (%s); some lists refuse "
+				    "queries through public resolvers",
+				    r->zones[z]);
+			}
 		}
 	}
 	{
@@ -1190,6 +1203,18 @@ spf_with(const struct dns_txt *rec, const char *addr)
 	    addr, rec ? rec->data + 6 : " ~all");
 }
 
+/* The record with its all term (which, any case) written "~all". */
+static char *
+spf_all_soft(const struct dns_txt *rec, const char *which)
+{
+	const char *p = strcasestr(rec->data, which);
+
+	if (p == NULL)
+		return xasprintf("%s ~all", rec->data);
+	return xasprintf("%.*s~all%s", (int)(p - rec->data), rec->data,
+	    p + strlen(which));
+}
+
 static void
 report_spf(struct run *r, struct dom *d)
 {
@@ -1205,6 +1230,7 @@ report_spf(struct run *r, struct dom *d)
 		if (d->txt != NULL && d->txt->status == DNS_TEMPFAIL) {
 			it = item(r, CHECK_FAIL, d->name, "spf", "the TXT "
 			    "lookup failed: %s", why_none(d->txt));
+			answer_fix(it, d->name);
 			return;
 		}
 		it = item(r, CHECK_FAIL, d->name, "spf", "no SPF record: "
@@ -1282,16 +1308,17 @@ report_spf(struct run *r, struct dom *d)
 	if (nall > 0 && allq == '+') {
 		it = item(r, CHECK_FAIL, d->name, "spf-all", "+all: every "
 		    "host on the internet may send as %s", d->name);
-		fix(it, "%s. IN TXT \"%.*s~all\"", d->name,
-		    (int)(strstr(rec->data, "+all") ? strstr(rec->data,
-		    "+all") - rec->data : (long)rec->len), rec->data);
+		s = spf_all_soft(rec, "+all");
+		fix(it, "%s. IN TXT \"%s\"", d->name, s);
+		free(s);
 	} else if (nall > 0 && allq == '-') {
 		it = item(r, CHECK_WARN, d->name, "spf-all", "-all: "
 		    "receivers may reject at SMTP time before DMARC or DKIM "
 		    "are looked at (forwarded mail); ~all lets DMARC decide "
 		    "(RFC 7489 §10.1)");
-		fix(it, "%s. IN TXT \"%.*s~all\"", d->name,
-		    (int)(strstr(rec->data, "-all") - rec->data), rec->data);
+		s = spf_all_soft(rec, "-all");
+		fix(it, "%s. IN TXT \"%s\"", d->name, s);
+		free(s);
 	} else if (nall == 0 || allq == '?') {
 		it = item(r, CHECK_WARN, d->name, "spf-all", "%s: other "
 		    "hosts get a neutral result", nall ? "?all" : "no all "
@@ -1450,9 +1477,10 @@ report_dmarc(struct run *r, struct dom *d)
 
 	if (d->dm_rc == 0) {
 		if (d->dmarc != NULL && d->dmarc->status == DNS_TEMPFAIL) {
-			item(r, CHECK_FAIL, d->name, "dmarc", "the lookup of "
-			    "_dmarc.%s failed: %s", d->name,
+			it = item(r, CHECK_FAIL, d->name, "dmarc", "the lookup "
+			    "of _dmarc.%s failed: %s", d->name,
 			    why_none(d->dmarc));
+			answer_fix(it, d->name);
 			return;
 		}
 		it = item(r, CHECK_WARN, d->name, "dmarc", "no DMARC record: "
@@ -1533,9 +1561,10 @@ report_sts(struct run *r, struct dom *d)
 
 	if (d->sts_rc == 0) {
 		if (d->sts != NULL && d->sts->status == DNS_TEMPFAIL) {
-			item(r, CHECK_FAIL, d->name, "mta-sts", "the lookup of "
-			    "_mta-sts.%s failed: %s", d->name,
+			it = item(r, CHECK_FAIL, d->name, "mta-sts", "the "
+			    "lookup of _mta-sts.%s failed: %s", d->name,
 			    why_none(d->sts));
+			answer_fix(it, d->name);
 			return;
 		}
 		it = item(r, CHECK_INFO, d->name, "mta-sts", "no MTA-STS "
@@ -1626,9 +1655,10 @@ report_tlsrpt(struct run *r, struct dom *d)
 
 	if (d->tlsrpt == NULL || d->tlsrpt->status != DNS_OK) {
 		if (d->tlsrpt != NULL && d->tlsrpt->status == DNS_TEMPFAIL) {
-			item(r, CHECK_FAIL, d->name, "tlsrpt", "the lookup of "
-			    "_smtp._tls.%s failed: %s", d->name,
+			it = item(r, CHECK_FAIL, d->name, "tlsrpt", "the "
+			    "lookup of _smtp._tls.%s failed: %s", d->name,
 			    why_none(d->tlsrpt));
+			answer_fix(it, d->name);
 			return;
 		}
 		it = item(r, CHECK_INFO, d->name, "tlsrpt", "no TLSRPT record "
@@ -1703,7 +1733,7 @@ report_dnssec(struct run *r, struct dom *d)
 	} else {
 		it = item(r, CHECK_FAIL, d->name, "dnssec", "the DNSKEY "
 		    "lookup failed: %s", why_none(d->dnskey));
-		fix(it, "make the nameservers of %s answer", d->name);
+		answer_fix(it, d->name);
 	}
 	for (i = 0; i < d->nmx; i++) {
 		struct mxhost *m = &d->mxh[i];

@@ -85,23 +85,29 @@ print_json(const struct check_report *rep)
 {
 	const struct check_item *it;
 	json_t *root, *arr, *o;
-	char *s;
+	char *s, *dom, *reason, *fx;
 	size_t i;
 
+	/* the strings as the text output prints them (cli_safe(): valid
+	 * UTF-8, which JSON strings must be, whatever DNS data held) */
 	root = json_object();
 	arr = json_array();
 	for (i = 0; (it = check_report_item(rep, i)) != NULL; i++) {
+		dom = cli_safe(it->domain);
+		reason = cli_safe(it->reason);
+		fx = it->fix ? cli_safe(it->fix) : NULL;
 		o = json_object();
 		json_object_set_new(o, "status", json_string(
 		    check_status_name(it->status)));
-		json_object_set_new(o, "domain",
-		    json_stringn(it->domain, strlen(it->domain)));
+		json_object_set_new(o, "domain", json_string(dom));
 		json_object_set_new(o, "check", json_string(it->check));
-		json_object_set_new(o, "reason",
-		    json_stringn(it->reason, strlen(it->reason)));
-		json_object_set_new(o, "fix", it->fix ? json_stringn(it->fix,
-		    strlen(it->fix)) : json_null());
+		json_object_set_new(o, "reason", json_string(reason));
+		json_object_set_new(o, "fix", fx ? json_string(fx) :
+		    json_null());
 		json_array_append_new(arr, o);
+		free(dom);
+		free(reason);
+		free(fx);
 	}
 	json_object_set_new(root, "checks", arr);
 	json_object_set_new(root, "worst", json_string(

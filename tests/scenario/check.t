@@ -207,6 +207,8 @@ for dom in [RELAY, "good.test"]:
     bad = [x for x in mine if x[0] in ("warn", "fail")]
     drtest.check(not bad, "%s is clean, got:\n%s" % (
         dom, "\n".join("  ".join(str(f) for f in x) for x in bad)))
+nofix = [x for x in lines if x[0] in ("warn", "fail") and not x[4]]
+drtest.check(not nofix, "every warn and fail line has a fix: %s" % nofix)
 for chk in ("host", "ptr", "helo-spf", "dnsbl"):
     drtest.check(any(x[1] == RELAY and x[2] == chk and x[0] == "ok"
                      for x in lines), "relay: %s ok" % chk)
@@ -314,6 +316,11 @@ drtest.check(p.returncode == 2 and took < drtest.scaled(20),
              % (took, p.returncode))
 expect(dl, "dead.slow.test", "mx", "fail", r"timeout|fail|SERVFAIL",
        r"IN MX")
+expect(dl, "dead.slow.test", "spf", "fail", r"lookup failed",
+       r"make every nameserver of dead\.slow\.test answer")
+nofix = [x for x in dl if x[0] in ("warn", "fail") and not x[4]]
+drtest.check(not nofix, "dead.slow.test: every warn and fail line has a "
+             "fix: %s" % nofix)
 
 w.stop()
 drtest.done()
