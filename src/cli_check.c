@@ -191,7 +191,8 @@ check_cli(struct cli *c, int argc, char **argv)
 	if (c->cf.dkim_key_table != NULL &&
 	    (o.dkim = dkim_table_load(c->cf.dkim_key_table, err,
 	    sizeof(err))) == NULL) {
-		cli_errx("%s", err);
+		cli_errx("%s (the key files are read: run danerelay check as "
+		    "root or as the daemon's user)", err);
 		return CHECK_EX_FAIL;
 	}
 	for (i = (size_t)optind; i < (size_t)argc; i++)
