@@ -149,13 +149,8 @@ term_parse(const char *s, size_t n, struct spf_term *t, char *err,
 	}
 	s += nl + 1;
 	n -= nl + 1;
-	/* ip4/ip6 keep everything but the prefix length; domain-specs end
-	 * at the first '/' (dual-cidr-length) */
-	if (t->kind == SPF_TERM_IP6 || t->kind == SPF_TERM_IP4) {
-		slash = memchr(s, '/', n);
-		return set_target(t, s, slash ? (size_t)(slash - s) : n, err,
-		    errlen);
-	}
+	/* the value ends at the first '/': an ip4/ip6 prefix length or a
+	 * domain-spec's dual-cidr-length */
 	slash = memchr(s, '/', n);
 	return set_target(t, s, slash ? (size_t)(slash - s) : n, err, errlen);
 }
