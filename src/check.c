@@ -312,8 +312,11 @@ ask(struct run *r, struct dns_result **slot, int type, const char *name)
 static void
 wait_all(struct run *r)
 {
+	/* every lookup, fetch and session calls back exactly once, each
+	 * bounded by its timeout; 1 (nothing left to wait for) would be a
+	 * bug, and must not spin */
 	while (r->pending > 0)
-		if (event_base_loop(r->base, EVLOOP_ONCE) == -1)
+		if (event_base_loop(r->base, EVLOOP_ONCE) != 0)
 			break;
 }
 
