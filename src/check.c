@@ -133,6 +133,7 @@ struct dom {
 	size_t		 nspf;
 	struct spf_outcome spf_out[CHECK_MAX_IDENT];
 	int		 spf_pass_all;
+	int		 dkim_pass;		/* an active key verifies */
 };
 
 struct ident {
@@ -1381,12 +1382,14 @@ report_dkim(struct run *r, struct dom *d)
 			match = dkim_record_match(r->o->dkim, i,
 			    res->txt[j].data, res->txt[j].len, why,
 			    sizeof(why));
-		if (match && res->security != DNS_SEC_BOGUS)
+		if (match && res->security != DNS_SEC_BOGUS) {
 			item(r, CHECK_OK, d->name, "dkim", "selector %s "
 			    "(%s, %s) published, key matches (%s)", k.selector,
 			    dkim_alg_name(k.alg), dkim_key_state_name(k.state),
 			    sec(res));
-		else {
+			if (k.state == DKIM_KEY_ACTIVE)
+				d->dkim_pass = 1;
+		} else {
 			enum check_status st = k.state == DKIM_KEY_ACTIVE ?
 			    CHECK_FAIL : k.state == DKIM_KEY_PENDING ?
 			    CHECK_INFO : CHECK_WARN;
@@ -1525,12 +1528,15 @@ report_dmarc(struct run *r, struct dom *d)
 			    "(in %s's zone)", d->name, d->ext[i], d->ext[i]);
 		}
 	}
-	/* alignment of what this relay produces */
-	for (i = 0; r->o->dkim != NULL &&
+	/* alignment of what this relay produces: a signature that verifies
+	 * (an active key of the domain, published), or one of a parent
+	 * domain's active keys under relaxed alignment (§3.1.1) */
+	dkim_al = d->dkim_pass;
+	for (i = 0; r->o->dkim != NULL && d->dm.adkim != 's' &&
 	    dkim_table_key(r->o->dkim, i, &k) == 0; i++)
-		if (k.state == DKIM_KEY_ACTIVE && (d->dm.adkim == 's' ?
-		    strcmp(k.domain, d->name) == 0 :
-		    aligned(k.domain, d->name)))
+		if (k.state == DKIM_KEY_ACTIVE && strcmp(k.domain,
+		    d->name) != 0 && aligned(k.domain, d->name) &&
+		    strlen(k.domain) < strlen(d->name))
 			dkim_al = 1;
 	if (dkim_al && d->spf_pass_all)
 		item(r, CHECK_OK, d->name, "dmarc-align", "DKIM d=%s and "
@@ -1543,9 +1549,11 @@ report_dmarc(struct run *r, struct dom *d)
 		fix(it, "see the spf lines for %s", d->name);
 	} else if (d->spf_pass_all) {
 		it = item(r, CHECK_WARN, d->name, "dmarc-align", "SPF aligns, "
-		    "no active DKIM key signs as %s: DMARC rests on SPF "
-		    "alone (forwarding breaks it)", d->name);
-		fix(it, "danerelay dkim keygen %s SELECTOR", d->name);
+		    "no published active DKIM key signs as %s: DMARC rests "
+		    "on SPF alone (forwarding breaks it)", d->name);
+		fix(it, "publish the record of the dkim lines for %s, or make "
+		    "a key: danerelay dkim keygen %s SELECTOR", d->name,
+		    d->name);
 	} else {
 		it = item(r, CHECK_FAIL, d->name, "dmarc-align", "neither "
 		    "DKIM nor SPF produce an identity aligned with %s: "
@@ -1720,7 +1728,8 @@ report_dnssec(struct run *r, struct dom *d)
 	if (d->dnskey != NULL && d->dnskey->security == DNS_SEC_SECURE &&
 	    d->dnskey->status == DNS_OK)
 		item(r, CHECK_OK, d->name, "dnssec", "signed and validated "
-		    "(%zu DNSKEY records)", d->dnskey->n);
+		    "(%zu DNSKEY record%s)", d->dnskey->n,
+		    d->dnskey->n == 1 ? "" : "s");
 	else if (d->dnskey != NULL && d->dnskey->security == DNS_SEC_BOGUS) {
 		it = item(r, CHECK_FAIL, d->name, "dnssec", "validation "
 		    "fails (bogus): %s; DANE senders defer all mail to %s",

@@ -29,6 +29,7 @@
 #include "util.h"
 
 #define MISS_MAX	64
+#define REC_DOM		"danerelay-check"
 
 struct miss {
 	char	*name;
@@ -104,6 +105,9 @@ spf_eval_new(char *err, size_t errlen)
 		spf_eval_free(e);
 		return NULL;
 	}
+	/* the receiving host's name in libspf2's comments, cut off again
+	 * in spf_eval_run() */
+	SPF_server_set_rec_dom(e->srv, REC_DOM);
 	return e;
 }
 
@@ -226,6 +230,9 @@ spf_eval_run(struct spf_eval *e, const char *ip, const char *helo,
 			c = SPF_response_get_smtp_comment(resp);
 		if (SPF_response_errcode(resp) != SPF_E_SUCCESS)
 			c = SPF_strerror(SPF_response_errcode(resp));
+		if (c != NULL && strncmp(c, REC_DOM ": ",
+		    sizeof(REC_DOM ": ") - 1) == 0)
+			c += sizeof(REC_DOM ": ") - 1;
 		dr_strlcpy(out->why, c ? c : "", sizeof(out->why));
 		SPF_response_free(resp);
 	} else {

@@ -233,6 +233,9 @@ expect(lines, "dkim1024.test", "dkim-age", "warn", r"200 days old",
        r"danerelay dkim rotate dkim1024\.test")
 expect(lines, "dkimbad.test", "dkim", "fail", r"selector s1 .*differs",
        r'^s1\._domainkey\.dkimbad\.test\. IN TXT \(?\s*"v=DKIM1')
+# a key that does not verify gives no aligned DKIM identity
+expect(lines, "dkimbad.test", "dmarc-align", "warn", r"^SPF aligns, no "
+       r"published active DKIM key", r"dkim keygen dkimbad\.test")
 expect(lines, "dkim1024.test", "dkim-key", "warn", r"1024 bits",
        r"danerelay dkim rotate dkim1024\.test")
 expect(lines, "dmarcext.test", "dmarc-rua", "fail",
