@@ -163,6 +163,11 @@ struct config {
 	long long dkim_dns_check_interval;	/* pending keys' records
 					 * looked up, default 10m */
 
+	/* danerelay check (issue #18) */
+	char *check_dnsbl_zones;	/* blocklist zones, space or comma
+					 * separated; NULL: no lookups */
+	long long check_dkim_max_age;	/* rotation period, default 180d */
+
 	/* TLS memory (issue #23) */
 	enum tls_memory_mode tls_memory;	/* default encrypt */
 	long long tls_memory_max_age;	/* default 30d after TLS last seen */

@@ -24,6 +24,8 @@
 #define DNS_T_AAAA	28
 #define DNS_T_TLSA	52
 #define DNS_T_DNSKEY	48	/* counted only (dnssec_check.c) */
+#define DNS_T_PTR	12	/* names in mx[].host (danerelay check) */
+#define DNS_T_CAA	257	/* counted only (danerelay check) */
 
 /* Presentation form of any name fits (255 octets, every octet "\DDD"). */
 #define DNS_NAME_BUF	1025
@@ -78,7 +80,8 @@ struct dns_result {
 
 	/* Records; which array is used depends on qtype. n counts them. */
 	size_t n;
-	struct dns_mx *mx;		/* DNS_T_MX */
+	struct dns_mx *mx;		/* DNS_T_MX; DNS_T_PTR: the names
+					 * in host, pref 0 */
 	int null_mx;			/* RFC 7505: exactly one MX, 0 "." */
 	struct dns_addr *addr;		/* DNS_T_A, DNS_T_AAAA */
 	struct tlsa_rr *tlsa;		/* DNS_T_TLSA */

@@ -13,6 +13,9 @@
 void log_init(const char *ident, int to_stderr, int debug);
 void log_set_debug(int debug);
 int log_get_debug(void);
+/* 1: log_info() says nothing (unless debug is on); for a command whose
+ * output is its own report (`danerelay check`). */
+void log_set_quiet(int quiet);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

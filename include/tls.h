@@ -90,6 +90,10 @@ struct tls_outcome {
 				 * error, or "" */
 	const char *result_type;/* RFC 8460 §4.3 result-type on failure
 				 * ("certificate-expired", ...), else NULL */
+	char spki_sha256[65];	/* SHA-256 of the peer certificate's
+				 * SubjectPublicKeyInfo, hex (the data of
+				 * a "3 1 1" TLSA record), also when the
+				 * verification failed; "" if none came */
 };
 
 SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);

@@ -312,6 +312,7 @@ config_defaults(struct config *cf)
 	cf->tlsrpt = 1;
 	cf->dkim_failure_defer = 1;
 	cf->dkim_dns_check_interval = 600;
+	cf->check_dkim_max_age = 180 * 86400;
 }
 
 void
@@ -342,6 +343,7 @@ config_free(struct config *cf)
 	free(cf->tlsrpt_org_name);
 	free(cf->tlsrpt_contact);
 	free(cf->tlsrpt_from);
+	free(cf->check_dnsbl_zones);
 	free(cf->dkim_key_table);
 	free(cf->metrics_listen);
 	free(cf->bounce_relay);
@@ -514,6 +516,9 @@ static const struct option {
 	    OFF(dkim_dns_check_interval) },
 	{ "tls_memory_max_age",		T_DURATION,
 	    OFF(tls_memory_max_age) },
+	{ "check_dnsbl_zones",		T_OSTRING,	OFF(check_dnsbl_zones) },
+	{ "check_dkim_max_age",		T_DURATION,
+	    OFF(check_dkim_max_age) },
 };
 #define NOPTIONS	(sizeof(options) / sizeof(options[0]))
 

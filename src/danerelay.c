@@ -18,7 +18,8 @@
  * actions through the daemon's control socket, control_client.c, or on
  * the spool when no daemon runs); what the commands share is cli.c; the
  * mta-sts, tlsrpt, tls-memory and dkim commands are cli_mta_sts.c,
- * cli_tlsrpt.c, cli_tls_memory.c and cli_dkim.c, db is cli_db.c, probe
+ * cli_tlsrpt.c, cli_tls_memory.c and cli_dkim.c, db is cli_db.c, check
+ * is cli_check.c (check.c), probe
  * is probe.c.  A socket path given by -s alone is
  * <spool_dir>/control.sock; otherwise it comes from the configuration.
  *
@@ -36,6 +37,7 @@
 #include "cli_mta_sts.h"
 #include "cli_queue.h"
 #include "cli_tlsrpt.h"
+#include "cli_check.h"
 #include "cli_dkim.h"
 #include "cli_tls_memory.h"
 #include "config.h"
@@ -74,6 +76,8 @@ static const struct command commands[] = {
 	    "DKIM keys: create, records to publish, check DNS, rotate" },
 	{ "db", cmd_db, "init | migrate | version",
 	    "PostgreSQL state_backend: create, upgrade the schema" },
+	{ "check", check_cli, "[--json] [DOMAIN...]",
+	    "audit your own sending setup: PTR, SPF, DKIM, DMARC, ..." },
 };
 
 /* "danerelay queue SUBCOMMAND". */

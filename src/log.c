@@ -17,6 +17,7 @@
 
 static int log_stderr = 1;
 static int log_debug_on;
+static int log_quiet;		/* info dropped (a CLI's own report) */
 static const char *log_ident = "danerelayd";
 
 void
@@ -33,6 +34,12 @@ void
 log_set_debug(int debug)
 {
 	log_debug_on = debug;
+}
+
+void
+log_set_quiet(int quiet)
+{
+	log_quiet = quiet;
 }
 
 int
@@ -78,6 +85,8 @@ name(const char *fmt, ...)					\
 	va_list ap;						\
 								\
 	if ((pri) == LOG_DEBUG && !log_debug_on)		\
+		return;						\
+	if ((pri) == LOG_INFO && log_quiet && !log_debug_on)	\
 		return;						\
 	va_start(ap, fmt);					\
 	vlog((pri), fmt, ap, (err));				\

@@ -129,6 +129,8 @@ static const struct {
 	{ DNS_T_AAAA, "AAAA" },
 	{ DNS_T_TLSA, "TLSA" },
 	{ DNS_T_DNSKEY, "DNSKEY" },
+	{ DNS_T_PTR, "PTR" },
+	{ DNS_T_CAA, "CAA" },
 };
 
 const char *
@@ -361,6 +363,17 @@ dns_result_add_rdata(struct dns_result *res, const uint8_t *rd, size_t len,
 		res->mx = xrealloc(res->mx, (res->n + 1) * sizeof(*res->mx));
 		res->mx[res->n++] = mx;
 		return 0;
+	case DNS_T_PTR:
+		/* RFC 1035 §3.3.12: one domain name, kept as an MX host */
+		memset(&mx, 0, sizeof(mx));
+		n = dns_name_from_wire(rd, len, mx.host, sizeof(mx.host));
+		if (n < 0 || (size_t)n != len) {
+			dr_strlcpy(err, "PTR rdata is not one valid name", errlen);
+			return -1;
+		}
+		res->mx = xrealloc(res->mx, (res->n + 1) * sizeof(*res->mx));
+		res->mx[res->n++] = mx;
+		return 0;
 	case DNS_T_A:
 	case DNS_T_AAAA:
 		if (len != (res->qtype == DNS_T_A ? 4u : 16u)) {
@@ -436,6 +449,14 @@ dns_result_add_rdata(struct dns_result *res, const uint8_t *rd, size_t len,
 		 * for the DNSSEC self-test (dnssec_check.c) */
 		if (len < 4) {
 			snprintf(err, errlen, "DNSKEY rdata too short (%zu)", len);
+			return -1;
+		}
+		res->n++;
+		return 0;
+	case DNS_T_CAA:
+		/* flags, tag length, tag, value (RFC 8659 §4.1): counted only */
+		if (len < 2 || (size_t)rd[1] + 2 > len) {
+			snprintf(err, errlen, "CAA rdata malformed (%zu)", len);
 			return -1;
 		}
 		res->n++;

@@ -116,6 +116,7 @@ tls_errstr(char *buf, size_t len)
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -343,6 +344,30 @@ tls_verify_result_type(long e)
 	}
 }
 
+/* The "3 1 1" TLSA data of the peer's certificate: the leaf of the chain
+ * it sent (kept also when its verification failed). */
+static void
+spki_digest(SSL *ssl, X509 *peer, char out[65])
+{
+	STACK_OF(X509) *chain;
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	int len;
+
+	out[0] = '\0';
+	if (peer == NULL && (chain = SSL_get_peer_cert_chain(ssl)) != NULL &&
+	    sk_X509_num(chain) > 0)
+		peer = sk_X509_value(chain, 0);
+	if (peer == NULL ||
+	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(peer), &der)) <= 0)
+		return;
+	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1
+	    && mdlen == 32)
+		for (i = 0; i < mdlen; i++)
+			snprintf(out + 2 * i, 3, "%02x", md[i]);
+	OPENSSL_free(der);
+}
+
 void
 tls_client_outcome(SSL *ssl, enum tls_client_mode mode, int handshake_ok,
     const char *errtext, struct tls_outcome *out)
@@ -367,6 +392,7 @@ tls_client_outcome(SSL *ssl, enum tls_client_mode mode, int handshake_ok,
 	if ((peer = SSL_get0_peer_certificate(ssl)) != NULL)
 		X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
 		    NID_commonName, out->peer, sizeof(out->peer));
+	spki_digest(ssl, peer, out->spki_sha256);
 
 	if (!handshake_ok) {
 		if (out->verify_error != X509_V_OK && mode != TLS_CLIENT_NOAUTH &&

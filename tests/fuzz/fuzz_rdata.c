@@ -25,7 +25,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const int types[] = { DNS_T_A, DNS_T_AAAA, DNS_T_MX, DNS_T_TXT,
-    DNS_T_TLSA, 99 };
+    DNS_T_TLSA, 99, DNS_T_PTR, DNS_T_CAA };
 
 static void
 check_name(const char *s)
@@ -65,6 +65,13 @@ check_last(const struct dns_result *res, size_t len)
 		break;
 	case DNS_T_TLSA:
 		if (res->tlsa[i].len != len - 3)
+			abort();
+		break;
+	case DNS_T_PTR:
+		check_name(res->mx[i].host);
+		break;
+	case DNS_T_CAA:
+		if (len < 2)
 			abort();
 		break;
 	default:

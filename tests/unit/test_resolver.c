@@ -486,6 +486,23 @@ test_anchors(void)
 		dns_result_free(r);
 		CHECK_STR(dns_type_name(DNS_T_DNSKEY), "DNSKEY");
 	}
+	/* PTR: one name, kept in mx[].host (danerelay check); CAA counted */
+	{
+		struct dns_result *r = newres(DNS_T_PTR);
+
+		CHECK(add(r, "\5Relay\4good\4test\0", 17) == 0 &&
+		    r->n == 1);
+		CHECK_STR(r->mx[0].host, "relay.good.test");
+		CHECK(add(r, "\5relay\4good\4test\0x", 18) == -1);
+		CHECK(add(r, "\5rel", 4) == -1 && r->n == 1);
+		dns_result_free(r);
+		CHECK_STR(dns_type_name(DNS_T_PTR), "PTR");
+		r = newres(DNS_T_CAA);
+		CHECK(add(r, "\0\5issue", 7) == 0 && r->n == 1);
+		CHECK(add(r, "\0\5iss", 5) == -1 && r->n == 1);
+		dns_result_free(r);
+		CHECK(dns_type_parse("caa") == DNS_T_CAA);
+	}
 	event_base_free(base);
 }
 

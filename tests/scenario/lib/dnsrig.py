@@ -238,11 +238,16 @@ class DnsRig:
         servfail: names in the zone delegated to a nameserver that does
         not exist (lookups at or below them SERVFAIL at once).  timeout:
         names delegated to an address where nothing answers (lookups
-        hang until the client gives up).  Returns the absolute zone
-        name."""
+        hang until the client gives up).  A zone outside top (a reverse
+        zone such as "2.0.192.in-addr.arpa") must be unsigned: it is
+        served as it is, reached through its own stub-zone (and
+        unbound's built-in local zone of that name is turned off).
+        Returns the absolute zone name."""
         zname = name.rstrip(".").lower() + "."
-        if zname != self.top and not zname.endswith("." + self.top):
-            raise RigError("zone %s is not under %s" % (zname, self.top))
+        if zname != self.top and not zname.endswith("." + self.top) and \
+                secure:
+            raise RigError("zone %s is not under %s: only an unsigned "
+                           "zone may be" % (zname, self.top))
         if self.proc is not None:
             raise RigError("add zones before start()")
         if zname in self.zones and zname != self.top:
@@ -303,7 +308,7 @@ class DnsRig:
         for z in order:
             z.children = []
         for z in order:
-            if z.name != self.top:
+            if z.name != self.top and self._parent_of(z.name) is not None:
                 self.zones[self._parent_of(z.name)].children.append(z)
         # keys and DS first (children's DS go into parents), deepest first
         for z in sorted(order, key=lambda z: -z.name.count(".")):
@@ -562,6 +567,10 @@ class DnsRig:
             "  val-log-level: 2",
             "  do-ip6: no",
         ] + ["  " + e for e in extra]
+        # zones outside the tree (reverse zones): unbound's default
+        # local zones (RFC 6303: 127.in-addr.arpa, the TEST-NETs) off
+        lines += ['  local-zone: "%s" nodefault' % z for z in self.zones
+                  if z != self.top and not z.endswith("." + self.top)]
         # A stub for every zone, not only the top: the NS records say
         # port 53, NSD listens on self.port, and a validator that refetches
         # a zone's NS set (e.g. retrying after bogus data) must still reach
