@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <libpsl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -526,6 +527,38 @@ has_addr(const struct dns_result *res, const char *addr)
 	return 0;
 }
 
+/*
+ * The organisational domain of RFC 7489 §3.2 (the public suffix and one
+ * more label, libpsl over Debian's publicsuffix list, else libpsl's
+ * built-in copy) into out; a name that is itself a public suffix is its
+ * own.  Lower case, no trailing dot.
+ */
+static void
+org_domain(const char *name, char *out, size_t outlen)
+{
+	static const psl_ctx_t *psl;
+	const char *reg;
+
+	if (psl == NULL && (psl = psl_latest(NULL)) == NULL)
+		psl = psl_builtin();
+	reg = psl != NULL ? psl_registrable_domain(psl, name) : NULL;
+	dr_strlcpy(out, reg != NULL ? reg : name, outlen);
+	str_lower(out);
+	if (*out != '\0' && out[strlen(out) - 1] == '.')
+		out[strlen(out) - 1] = '\0';
+}
+
+/* Relaxed alignment (§3.1): the same organisational domain. */
+static int
+aligned(const char *a, const char *b)
+{
+	char oa[256], ob[256];
+
+	org_domain(a, oa, sizeof(oa));
+	org_domain(b, ob, sizeof(ob));
+	return strcmp(oa, ob) == 0;
+}
+
 /* A PTR name that looks assigned by an access provider. */
 static int
 generic_ptr(const char *name, const char *addr)
@@ -724,16 +757,12 @@ second_domain(struct run *r, struct dom *d)
 			const char *u = i < d->dm.nrua ? d->dm.rua[i] :
 			    d->dm.ruf[i - d->dm.nrua];
 			char ed[256];
-			size_t n = strlen(d->name), m;
 
 			if (dmarc_uri_domain(u, ed, sizeof(ed)) == -1)
 				continue;
-			m = strlen(ed);
-			/* the domain itself or a subdomain of it is not
-			 * external (§7.1: same organisational domain) */
-			if (strcmp(ed, d->name) == 0 || (m > n &&
-			    ed[m - n - 1] == '.' &&
-			    strcmp(ed + m - n, d->name) == 0))
+			/* a destination of the same organisational domain
+			 * is not external (§7.1) */
+			if (aligned(ed, d->name))
 				continue;
 			for (j = 0; j < d->next; j++)
 				if (strcmp(d->ext[j], ed) == 0)
@@ -1539,22 +1568,6 @@ report_dkim(struct run *r, struct dom *d)
 		fix(it, "danerelay dkim keygen %s e%s --algorithm ed25519",
 		    d->name, day);
 	}
-}
-
-/* The organisational-domain test of RFC 7489 §3.2 simplified: the same
- * name, or one a subdomain of the other (no public suffix list). */
-static int
-aligned(const char *a, const char *b)
-{
-	size_t na = strlen(a), nb = strlen(b);
-
-	if (strcasecmp(a, b) == 0)
-		return 1;
-	if (na == nb)
-		return 0;
-	if (na > nb)
-		return a[na - nb - 1] == '.' && strcasecmp(a + na - nb, b) == 0;
-	return b[nb - na - 1] == '.' && strcasecmp(b + nb - na, a) == 0;
 }
 
 static void

@@ -150,6 +150,12 @@ w.dest("tlsabad.test", mx=[world.MX("mx", 15, tlsa=["3 1 1 decoy",
        records=full("tlsabad.test"))
 w.dest("unsigned.test", secure=False, records=['@ MX 0 .'] +
        full("unsigned.test"))
+# a.dmarcorg.test sends its reports to b.dmarcorg.test: another name of
+# the same organisational domain (the public suffix list: dmarcorg.test),
+# so not external, nothing to authorise (RFC 7489 §7.1)
+w.rig.zone("dmarcorg.test", records=[
+    "a MX 0 .", 'a TXT "v=spf1 ip4:%s ~all"' % GOOD_IP,
+    '_dmarc.a TXT "v=DMARC1; p=reject; rua=mailto:d@b.dmarcorg.test"'])
 w.rig.zone("slow.test", records=[], timeout=["dead"])
 # the policy sites exist now: their port and CA for the check
 d.write_config(mta_sts="yes", https_port=w.web.port, ca_file=w.root.crt)
@@ -340,6 +346,14 @@ drtest.check(p.returncode == 1 and "warn  unsigned.test  dnssec" in p.stdout
              and "\nfail" not in "\n" + p.stdout,
              "unsigned.test alone: warnings, exit 1 (%d):\n%s"
              % (p.returncode, p.stdout))
+
+# -- DMARC: organisational domains from the public suffix list --------------
+p, _ = check("--no-relay", "a.dmarcorg.test")
+dl = parse(p.stdout)
+drtest.check([x[0] for x in dl if x[2] == "dmarc"] == ["ok"] and
+             not [x for x in dl if x[2] == "dmarc-rua" and x[0] != "ok"],
+             "a.dmarcorg.test: reports to b.dmarcorg.test (the same "
+             "organisational domain) need no authorisation:\n%s" % p.stdout)
 
 # -- the good domain alone: exit 0 --------------------------------------------
 p, _ = check("good.test")
