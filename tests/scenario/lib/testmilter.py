@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""testmilter - a milter written with Debian's python3-milter (pymilter,
+on Sendmail's libmilter) for milter.t: what it does is chosen by the
+message.
+
+    /usr/bin/python3 testmilter.py SOCKET      # e.g. inet:7001@127.0.0.1
+
+  - RCPT TO:<reject-rcpt@...>: rejected with a two-line custom reply
+    (550-5.7.1 / 550 5.7.1);
+  - Subject "tempfail-eom": 451 at the end of the message;
+  - Subject "discard": discarded;
+  - Subject "headers": adds X-Test-Milter: added, changes Subject: to
+    "headers changed by the milter";
+  - Subject "rcpts": adds <added@rcpt.test> (with NOTIFY=NEVER), deletes
+    <gone@rcpt.test>;
+  - Subject "sender": the envelope sender becomes
+    <new-sender@client.dr-test.example>;
+  - Subject "body": the body becomes "replaced by the milter";
+  - Subject "quarantine": quarantined ("held for review by testmilter");
+  - each connect stage is written to stdout ("testmilter: connect");
+  - every accepted message gets X-Milter-Seen: with the connect address
+    and port, HELO, and the j and i macros seen at the end of message.
+"""
+import sys
+
+import Milter
+
+
+class TestMilter(Milter.Base):
+    def __init__(self):
+        self.id = Milter.uniqueID()
+        self.conn = ("?", "?")
+        self.helo_name = "?"
+        self.subject = ""
+
+    def connect(self, hostname, family, hostaddr):
+        if isinstance(hostaddr, tuple):
+            self.conn = (hostaddr[0], hostaddr[1])
+        sys.stdout.write("testmilter: connect %s\n" % (self.conn,))
+        sys.stdout.flush()
+        return Milter.CONTINUE
+
+    def hello(self, name):
+        self.helo_name = name
+        return Milter.CONTINUE
+
+    def envfrom(self, mailfrom, *args):
+        self.subject = ""
+        return Milter.CONTINUE
+
+    def envrcpt(self, to, *args):
+        if to.lower().startswith("<reject-rcpt@"):
+            self.setreply("550", "5.7.1", "rejected by testmilter",
+                          "second line of the rejection")
+            return Milter.REJECT
+        return Milter.CONTINUE
+
+    def header(self, name, value):
+        if name.lower() == "subject":
+            self.subject = value.strip()
+        return Milter.CONTINUE
+
+    def eom(self):
+        s = self.subject
+        if s == "tempfail-eom":
+            self.setreply("451", "4.7.1", "testmilter says later")
+            return Milter.TEMPFAIL
+        if s == "discard":
+            return Milter.DISCARD
+        if s == "headers":
+            self.addheader("X-Test-Milter", "added")
+            self.chgheader("Subject", 1, "headers changed by the milter")
+        if s == "rcpts":
+            self.addrcpt("<added@rcpt.test>", "NOTIFY=NEVER")
+            self.delrcpt("<gone@rcpt.test>")
+        if s == "sender":
+            self.chgfrom("<new-sender@client.dr-test.example>")
+        if s == "body":
+            self.replacebody(b"replaced by the milter\r\n")
+        if s == "quarantine":
+            self.quarantine("held for review by testmilter")
+        self.addheader("X-Milter-Seen", "addr=%s port=%s helo=%s j=%s i=%s"
+                       % (self.conn[0], self.conn[1], self.helo_name,
+                          self.getsymval("j"), self.getsymval("i")))
+        return Milter.ACCEPT
+
+
+def main():
+    Milter.factory = TestMilter
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.ADDRCPT |
+                     Milter.ADDRCPT_PAR | Milter.DELRCPT | Milter.CHGFROM |
+                     Milter.CHGBODY | Milter.QUARANTINE)
+    sys.stdout.write("testmilter: listening on %s\n" % sys.argv[1])
+    sys.stdout.flush()
+    Milter.runmilter("testmilter", sys.argv[1], 60)
+
+
+if __name__ == "__main__":
+    main()
