@@ -669,6 +669,7 @@ static int
 milter_list_syntax(const char *list, char *why, size_t whylen)
 {
 	char *copy = xstrdup(list), *tok, *save = NULL, *host, *port, *c;
+	char whole[128];
 	struct in6_addr a6;
 	struct in_addr a4;
 	long n;
@@ -677,6 +678,7 @@ milter_list_syntax(const char *list, char *why, size_t whylen)
 
 	for (tok = strtok_r(copy, ", \t", &save); tok != NULL && rc == 0;
 	    tok = strtok_r(NULL, ", \t", &save)) {
+		dr_strlcpy(whole, tok, sizeof(whole));
 		if (strncmp(tok, "unix:", 5) == 0 ||
 		    strncmp(tok, "local:", 6) == 0) {
 			c = strchr(tok, ':') + 1;
@@ -716,9 +718,9 @@ milter_list_syntax(const char *list, char *why, size_t whylen)
 		    n > 65535 || (strcmp(host, "localhost") != 0 &&
 		    inet_pton(AF_INET, host, &a4) != 1 &&
 		    inet_pton(AF_INET6, host, &a6) != 1)) {
-			snprintf(why, whylen, "bad milter \"%s\": want "
+			snprintf(why, whylen, "bad milter \"%.100s\": want "
 			    "inet:ADDRESS:PORT (a numeric address or "
-			    "localhost) or unix:/path", tok);
+			    "localhost) or unix:/path", whole);
 			rc = -1;
 		}
 	}

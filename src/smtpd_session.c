@@ -505,7 +505,10 @@ static int
 smtp_milter_envelope(struct smtpd_session *s, const struct milter_msg *m)
 {
 	struct smtp_rcpt *nr;
+	struct smtp_perr e;
+	char *line;
 	size_t i, k;
+	int rc;
 
 	if (m->changed_sender) {
 		if (strlen(m->sender) >= sizeof(s->mail.addr))
@@ -529,8 +532,21 @@ smtp_milter_envelope(struct smtpd_session *s, const struct milter_msg *m)
 		if (k < s->nrcpt)
 			nr[i] = s->rcpts[k];	/* its DSN settings kept */
 		else {
-			dr_strlcpy(nr[i].addr, m->rcpts[i].addr,
-			    sizeof(nr[i].addr));
+			/* as if the client had sent it: the address and its
+			 * ESMTP arguments (NOTIFY, ORCPT) checked and kept */
+			line = xasprintf("TO:<%s>%s%s", m->rcpts[i].addr,
+			    m->rcpts[i].args != NULL ? " " : "",
+			    m->rcpts[i].args != NULL ? m->rcpts[i].args : "");
+			rc = smtp_parse_rcpt(line, s->mail.smtputf8, &nr[i],
+			    &e);
+			free(line);
+			if (rc == -1) {
+				log_warnx("%s: milter: cannot add recipient "
+				    "<%s>: %s", s->qid, m->rcpts[i].addr,
+				    e.text);
+				free(nr);
+				return -1;
+			}
 			log_info("%s: milter: recipient <%s> added%s%s",
 			    s->qid, nr[i].addr, m->rcpts[i].args != NULL ?
 			    " with " : "", m->rcpts[i].args != NULL ?

@@ -51,7 +51,7 @@ if not os.path.exists(OPENDKIM) or not shutil.which("opendkim-genkey"):
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 w = world.World()
-rcv = w.dest("rcpt.test", 11)
+rcv = w.dest("rcpt.test", 11, extra=["--dsn"])
 
 # -- OpenDKIM's key, in the zone
 kdir = os.path.join(w.tmp, "opendkim")
@@ -135,6 +135,20 @@ def metric(name):
     m = re.search(r"^%s (\d+)$" % name, body, re.M)
     return int(m.group(1)) if m else None
 reloads = 0
+
+# a bad milter list or default action: refused with file:line
+for opt, val, want in (("milters", "inet:mx.example:8891", "milters: bad "
+                        "milter"),
+                       ("milter_default_action", "bounce",
+                        "want tempfail, accept or reject")):
+    d.write_config(**{"milters": MILTERS, opt: val})
+    r = subprocess.run([d.binary, "-n", "-c", d.conf],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    drtest.check(r.returncode != 0 and re.search(r"%s:\d+: " % re.escape(
+        d.conf), r.stderr) and want in r.stderr,
+        "%s = %s refused with file:line: %r" % (opt, val, r.stderr))
+d.write_config(milters=MILTERS, milter_default_action="tempfail")
 
 
 def reconfigure(**opts):
@@ -259,6 +273,9 @@ m = arrived("added@rcpt.test")[0]
 drtest.check(set(m["rcpts"]) == {"user7@rcpt.test", "added@rcpt.test"},
              "added@ added, gone@ deleted: %r" % m["rcpts"])
 drtest.check(not arrived("gone@rcpt.test"), "the deleted one got nothing")
+drtest.check("NOTIFY=NEVER" in (m.get("rcpt_params") or {}).get(
+    "added@rcpt.test", ""), "the added recipient kept its ESMTP argument "
+    "NOTIFY=NEVER: %r" % m.get("rcpt_params"))
 
 # -- sender change
 w.send(d, ["user8@rcpt.test"], sender="a@signer.test",

@@ -18,6 +18,8 @@ message.
   - Subject "body": the body becomes "replaced by the milter";
   - Subject "quarantine": quarantined ("held for review by testmilter");
   - each connect stage is written to stdout ("testmilter: connect");
+  - the end of message is answered with CONTINUE for "headers" and
+    "body", ACCEPT for the rest: changes count with either;
   - every accepted message gets X-Milter-Seen: with the connect address
     and port, HELO, and the j and i macros seen at the end of message.
 """
@@ -82,7 +84,9 @@ class TestMilter(Milter.Base):
         self.addheader("X-Milter-Seen", "addr=%s port=%s helo=%s j=%s i=%s"
                        % (self.conn[0], self.conn[1], self.helo_name,
                           self.getsymval("j"), self.getsymval("i")))
-        return Milter.ACCEPT
+        # both final answers keep the changes (OpenDKIM accepts)
+        return Milter.CONTINUE if s in ("headers", "body") else \
+            Milter.ACCEPT
 
 
 def main():
