@@ -100,6 +100,8 @@ struct evbuffer;
 
 #define MILTER_PKT_MAX		(1024 * 1024 * 2)	/* one reply */
 #define MILTER_CHUNK		65535			/* body per packet */
+#define MILTER_CHANGES_MAX	10000	/* end-of-message changes, all milters */
+#define MILTER_CHANGE_BYTES_MAX	(256 * 1024 * 1024)	/*   and their bytes */
 
 /* One reply packet, taken apart.  Strings point into the packet (the
  * caller's buffer); they are NUL-terminated there. */

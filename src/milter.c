@@ -543,6 +543,9 @@ struct milter_chain {
 	size_t			 hdr_i;
 	size_t			 body_off, body_pos;
 	struct evbuffer		*newbody;	/* SMFIR_REPLBODY so far */
+	int			 body_cr;	/*   it ended in CR */
+	size_t			 nchanges;	/* of this message, all milters */
+	size_t			 change_bytes;
 	int			 hdr_changed;
 	milter_done_cb		*cb;
 	void			*cbarg;
@@ -911,7 +914,8 @@ hdr_value_out(const struct milter *m, const char *v)
 
 /* A milter's value into the message: " " in front unless it asked to
  * give its own leading space, LF (or CRLF) folds as CRLF, CRLF at the
- * end. */
+ * end.  A fold always goes on with white space and an empty line is
+ * dropped: a value never ends the header section or starts a field. */
 static char *
 hdr_value_in(const struct milter *m, const char *v)
 {
@@ -924,10 +928,17 @@ hdr_value_in(const struct milter *m, const char *v)
 	for (; *v; v++) {
 		if (*v == '\r')
 			continue;
-		if (*v == '\n')
-			evbuffer_add(b, "\r\n", 2);
-		else
+		if (*v != '\n') {
 			evbuffer_add(b, v, 1);
+			continue;
+		}
+		while (v[1] == '\n' || v[1] == '\r')
+			v++;
+		if (v[1] == '\0')
+			break;
+		evbuffer_add(b, "\r\n", 2);
+		if (v[1] != ' ' && v[1] != '\t')
+			evbuffer_add(b, "\t", 1);
 	}
 	evbuffer_add(b, "\r\n", 2);
 	n = evbuffer_get_length(b);
@@ -950,6 +961,9 @@ msg_rebuild(struct milter_chain *ch)
 		    ch->hdrs[i].value);
 	evbuffer_add(nb, "\r\n", 2);
 	if (ch->newbody != NULL) {
+		if (ch->body_cr)
+			evbuffer_add(ch->newbody, "\n", 1);
+		ch->body_cr = 0;
 		evbuffer_add_buffer(nb, ch->newbody);
 		evbuffer_free(ch->newbody);
 		ch->newbody = NULL;
@@ -963,18 +977,38 @@ msg_rebuild(struct milter_chain *ch)
 	hdrs_parse(ch);
 }
 
-/* SMFIR_REPLBODY data, bare LF made CRLF. */
+/* SMFIR_REPLBODY data with every line end made CRLF: a bare LF or a
+ * bare CR would be refused from an SMTP client (smuggling), so it is not
+ * taken from a milter either.  A CR at the end of one packet and an LF
+ * at the start of the next are one line end (body_cr). */
 static void
 body_add(struct milter_chain *ch, const unsigned char *p, size_t n)
 {
-	size_t i;
+	size_t i = 0, k;
 
-	if (ch->newbody == NULL)
+	if (ch->newbody == NULL) {
 		ch->newbody = evbuffer_new();
-	for (i = 0; i < n; i++) {
-		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+		ch->body_cr = 0;
+	}
+	if (ch->body_cr && n > 0) {
+		evbuffer_add(ch->newbody, "\n", 1);
+		ch->body_cr = 0;
+		if (p[0] == '\n')
+			i = 1;
+	}
+	while (i < n) {
+		for (k = i; k < n && p[k] != '\r' && p[k] != '\n'; k++)
+			;
+		evbuffer_add(ch->newbody, p + i, k - i);
+		if (k == n)
+			break;
+		if (p[k] == '\r' && k + 1 == n) {
 			evbuffer_add(ch->newbody, "\r", 1);
-		evbuffer_add(ch->newbody, p + i, 1);
+			ch->body_cr = 1;	/* an LF may follow */
+			break;
+		}
+		evbuffer_add(ch->newbody, "\r\n", 2);
+		i = k + (p[k] == '\r' && p[k + 1] == '\n' ? 2 : 1);
 	}
 }
 
@@ -988,7 +1022,8 @@ strip_brackets(const char *a)
 	return xstrdup(a);
 }
 
-/* One end-of-message change of m; -1 a change it did not negotiate. */
+/* One end-of-message change of m; -1 a change it did not negotiate,
+ * or one too many. */
 static int
 eom_change(struct milter *m, const struct milter_reply *r)
 {
@@ -996,6 +1031,13 @@ eom_change(struct milter *m, const struct milter_reply *r)
 	struct milter_msg *msg = ch->msg;
 	size_t i, k, seen;
 	char *v, *a;
+
+	/* a runaway filter cannot grow the message without end */
+	ch->change_bytes += r->len + (r->value != NULL ? strlen(r->value) :
+	    0) + (r->addr != NULL ? strlen(r->addr) : 0);
+	if (++ch->nchanges > MILTER_CHANGES_MAX ||
+	    ch->change_bytes > MILTER_CHANGE_BYTES_MAX)
+		return -1;
 
 	switch (r->cmd) {
 	case SMFIR_ADDHEADER:
@@ -1327,7 +1369,9 @@ on_reply(struct milter *m, const struct milter_reply *r)
 		case SMFIR_QUARANTINE:
 			if (eom_change(m, r) == -1) {
 				snprintf(why, sizeof(why), "change '%c' not "
-				    "negotiated", r->cmd);
+				    "negotiated, or more than %d changes or %d "
+				    "MiB", r->cmd, MILTER_CHANGES_MAX,
+				    MILTER_CHANGE_BYTES_MAX >> 20);
 				milter_fail(m, why);
 			}
 			return;
@@ -1555,6 +1599,7 @@ milter_message(struct milter_chain *ch, const struct milter_client *cl,
     struct milter_msg *msg, milter_done_cb *cb, void *arg)
 {
 	ch->msg = msg;
+	ch->nchanges = ch->change_bytes = 0;
 	hdrs_parse(ch);
 	stage_start(ch, ST_MSG, cl, NULL, NULL, cb, arg);
 }

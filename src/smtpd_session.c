@@ -186,15 +186,18 @@ struct smtpd_session {
 	int			 nul;		/* a NUL byte in the data */
 	int			 io_error;
 
-	/* milters (milter.c): NULL until the first MAIL, none without
-	 * milters in the settings */
-	struct milter_chain	*milters;
-	struct smtp_rcpt	 mrcpt;		/* RCPT the milters look at */
-	enum smtp_state		 mprev;		/* state before S_MILTER */
-	struct milter_msg	 mmsg;		/* the message they look at */
+	/* milters (milter.c): made at the first MAIL, never without
+	 * milters in the settings (a session without costs one pointer) */
+	struct smtpd_milter	*mil;
 	char			*hold;		/* quarantined: the reason */
-	char			 tls_cipher[64];
-	int			 tls_bits;
+};
+
+/* A session's milter state. */
+struct smtpd_milter {
+	struct milter_chain	*chain;
+	struct smtp_rcpt	 rcpt;		/* RCPT the milters look at */
+	enum smtp_state		 prev;		/* state before S_MILTER */
+	struct milter_msg	 msg;		/* the message they look at */
 };
 
 static void smtp_enter_state(struct smtpd_session *, enum smtp_state);
@@ -269,9 +272,9 @@ smtp_tx_reset(struct smtpd_session *s)
 	s->too_big = 0;
 	s->nul = 0;
 	s->io_error = 0;
-	if (s->milters != NULL) {
-		milter_abort(s->milters);
-		milter_msg_clear(&s->mmsg);
+	if (s->mil != NULL) {
+		milter_abort(s->mil->chain);
+		milter_msg_clear(&s->mil->msg);
 	}
 	free(s->hold);
 	s->hold = NULL;
@@ -304,7 +307,8 @@ smtp_enter_state(struct smtpd_session *s, enum smtp_state new)
 		s->helo[0] = '\0';
 		s->esmtp = 0;
 		smtp_tx_reset(s);
-		milter_helo_reset(s->milters);
+		if (s->mil != NULL)
+			milter_helo_reset(s->mil->chain);
 		break;
 	case S_HELO:
 		/* RSET, EHLO/HELO, end of DATA, end of AUTH */
@@ -367,7 +371,8 @@ smtp_helo(struct smtpd_session *s, const char *arg, int esmtp)
 	dr_strlcpy(s->helo, arg, sizeof(s->helo));
 	s->esmtp = esmtp;
 	smtp_enter_state(s, S_HELO);
-	milter_helo_reset(s->milters);
+	if (s->mil != NULL)
+		milter_helo_reset(s->mil->chain);
 	if (!esmtp) {
 		smtp_reply(s, 250, "%s", s->conf->hostname);
 		return;
@@ -418,22 +423,30 @@ smtp_milters(struct smtpd_session *s)
 {
 	if (s->conf->milters == NULL)
 		return 0;
-	if (s->milters == NULL)
-		s->milters = milter_chain_new(s->sd->base, s->conf->milters);
-	return s->milters != NULL;
+	if (s->mil == NULL) {
+		s->mil = xcalloc(1, sizeof(*s->mil));
+		s->mil->chain = milter_chain_new(s->sd->base,
+		    s->conf->milters);
+	}
+	return s->mil->chain != NULL;
 }
 
 static void
 smtp_milter_client(struct smtpd_session *s, struct milter_client *cl)
 {
+	const SSL_CIPHER *c;
+	SSL *ssl;
+
 	memset(cl, 0, sizeof(*cl));
 	cl->ss = s->ss;
 	cl->addr = s->addr;
 	cl->helo = s->helo[0] != '\0' ? s->helo : NULL;
 	if (s->tls) {
 		cl->tls_version = s->tls_proto;
-		cl->cipher = s->tls_cipher;
-		cl->cipher_bits = s->tls_bits;
+		ssl = bufferevent_openssl_get_ssl(s->bev);
+		c = ssl != NULL ? SSL_get_current_cipher(ssl) : NULL;
+		cl->cipher = c != NULL ? SSL_CIPHER_get_name(c) : NULL;
+		cl->cipher_bits = c != NULL ? SSL_CIPHER_get_bits(c, NULL) : 0;
 	}
 	if (s->auth_user != NULL) {
 		cl->auth_type = s->auth_mech;
@@ -485,15 +498,15 @@ smtp_milter_rcpt_done(const struct milter_verdict *v, void *arg)
 		stats_inc(S_MILTER_REJECTED);
 		log_info("NOQUEUE: milter-reject: RCPT from unknown[%s]: %s; "
 		    "from=<%s> to=<%s> helo=<%s>", s->addr, v->reply,
-		    s->mail.addr, s->mrcpt.addr, s->helo);
+		    s->mail.addr, s->mil->rcpt.addr, s->helo);
 		if (v->act == MILTER_REJECT)
 			s->rcpt_rejected = 1;
-		smtp_enter_state(s, s->mprev);
+		smtp_enter_state(s, s->mil->prev);
 		smtp_reply_lines(s, v->reply);
 	} else {
 		s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) *
 		    sizeof(*s->rcpts));
-		s->rcpts[s->nrcpt++] = s->mrcpt;
+		s->rcpts[s->nrcpt++] = s->mil->rcpt;
 		smtp_enter_state(s, S_RCPT);
 		smtp_reply(s, 250, "2.1.5 Ok");
 	}
@@ -591,7 +604,7 @@ static void
 smtp_milter_msg_done(const struct milter_verdict *v, void *arg)
 {
 	struct smtpd_session *s = arg;
-	struct milter_msg *m = &s->mmsg;
+	struct milter_msg *m = &s->mil->msg;
 
 	if (s->state != S_MILTER)
 		return;
@@ -647,7 +660,7 @@ smtp_milter_msg_done(const struct milter_verdict *v, void *arg)
 static int
 smtp_milter_message(struct smtpd_session *s)
 {
-	struct milter_msg *m = &s->mmsg;
+	struct milter_msg *m = &s->mil->msg;
 	struct milter_client cl;
 	char buf[16384];
 	off_t off = 0;
@@ -671,7 +684,7 @@ smtp_milter_message(struct smtpd_session *s)
 	}
 	smtp_enter_state(s, S_MILTER);
 	smtp_milter_client(s, &cl);
-	milter_message(s->milters, &cl, m, smtp_milter_msg_done, s);
+	milter_message(s->mil->chain, &cl, m, smtp_milter_msg_done, s);
 	return 0;
 }
 
@@ -770,7 +783,7 @@ smtp_mail(struct smtpd_session *s, const char *arg)
 
 		smtp_enter_state(s, S_MILTER);
 		smtp_milter_client(s, &cl);
-		milter_mail(s->milters, &cl, s->mail.addr, NULL,
+		milter_mail(s->mil->chain, &cl, s->mail.addr, NULL,
 		    smtp_milter_mail_done, s);
 		return;
 	}
@@ -884,11 +897,11 @@ smtp_rcpt(struct smtpd_session *s, const char *arg)
 	if (smtp_milters(s)) {
 		struct milter_client cl;
 
-		s->mrcpt = r;
-		s->mprev = s->state;
+		s->mil->rcpt = r;
+		s->mil->prev = s->state;
 		smtp_enter_state(s, S_MILTER);
 		smtp_milter_client(s, &cl);
-		milter_rcpt(s->milters, &cl, r.addr, NULL,
+		milter_rcpt(s->mil->chain, &cl, r.addr, NULL,
 		    smtp_milter_rcpt_done, s);
 		return;
 	}
@@ -1860,9 +1873,6 @@ smtp_tls_established(struct smtpd_session *s)
 
 	bits = SSL_CIPHER_get_bits(c, &alg);
 	dr_strlcpy(s->tls_proto, SSL_get_version(ssl), sizeof(s->tls_proto));
-	dr_strlcpy(s->tls_cipher, SSL_CIPHER_get_name(c),
-	    sizeof(s->tls_cipher));
-	s->tls_bits = bits;
 	snprintf(s->tls_info, sizeof(s->tls_info), "%s with cipher %s "
 	    "(%d/%d bits)", s->tls_proto, SSL_CIPHER_get_name(c), bits, alg);
 	s->tls = 1;
@@ -2319,8 +2329,11 @@ smtp_free(struct smtpd_session *s)
 	if (s->auth_user != NULL)
 		free(s->auth_user);
 	OPENSSL_cleanse(s->login_user, sizeof(s->login_user));
-	milter_chain_free(s->milters);
-	milter_msg_clear(&s->mmsg);
+	if (s->mil != NULL) {
+		milter_chain_free(s->mil->chain);
+		milter_msg_clear(&s->mil->msg);
+		free(s->mil);
+	}
 	smtpd_conf_unref(s->conf);
 	free(s->df);
 	free(s);

@@ -226,6 +226,9 @@ w.send(d, ["user3@rcpt.test"], sender="a@signer.test",
 w.expect(d, "rcpt.test", "sent", rcpt="user3@rcpt.test", at="mx")
 raw = arrived("user3@rcpt.test")[0]["data"]
 drtest.check(b"\r\nX-Test-Milter: added\r\n" in raw, "header added")
+drtest.check(b"\r\nX-Test-Folded: one\r\n\ttwo\r\n\tThree: no\r\n" in raw,
+             "a value with bare folds and an empty line stays one folded "
+             "field: %r" % raw[raw.find(b"X-Test-Folded"):][:60])
 drtest.check(b"\r\nSubject: headers changed by the milter\r\n" in raw and
              b"Subject: headers\r\n" not in raw, "Subject: changed")
 tags = verified(raw, "a header changed before OpenDKIM")
@@ -290,8 +293,10 @@ w.send(d, ["user9@rcpt.test"], sender="a@signer.test",
        data=message("body", "user9@rcpt.test"))
 w.expect(d, "rcpt.test", "sent", rcpt="user9@rcpt.test", at="mx")
 raw = arrived("user9@rcpt.test")[0]["data"]
-drtest.check(raw.split(b"\r\n\r\n", 1)[1] == b"replaced by the milter\r\n",
-             "body replaced: %r" % raw.split(b"\r\n\r\n", 1)[1][:80])
+drtest.check(raw.split(b"\r\n\r\n", 1)[1] == b"replaced by the milter\r\n"
+             b"bare LF\r\nbare CR\r\nsplit\r\nend\r\n",
+             "body replaced, every line end CRLF: %r"
+             % raw.split(b"\r\n\r\n", 1)[1][:120])
 verified(raw, "a replaced body")
 
 # -- quarantine: held, with the milter's reason, not delivered

@@ -9,13 +9,16 @@ message.
     (550-5.7.1 / 550 5.7.1);
   - Subject "tempfail-eom": 451 at the end of the message;
   - Subject "discard": discarded;
-  - Subject "headers": adds X-Test-Milter: added, changes Subject: to
+  - Subject "headers": adds X-Test-Milter: added and X-Test-Folded:
+    (folded with bare LFs and an empty line), changes Subject: to
     "headers changed by the milter";
   - Subject "rcpts": adds <added@rcpt.test> (with NOTIFY=NEVER), deletes
     <gone@rcpt.test>;
   - Subject "sender": the envelope sender becomes
     <new-sender@client.dr-test.example>;
-  - Subject "body": the body becomes "replaced by the milter";
+  - Subject "body": the body becomes "replaced by the milter", "bare
+    LF", "bare CR", "split", "end" (with bare LF and CR line ends, and a
+    CRLF split over two chunks);
   - Subject "quarantine": quarantined ("held for review by testmilter");
   - each connect stage is written to stdout ("testmilter: connect");
   - the end of message is answered with CONTINUE for "headers" and
@@ -71,6 +74,8 @@ class TestMilter(Milter.Base):
             return Milter.DISCARD
         if s == "headers":
             self.addheader("X-Test-Milter", "added")
+            # a value with a bare fold and an empty line: stays one field
+            self.addheader("X-Test-Folded", "one\ntwo\n\nThree: no")
             self.chgheader("Subject", 1, "headers changed by the milter")
         if s == "rcpts":
             self.addrcpt("<added@rcpt.test>", "NOTIFY=NEVER")
@@ -78,7 +83,11 @@ class TestMilter(Milter.Base):
         if s == "sender":
             self.chgfrom("<new-sender@client.dr-test.example>")
         if s == "body":
-            self.replacebody(b"replaced by the milter\r\n")
+            # bare LF and bare CR line ends, and a CRLF split over two
+            # replacebody() calls: CRLF in the message
+            self.replacebody(b"replaced by the milter\r\nbare LF\n"
+                             b"bare CR\rsplit\r")
+            self.replacebody(b"\nend\r\n")
         if s == "quarantine":
             self.quarantine("held for review by testmilter")
         self.addheader("X-Milter-Seen", "addr=%s port=%s helo=%s j=%s i=%s"
