@@ -25,6 +25,7 @@
     milter_command_timeout has passed; one that answers garbage: the
     default action at once, and the relay keeps serving.
 """
+import base64
 import os
 import re
 import shutil
@@ -123,8 +124,12 @@ tm = start_testmilter(tm_port)
 
 MILTERS = "inet:127.0.0.1:%d, inet:127.0.0.1:%d" % (tm_port, od_port)
 mport = drtest.free_port("127.0.0.1")
+crt, ckey = drtest.make_cert(w.tmp, "relay.dr-test.example")
+authfile = drtest.auth_file(os.path.join(w.tmp, "auth"),
+                            {"alice": "alice-password"})
 d = w.daemon(milters=MILTERS, milter_command_timeout="3s",
-             min_backoff="1h", metrics_listen="127.0.0.1:%d" % mport)
+             min_backoff="1h", metrics_listen="127.0.0.1:%d" % mport,
+             tls_cert_file=crt, tls_key_file=ckey, auth_file=authfile)
 
 
 def metric(name):
@@ -219,6 +224,30 @@ conns = open(os.path.join(w.tmp, "tm.log")).read().count(
     "testmilter: connect ")
 drtest.check(conns == 1, "one milter connection for the session's two "
              "messages (%d connect stages)" % conns)
+
+drtest.check(b"X-Milter-Session: tls=None cipher=None auth=None/None "
+             b"mail_addr=a@signer.test" in raw2,
+             "no TLS or AUTH macros in a plain session, {mail_addr} set: %r"
+             % re.findall(rb"X-Milter-Session: [^\r]*", raw2))
+
+# -- STARTTLS and AUTH: the TLS and AUTH macros
+c = session()
+c.starttls()
+c.expect("EHLO client.dr-test.example", 250)
+c.expect("AUTH PLAIN " + base64.b64encode(
+    b"\0alice\0alice-password").decode(), 235)
+c._helo_done = True
+c.sendmail("a@signer.test", ["user13@rcpt.test"],
+           message("tls and auth", "user13@rcpt.test"))
+c.close()
+w.expect(d, "rcpt.test", "sent", rcpt="user13@rcpt.test", at="mx")
+raw = arrived("user13@rcpt.test")[0]["data"]
+verified(raw, "a message over TLS from an authenticated client")
+ms = re.search(rb"X-Milter-Session: tls=(TLSv1\.[23]) cipher=(\S+) "
+               rb"auth=PLAIN/alice mail_addr=a@signer.test", raw)
+drtest.check(ms is not None and ms.group(2) != b"None",
+             "{tls_version}, {cipher}, {auth_type}, {auth_authen}: %r"
+             % re.findall(rb"X-Milter-Session: [^\r]*", raw))
 
 # -- header add and change, and OpenDKIM after it signs the changed Subject
 w.send(d, ["user3@rcpt.test"], sender="a@signer.test",

@@ -93,6 +93,13 @@ class TestMilter(Milter.Base):
         self.addheader("X-Milter-Seen", "addr=%s port=%s helo=%s j=%s i=%s"
                        % (self.conn[0], self.conn[1], self.helo_name,
                           self.getsymval("j"), self.getsymval("i")))
+        self.addheader("X-Milter-Session", "tls=%s cipher=%s auth=%s/%s "
+                       "mail_addr=%s" % (
+                           self.getsymval("{tls_version}"),
+                           self.getsymval("{cipher}"),
+                           self.getsymval("{auth_type}"),
+                           self.getsymval("{auth_authen}"),
+                           self.getsymval("{mail_addr}")))
         # both final answers keep the changes (OpenDKIM accepts)
         return Milter.CONTINUE if s in ("headers", "body") else \
             Milter.ACCEPT
