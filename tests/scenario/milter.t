@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -390,6 +391,82 @@ class Bad(threading.Thread):
                 except OSError:
                     pass
 
+
+class Raw(threading.Thread):
+    """A milter spoken by hand (mfdef.h): it asks for no reply to
+    headers (SMFIP_NR_HDR) and none to connect (SMFIP_NR_CONN), skips
+    HELO (SMFIP_NOHELO), answers the first body chunk with SMFIR_SKIP and
+    adds X-Raw: at the end of message, counting the body chunks it
+    got."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.port = self.ls.getsockname()[1]
+        self.cmds = []
+
+    @staticmethod
+    def pkt(cmd, data=b""):
+        return struct.pack(">I", len(data) + 1) + cmd + data
+
+    def serve(self, s):
+        buf = b""
+        while True:
+            while len(buf) < 4 or len(buf) < 4 + struct.unpack(
+                    ">I", buf[:4])[0]:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            n = struct.unpack(">I", buf[:4])[0]
+            cmd, data, buf = buf[4:5], buf[5:4 + n], buf[4 + n:]
+            self.cmds.append(cmd)
+            if cmd == b"O":
+                s.sendall(self.pkt(b"O", struct.pack(
+                    ">III", 6, 0x01, 0x80 | 0x1000 | 0x2 | 0x400)))
+            elif cmd in (b"M", b"R", b"T", b"N"):
+                s.sendall(self.pkt(b"c"))
+            elif cmd == b"B":
+                s.sendall(self.pkt(b"s"))
+            elif cmd == b"E":
+                s.sendall(self.pkt(b"h", b"X-Raw\0body chunks=%d\0" %
+                                   self.cmds.count(b"B")) + self.pkt(b"c"))
+            elif cmd == b"H":
+                return      # asked not to get HELO: a protocol error
+
+    def run(self):
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                self.serve(s)
+            except OSError:
+                pass
+            s.close()
+
+
+raw_milter = Raw()
+raw_milter.start()
+reconfigure(milters="inet:127.0.0.1:%d, inet:127.0.0.1:%d"
+            % (raw_milter.port, od_port))
+big = message("skip", "user14@rcpt.test",
+              body=("y" * 70 + "\r\n") * 3000)      # 216 KB: 4 chunks
+w.send(d, ["user14@rcpt.test"], sender="a@signer.test", data=big)
+w.expect(d, "rcpt.test", "sent", rcpt="user14@rcpt.test", at="mx")
+raw = arrived("user14@rcpt.test")[0]["data"]
+drtest.check(b"\r\nX-Raw: body chunks=1\r\n" in raw,
+             "SMFIR_SKIP after the first body chunk: no more chunks sent, "
+             "the end of message still: %r"
+             % re.findall(rb"X-Raw: [^\r]*", raw))
+drtest.check(b"H" not in raw_milter.cmds and raw_milter.cmds.count(b"L") >= 5,
+             "SMFIP_NOHELO: no HELO; SMFIP_NR_HDR: headers sent without "
+             "waiting for replies (%r)" % raw_milter.cmds[:12])
+verified(raw, "after a milter that skipped the body")
 
 silent = Bad(False)
 silent.start()
