@@ -107,14 +107,20 @@ def start_opendkim(port):
     return p
 
 
-def start_testmilter(port):
+def start_testmilter(port, path=None):
     p = subprocess.Popen(["/usr/bin/python3",
                           os.path.join(HERE, "lib", "testmilter.py"),
+                          "unix:%s" % path if path else
                           "inet:%d@127.0.0.1" % port],
                          stdout=open(os.path.join(w.tmp, "tm.log"), "a"),
                          stderr=subprocess.STDOUT)
     procs.append(p)
-    drtest.wait_for(lambda: listening(port), 20, "testmilter listening")
+    if path:
+        drtest.wait_for(lambda: os.path.exists(path), 20,
+                        "testmilter's socket")
+        os.chmod(path, 0o666)       # the daemon's user connects
+    else:
+        drtest.wait_for(lambda: listening(port), 20, "testmilter listening")
     return p
 
 
@@ -449,6 +455,19 @@ class Raw(threading.Thread):
                 pass
             s.close()
 
+
+# -- a milter on a unix socket
+sock = os.path.join(w.tmp, "tm.sock")
+start_testmilter(None, sock)
+reconfigure(milters="unix:%s, inet:127.0.0.1:%d" % (sock, od_port))
+w.send(d, ["user15@rcpt.test"], sender="a@signer.test",
+       data=message("headers", "user15@rcpt.test"))
+w.expect(d, "rcpt.test", "sent", rcpt="user15@rcpt.test", at="mx")
+raw = arrived("user15@rcpt.test")[0]["data"]
+drtest.check(b"\r\nX-Test-Milter: added\r\n" in raw and
+             b"X-Milter-Seen: addr=127.0.0.1" in raw,
+             "a milter on unix:%s ran" % sock)
+verified(raw, "after a milter on a unix socket")
 
 raw_milter = Raw()
 raw_milter.start()
