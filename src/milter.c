@@ -1323,6 +1323,22 @@ reply_text(char cmd)
 	    "451 4.7.1 Service unavailable - try again later";
 }
 
+/* A milter refused: this stage ends with its answer; refused at
+ * connect or HELO (session), every later stage of the session too, as
+ * libmilter's "reject the connection" means. */
+static void
+chain_refuse(struct milter_chain *ch, int session, enum milter_act act,
+    const char *reply)
+{
+	if (session) {
+		ch->sticky = 1;
+		ch->sticky_v.act = act;
+		dr_strlcpy(ch->sticky_v.reply, reply,
+		    sizeof(ch->sticky_v.reply));
+	}
+	chain_finish(ch, act, reply);
+}
+
 /* A reply that ends the stage for the whole chain, or lets m go on. */
 static void
 on_reply(struct milter *m, const struct milter_reply *r)
@@ -1438,11 +1454,11 @@ on_reply(struct milter *m, const struct milter_reply *r)
 		ch->step = 0;
 		break;
 	case SMFIR_REPLYCODE:
-		chain_finish(ch, r->code >= 500 ? MILTER_REJECT :
+		chain_refuse(ch, pre, r->code >= 500 ? MILTER_REJECT :
 		    MILTER_TEMPFAIL, r->addr);
 		return;
 	default:	/* REJECT, TEMPFAIL */
-		chain_finish(ch, r->cmd == SMFIR_REJECT ? MILTER_REJECT :
+		chain_refuse(ch, pre, r->cmd == SMFIR_REJECT ? MILTER_REJECT :
 		    MILTER_TEMPFAIL, reply_text(r->cmd));
 		return;
 	}

@@ -271,6 +271,15 @@ tags = verified(raw, "a header changed before OpenDKIM")
 drtest.check(b"subject" in tags[b"h"].lower(),
              "OpenDKIM signed the Subject: (h=%r)" % tags[b"h"])
 
+# -- refused at HELO: every MAIL of that session gets the milter's answer
+c = drtest.SMTP(d.host, d.port)
+c.expect("EHLO reject-helo.example", 250)
+got = [c.cmd("MAIL FROM:<a@signer.test>") for _ in range(2)]
+c.close()
+drtest.check(all(g[0] == 554 and "your HELO is refused" in g[1]
+                 for g in got), "a milter that refused HELO refuses every "
+             "MAIL of the session: %r" % got)
+
 # -- reject at RCPT, with the milter's two-line reply; others go on
 c = session()
 c.expect("MAIL FROM:<a@signer.test>", 250)
@@ -348,8 +357,9 @@ got = (metric("danerelay_milter_rejected_total"),
        metric("danerelay_milter_discarded_total"),
        metric("danerelay_milter_held_total"),
        metric("danerelay_milter_failures_total"))
-drtest.check(got == (2, 1, 1, 0), "metrics: 2 rejected (RCPT, end of "
-             "message), 1 discarded, 1 held, no failures: %r" % (got,))
+drtest.check(got == (4, 1, 1, 0), "metrics: 4 rejected (two MAIL after "
+             "HELO, RCPT, end of message), 1 discarded, 1 held, no "
+             "failures: %r" % (got,))
 
 # -- a milter that cannot be reached: 451 (tempfail), then with accept
 # mail flows, signed by OpenDKIM which still runs

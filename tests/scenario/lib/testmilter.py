@@ -5,6 +5,7 @@ message.
 
     /usr/bin/python3 testmilter.py SOCKET      # e.g. inet:7001@127.0.0.1
 
+  - HELO reject-helo.example: rejected (554, the whole session);
   - RCPT TO:<reject-rcpt@...>: rejected with a two-line custom reply
     (550-5.7.1 / 550 5.7.1);
   - Subject "tempfail-eom": 451 at the end of the message;
@@ -47,6 +48,9 @@ class TestMilter(Milter.Base):
 
     def hello(self, name):
         self.helo_name = name
+        if name == "reject-helo.example":
+            self.setreply("554", "5.7.1", "your HELO is refused")
+            return Milter.REJECT
         return Milter.CONTINUE
 
     def envfrom(self, mailfrom, *args):
