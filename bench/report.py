@@ -525,6 +525,19 @@ def render(R, charts=()):
         pr = _get(R, "Postfix-reuse", s, "cpu_ms_per_msg")
         row("CPU time per message, %s" % _size_name(s), _f(d, "%.2f ms"),
             _f(p, "%.2f ms"), _ratio(d, p), "", _f(pr, "%.2f ms"))
+        mv = _get(R, "danerelay-milter", s, "msgs_per_s")
+        mc = _get(R, "danerelay-milter", s, "cpu_ms_per_msg")
+        if mv is not None:      # bench/run's milter run (issue #25)
+            dv = _get(R, "danerelay", s, "msgs_per_s")
+            row("msg/s with OpenDKIM as the one milter, %s" %
+                _size_name(s), _f(mv, "%.0f"), "n/a", "",
+                "%s without milters" % _f(dv, "%.0f") if dv is not None
+                else "", "n/a")
+            row("CPU time per message with OpenDKIM as the one milter "
+                "(danerelay + opendkim), %s" % _size_name(s),
+                _f(mc, "%.2f ms"), "n/a", "", "+%s over no milter" %
+                _f(mc - d, "%.2f ms") if d is not None and mc is not None
+                else "", "n/a")
         k = _get(R, "danerelay-dkim", s, "cpu_ms_per_msg")
         if k is not None:       # bench/run's DKIM run (issue #16)
             row("CPU time per message with DKIM signing (RSA-2048 + "

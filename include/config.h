@@ -168,6 +168,16 @@ struct config {
 					 * separated; NULL: no lookups */
 	long long check_dkim_max_age;	/* rotation period, default 180d */
 
+	/* Milters (issue #25; milter.h) */
+	char *milters;			/* NULL: none */
+	char *non_smtpd_milters;	/* NULL: none */
+	int milter_default_action;	/* enum milter_default: 0 tempfail,
+					 * 1 accept, 2 reject */
+	long long milter_connect_timeout;	/* default 30s */
+	long long milter_command_timeout;	/* default 30s */
+	long long milter_content_timeout;	/* default 300s */
+	int milter_protocol;		/* 2..6, default 6 */
+
 	/* TLS memory (issue #23) */
 	enum tls_memory_mode tls_memory;	/* default encrypt */
 	long long tls_memory_max_age;	/* default 30d after TLS last seen */

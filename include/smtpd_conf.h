@@ -16,6 +16,7 @@ struct acl;
 struct auth_table;
 struct config;
 struct dkim_table;
+struct milter_conf;
 
 struct smtpd_conf {
 	int refs;
@@ -50,6 +51,8 @@ struct smtpd_conf {
 	struct dkim_table *dkim;	/* dkim_key_table, NULL: no signing */
 	int dkim_defer;			/* a signing failure: 451 (else the
 					 * message goes on unsigned) */
+	struct milter_conf *milters;	/* NULL: no milters (the hot path
+					 * then never looks further) */
 };
 
 struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,
@@ -57,6 +60,8 @@ struct smtpd_conf *smtpd_conf_new(const struct config *cf, char *err,
 struct anvil_limits;
 /* The per-address limits of c, for anvil.c. */
 void smtpd_anvil_limits(const struct smtpd_conf *c, struct anvil_limits *lim);
+struct milter_conf *smtpd_milter_conf(const struct config *cf,
+    const char *list, char *err, size_t errlen);
 struct smtpd_conf *smtpd_conf_ref(struct smtpd_conf *c);
 void smtpd_conf_unref(struct smtpd_conf *c);
 

@@ -82,6 +82,9 @@ ssize_t spool_writer_read(struct spool_writer *w, off_t *off, void *buf,
  * e.g. DKIM-Signature:).  0 ok, -1 I/O error (errno set). */
 int spool_writer_prepend(struct spool_writer *w, const void *buf,
     size_t len);
+/* Throw away what was written so far, to write the message again (the
+ * milters changed it).  0 ok, -1 I/O error (errno set). */
+int spool_writer_truncate(struct spool_writer *w);
 /* Make durable with this envelope (env->id and size are filled in).
  * 0 ok and the writer is freed; -1 error, the writer is aborted. */
 int spool_writer_commit(struct spool_writer *w, struct spool_env *env,

@@ -52,6 +52,12 @@ enum stat_counter {
 	S_TLSRPT_DROPPED,	/* TLSRPT session counts dropped: the memory
 				 * for them full while the database (SQLite
 				 * or PostgreSQL) could not be written */
+	S_MILTER_FAILURES,	/* milters unreachable, timed out or
+				 * answering nonsense (issue #25) */
+	S_MILTER_REJECTED,	/* commands and messages a milter refused
+				 * (reject, tempfail, custom reply) */
+	S_MILTER_DISCARDED,	/* messages a milter discarded */
+	S_MILTER_HELD,		/* messages a milter quarantined */
 	S_NCOUNTERS
 };
 

@@ -313,6 +313,10 @@ config_defaults(struct config *cf)
 	cf->dkim_failure_defer = 1;
 	cf->dkim_dns_check_interval = 600;
 	cf->check_dkim_max_age = 180 * 86400;
+	cf->milter_connect_timeout = 30;
+	cf->milter_command_timeout = 30;
+	cf->milter_content_timeout = 300;
+	cf->milter_protocol = 6;
 }
 
 void
@@ -349,6 +353,8 @@ config_free(struct config *cf)
 	free(cf->bounce_relay);
 	free(cf->bounce_relay_tls_name);
 	free(cf->postmaster);
+	free(cf->milters);
+	free(cf->non_smtpd_milters);
 	memset(cf, 0, sizeof(*cf));
 }
 
@@ -405,6 +411,9 @@ enum opt_type {
 	T_RATE,		/* parse_rate: "200/h", 0 = unlimited */
 	T_DKIMFAIL,	/* dkim_failure_action: defer, pass */
 	T_BACKEND,	/* state_backend: sqlite or a postgresql:// URI */
+	T_MILTERS,	/* inet:HOST:PORT, unix:/path, ..., empty = none */
+	T_MILTERACT,	/* milter_default_action: tempfail, accept, reject */
+	T_MILTERPROTO,	/* milter_protocol: 2..6 */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -519,6 +528,17 @@ static const struct option {
 	{ "check_dnsbl_zones",		T_OSTRING,	OFF(check_dnsbl_zones) },
 	{ "check_dkim_max_age",		T_DURATION,
 	    OFF(check_dkim_max_age) },
+	{ "milters",			T_MILTERS,	OFF(milters) },
+	{ "non_smtpd_milters",		T_MILTERS,	OFF(non_smtpd_milters) },
+	{ "milter_default_action",	T_MILTERACT,
+	    OFF(milter_default_action) },
+	{ "milter_connect_timeout",	T_DURATION,
+	    OFF(milter_connect_timeout) },
+	{ "milter_command_timeout",	T_DURATION,
+	    OFF(milter_command_timeout) },
+	{ "milter_content_timeout",	T_DURATION,
+	    OFF(milter_content_timeout) },
+	{ "milter_protocol",		T_MILTERPROTO,	OFF(milter_protocol) },
 };
 #define NOPTIONS	(sizeof(options) / sizeof(options[0]))
 
@@ -644,6 +664,75 @@ valid_mailbox(const char *v)
 	n = snprintf(line, sizeof(line), "TO:<%s>", v);
 	return n > 0 && (size_t)n < sizeof(line) && strchr(v, '@') != NULL &&
 	    smtp_parse_rcpt(line, 1, &r, &e) == 0 && strcmp(r.addr, v) == 0;
+}
+
+/*
+ * milters: a list of inet:ADDRESS:PORT, inet:PORT@ADDRESS, inet6:...,
+ * unix:/path (the form milter.c connects to; it parses again).  The
+ * address is numeric or localhost: a name would need a DNS lookup at
+ * every session.  0 ok, -1 with why.
+ */
+static int
+milter_list_syntax(const char *list, char *why, size_t whylen)
+{
+	char *copy = xstrdup(list), *tok, *save = NULL, *host, *port, *c;
+	char whole[128];
+	struct in6_addr a6;
+	struct in_addr a4;
+	long n;
+	char *end;
+	int rc = 0;
+
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL && rc == 0;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		dr_strlcpy(whole, tok, sizeof(whole));
+		if (strncmp(tok, "unix:", 5) == 0 ||
+		    strncmp(tok, "local:", 6) == 0) {
+			c = strchr(tok, ':') + 1;
+			if (c[0] != '/' || strlen(c) >= 100) {
+				snprintf(why, whylen, "\"%s\": want an absolute "
+				    "socket path", tok);
+				rc = -1;
+			}
+			continue;
+		}
+		if (strncmp(tok, "inet:", 5) == 0)
+			host = tok + 5;
+		else if (strncmp(tok, "inet6:", 6) == 0)
+			host = tok + 6;
+		else {
+			snprintf(why, whylen, "\"%s\": want inet:ADDRESS:PORT "
+			    "or unix:/path", tok);
+			rc = -1;
+			continue;
+		}
+		if ((c = strchr(host, '@')) != NULL) {
+			*c = '\0';
+			port = host;
+			host = c + 1;
+		} else if ((c = strrchr(host, ':')) != NULL) {
+			*c = '\0';
+			port = c + 1;
+		} else
+			port = NULL;
+		if (host[0] == '[' && (c = strchr(host, ']')) != NULL &&
+		    c[1] == '\0') {
+			*c = '\0';
+			host++;
+		}
+		n = port != NULL ? strtol(port, &end, 10) : 0;
+		if (port == NULL || *port == '\0' || *end != '\0' || n < 1 ||
+		    n > 65535 || (strcmp(host, "localhost") != 0 &&
+		    inet_pton(AF_INET, host, &a4) != 1 &&
+		    inet_pton(AF_INET6, host, &a6) != 1)) {
+			snprintf(why, whylen, "bad milter \"%.100s\": want "
+			    "inet:ADDRESS:PORT (a numeric address or "
+			    "localhost) or unix:/path", whole);
+			rc = -1;
+		}
+	}
+	free(copy);
+	return rc;
 }
 
 static int
@@ -830,6 +919,31 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 		else
 			return perr(p, "%s: want encrypt, verify or no, not "
 			    "\"%s\"", o->name, v);
+		return 0;
+	case T_MILTERS:
+		if (!valid_text(v) || milter_list_syntax(v, reason,
+		    sizeof(reason)) == -1)
+			return perr(p, "%s: %s", o->name, !valid_text(v) ?
+			    "control character in value" : reason);
+		set_str(FIELD(cf, o, char *), *v ? v : NULL);
+		return 0;
+	case T_MILTERACT:
+		if (strcmp(v, "tempfail") == 0)
+			*FIELD(cf, o, int) = 0;
+		else if (strcmp(v, "accept") == 0)
+			*FIELD(cf, o, int) = 1;
+		else if (strcmp(v, "reject") == 0)
+			*FIELD(cf, o, int) = 2;
+		else
+			return perr(p, "%s: want tempfail, accept or reject, "
+			    "not \"%s\"", o->name, v);
+		return 0;
+	case T_MILTERPROTO:
+		n = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || n < 2 || n > 6)
+			return perr(p, "%s: want 2 to 6, not \"%s\"", o->name,
+			    v);
+		*FIELD(cf, o, int) = (int)n;
 		return 0;
 	case T_DKIMFAIL:
 		if (strcmp(v, "defer") != 0 && strcmp(v, "pass") != 0)

@@ -310,6 +310,19 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	one(b, "danerelay_smtpd_sender_rate_limited_total", "counter",
 	    "Recipients refused (450 4.7.1) because their sender reached "
 	    "sender_rate_limit.", st.counter[S_SENDER_RATE_LIMITED]);
+	one(b, "danerelay_milter_failures_total", "counter",
+	    "Milters that could not be reached, timed out or answered "
+	    "nonsense (milter_default_action applied).",
+	    st.counter[S_MILTER_FAILURES]);
+	one(b, "danerelay_milter_rejected_total", "counter",
+	    "Commands and messages refused by a milter (reject, tempfail, "
+	    "a custom reply).", st.counter[S_MILTER_REJECTED]);
+	one(b, "danerelay_milter_discarded_total", "counter",
+	    "Messages a milter discarded (250, never queued).",
+	    st.counter[S_MILTER_DISCARDED]);
+	one(b, "danerelay_milter_held_total", "counter",
+	    "Messages a milter quarantined (queued on hold).",
+	    st.counter[S_MILTER_HELD]);
 	one(b, "danerelay_tls_downgrade_refused_total", "counter",
 	    "MX hosts refused by TLS memory: weaker TLS than the domain "
 	    "was seen with (tls_memory).",

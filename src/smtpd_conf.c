@@ -24,6 +24,7 @@
 #include "config.h"
 #include "dkim.h"
 #include "log.h"
+#include "milter.h"
 #include "smtpd_conf.h"
 #include "tls.h"
 #include "util.h"
@@ -43,6 +44,32 @@ cert_not_after(SSL_CTX *ctx)
 	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
 		return 0;
 	return (long long)timegm(&tm);
+}
+
+/* The milters of list with the milter_* settings; NULL and err if bad,
+ * NULL without error for an empty list. */
+struct milter_conf *
+smtpd_milter_conf(const struct config *cf, const char *list, char *err,
+    size_t errlen)
+{
+	struct milter_params mp;
+	struct milter_conf *mc;
+	char why[400];
+
+	memset(&mp, 0, sizeof(mp));
+	mp.list = list;
+	mp.connect_timeout = cf->milter_connect_timeout;
+	mp.command_timeout = cf->milter_command_timeout;
+	mp.content_timeout = cf->milter_content_timeout;
+	mp.protocol = cf->milter_protocol;
+	mp.def = (enum milter_default)cf->milter_default_action;
+	mp.hostname = cf->myhostname != NULL && *cf->myhostname ?
+	    cf->myhostname : "localhost";
+	if ((mc = milter_conf_new(&mp, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "milters: %s", why);
+		return NULL;
+	}
+	return mc;
 }
 
 struct smtpd_conf *
@@ -77,6 +104,12 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	    dkim_table_load(cf->dkim_key_table, err, errlen)) == NULL)
 		goto fail;
 	c->dkim_defer = cf->dkim_failure_defer;
+	if (cf->milters != NULL && (c->milters = smtpd_milter_conf(cf,
+	    cf->milters, err, errlen)) == NULL)
+		goto fail;
+	if (cf->non_smtpd_milters != NULL)
+		log_warnx("non_smtpd_milters is not applied yet: mail the relay "
+		    "makes itself (DSNs, TLSRPT reports) passes no milter");
 	if ((cf->tls_cert_file == NULL || *cf->tls_cert_file == '\0') &&
 	    cf->tls_key_file != NULL && *cf->tls_key_file != '\0') {
 		snprintf(err, errlen, "tls_key_file is set but tls_cert_file "
@@ -145,6 +178,7 @@ smtpd_conf_unref(struct smtpd_conf *c)
 	auth_free(c->auth);
 	SSL_CTX_free(c->tls);
 	dkim_table_unref(c->dkim);
+	milter_conf_free(c->milters);
 	free(c);
 }
 

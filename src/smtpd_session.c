@@ -81,6 +81,7 @@
 #include "auth.h"
 #include "dkim.h"
 #include "log.h"
+#include "milter.h"
 #include "stats.h"
 #include "dsn.h"
 #include "msg_header.h"
@@ -110,12 +111,15 @@ enum smtp_state {
 	S_AUTH_CHECK,		/* crypt on the cpu pool; input not read */
 	S_COMMIT,		/* end of DATA: the spool commit runs; input
 				 * not read, no reply yet */
+	S_MILTER,		/* the milters decide (MAIL, RCPT, the
+				 * message); input not read, no reply yet */
 	S_QUIT,			/* last reply queued: close once flushed */
 };
 
 static const char *const strstate[] = {
 	"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "STARTTLS",
-	"AUTH_PLAIN", "AUTH_USER", "AUTH_PASS", "AUTH_CHECK", "COMMIT", "QUIT",
+	"AUTH_PLAIN", "AUTH_USER", "AUTH_PASS", "AUTH_CHECK", "COMMIT", "MILTER",
+	"QUIT",
 };
 
 #define NCMD	(CMD_HTTP + 1)
@@ -181,6 +185,19 @@ struct smtpd_session {
 	int			 too_big;
 	int			 nul;		/* a NUL byte in the data */
 	int			 io_error;
+
+	/* milters (milter.c): made at the first MAIL, never without
+	 * milters in the settings (a session without costs one pointer) */
+	struct smtpd_milter	*mil;
+	char			*hold;		/* quarantined: the reason */
+};
+
+/* A session's milter state. */
+struct smtpd_milter {
+	struct milter_chain	*chain;
+	struct smtp_rcpt	 rcpt;		/* RCPT the milters look at */
+	enum smtp_state		 prev;		/* state before S_MILTER */
+	struct milter_msg	 msg;		/* the message they look at */
 };
 
 static void smtp_enter_state(struct smtpd_session *, enum smtp_state);
@@ -192,6 +209,7 @@ static void smtp_check_errors(struct smtpd_session *);
 static void smtp_read_cb(struct bufferevent *, void *);
 static void smtp_write_cb(struct bufferevent *, void *);
 static void smtp_event_cb(struct bufferevent *, short, void *);
+static void smtp_commit_finish(struct smtpd_session *);
 
 /* The line buffer: a worker's sessions run one at a time, so one per
  * worker thread is enough. */
@@ -254,13 +272,20 @@ smtp_tx_reset(struct smtpd_session *s)
 	s->too_big = 0;
 	s->nul = 0;
 	s->io_error = 0;
+	if (s->mil != NULL) {
+		milter_abort(s->mil->chain);
+		milter_msg_clear(&s->mil->msg);
+	}
+	free(s->hold);
+	s->hold = NULL;
 }
 
 /* Our turn, not the client's: nothing to read from it meanwhile. */
 static int
 smtp_server_busy(enum smtp_state st)
 {
-	return st == S_STARTTLS || st == S_AUTH_CHECK || st == S_COMMIT;
+	return st == S_STARTTLS || st == S_AUTH_CHECK || st == S_COMMIT ||
+	    st == S_MILTER;
 }
 
 static void
@@ -282,6 +307,8 @@ smtp_enter_state(struct smtpd_session *s, enum smtp_state new)
 		s->helo[0] = '\0';
 		s->esmtp = 0;
 		smtp_tx_reset(s);
+		if (s->mil != NULL)
+			milter_helo_reset(s->mil->chain);
 		break;
 	case S_HELO:
 		/* RSET, EHLO/HELO, end of DATA, end of AUTH */
@@ -301,6 +328,10 @@ smtp_enter_state(struct smtpd_session *s, enum smtp_state new)
 	case S_COMMIT:
 		/* Nothing the client pipelined after "." runs before the
 		 * message is durable and answered. */
+		bufferevent_disable(s->bev, EV_READ);
+		break;
+	case S_MILTER:
+		/* Nor anything after a command the milters look at. */
 		bufferevent_disable(s->bev, EV_READ);
 		break;
 	case S_STARTTLS:
@@ -340,6 +371,8 @@ smtp_helo(struct smtpd_session *s, const char *arg, int esmtp)
 	dr_strlcpy(s->helo, arg, sizeof(s->helo));
 	s->esmtp = esmtp;
 	smtp_enter_state(s, S_HELO);
+	if (s->mil != NULL)
+		milter_helo_reset(s->mil->chain);
 	if (!esmtp) {
 		smtp_reply(s, 250, "%s", s->conf->hostname);
 		return;
@@ -359,6 +392,300 @@ smtp_helo(struct smtpd_session *s, const char *arg, int esmtp)
 		evbuffer_add_printf(out, "250-AUTH PLAIN LOGIN\r\n");
 	evbuffer_add_printf(out, "250 ENHANCEDSTATUSCODES\r\n");
 	log_debug("smtpd %s: >>> 250 (EHLO keywords)", s->addr);
+}
+
+/*
+ * Milters (milter.c, issue #25): with `milters` set, MAIL, each RCPT and
+ * the message wait in S_MILTER (input not read) for the chain's verdict;
+ * the reply to the client is the milters' (their own code and text for
+ * SMFIR_REPLYCODE, several lines too).  The chain is made at the
+ * session's first MAIL and kept for its later messages.  At the end of
+ * DATA the message is read back from the spool writer, each milter's
+ * changes are applied before the next one sees it, and what they made of
+ * it replaces what was written, before DKIM signing and the commit: the
+ * 250 still means durable, changes included.  Without milters nothing
+ * here runs: one NULL test per command.
+ */
+
+/* A reply of one or more CRLF-separated lines, each with its code. */
+static void
+smtp_reply_lines(struct smtpd_session *s, const char *text)
+{
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s\r\n", text);
+	log_debug("smtpd %s: >>> %s", s->addr, text);
+	if (text[0] == '5')
+		s->errors++;
+}
+
+/* 1 if milters are configured (the chain made on first use). */
+static int
+smtp_milters(struct smtpd_session *s)
+{
+	if (s->conf->milters == NULL)
+		return 0;
+	if (s->mil == NULL) {
+		s->mil = xcalloc(1, sizeof(*s->mil));
+		s->mil->chain = milter_chain_new(s->sd->base,
+		    s->conf->milters);
+	}
+	return s->mil->chain != NULL;
+}
+
+static void
+smtp_milter_client(struct smtpd_session *s, struct milter_client *cl)
+{
+	const SSL_CIPHER *c;
+	SSL *ssl;
+
+	memset(cl, 0, sizeof(*cl));
+	cl->ss = s->ss;
+	cl->addr = s->addr;
+	cl->helo = s->helo[0] != '\0' ? s->helo : NULL;
+	if (s->tls) {
+		cl->tls_version = s->tls_proto;
+		ssl = bufferevent_openssl_get_ssl(s->bev);
+		c = ssl != NULL ? SSL_get_current_cipher(ssl) : NULL;
+		cl->cipher = c != NULL ? SSL_CIPHER_get_name(c) : NULL;
+		cl->cipher_bits = c != NULL ? SSL_CIPHER_get_bits(c, NULL) : 0;
+	}
+	if (s->auth_user != NULL) {
+		cl->auth_type = s->auth_mech;
+		cl->auth_authen = s->auth_user;
+	}
+	cl->queue_id = s->qid[0] != '\0' ? s->qid : NULL;
+}
+
+/* The verdict is in and answered: read on. */
+static void
+smtp_milter_resume(struct smtpd_session *s)
+{
+	if (!smtp_server_busy(s->state) && s->state != S_QUIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
+	}
+	smtp_check_close(s);
+}
+
+static void
+smtp_milter_mail_done(const struct milter_verdict *v, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	if (s->state != S_MILTER)
+		return;
+	if (v->act == MILTER_REJECT || v->act == MILTER_TEMPFAIL) {
+		stats_inc(S_MILTER_REJECTED);
+		log_info("NOQUEUE: milter-reject: MAIL from unknown[%s]: %s; "
+		    "from=<%s> helo=<%s>", s->addr, v->reply, s->mail.addr,
+		    s->helo);
+		smtp_enter_state(s, S_HELO);
+		smtp_reply_lines(s, v->reply);
+	} else {
+		smtp_enter_state(s, S_MAIL);
+		smtp_reply(s, 250, "2.1.0 Ok");
+	}
+	smtp_milter_resume(s);
+}
+
+static void
+smtp_milter_rcpt_done(const struct milter_verdict *v, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	if (s->state != S_MILTER)
+		return;
+	if (v->act == MILTER_REJECT || v->act == MILTER_TEMPFAIL) {
+		stats_inc(S_MILTER_REJECTED);
+		log_info("NOQUEUE: milter-reject: RCPT from unknown[%s]: %s; "
+		    "from=<%s> to=<%s> helo=<%s>", s->addr, v->reply,
+		    s->mail.addr, s->mil->rcpt.addr, s->helo);
+		if (v->act == MILTER_REJECT)
+			s->rcpt_rejected = 1;
+		smtp_enter_state(s, s->mil->prev);
+		smtp_reply_lines(s, v->reply);
+	} else {
+		s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) *
+		    sizeof(*s->rcpts));
+		s->rcpts[s->nrcpt++] = s->mil->rcpt;
+		smtp_enter_state(s, S_RCPT);
+		smtp_reply(s, 250, "2.1.5 Ok");
+	}
+	smtp_milter_resume(s);
+}
+
+/* The milters' envelope changes into the session's transaction. */
+static int
+smtp_milter_envelope(struct smtpd_session *s, const struct milter_msg *m)
+{
+	struct smtp_rcpt *nr;
+	struct smtp_perr e;
+	char *line;
+	size_t i, k;
+	int rc;
+
+	if (m->changed_sender) {
+		if (strlen(m->sender) >= sizeof(s->mail.addr))
+			return -1;
+		log_info("%s: milter: sender <%s> -> <%s>", s->qid,
+		    s->mail.addr, m->sender);
+		dr_strlcpy(s->mail.addr, m->sender, sizeof(s->mail.addr));
+	}
+	if (!m->changed_rcpts)
+		return 0;
+	nr = xcalloc(m->nrcpt > 0 ? m->nrcpt : 1, sizeof(*nr));
+	for (i = 0; i < m->nrcpt; i++) {
+		if (strlen(m->rcpts[i].addr) >= sizeof(nr[i].addr)) {
+			free(nr);
+			return -1;
+		}
+		for (k = 0; k < s->nrcpt; k++)
+			if (strcasecmp(s->rcpts[k].addr, m->rcpts[i].addr) ==
+			    0)
+				break;
+		if (k < s->nrcpt)
+			nr[i] = s->rcpts[k];	/* its DSN settings kept */
+		else {
+			/* as if the client had sent it: the address and its
+			 * ESMTP arguments (NOTIFY, ORCPT) checked and kept */
+			line = xasprintf("TO:<%s>%s%s", m->rcpts[i].addr,
+			    m->rcpts[i].args != NULL ? " " : "",
+			    m->rcpts[i].args != NULL ? m->rcpts[i].args : "");
+			rc = smtp_parse_rcpt(line, s->mail.smtputf8, &nr[i],
+			    &e);
+			free(line);
+			if (rc == -1) {
+				log_warnx("%s: milter: cannot add recipient "
+				    "<%s>: %s", s->qid, m->rcpts[i].addr,
+				    e.text);
+				free(nr);
+				return -1;
+			}
+			log_info("%s: milter: recipient <%s> added%s%s",
+			    s->qid, nr[i].addr, m->rcpts[i].args != NULL ?
+			    " with " : "", m->rcpts[i].args != NULL ?
+			    m->rcpts[i].args : "");
+		}
+	}
+	for (k = 0; k < s->nrcpt; k++) {
+		for (i = 0; i < m->nrcpt; i++)
+			if (strcasecmp(s->rcpts[k].addr, m->rcpts[i].addr) ==
+			    0)
+				break;
+		if (i == m->nrcpt)
+			log_info("%s: milter: recipient <%s> deleted", s->qid,
+			    s->rcpts[k].addr);
+	}
+	free(s->rcpts);
+	s->rcpts = nr;
+	s->nrcpt = m->nrcpt;
+	return 0;
+}
+
+/* What the milters made of the message replaces what was written. */
+static int
+smtp_milter_rewrite(struct smtpd_session *s, struct evbuffer *data)
+{
+	size_t len = evbuffer_get_length(data);
+	const char *d = (const char *)evbuffer_pullup(data, -1);
+
+	if (spool_writer_truncate(s->w) == -1 ||
+	    spool_writer_write(s->w, d, len) == -1)
+		return -1;
+	if (s->df != NULL) {		/* DKIM: From: may have changed */
+		dkim_from_init(s->df);
+		dkim_from_scan(s->df, d, len);
+	}
+	return 0;
+}
+
+static void smtp_data_accept(struct smtpd_session *);
+
+static void
+smtp_milter_msg_done(const struct milter_verdict *v, void *arg)
+{
+	struct smtpd_session *s = arg;
+	struct milter_msg *m = &s->mil->msg;
+
+	if (s->state != S_MILTER)
+		return;
+	switch (v->act) {
+	case MILTER_REJECT:
+	case MILTER_TEMPFAIL:
+		stats_inc(S_MILTER_REJECTED);
+		log_info("%s: milter-reject: END-OF-MESSAGE from unknown[%s]: "
+		    "%s; from=<%s> nrcpt=%zu helo=<%s>", s->qid, s->addr,
+		    v->reply, s->mail.addr, s->nrcpt, s->helo);
+		smtp_reply_lines(s, v->reply);
+		smtp_commit_finish(s);
+		break;
+	case MILTER_DISCARD:
+		stats_inc(S_MILTER_DISCARDED);
+		log_info("%s: milter-discard: END-OF-MESSAGE from "
+		    "unknown[%s]: from=<%s> nrcpt=%zu helo=<%s>", s->qid,
+		    s->addr, s->mail.addr, s->nrcpt, s->helo);
+		smtp_reply_lines(s, v->reply);
+		smtp_commit_finish(s);
+		break;
+	case MILTER_CONTINUE:
+		if ((m->changed_data && smtp_milter_rewrite(s, m->data) ==
+		    -1) || smtp_milter_envelope(s, m) == -1) {
+			log_warnx("%s: cannot apply the milters' changes",
+			    s->qid);
+			smtp_reply(s, 451, "4.3.0 Error: queue file write "
+			    "error");
+			smtp_commit_finish(s);
+			break;
+		}
+		if (s->nrcpt == 0) {
+			log_info("%s: milter: every recipient deleted: "
+			    "discarded", s->qid);
+			smtp_reply(s, 250, "2.0.0 Ok: discarded, no "
+			    "recipients left");
+			smtp_commit_finish(s);
+			break;
+		}
+		if (m->quarantine != NULL) {
+			stats_inc(S_MILTER_HELD);
+			s->hold = xstrdup(m->quarantine);
+			log_info("%s: milter: hold: %s", s->qid, s->hold);
+		}
+		milter_msg_clear(m);
+		smtp_data_accept(s);
+		break;
+	}
+	smtp_milter_resume(s);
+}
+
+/* The message to the milters; 0 they have it, -1 answered (451). */
+static int
+smtp_milter_message(struct smtpd_session *s)
+{
+	struct milter_msg *m = &s->mil->msg;
+	struct milter_client cl;
+	char buf[16384];
+	off_t off = 0;
+	ssize_t n;
+	size_t i;
+
+	milter_msg_clear(m);
+	m->sender = xstrdup(s->mail.addr);
+	m->rcpts = xcalloc(s->nrcpt, sizeof(*m->rcpts));
+	for (i = 0; i < s->nrcpt; i++)
+		m->rcpts[i].addr = xstrdup(s->rcpts[i].addr);
+	m->nrcpt = s->nrcpt;
+	m->data = evbuffer_new();
+	while ((n = spool_writer_read(s->w, &off, buf, sizeof(buf))) > 0)
+		evbuffer_add(m->data, buf, (size_t)n);
+	if (n < 0 || m->data == NULL) {
+		log_warn("%s: cannot read queue file back", s->qid);
+		milter_msg_clear(m);
+		smtp_reply(s, 451, "4.3.0 Error: queue file read error");
+		return -1;
+	}
+	smtp_enter_state(s, S_MILTER);
+	smtp_milter_client(s, &cl);
+	milter_message(s->mil->chain, &cl, m, smtp_milter_msg_done, s);
+	return 0;
 }
 
 /*
@@ -449,6 +776,15 @@ smtp_mail(struct smtpd_session *s, const char *arg)
 		    s->mail.size : 0ULL, s->mail.addr, s->helo);
 		memset(&s->mail, 0, sizeof(s->mail));
 		smtp_reply(s, 452, "4.3.1 Error: insufficient system storage");
+		return;
+	}
+	if (smtp_milters(s)) {
+		struct milter_client cl;
+
+		smtp_enter_state(s, S_MILTER);
+		smtp_milter_client(s, &cl);
+		milter_mail(s->mil->chain, &cl, s->mail.addr, NULL,
+		    smtp_milter_mail_done, s);
 		return;
 	}
 	smtp_enter_state(s, S_MAIL);
@@ -558,6 +894,17 @@ smtp_rcpt(struct smtpd_session *s, const char *arg)
 	}
 	if (s->conf->sender_rate.count > 0 && sender_over_limit(s, r.addr))
 		return;
+	if (smtp_milters(s)) {
+		struct milter_client cl;
+
+		s->mil->rcpt = r;
+		s->mil->prev = s->state;
+		smtp_enter_state(s, S_MILTER);
+		smtp_milter_client(s, &cl);
+		milter_rcpt(s->mil->chain, &cl, r.addr, NULL,
+		    smtp_milter_rcpt_done, s);
+		return;
+	}
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) * sizeof(*s->rcpts));
 	s->rcpts[s->nrcpt++] = r;
 	smtp_enter_state(s, S_RCPT);
@@ -766,7 +1113,11 @@ smtp_envelope(struct smtpd_session *s)
 		if (s->rcpts[i].orcpt[0] != '\0')
 			r->orcpt = xstrdup(s->rcpts[i].orcpt);
 		r->notify = s->rcpts[i].notify;
+		if (s->hold != NULL)	/* a milter's quarantine */
+			r->last_error = xasprintf("held by a milter: %s",
+			    s->hold);
 	}
+	env->hold = s->hold != NULL;
 	return env;
 }
 
@@ -1016,10 +1367,8 @@ smtp_sign_start(struct smtpd_session *s, struct smtpd_commit *c,
 static void
 smtp_data_end(struct smtpd_session *s)
 {
-	struct spool_writer *w;
-	struct smtpd_commit *c;
-	char err[512], text[128];
-	int flags = s->ds.flags, rc;
+	char text[128];
+	int flags = s->ds.flags;
 
 	if (flags & DATA_BARE_NL)
 		smtp_data_reject(s, 550, "5.6.0 Error: bare <CR> or <LF> "
@@ -1044,29 +1393,45 @@ smtp_data_end(struct smtpd_session *s)
 		smtp_data_reject(s, 552, text);
 	} else if (s->io_error || s->w == NULL) {
 		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
+	} else if (smtp_milters(s)) {
+		if (smtp_milter_message(s) == 0)
+			return;
 	} else {
-		c = smtp_commit_new(s);
-		w = s->w;
-		s->w = NULL;	/* the spool's from here on */
-		if (smtp_sign_start(s, c, w) != 0)
-			return;
-		if (s->sd->wq_io == NULL) {
-			/* no pool: on the loop (the caller reads on) */
-			rc = spool_writer_commit(w, c->env, err, sizeof(err));
-			smtp_commit_answer(c, 1, rc, 0, err);
-			return;
-		}
-		s->commit = c;
-		smtp_enter_state(s, S_COMMIT);
-		if (spool_writer_commit_async(w, c->env, smtp_commit_done, c,
-		    err, sizeof(err)) == -1) {
-			s->commit = NULL;
-			smtp_commit_answer(c, 1, -1, 0, err);
-			bufferevent_enable(s->bev, EV_READ);
-		}
+		smtp_data_accept(s);
 		return;
 	}
 	smtp_commit_finish(s);
+}
+
+/* The message is good: signed if it should be, then made durable, and
+ * only then answered. */
+static void
+smtp_data_accept(struct smtpd_session *s)
+{
+	struct spool_writer *w;
+	struct smtpd_commit *c;
+	char err[512];
+	int rc;
+
+	c = smtp_commit_new(s);
+	w = s->w;
+	s->w = NULL;	/* the spool's from here on */
+	if (smtp_sign_start(s, c, w) != 0)
+		return;
+	if (s->sd->wq_io == NULL) {
+		/* no pool: on the loop (the caller reads on) */
+		rc = spool_writer_commit(w, c->env, err, sizeof(err));
+		smtp_commit_answer(c, 1, rc, 0, err);
+		return;
+	}
+	s->commit = c;
+	smtp_enter_state(s, S_COMMIT);
+	if (spool_writer_commit_async(w, c->env, smtp_commit_done, c,
+	    err, sizeof(err)) == -1) {
+		s->commit = NULL;
+		smtp_commit_answer(c, 1, -1, 0, err);
+		bufferevent_enable(s->bev, EV_READ);
+	}
 }
 
 /* DATA: scan what arrived, stream it out, stop at the end marker. */
@@ -1681,7 +2046,8 @@ smtp_process_lines(struct smtpd_session *s)
 
 	for (;;) {
 		if (s->state == S_QUIT || s->state == S_STARTTLS ||
-		    s->state == S_AUTH_CHECK || s->state == S_COMMIT)
+		    s->state == S_AUTH_CHECK || s->state == S_COMMIT ||
+		    s->state == S_MILTER)
 			return;
 		if (s->state == S_DATA) {
 			smtp_data_input(s);
@@ -1963,6 +2329,11 @@ smtp_free(struct smtpd_session *s)
 	if (s->auth_user != NULL)
 		free(s->auth_user);
 	OPENSSL_cleanse(s->login_user, sizeof(s->login_user));
+	if (s->mil != NULL) {
+		milter_chain_free(s->mil->chain);
+		milter_msg_clear(&s->mil->msg);
+		free(s->mil);
+	}
 	smtpd_conf_unref(s->conf);
 	free(s->df);
 	free(s);

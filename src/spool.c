@@ -973,6 +973,23 @@ spool_writer_prepend(struct spool_writer *w, const void *buf, size_t len)
 	return 0;
 }
 
+int
+spool_writer_truncate(struct spool_writer *w)
+{
+	if (w->error) {
+		errno = w->error;
+		return -1;
+	}
+	if (w->created && (ftruncate(w->fd, 0) == -1 ||
+	    lseek(w->fd, 0, SEEK_SET) == -1)) {
+		w->error = errno;
+		return -1;
+	}
+	w->buflen = 0;
+	w->size = 0;
+	return 0;
+}
+
 static void
 writer_free(struct spool_writer *w)
 {

@@ -108,6 +108,14 @@ check(k.get("arrived") == N and k.get("cpu_ms_per_msg", 0) > 0,
           k.get("arrived"), N, k.get("cpu_ms_per_msg")))
 check(R.get("dkim_signed") == N, "danerelay-dkim: %s of %d messages "
       "signed twice" % (R.get("dkim_signed"), N))
+# the run with OpenDKIM as the one milter (issue #25): every message
+# arrived, msg/s and CPU per message (OpenDKIM's included) in the report
+mi = R.get("relays", {}).get("danerelay-milter", {}).get("4096", {})
+check(mi.get("arrived") == N and mi.get("cpu_ms_per_msg", 0) > 0 and
+      R.get("milter_cpu_s", 0) > 0,
+      "danerelay-milter: %s of %d arrived, CPU per message %s (OpenDKIM "
+      "%ss)" % (mi.get("arrived"), N, mi.get("cpu_ms_per_msg"),
+                R.get("milter_cpu_s")))
 check(R.get("fsync", {}).get("1", {}).get("commits_per_s", 0) > 0,
       "fsyncs/s measured")
 check(R.get("tls", {}).get("handshakes", 0) > 0 and
@@ -127,6 +135,9 @@ check("| **end-to-end msg/s, 4 KiB** |" in md, "report has the msg/s row")
 check("danerelay/Postfix" in md, "report has the ratio column")
 check("| CPU time per message with DKIM signing (RSA-2048 + Ed25519), 4 KiB |"
       in md, "report has the CPU per message with DKIM signing")
+check("| CPU time per message with OpenDKIM as the one milter (danerelay "
+      "+ opendkim), 4 KiB |" in md and "| msg/s with OpenDKIM as the one "
+      "milter, 4 KiB |" in md, "report has the milter figures")
 check("## Machine" in md and "nproc" in md, "report describes the machine")
 # the charts beside the report, embedded in it (bench/report.py)
 for n in ("throughput.svg", "latency.svg"):
