@@ -52,6 +52,10 @@ enum stat_counter {
 	S_TLSRPT_DROPPED,	/* TLSRPT session counts dropped: the memory
 				 * for them full while the database (SQLite
 				 * or PostgreSQL) could not be written */
+	/* throttle pauses of sites (issue #24, connlimit.c) */
+	S_SITE_PAUSES,		/* pauses begun */
+	S_SITE_RESUMES,		/* pauses ended */
+	S_SITES_PAUSED,		/* a gauge: paused now (added and taken) */
 	S_NCOUNTERS
 };
 
