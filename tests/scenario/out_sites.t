@@ -14,7 +14,9 @@ a.test's MX host, so both are one site, and so are c.test and d.test.
     never two connections;
  3. policy_file limits, stricter wins: c.test max_connections=3
     max_messages_per_connection=2, d.test max_connections=1 (same
-    site): one connection at a time, at most 2 messages on each;
+    site): one connection at a time, at most 2 messages on each (the
+    MX answers QUIT after 0.8 s: a session finishing its QUIT still
+    counts);
  4. rate: r.test rate=2/s (policy_file) spreads 12 messages over at
     least 5 s, all arrive; so does destination_rate_limit = 2/s for
     g.test;
@@ -22,7 +24,9 @@ a.test's MX host, so both are one site, and so are c.test and d.test.
     throttle_pause (3s; min_backoff 1h): no connection to it within the
     pause, then that message and the two queued after it arrive without
     a flush; a "451 4.7.1" RCPT reply at mx.q.test pauses that site the
-    same way; pauses and resumes are logged and counted in /metrics.
+    same way; a 421 greeting at mx1.two.test pauses its whole site: the
+    delivery does not go on to mx2 (nor to mx1 again) within the pause;
+    pauses and resumes are logged and counted in /metrics.
 """
 import os
 import re
@@ -39,13 +43,16 @@ SLOW = "EOM||0|sleep 0.4 250 2.0.0 queued slowly"
 w = world.World()
 w.dest("a.test", 11, rules=[SLOW])
 w.dest("b.test", records=["@ MX 10 mx.a.test."])
-w.dest("c.test", 12, rules=[SLOW])
+w.dest("c.test", 12, rules=[SLOW, "QUIT||0|sleep 0.8 221 2.0.0 bye"])
 w.dest("d.test", records=["@ MX 10 mx.c.test."])
 w.dest("r.test", 13)
 w.dest("g.test", 14)
 w.dest("t.test", 15, rules=["BANNER||1|421 4.7.0 [TSS04] Messages from "
                             "this host temporarily deferred"])
 w.dest("q.test", 16, rules=["RCPT||1|451 4.7.1 please come back"])
+w.dest("two.test", mx=[world.MX("mx1", 17, rules=["BANNER||1|421 4.7.0 "
+                                                  "busy"]),
+                       world.MX("mx2", 18)])
 w.start()
 T = drtest.TMPDIR
 
@@ -183,11 +190,24 @@ drtest.check(re.search(r"site mx\.q\.test paused for 3s", d.log_text()),
              "a 4.7.x RCPT reply pauses the site")
 drtest.wait_for(lambda: len(w.sinks["q.test"].messages()) == 1, 30,
                 "r1@q.test delivered after the pause")
+
+# the whole site: not the next MX either
+w.send(d, ["x1@two.test"])
+sent_all(d, ["x1@two.test"], timeout=60)
+t421 = min(t["start"] for t in w.sink("two.test", "mx1").transcripts())
+got = [m["time"] for lb in ("mx1", "mx2")
+       for m in w.sink("two.test", lb).messages()]
+conns = sum(w.sink("two.test", lb).stats().get("connections", 0)
+            for lb in ("mx1", "mx2"))
+drtest.check(len(got) == 1 and got[0] - t421 >= 2.8 and conns == 2,
+             "two.test: after mx1's 421 no connection to mx1 or mx2 within "
+             "the pause: arrived after %s s, %d connections" % (
+                 [round(x - t421, 2) for x in got], conns))
 with urllib.request.urlopen("http://%s:%d/metrics" % (mhost, mport),
                             timeout=10) as r:
     text = r.read().decode()
-for name, want in (("danerelay_site_throttle_pauses_total", 2),
-                   ("danerelay_site_throttle_resumes_total", 2),
+for name, want in (("danerelay_site_throttle_pauses_total", 3),
+                   ("danerelay_site_throttle_resumes_total", 3),
                    ("danerelay_sites_paused", 0)):
     m = re.search(r"^%s (\d+)$" % name, text, re.M)
     drtest.check(m is not None and int(m.group(1)) == want,
