@@ -129,7 +129,8 @@ void delivery_cancel(struct dlv_job *job);
  *              every recipient DLV_DEFER, not_tried (no attempt made);
  *   slot()     the job's slot (NULL: none) and whether it was let in
  *              through one of this engine's idle sessions (it reuses
- *              one or closes one before connecting);
+ *              one; if it cannot, it closes one and ends not_tried, to
+ *              come back once that one is closed);
  *   throttle() a throttle reply (smtp_reply_throttle()) from relay:
  *              the seconds the site is paused (0: pauses off); the job
  *              connects nowhere else and its deferred recipients get

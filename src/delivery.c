@@ -161,6 +161,7 @@ struct dlv_job {
 static void job_next_host(struct dlv_job *j);
 static void job_free(struct dlv_job *j);
 static void job_send(struct dlv_job *j);
+static void job_not_tried(struct dlv_job *j);
 
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cf,
@@ -1230,11 +1231,18 @@ job_next_host(struct dlv_job *j)
 			int borrowed;
 			struct cl_slot *slot = job_slot(j, &borrowed);
 
-			/* let in for an idle session of its site that it
-			 * cannot use: that one goes first */
+			/*
+			 * Let in for an idle session of its site that it
+			 * cannot use: that one is closed, and the job waits
+			 * in the queue until its QUIT is done (it counts till
+			 * then), never overlapping it.
+			 */
 			j->borrow_done = 1;
-			if (borrowed)
+			if (borrowed) {
 				conn_cache_close_slot(d->cache, slot);
+				job_not_tried(j);
+				return;
+			}
 		}
 		log_debug("%s: connecting to %s, tls=%s (%s)", j->env->id,
 		    j->relay, policy_tls_name(h->tls),
