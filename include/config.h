@@ -129,6 +129,12 @@ struct config {
 	int max_connections;		/* global outbound, default 100 */
 	int max_connections_per_destination;	/* default 10 */
 	int max_messages_per_connection;	/* then QUIT; default 100 */
+	/* sites (issue #24, connlimit.h): limits per site or domain */
+	int limits_by_domain;		/* limits_by = domain; default site */
+	struct rate destination_rate_limit;	/* messages per site;
+					 * default unlimited */
+	long long throttle_pause;	/* first pause after a throttle
+					 * reply, default 60s; 0 = off */
 	/* one delivery attempt of one destination (Postfix's
 	 * smtp_mx_address_limit / smtp_mx_session_limit); 0 = no limit */
 	int smtp_max_addresses;		/* MX addresses tried, default 5 */

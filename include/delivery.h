@@ -41,6 +41,10 @@ struct dlv_rcpt_result {
 	char *relay;		/* "host[ip]:port" or NULL */
 	int no_dsn;		/* DLV_SENT to a server without DSN: the
 				 * NOTIFY=SUCCESS "relayed" DSN is ours */
+	int not_tried;		/* DLV_DEFER without an attempt: the site
+				 * was busy, paused or over its rate */
+	long long retry_in;	/* DLV_DEFER: the site is paused for this
+				 * many seconds: try then (0: backoff) */
 };
 
 struct delivery;
@@ -118,6 +122,40 @@ struct dlv_job *delivery_start(struct delivery *d, const struct spool_env *env,
     const char *domain, const size_t *rcpts, size_t nrcpts, dlv_done_cb *cb,
     void *arg);
 void delivery_cancel(struct dlv_job *job);
+
+/*
+ * Sites (issue #24): the queue's connection slots (connlimit.h), seen
+ * from a job.  jobarg is the arg given to delivery_start().
+ *   routed()   the domain was routed (dec; pe: its policy_file line or
+ *              NULL): 0 go on; -1 not now: the job ends at once with
+ *              every recipient DLV_DEFER, not_tried (no attempt made);
+ *   slot()     the job's slot (NULL: none) and whether it was let in
+ *              through one of this engine's idle sessions (it reuses
+ *              one; if it cannot, it closes one and ends not_tried, to
+ *              come back once that one is closed);
+ *   throttle() a throttle reply (smtp_reply_throttle()) from relay:
+ *              the seconds the site is paused (0: pauses off); the job
+ *              connects nowhere else and its deferred recipients get
+ *              retry_in;
+ *   success()  a message went out (over a new session: new_conn).
+ */
+struct connlimit;
+struct cl_slot;
+struct decision;
+struct policy_entry;
+struct delivery_site_ops {
+	int (*routed)(void *jobarg, const char *domain,
+	    const struct decision *dec, const struct policy_entry *pe);
+	struct cl_slot *(*slot)(void *jobarg, int *borrowed);
+	long long (*throttle)(void *jobarg, const char *relay,
+	    const char *reply);
+	void (*success)(void *jobarg, int new_conn);
+};
+/* Parked sessions count toward their slots in l (NULL ops: no sites). */
+void delivery_set_sites(struct delivery *d, struct connlimit *l,
+    const struct delivery_site_ops *ops);
+/* Is a session of slot s idle in d's connection cache? */
+int delivery_has_idle(const struct delivery *d, const struct cl_slot *s);
 
 /* SMTP client parameters enforcing decision host h on address a. */
 void delivery_client_params(const struct config *cf, struct event_base *base,

@@ -15,7 +15,10 @@
  * uses default_policy.  Levels are those of policy_level_parse().
  * Options: `match=name[:name...]` for verify/secure (Postfix keywords
  * "hostname", "nexthop", "dot-nexthop" and names, a leading dot matching
- * subdomains).  Errors are "file:line: reason".
+ * subdomains); `max_connections=N`, `max_messages_per_connection=N` and
+ * `rate=N/s|m|h` (issue #24: limits of the destination's site, where
+ * two domains of one site disagree the stricter wins; connlimit.h).
+ * Errors are "file:line: reason".
  */
 #ifndef DR_POLICY_TABLE_H
 #define DR_POLICY_TABLE_H
@@ -33,6 +36,11 @@ struct policy_entry {
 	enum policy_level level;
 	char **match;			/* match= names, NULL if none */
 	size_t nmatch;
+	/* limits of the destination's site (issue #24, connlimit.h);
+	 * 0 = not set here */
+	int max_connections;		/* max_connections=N */
+	int max_msgs;			/* max_messages_per_connection=N */
+	struct rate rate;		/* rate=N/s|m|h */
 	int line;			/* where it was written */
 };
 

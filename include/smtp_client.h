@@ -237,6 +237,11 @@ int smtp_client_nmsg(const struct smtp_client *c);
  * closes or misbehaves reports through done() with usable == 0. */
 void smtp_client_set_cb(struct smtp_client *c, const struct smtp_client_cb *cb,
     void *arg);
+/* Call fn(a, b) once when the session's connection is gone for good (it
+ * is freed: closed, or its QUIT done): for counting open connections
+ * (issue #24).  One hook per session; a later call replaces it. */
+void smtp_client_on_close(struct smtp_client *c, void (*fn)(void *, void *),
+    void *a, void *b);
 /* At exit, once the event loop is done: close and free every session,
  * also those finishing a QUIT by themselves.  No callbacks. */
 void smtp_client_free_all(void);

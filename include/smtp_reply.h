@@ -52,6 +52,18 @@ enum smtp_reply_status smtp_reply_feed(struct smtp_reply *r, const char *line,
 const char *smtp_reply_summary(const struct smtp_reply *r, char *buf,
     size_t len);
 
+/*
+ * Is this reply a receiver throttling us (issue #24)?  stage is the
+ * smtp_client stage ("banner", "EHLO", "HELO", "MAIL", "RCPT", ...),
+ * text the reply's text (any case).  Yes for a 4xx reply that is: 421
+ * at the greeting; an enhanced code 4.7.x at EHLO, HELO, MAIL or RCPT;
+ * at any stage a text that says "rate" (at a word's start: "rate
+ * limited", "ratelimit"), "throttl", "too many" or "try again later".
+ * 1 yes, 0 no.
+ */
+int smtp_reply_throttle(const char *stage, int code, const char *enh,
+    const char *text);
+
 /* 2, 3, 4 or 5 (first digit), 0 if no code. */
 #define SMTP_REPLY_CLASS(r)	((r)->code / 100)
 

@@ -58,6 +58,10 @@ enum stat_counter {
 				 * (reject, tempfail, custom reply) */
 	S_MILTER_DISCARDED,	/* messages a milter discarded */
 	S_MILTER_HELD,		/* messages a milter quarantined */
+	/* throttle pauses of sites (issue #24, connlimit.c) */
+	S_SITE_PAUSES,		/* pauses begun */
+	S_SITE_RESUMES,		/* pauses ended */
+	S_SITES_PAUSED,		/* a gauge: paused now (added and taken) */
 	S_NCOUNTERS
 };
 

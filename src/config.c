@@ -305,6 +305,7 @@ config_defaults(struct config *cf)
 	cf->max_connections = 100;
 	cf->max_connections_per_destination = 10;
 	cf->max_messages_per_connection = 100;
+	cf->throttle_pause = 60;
 	cf->smtp_max_addresses = 5;
 	cf->smtp_max_sessions = 2;
 	cf->queue_minfree = 100ULL << 20;
@@ -414,6 +415,7 @@ enum opt_type {
 	T_MILTERS,	/* inet:HOST:PORT, unix:/path, ..., empty = none */
 	T_MILTERACT,	/* milter_default_action: tempfail, accept, reject */
 	T_MILTERPROTO,	/* milter_protocol: 2..6 */
+	T_LIMITSBY,	/* limits_by: site, domain */
 };
 
 #define OFF(f)	offsetof(struct config, f)
@@ -502,6 +504,10 @@ static const struct option {
 	    OFF(max_connections_per_destination) },
 	{ "max_messages_per_connection", T_COUNT,
 	    OFF(max_messages_per_connection) },
+	{ "limits_by",			T_LIMITSBY,	OFF(limits_by_domain) },
+	{ "destination_rate_limit",	T_RATE,
+	    OFF(destination_rate_limit) },
+	{ "throttle_pause",		T_DURATION0,	OFF(throttle_pause) },
 	{ "smtp_max_addresses",		T_COUNT0,	OFF(smtp_max_addresses) },
 	{ "smtp_max_sessions",		T_COUNT0,	OFF(smtp_max_sessions) },
 
@@ -944,6 +950,12 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 			return perr(p, "%s: want 2 to 6, not \"%s\"", o->name,
 			    v);
 		*FIELD(cf, o, int) = (int)n;
+		return 0;
+	case T_LIMITSBY:
+		if (strcmp(v, "site") != 0 && strcmp(v, "domain") != 0)
+			return perr(p, "%s: want site or domain, not \"%s\"",
+			    o->name, v);
+		*FIELD(cf, o, int) = strcmp(v, "domain") == 0;
 		return 0;
 	case T_DKIMFAIL:
 		if (strcmp(v, "defer") != 0 && strcmp(v, "pass") != 0)

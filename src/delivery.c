@@ -51,6 +51,7 @@
 
 #include "config.h"
 #include "conn_cache.h"
+#include "connlimit.h"
 #include "delivery.h"
 #include "log.h"
 #include "stats.h"
@@ -62,6 +63,7 @@
 #include "resolver.h"
 #include "route.h"
 #include "smtp_client.h"
+#include "smtp_reply.h"
 #include "spool.h"
 #include "tls.h"
 #include "tls_memory.h"
@@ -81,6 +83,7 @@ struct delivery {
 	struct workq *wq;	/* io pool for 7-bit conversions (NULL:
 				 * on the loop), not owned */
 	struct workq_port *port;
+	const struct delivery_site_ops *site;	/* the queue's (issue #24) */
 };
 
 /* The 7-bit copy of a job's message (RFC 6152 §3). */
@@ -156,11 +159,14 @@ struct dlv_job {
 	char *conv_err;
 	int conv_wait;		/* j->c is ready and waits for it */
 	int dead;		/* finished: free when the conversion ends */
+	long long pause;	/* the site paused after a throttle reply */
+	int borrow_done;	/* the borrowed idle session dealt with */
 };
 
 static void job_next_host(struct dlv_job *j);
 static void job_free(struct dlv_job *j);
 static void job_send(struct dlv_job *j);
+static void job_not_tried(struct dlv_job *j);
 
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cf,
@@ -211,6 +217,68 @@ delivery_set_workq(struct delivery *d, struct workq *wq,
 {
 	d->wq = wq;
 	d->port = port;
+}
+
+void
+delivery_set_sites(struct delivery *d, struct connlimit *l,
+    const struct delivery_site_ops *ops)
+{
+	d->site = ops;
+	conn_cache_set_limits(d->cache, ops != NULL ? l : NULL);
+}
+
+int
+delivery_has_idle(const struct delivery *d, const struct cl_slot *s)
+{
+	return conn_cache_has_slot(d->cache, s);
+}
+
+/* The job's slot (NULL: none, or no sites). */
+static struct cl_slot *
+job_slot(const struct dlv_job *j, int *borrowed)
+{
+	int b = 0;
+	struct cl_slot *s = j->d->site != NULL ?
+	    j->d->site->slot(j->arg, &b) : NULL;
+
+	if (borrowed != NULL)
+		*borrowed = b;
+	return s;
+}
+
+/* Park the session, or QUIT it (max_messages_per_connection of the
+ * job's site reached, cache full ...). */
+static void
+job_park(struct dlv_job *j, struct smtp_client *c)
+{
+	struct cl_slot *s = job_slot(j, NULL);
+
+	conn_cache_put_slot(j->d->cache, c, j->key, connlimit_max_msgs(s,
+	    j->cf->max_messages_per_connection), s);
+}
+
+/* QUIT a session of the job; it counts toward the job's slot until its
+ * connection is closed. */
+static void
+job_quit(struct dlv_job *j, struct smtp_client *c)
+{
+	conn_cache_quit(j->d->cache, c, job_slot(j, NULL));
+}
+
+/*
+ * A reply of the server: a throttle (smtp_reply_throttle())?  Then the
+ * site is paused (issue #24): this job connects nowhere else, and its
+ * deferred recipients are tried when the pause ends.  Not for the
+ * bounce_relay (our own next hop).
+ */
+static void
+job_throttle_check(struct dlv_job *j, const char *stage, int code,
+    const char *enh, const char *text)
+{
+	if (j->pause > 0 || j->d->site == NULL || j->dec == &j->own_dec ||
+	    !smtp_reply_throttle(stage, code, enh, text))
+		return;
+	j->pause = j->d->site->throttle(j->arg, j->relay, text);
 }
 
 void
@@ -420,6 +488,9 @@ job_finish(struct dlv_job *j)
 		if (!j->final[i])
 			set_result(j, i, DLV_DEFER, j->last_error ?
 			    j->last_error : "delivery temporarily suspended");
+	for (i = 0; i < j->n && j->pause > 0; i++)
+		if (j->res[i].status == DLV_DEFER)
+			j->res[i].retry_in = j->pause;
 	j->cb(j, j->res, j->n, j->arg);
 	job_free(j);
 }
@@ -593,7 +664,7 @@ conv_done(void *arg)
 		if (j->d->stopping) {
 			/* shutting down: no new transaction */
 			set_last_error(j, "delivery stopped");
-			smtp_client_quit(j->c);
+			job_quit(j, j->c);
 			j->c = NULL;
 			job_finish(j);
 			return;
@@ -663,7 +734,7 @@ job_7bit(struct dlv_job *j, int *fd, off_t *size)
 		set_last_error(j, "%s", j->conv_err);
 		break;
 	}
-	smtp_client_quit(j->c);
+	job_quit(j, j->c);
 	j->c = NULL;
 	job_finish(j);
 	return -1;
@@ -719,7 +790,7 @@ job_send(struct dlv_job *j)
 	if (j->nsend == 0 || smtp_client_send(c, &msg, err, sizeof(err)) == -1) {
 		set_last_error(j, "cannot send: %s", j->nsend ? err :
 		    "no recipients");
-		smtp_client_quit(c);
+		job_quit(j, c);
 		j->c = NULL;
 		job_finish(j);
 	}
@@ -743,6 +814,7 @@ c_rcpt(struct smtp_client *c, size_t idx, const struct smtp_reply *reply,
 		j->rtext[i] = xasprintf("%s said: %s (in reply to RCPT TO "
 		    "command)", j->relay, smtp_reply_summary(reply, sum,
 		    sizeof(sum)));
+		job_throttle_check(j, "RCPT", reply->code, reply->enh, sum);
 	}
 }
 
@@ -846,6 +918,8 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 		job_next_host(j);
 		return;
 	}
+	if (r->code != 0)
+		job_throttle_check(j, r->stage, r->code, r->enh, r->reply);
 	if (r->tlsrpt != NULL)
 		stats_tls_failure(r->tlsrpt);
 	if (r->tlsrpt != NULL && !j->reused)
@@ -920,17 +994,22 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	}
 
 	if (r->fail == SMTP_OK) {
+		int sent = 0;
+
 		for (k = 0; k < j->nsend; k++) {
 			size_t i = j->sendidx[k];
 			int code = j->code[i];
 
 			if (code >= 200 && code < 300) {
 				set_result(j, i, DLV_SENT, r->reply);
+				sent = 1;
 			} else if (code >= 500)
 				set_result(j, i, DLV_FAIL, j->rtext[i]);
 			else if (code >= 400)
 				set_result(j, i, DLV_DEFER, j->rtext[i]);
 		}
+		if (sent && j->d->site != NULL)
+			j->d->site->success(j->arg, !j->reused);
 	} else if (in_txn || r->fail == SMTP_FAIL_IMPL) {
 		/* Final for this attempt: RCPT verdicts stand, the rest
 		 * share the transaction's outcome. */
@@ -949,8 +1028,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	}
 	if (r->fail == SMTP_OK || in_txn || r->fail == SMTP_FAIL_IMPL) {
 		if (r->usable)
-			conn_cache_put(j->d->cache, c, j->key,
-			    j->cf->max_messages_per_connection);
+			job_park(j, c);
 		else
 			smtp_client_free(c);
 		j->c = NULL;
@@ -973,7 +1051,7 @@ c_done(struct smtp_client *c, const struct smtp_result *r, void *arg)
 	    !j->plain_retry)
 		j->nsessions++;
 	if (r->usable)
-		smtp_client_quit(c);
+		job_quit(j, c);
 	else
 		smtp_client_free(c);
 	j->c = NULL;
@@ -1145,6 +1223,8 @@ job_next_host(struct dlv_job *j)
 		}
 		if (job_limited(j))
 			break;
+		if (j->pause > 0)
+			break;	/* the site is paused: no new connection */
 		delivery_client_params(j->cf, d->base, d->deps->ssl_ctx, h, a,
 		    j->port, j->env->id, &p);
 		if (j->src != NULL && dec != &j->own_dec) {
@@ -1175,6 +1255,23 @@ job_next_host(struct dlv_job *j)
 			return;
 		}
 		j->reused = 0;
+		if (!j->borrow_done) {
+			int borrowed;
+			struct cl_slot *slot = job_slot(j, &borrowed);
+
+			/*
+			 * Let in for an idle session of its site that it
+			 * cannot use: that one is closed, and the job waits
+			 * in the queue until its QUIT is done (it counts till
+			 * then), never overlapping it.
+			 */
+			j->borrow_done = 1;
+			if (borrowed) {
+				conn_cache_close_slot(d->cache, slot);
+				job_not_tried(j);
+				return;
+			}
+		}
 		log_debug("%s: connecting to %s, tls=%s (%s)", j->env->id,
 		    j->relay, policy_tls_name(h->tls),
 		    h->reason ? h->reason : "");
@@ -1186,6 +1283,25 @@ job_next_host(struct dlv_job *j)
 		j->addr++;
 	}
 	job_finish(j);
+}
+
+/* Back to the queue without an attempt: the site is busy, paused or
+ * over its rate (the queue knows when to try again). */
+static void
+job_not_tried(struct dlv_job *j)
+{
+	size_t i;
+
+	log_debug("%s: %s: waiting for a slot of its site", j->env->id,
+	    j->domain);
+	for (i = 0; i < j->n; i++) {
+		j->res[i].status = DLV_DEFER;
+		j->res[i].not_tried = 1;
+		free(j->res[i].text);
+		j->res[i].text = xstrdup("waiting for a slot of the site");
+	}
+	j->cb(j, j->res, j->n, j->arg);
+	job_free(j);
 }
 
 static void
@@ -1213,6 +1329,12 @@ job_routed(struct route *rt, void *arg)
 		set_last_error(j, "cannot open queue file: %s",
 		    strerror(errno));
 		job_finish(j);
+		return;
+	}
+	/* sites (issue #24): the domain's site known now; its limits */
+	if (j->d->site != NULL && j->d->site->routed(j->arg, j->domain, dec,
+	    policy_table_lookup(j->d->deps->pt, j->domain)) != 0) {
+		job_not_tried(j);
 		return;
 	}
 	j->host = 0;

@@ -327,6 +327,15 @@ metrics_render(struct evbuffer *b, metrics_gauges_fn *gauges, void *arg)
 	    "MX hosts refused by TLS memory: weaker TLS than the domain "
 	    "was seen with (tls_memory).",
 	    st.counter[S_TLS_DOWNGRADE_REFUSED]);
+	one(b, "danerelay_site_throttle_pauses_total", "counter",
+	    "Sites paused after a throttle reply (421 greeting, 4.7.x, "
+	    "\"rate\", \"too many\" ...).", st.counter[S_SITE_PAUSES]);
+	one(b, "danerelay_site_throttle_resumes_total", "counter",
+	    "Throttle pauses of sites that ended.",
+	    st.counter[S_SITE_RESUMES]);
+	one(b, "danerelay_sites_paused", "gauge",
+	    "Sites paused by a throttle reply now.",
+	    st.counter[S_SITES_PAUSED]);
 	one(b, "danerelay_tlsrpt_dropped_total", "counter",
 	    "TLSRPT session counts dropped: memory full while the state "
 	    "database could not be written.", st.counter[S_TLSRPT_DROPPED]);

@@ -29,6 +29,8 @@
  * entry's match= names while it waits on DNS and MTA-STS, and a SIGHUP
  * replaces the delivery engine's table in the meantime.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +206,24 @@ parse_match(char *v, struct policy_entry *e)
 	return NULL;
 }
 
+#define POLICY_LIMIT_MAX	1000000	/* as config.c's numbers */
+
+/* A limit option's value: 1..POLICY_LIMIT_MAX, else 0. */
+static int
+parse_limit(const char *v)
+{
+	char *end;
+	long n;
+
+	if (!isdigit((unsigned char)*v))
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > POLICY_LIMIT_MAX)
+		return 0;
+	return (int)n;
+}
+
 /* One line (NUL-terminated, no newline).  0: entry, 1: blank, -1: err. */
 static int
 parse_line(char *line, struct policy_entry *e, char *why, size_t whylen)
@@ -265,6 +285,25 @@ parse_line(char *line, struct policy_entry *e, char *why, size_t whylen)
 			}
 			if ((r = parse_match(eq, e)) != NULL) {
 				snprintf(why, whylen, "%s", r);
+				goto bad;
+			}
+		} else if (strcasecmp(tok[i], "max_connections") == 0 ||
+		    strcasecmp(tok[i], "max_messages_per_connection") == 0) {
+			int *f = strcasecmp(tok[i], "max_connections") == 0 ?
+			    &e->max_connections : &e->max_msgs;
+
+			if ((*f = parse_limit(eq)) == 0) {
+				snprintf(why, whylen, "%s: bad number "
+				    "\"%.100s\" (want 1-%d)", tok[i], eq,
+				    POLICY_LIMIT_MAX);
+				goto bad;
+			}
+		} else if (strcasecmp(tok[i], "rate") == 0) {
+			if (parse_rate(eq, &e->rate) == -1 ||
+			    e->rate.count == 0 || e->rate.per > 3600) {
+				snprintf(why, whylen, "rate: bad rate "
+				    "\"%.100s\" (want e.g. 2/s, 60/m, 500/h)",
+				    eq);
 				goto bad;
 			}
 		} else {

@@ -34,6 +34,8 @@
 #include "stats.h"
 #include "queue.h"
 #include "connlimit.h"
+#include "policy.h"
+#include "policy_table.h"
 #include "spool.h"
 #include "suspend.h"
 #include "util.h"
@@ -54,6 +56,9 @@ struct qjob {
 	char *domain;
 	size_t *idx;
 	size_t n;
+	struct cl_slot *slot;	/* its connection slot (connlimit.h) */
+	int relearn;		/* the domain's site to be learned */
+	int borrowed;		/* let in for an own idle session */
 };
 TAILQ_HEAD(qjob_list, qjob);
 
@@ -102,6 +107,7 @@ struct queue {
 };
 
 static void queue_schedule(struct queue *q, double delay);
+static void queue_sites(struct queue *q);
 static void qmsg_save(struct queue *q, struct qmsg *m);
 
 static char *
@@ -352,8 +358,8 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 	for (i = 0; i < nres; i++) {
 		struct spool_rcpt *r;
 
-		if (res[i].rcpt >= m->env->nrcpt)
-			continue;
+		if (res[i].rcpt >= m->env->nrcpt || res[i].not_tried)
+			continue;	/* not tried: no attempt to count */
 		r = &m->env->rcpts[res[i].rcpt];
 		r->attempts++;
 		if (res[i].text != NULL) {
@@ -377,7 +383,9 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 			r->state = RCPT_FAILED;
 			break;
 		case DLV_DEFER: {
-			long long b = backoff(q->cf, r->attempts);
+			/* a paused site: when the pause ends */
+			long long b = res[i].retry_in > 0 ? res[i].retry_in :
+			    backoff(q->cf, r->attempts);
 
 			r->next_attempt = now + b;
 			log_info("%s: to=<%s>, attempt %d deferred, next attempt "
@@ -389,7 +397,7 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 	TAILQ_REMOVE(&q->jobs, j, entry);
 	m->njobs--;
 	q->active--;
-	connlimit_release(q->limits, j->domain);
+	connlimit_release(q->limits, j->slot);
 	free(j->domain);
 	free(j->idx);
 	free(j);
@@ -397,12 +405,127 @@ job_done(struct dlv_job *job, const struct dlv_rcpt_result *res, size_t nres,
 	done = m->njobs == 0 && !qmsg_pending(m);
 	/* The last results of a message that owes no DSN need no rewrite:
 	 * it is removed next. */
+	for (i = 0; i < nres && nres > 0; i++)
+		if (!res[i].not_tried)
+			break;
+	if (i == nres)
+		nres = 0;	/* nothing tried: nothing to write */
 	if (nres > 0 && (!done || bounce_owed(m->env)))
 		qmsg_save(q, m);
 	if (done)
 		qmsg_finish(q, m);
 	if (!q->stopping)
 		queue_schedule(q, 0);
+}
+
+/* An idle session of slot s in this worker's connection cache? */
+static int
+queue_own_idle(void *arg, const struct cl_slot *s)
+{
+	struct queue *q = arg;
+
+	return q->dlv != NULL && delivery_has_idle(q->dlv, s);
+}
+
+/* A connection slot request for domain under the current config. */
+static void
+queue_req(struct queue *q, struct connlimit_req *rq, const char *domain)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->domain = domain;
+	rq->max_total = q->cf->max_connections;
+	rq->max_dest = q->cf->max_connections_per_destination;
+	rq->rate = &q->cf->destination_rate_limit;
+	rq->by_domain = q->cf->limits_by_domain;
+	rq->wake = q->wake;
+	rq->wakearg = q->wakearg;
+	rq->own_idle = queue_own_idle;
+	rq->own_arg = q;
+}
+
+/*
+ * Sites (issue #24, delivery.h's delivery_site_ops): a job's domain was
+ * routed.  The first job of a domain (or one whose site was learned
+ * CONNLIMIT_MAP_TTL ago) learns the site and the domain's policy_file
+ * limits, and its slot moves there; a job the site cannot take now goes
+ * back without an attempt (woken by a free slot, or at the time its
+ * pause or rate says).
+ */
+static int
+site_routed(void *arg, const char *domain, const struct decision *dec,
+    const struct policy_entry *pe)
+{
+	struct qjob *j = arg;
+	struct queue *q = j->q;
+	struct connlimit_limits lim;
+	struct connlimit_req rq;
+	enum connlimit_verdict v;
+	char *site = NULL;
+
+	if (!j->relearn || j->slot == NULL)
+		return 0;
+	j->relearn = 0;
+	memset(&lim, 0, sizeof(lim));
+	queue_req(q, &rq, domain);
+	rq.slot = j->slot;
+	if (pe != NULL) {
+		lim.max_connections = pe->max_connections;
+		lim.max_msgs = pe->max_msgs;
+		lim.rate = pe->rate;
+	}
+	if (!rq.by_domain)
+		site = connlimit_site_key(dec, domain);
+	v = connlimit_learn(q->limits, &rq, site, pe != NULL &&
+	    (pe->max_connections || pe->max_msgs || pe->rate.count) ? &lim :
+	    NULL);
+	free(site);
+	j->slot = rq.slot;
+	if (v == CONNLIMIT_OK) {
+		j->borrowed = rq.borrowed;
+		return 0;
+	}
+	if (v == CONNLIMIT_LATER)
+		queue_schedule(q, rq.retry_at - mono_now());
+	return -1;
+}
+
+static struct cl_slot *
+site_slot(void *arg, int *borrowed)
+{
+	struct qjob *j = arg;
+
+	*borrowed = j->borrowed;
+	return j->slot;
+}
+
+static long long
+site_throttle(void *arg, const char *relay, const char *reply)
+{
+	struct qjob *j = arg;
+
+	return connlimit_throttle(j->q->limits, j->slot,
+	    j->q->cf->throttle_pause, relay, reply);
+}
+
+static void
+site_success(void *arg, int new_conn)
+{
+	struct qjob *j = arg;
+
+	connlimit_success(j->q->limits, j->slot, new_conn,
+	    j->q->cf->max_connections_per_destination);
+}
+
+static const struct delivery_site_ops site_ops = {
+	site_routed, site_slot, site_throttle, site_success,
+};
+
+/* The delivery engine's sessions count in our limits. */
+static void
+queue_sites(struct queue *q)
+{
+	if (q->dlv != NULL)
+		delivery_set_sites(q->dlv, q->limits, &site_ops);
 }
 
 /* Start jobs for the due recipients of one message; 1 if limits hit. */
@@ -415,6 +538,7 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 	for (i = 0; i < env->nrcpt; i++) {
 		struct spool_rcpt *r = &env->rcpts[i];
 		enum connlimit_verdict v;
+		struct connlimit_req rq;
 		struct qjob *j;
 		char *dom;
 
@@ -431,21 +555,25 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 			continue;
 		}
 		/* a finishing job, here or in another worker, wakes us */
-		v = connlimit_take(q->limits, dom, q->cf->max_connections,
-		    q->cf->max_connections_per_destination, q->wake,
-		    q->wakearg);
+		queue_req(q, &rq, dom);
+		v = connlimit_take(q->limits, &rq);
 		if (v == CONNLIMIT_TOTAL) {
 			free(dom);
 			return 1;
 		}
-		if (v == CONNLIMIT_DEST) {
+		if (v != CONNLIMIT_OK) {
 			free(dom);
+			if (v == CONNLIMIT_LATER)	/* paused, rate */
+				queue_schedule(q, rq.retry_at - mono_now());
 			continue;
 		}
 		j = xcalloc(1, sizeof(*j));
 		j->q = q;
 		j->m = m;
 		j->domain = dom;
+		j->slot = rq.slot;
+		j->relearn = rq.relearn;
+		j->borrowed = rq.borrowed;
 		j->idx = xcalloc(env->nrcpt, sizeof(*j->idx));
 		/* every due recipient of this message in the same domain, up
 		 * to the per-transaction limit (the rest: another job) */
@@ -480,7 +608,7 @@ qmsg_run(struct queue *q, struct qmsg *m, time_t now, time_t *next)
 			TAILQ_REMOVE(&q->jobs, j, entry);
 			m->njobs--;
 			q->active--;
-			connlimit_release(q->limits, j->domain);
+			connlimit_release(q->limits, j->slot);
 			free(j->domain);
 			free(j->idx);
 			free(j);
@@ -596,6 +724,7 @@ queue_set_shared(struct queue *q, struct connlimit *l, void (*wake)(void *),
 	q->own_limits = 0;
 	q->wake = wake;
 	q->wakearg = wakearg;
+	queue_sites(q);
 }
 
 void
@@ -658,6 +787,7 @@ queue_new(struct event_base *base, const struct config *cf, struct spool *sp,
 	q->wakearg = q;
 	q->timer = evtimer_new(base, queue_run, q);
 	q->save_timer = evtimer_new(base, save_retry, q);
+	queue_sites(q);
 	return q;
 }
 

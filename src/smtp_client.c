@@ -172,6 +172,8 @@ struct smtp_client {
 
 	/* teardown */
 	int quitting;			/* smtp_client_quit(): free at end */
+	void (*on_close)(void *, void *);	/* smtp_client_on_close() */
+	void *close_a, *close_b;
 	int fail_after_quit;		/* report res after QUIT exchange */
 	int deferred_done;		/* report res from the timer */
 	int incb;			/* inside a user callback */
@@ -576,6 +578,8 @@ client_destroy(struct smtp_client *c)
 	LIST_REMOVE(c, live);
 	pthread_mutex_unlock(&live_mtx);
 	client_close(c);
+	if (c->on_close != NULL)
+		c->on_close(c->close_a, c->close_b);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	smtp_reply_clear(&c->reply);
@@ -593,6 +597,15 @@ client_destroy(struct smtp_client *c)
 		free(c->marks[i]);
 	free(c->marks);
 	free(c);
+}
+
+void
+smtp_client_on_close(struct smtp_client *c, void (*fn)(void *, void *),
+    void *a, void *b)
+{
+	c->on_close = fn;
+	c->close_a = a;
+	c->close_b = b;
 }
 
 void

@@ -156,6 +156,48 @@ smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
 	return REPLY_MORE;
 }
 
+/* The first place needle (lower case) starts in s, any case, or NULL. */
+static const char *
+find_nocase(const char *s, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *s != '\0'; s++)
+		if (strncasecmp(s, needle, n) == 0)
+			return s;
+	return NULL;
+}
+
+int
+smtp_reply_throttle(const char *stage, int code, const char *enh,
+    const char *text)
+{
+	static const char *const says[] = { "throttl", "too many",
+	    "try again later" };
+	const char *p;
+	size_t i;
+
+	if (code < 400 || code > 499)
+		return 0;
+	if (stage == NULL)
+		stage = "";
+	if (code == 421 && strcmp(stage, "banner") == 0)
+		return 1;
+	if (enh != NULL && strncmp(enh, "4.7.", 4) == 0 &&
+	    (!strcmp(stage, "EHLO") || !strcmp(stage, "HELO") ||
+	    !strcmp(stage, "MAIL") || !strcmp(stage, "RCPT")))
+		return 1;
+	if (text == NULL)
+		return 0;
+	for (i = 0; i < sizeof(says) / sizeof(says[0]); i++)
+		if (find_nocase(text, says[i]) != NULL)
+			return 1;
+	for (p = text; (p = find_nocase(p, "rate")) != NULL; p++)
+		if (p == text || !isalpha((unsigned char)p[-1]))
+			return 1;
+	return 0;
+}
+
 const char *
 smtp_reply_summary(const struct smtp_reply *r, char *buf, size_t len)
 {

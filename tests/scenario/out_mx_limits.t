@@ -14,8 +14,10 @@ smtp_mx_session_limit, bound one attempt:
     tarpit, smtp_greeting_timeout 2s), mx2 and mx3 answer 421 at the
     greeting, mx4 works: one attempt stops after two sessions (mx1,
     mx2); mx3 and mx4 see no connection;
-  - with both limits 0 (no limit) a second daemon delivers both, through
-    mx7 and mx4 (what the relay did before);
+  - with both limits 0 (no limit) and throttle_pause 0 (a 421 greeting
+    pauses the whole site otherwise, issue #24: out_sites.t) a second
+    daemon delivers both, through mx7 and mx4 (what the relay did
+    before);
   - a bad value is refused by `danerelayd -n` with file:line.
 """
 import os
@@ -113,7 +115,8 @@ d.stop()
 
 # 2. no limits: what the relay did before
 d2 = w.daemon(name="d2", min_backoff="1h", smtp_greeting_timeout="2s",
-              smtp_max_addresses="0", smtp_max_sessions="0")
+              smtp_max_addresses="0", smtp_max_sessions="0",
+              throttle_pause="0")
 send(d2, "b")
 line = wait(d2, "b@many.test")
 drtest.check("status=sent" in line and "relay=mx7.many.test" in line,

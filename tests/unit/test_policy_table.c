@@ -288,9 +288,49 @@ test_refs(void)
 	policy_table_free(NULL);
 }
 
+/* Site limits (issue #24): max_connections=, max_messages_per_connection=,
+ * rate=; bad values refused with file:line. */
+static void
+test_limits(void)
+{
+	const struct policy_entry *e;
+	struct policy_table *t;
+	char err[256];
+
+	t = parse("a.example dane max_connections=2 "
+	    "max_messages_per_connection=5 rate=60/m\n"
+	    "b.example may rate=2/s\n"
+	    "c.example verify match=mx.c.example MAX_CONNECTIONS=1\n", err,
+	    sizeof(err));
+	CHECK(t != NULL);
+	if (t == NULL)
+		return;
+	e = policy_table_lookup(t, "a.example");
+	CHECK(e != NULL && e->max_connections == 2 && e->max_msgs == 5 &&
+	    e->rate.count == 60 && e->rate.per == 60);
+	e = policy_table_lookup(t, "b.example");
+	CHECK(e != NULL && e->max_connections == 0 && e->max_msgs == 0 &&
+	    e->rate.count == 2 && e->rate.per == 1);
+	e = policy_table_lookup(t, "c.example");
+	CHECK(e != NULL && e->max_connections == 1 && e->nmatch == 1);
+	policy_table_free(t);
+	bad("x.example dane max_connections=0\n", "pt:1: max_connections: "
+	    "bad number");
+	bad("ok.example dane\nx.example dane max_connections=two\n",
+	    "pt:2: max_connections: bad number");
+	bad("x.example dane max_messages_per_connection=-1\n",
+	    "pt:1: max_messages_per_connection: bad number");
+	bad("x.example dane max_connections=10000000\n",
+	    "pt:1: max_connections: bad number");
+	bad("x.example dane rate=fast\n", "pt:1: rate: bad rate");
+	bad("x.example dane rate=unlimited\n", "pt:1: rate: bad rate");
+	bad("x.example dane rate=5/d\n", "pt:1: rate: bad rate");
+}
+
 int
 main(void)
 {
+	test_limits();
 	test_refs();
 	test_good();
 	test_empty();
