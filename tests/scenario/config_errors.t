@@ -395,7 +395,7 @@ def part_daemon():
     write(conf, base_conf("max_message_size = 1M\n").replace(
         "listen = %s:%d" % (IP, PORT), "listen = %s:%d" % (IP, PORT + 1)))
     d.p.send_signal(signal.SIGHUP)
-    check(d.wait_log(r"reloaded ", 10, mark) is not None, "good reload")
+    check(d.wait_log(r": reloaded /", 10, mark) is not None, "good reload")
     check(re.search(r"listen changed: takes effect after a restart",
                     d.text()[mark:]) is not None,
           "listen change needs a restart (logged)")

@@ -204,7 +204,7 @@ drtest.check(r.returncode == 2, "usage error")
 n = len(w.outcomes(d).get("second@backup.test", []))
 d.write_config(tls_memory="no")
 d.reload()
-drtest.wait_for(lambda: "reloaded " in
+drtest.wait_for(lambda: ": reloaded /" in
                 d.log_text().split("==== drtest")[-1], drtest.scaled(10),
                 "the reload")
 r = d.cli("flush", "backup.test")
