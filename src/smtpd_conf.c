@@ -46,6 +46,9 @@ cert_not_after(SSL_CTX *ctx)
 	return (long long)timegm(&tm);
 }
 
+_Static_assert(sizeof(((struct config *)0)->milter_macros) /
+    sizeof(char *) == MILTER_NSTAGES, "one milter_*_macros per stage");
+
 /* The milters of list with the milter_* settings; NULL and err if bad,
  * NULL without error for an empty list. */
 struct milter_conf *
@@ -55,6 +58,7 @@ smtpd_milter_conf(const struct config *cf, const char *list, char *err,
 	struct milter_params mp;
 	struct milter_conf *mc;
 	char why[400];
+	int i;
 
 	memset(&mp, 0, sizeof(mp));
 	mp.list = list;
@@ -65,6 +69,8 @@ smtpd_milter_conf(const struct config *cf, const char *list, char *err,
 	mp.def = (enum milter_default)cf->milter_default_action;
 	mp.hostname = cf->myhostname != NULL && *cf->myhostname ?
 	    cf->myhostname : "localhost";
+	for (i = 0; i < MILTER_NSTAGES; i++)
+		mp.macros[i] = cf->milter_macros[i];
 	if ((mc = milter_conf_new(&mp, why, sizeof(why))) == NULL) {
 		snprintf(err, errlen, "milters: %s", why);
 		return NULL;

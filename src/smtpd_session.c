@@ -198,7 +198,11 @@ struct smtpd_milter {
 	struct smtp_rcpt	 rcpt;		/* RCPT the milters look at */
 	enum smtp_state		 prev;		/* state before S_MILTER */
 	struct milter_msg	 msg;		/* the message they look at */
+	char			 daemon_addr[INET6_ADDRSTRLEN];	/* our end */
+	int			 daemon_port;
 };
+
+static void sockaddr_text(const struct sockaddr_storage *, char *, size_t);
 
 static void smtp_enter_state(struct smtpd_session *, enum smtp_state);
 static void smtp_process_input(struct smtpd_session *);
@@ -424,11 +428,76 @@ smtp_milters(struct smtpd_session *s)
 	if (s->conf->milters == NULL)
 		return 0;
 	if (s->mil == NULL) {
+		struct sockaddr_storage me;
+		socklen_t melen = sizeof(me);
+
 		s->mil = xcalloc(1, sizeof(*s->mil));
 		s->mil->chain = milter_chain_new(s->sd->base,
 		    s->conf->milters);
+		/* {daemon_addr} and {daemon_port} */
+		if (getsockname(s->fd, (struct sockaddr *)&me, &melen) == 0 &&
+		    (me.ss_family == AF_INET || me.ss_family == AF_INET6)) {
+			sockaddr_text(&me, s->mil->daemon_addr,
+			    sizeof(s->mil->daemon_addr));
+			s->mil->daemon_port = ntohs(me.ss_family == AF_INET ?
+			    ((struct sockaddr_in *)(void *)&me)->sin_port :
+			    ((struct sockaddr_in6 *)(void *)&me)->sin6_port);
+		}
 	}
 	return s->mil->chain != NULL;
+}
+
+/* One ESMTP parameter more in buf (cut when full: the milters are told
+ * less, never something else). */
+static void
+smtp_arg_add(char *buf, size_t len, const char *key, const char *val)
+{
+	size_t n = strlen(buf);
+
+	if (snprintf(buf + n, len - n, "%s%s%s", n > 0 ? " " : "", key,
+	    val) >= (int)(len - n))
+		buf[n] = '\0';
+}
+
+/* A transaction's ESMTP parameters again, as the client sent them, for
+ * the milters: MAIL's (r NULL) or r's. */
+static void
+smtp_milter_args(const struct smtpd_session *s, const struct smtp_rcpt *r,
+    char *buf, size_t len)
+{
+	const struct smtp_mail *m = &s->mail;
+	char v[32];
+
+	buf[0] = '\0';
+	if (r != NULL) {
+		if (r->notify & DSN_NOTIFY_NEVER)
+			smtp_arg_add(buf, len, "NOTIFY=", "NEVER");
+		else if (r->notify != 0) {
+			snprintf(v, sizeof(v), "%s%s%s",
+			    r->notify & DSN_NOTIFY_SUCCESS ? ",SUCCESS" : "",
+			    r->notify & DSN_NOTIFY_FAILURE ? ",FAILURE" : "",
+			    r->notify & DSN_NOTIFY_DELAY ? ",DELAY" : "");
+			smtp_arg_add(buf, len, "NOTIFY=", v + 1);
+		}
+		if (r->orcpt[0] != '\0')
+			smtp_arg_add(buf, len, "ORCPT=", r->orcpt);
+		return;
+	}
+	if (m->has_size) {
+		snprintf(v, sizeof(v), "%llu", m->size);
+		smtp_arg_add(buf, len, "SIZE=", v);
+	}
+	if (m->body != BODY_UNSPEC)
+		smtp_arg_add(buf, len, "BODY=", m->body == BODY_7BIT ? "7BIT" :
+		    "8BITMIME");
+	if (m->smtputf8)
+		smtp_arg_add(buf, len, "SMTPUTF8", "");
+	if (m->ret[0] != '\0')
+		smtp_arg_add(buf, len, "RET=", m->ret);
+	if (m->envid[0] != '\0')
+		smtp_arg_add(buf, len, "ENVID=", m->envid);
+	if (m->requiretls)
+		smtp_arg_add(buf, len, "REQUIRETLS", "");
 }
 
 static void
@@ -452,7 +521,12 @@ smtp_milter_client(struct smtpd_session *s, struct milter_client *cl)
 		cl->auth_type = s->auth_mech;
 		cl->auth_authen = s->auth_user;
 	}
+	cl->auth_author = s->mail.auth[0] != '\0' ? s->mail.auth : NULL;
 	cl->queue_id = s->qid[0] != '\0' ? s->qid : NULL;
+	if (s->mil != NULL && s->mil->daemon_addr[0] != '\0') {
+		cl->daemon_addr = s->mil->daemon_addr;
+		cl->daemon_port = s->mil->daemon_port;
+	}
 }
 
 /* The verdict is in and answered: read on. */
@@ -478,6 +552,9 @@ smtp_milter_mail_done(const struct milter_verdict *v, void *arg)
 		log_info("NOQUEUE: milter-reject: MAIL from unknown[%s]: %s; "
 		    "from=<%s> helo=<%s>", s->addr, v->reply, s->mail.addr,
 		    s->helo);
+		spool_writer_abort(s->w);	/* no transaction */
+		s->w = NULL;
+		s->qid[0] = '\0';
 		smtp_enter_state(s, S_HELO);
 		smtp_reply_lines(s, v->reply);
 	} else {
@@ -780,10 +857,18 @@ smtp_mail(struct smtpd_session *s, const char *arg)
 	}
 	if (smtp_milters(s)) {
 		struct milter_client cl;
+		char args[SMTP_XTEXT_MAX + 200];
 
+		/* The queue id from MAIL on, for the milters' i macro (no
+		 * file until DATA: nothing to clean up but memory). */
+		if (s->w == NULL && (s->w = spool_writer_new(s->sd->spool,
+		    args, sizeof(args))) != NULL)
+			dr_strlcpy(s->qid, spool_writer_id(s->w),
+			    sizeof(s->qid));
+		smtp_milter_args(s, NULL, args, sizeof(args));
 		smtp_enter_state(s, S_MILTER);
 		smtp_milter_client(s, &cl);
-		milter_mail(s->mil->chain, &cl, s->mail.addr, NULL,
+		milter_mail(s->mil->chain, &cl, s->mail.addr, args,
 		    smtp_milter_mail_done, s);
 		return;
 	}
@@ -897,11 +982,14 @@ smtp_rcpt(struct smtpd_session *s, const char *arg)
 	if (smtp_milters(s)) {
 		struct milter_client cl;
 
+		char args[SMTP_XTEXT_MAX + 64];
+
 		s->mil->rcpt = r;
 		s->mil->prev = s->state;
+		smtp_milter_args(s, &r, args, sizeof(args));
 		smtp_enter_state(s, S_MILTER);
 		smtp_milter_client(s, &cl);
-		milter_rcpt(s->mil->chain, &cl, r.addr, NULL,
+		milter_rcpt(s->mil->chain, &cl, r.addr, args,
 		    smtp_milter_rcpt_done, s);
 		return;
 	}
@@ -997,8 +1085,8 @@ smtp_data(struct smtpd_session *s)
 	default:
 		break;
 	}
-	if ((s->w = spool_writer_new(s->sd->spool, err, sizeof(err))) ==
-	    NULL) {
+	if (s->w == NULL && (s->w = spool_writer_new(s->sd->spool, err,
+	    sizeof(err))) == NULL) {
 		log_warnx("smtpd %s: cannot create queue file: %s", s->addr,
 		    err);
 		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
