@@ -690,18 +690,11 @@ start_sts_fetch(struct run *r, struct dom *d)
 	struct sts_arg *a;
 	char host[300], err[512];
 
-	snprintf(host, sizeof(host), "mta-sts.%s", d->name);
-	memset(&p, 0, sizeof(p));
+	mta_sts_https_params(&p, host, sizeof(host), d->name,
+	    r->cf->https_port);
 	p.base = r->base;
 	p.ssl_ctx = r->https_ctx;
 	p.resolver = r->res;
-	p.method = HTTPS_GET;
-	p.host = host;
-	p.port = r->cf->https_port;
-	p.path = MTA_STS_PATH;
-	p.status_rule = HTTPS_STATUS_200;
-	p.want_type = "text/plain";
-	p.max_body = MTA_STS_MAX_BODY;
 	p.connect_timeout_ms = (unsigned)r->o->timeout * 1000;
 	p.timeout_ms = (unsigned)r->o->timeout * 1000;
 	p.logid = "check";
