@@ -49,6 +49,7 @@ except ImportError as e:
 HERE = os.path.dirname(os.path.abspath(__file__))
 w = world.World()
 rcv = w.dest("rcpt.test", 11, extra=["--dsn"])
+rtls = w.dest("rtls.test", 12, extra=["--dsn", "--requiretls"])
 w.start()
 
 procs = []
@@ -84,9 +85,10 @@ procs.append(subprocess.Popen(
 drtest.wait_for(lambda: listening(lm_port), 20, "limitmilter listening")
 LM = "inet:127.0.0.1:%d" % lm_port
 
+crt, ckey = drtest.make_cert(w.tmp, "relay.dr-test.example")
 d = w.daemon(start=False, milters=LM, milter_command_timeout="2s",
              milter_content_timeout="6s", milter_connect_timeout="2s",
-             min_backoff="1h")
+             min_backoff="1h", tls_cert_file=crt, tls_key_file=ckey)
 d.start(args=["-d"])        # debug: the io pool's read back is logged
 reloads = 0
 
@@ -191,6 +193,28 @@ drtest.check(re.search(r"%s: milter: sender change: ignoring ESMTP "
                        r"arguments \"RET=BOGUS ENVID=bad-1\"" % qid,
                        d.log_text()[mark:]),
              "the refused arguments are logged with the queue id")
+
+# the client's REQUIRETLS stays when the milter's arguments lack it
+mark = len(d.log_text())
+c = drtest.SMTP(d.host, d.port)
+c.expect("EHLO client.dr-test.example", 250)
+c.starttls()
+c.expect("EHLO client.dr-test.example", 250)
+c.expect("MAIL FROM:<a@client.dr-test.example> REQUIRETLS", 250)
+c.expect("RCPT TO:<rt1@rtls.test>", 250)
+code, text = c.data(message("chgfrom-args", "rt1@rtls.test"))
+c.close()
+drtest.check(code == 250, "REQUIRETLS message accepted: %d %s"
+             % (code, text))
+w.expect(d, "rtls.test", "sent", rcpt="rt1@rtls.test", at="mx")
+m = [x for x in rtls.messages() if "rt1@rtls.test" in x["rcpts"]][0]
+params = m.get("mail_params") or ""
+drtest.check(m["mail_from"] == "new-sender@client.dr-test.example" and
+             "REQUIRETLS" in params and "RET=HDRS" in params,
+             "a sender change without REQUIRETLS keeps the client's "
+             "REQUIRETLS (and applies RET=): %r" % params)
+drtest.check("milter: sender change without REQUIRETLS: the client's "
+             "REQUIRETLS kept" in d.log_text()[mark:], "and says so")
 
 # -- a 3 MiB message through the header-adding milter: intact, with the
 # header, the file part read back on the io pool
