@@ -29,7 +29,6 @@ event loop.
 import hashlib
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -40,6 +39,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import world  # noqa: E402
+from fakemilter import listening, packets, pkt, stop  # noqa: E402
 
 try:
     import Milter  # noqa: F401
@@ -53,28 +53,7 @@ rtls = w.dest("rtls.test", 12, extra=["--dsn", "--requiretls"])
 w.start()
 
 procs = []
-
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 drtest.at_done(lambda: [stop(p) for p in procs])
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-        return True
-    except OSError:
-        return False
-
 
 lm_port = drtest.free_port("127.0.0.1")
 procs.append(subprocess.Popen(
@@ -256,31 +235,18 @@ class Raw(threading.Thread):
         self.spec = "inet:127.0.0.1:%d" % self.port
         self.offers, self.cmds, self.conns = [], [], []
 
-    @staticmethod
-    def pkt(cmd, data=b""):
-        return struct.pack(">I", len(data) + 1) + cmd + data
-
     def serve(self, s):
-        buf = b""
-        while True:
-            while len(buf) < 4 or len(buf) < 4 + struct.unpack(
-                    ">I", buf[:4])[0]:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            n = struct.unpack(">I", buf[:4])[0]
-            cmd, data, buf = buf[4:5], buf[5:4 + n], buf[4 + n:]
+        for cmd, data in packets(s):
             self.cmds.append(cmd)
             if cmd == b"O":
                 offer = struct.unpack(">III", data[:12])
                 self.offers.append(offer)
-                s.sendall(self.pkt(b"O", struct.pack(
+                s.sendall(pkt(b"O", struct.pack(
                     ">III", self.version or offer[0], 0x01, self.steps)))
             elif cmd in (b"C", b"H", b"M", b"R", b"T", b"L", b"N", b"B"):
-                s.sendall(self.pkt(b"c"))
+                s.sendall(pkt(b"c"))
             elif cmd == b"E":
-                s.sendall(self.pkt(b"h", b"X-Raw\0seen\0") + self.pkt(b"c"))
+                s.sendall(pkt(b"h", b"X-Raw\0seen\0") + pkt(b"c"))
 
     def run(self):
         while True:
