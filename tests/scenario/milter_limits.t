@@ -4,10 +4,12 @@
 SMFIR_CHGFROM's ESMTP arguments and a large message read back off the
 event loop.
 
-  - milter_content_timeout covers the end of message: a milter that
-    answers after milter_command_timeout but before the content timeout
-    has its answer used (its header arrives); one slower than the content
-    timeout gets milter_default_action (451), logged as a content timeout;
+  - milter_content_timeout covers the body chunks and the end of
+    message: a milter that answers a body chunk, or the end of message,
+    after milter_command_timeout but before the content timeout has its
+    answer used; one slower than the content timeout at the end of
+    message gets milter_default_action (451), logged as a content
+    timeout;
   - milter_connect_timeout covers the option negotiation: a milter that
     accepts the connection and never answers SMFIC_OPTNEG gets the
     default action after the connect timeout (2s), well before the
@@ -222,11 +224,13 @@ drtest.check(re.search(r"milter: reading \d+ bytes back on the io pool",
 class Raw(threading.Thread):
     """mode "silent": accepts, never answers; "rec": answers OPTNEG with
     version (None: the offered one), actions ADDHDRS and steps, records
-    the offer and every command, adds X-Raw: at the end of message."""
+    the offer and every command, answers each body chunk after
+    body_delay seconds, adds X-Raw: at the end of message."""
 
-    def __init__(self, mode, version=None, steps=0):
+    def __init__(self, mode, version=None, steps=0, body_delay=0):
         super().__init__(daemon=True)
         self.mode, self.version, self.steps = mode, version, steps
+        self.body_delay = body_delay
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.ls.bind(("127.0.0.1", 0))
@@ -243,6 +247,9 @@ class Raw(threading.Thread):
                 self.offers.append(offer)
                 s.sendall(pkt(b"O", struct.pack(
                     ">III", self.version or offer[0], 0x01, self.steps)))
+            elif cmd == b"B" and self.body_delay:
+                time.sleep(self.body_delay)
+                s.sendall(pkt(b"c"))
             elif cmd in (b"C", b"H", b"M", b"R", b"T", b"L", b"N", b"B"):
                 s.sendall(pkt(b"c"))
             elif cmd == b"E":
@@ -363,6 +370,17 @@ for what, bad in (("asks for SMFIP_NR_CONN at version 2",
                  "a milter that %s: logged" % what)
     drtest.check(b"C" not in bad.cmds, "a milter that %s: sent nothing "
                  "after the negotiation (%r)" % (what, bad.cmds))
+
+# the content timeout covers the body chunks too: a milter that answers
+# a chunk after 4s (command timeout 2s, content timeout 6s) still counts
+slowbody = Raw("rec", body_delay=4)
+slowbody.start()
+reconfigure(milters=slowbody.spec, milter_protocol="6",
+            milter_command_timeout="2s", milter_default_action="tempfail")
+m = deliver("slowbody@rcpt.test", "slow body")
+drtest.check(b"\r\nX-Raw: seen\r\n" in m["data"] and b"B" in slowbody.cmds,
+             "a milter answering a body chunk after 4s: within the content "
+             "timeout, its header applies")
 
 drtest.check(d.alive(), "the relay keeps serving")
 drtest.done()
