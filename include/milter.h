@@ -206,6 +206,8 @@ struct milter_rcpt {
 /* The message at the end of data, as the milters see and change it. */
 struct milter_msg {
 	char		*sender;	/* envelope, without <> */
+	char		*sender_args;	/* SMFIR_CHGFROM's ESMTP arguments
+					 * ("RET=HDRS ENVID=x"), NULL: none */
 	struct milter_rcpt *rcpts;
 	size_t		 nrcpt;
 	struct evbuffer	*data;		/* the message, CRLF lines */

@@ -33,8 +33,9 @@
  * or answers nonsense gets milter_default_action: accept (go on without
  * it for the rest of the session), tempfail or reject (that answer for
  * this and every later stage of the session).  Every wait has a timer:
- * milter_connect_timeout for the connection, milter_command_timeout for
- * a command, milter_content_timeout for the body and end of message.
+ * milter_connect_timeout for the connection and the option negotiation,
+ * milter_command_timeout for a command, milter_content_timeout for the
+ * body chunks and the end of message (wait_timeout).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -598,7 +599,7 @@ struct milter {
 	enum mstate		 st;
 	enum mwait		 wait;
 	char			 waitcmd;	/* the command waited for */
-	uint32_t		 actions, proto;	/* negotiated */
+	uint32_t		 version, actions, proto;	/* negotiated */
 	int			 connect_done, helo_done;
 	int			 in_tx;		/* MAIL sent, no EOM reply */
 	int			 skip_session;	/* accepted at connect/HELO */
@@ -837,6 +838,27 @@ milter_fail(struct milter *m, const char *why)
 	chain_finish(ch, ch->sticky_v.act, ch->sticky_v.reply);
 }
 
+/*
+ * The limit of one wait, as Postfix's: milter_connect_timeout for the
+ * connection and the option negotiation, milter_content_timeout for the
+ * body chunks and the end of message (a filter may scan the whole
+ * message there), milter_command_timeout for the rest.
+ */
+static long long
+wait_timeout(const struct milter_conf *mc, enum mwait w)
+{
+	switch (w) {
+	case W_CONNECT:
+	case W_OPTNEG:
+		return mc->p.connect_timeout;
+	case W_BODY:
+	case W_EOM:
+		return mc->p.content_timeout;
+	default:
+		return mc->p.command_timeout;
+	}
+}
+
 /* Send cmd; wait for its reply unless the milter said it sends none. */
 static enum step
 send_cmd(struct milter *m, char cmd, const void *data, size_t len,
@@ -849,8 +871,7 @@ send_cmd(struct milter *m, char cmd, const void *data, size_t len,
 		return STEP_NEXT;
 	m->wait = w;
 	m->waitcmd = cmd;
-	arm_timer(m, w == W_BODY || w == W_EOM ? mc->p.content_timeout :
-	    mc->p.command_timeout);
+	arm_timer(m, wait_timeout(mc, w));
 	return STEP_WAIT;
 }
 
@@ -865,9 +886,10 @@ milter_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	snprintf(why, sizeof(why), "%s timeout", m->wait == W_CONNECT ?
-	    "connect" : m->wait == W_BODY || m->wait == W_EOM ? "content" :
-	    "command");
+	snprintf(why, sizeof(why), "%s", m->wait == W_CONNECT ?
+	    "connect timeout" : m->wait == W_OPTNEG ? "connect timeout "
+	    "(option negotiation)" : m->wait == W_BODY || m->wait == W_EOM ?
+	    "content timeout" : "command timeout");
 	milter_fail(m, why);
 }
 
@@ -895,6 +917,31 @@ milter_connect(struct milter *m)
 	return STEP_WAIT;
 }
 
+/*
+ * The steps protocol version ver has (Postfix's milter8.c masks): a
+ * milter is offered, and sent, only those - libmilter may hang up on a
+ * command its version does not know.  Version 5 was never released; it
+ * gets 4's.  SMFIP_NR_HDR (libmilter's older SMFIP_NOHREPL) is in every
+ * version libmilter speaks, so a milter may ask for it at any.
+ */
+static uint32_t
+version_steps(uint32_t ver)
+{
+	uint32_t steps = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOMAIL |
+	    SMFIP_NORCPT | SMFIP_NOBODY | SMFIP_NOHDRS | SMFIP_NOEOH;
+
+	if (ver >= 6)
+		return SMFIP_CLIENT;
+	if (ver >= 3)
+		steps |= SMFIP_NOUNKNOWN;
+	if (ver >= 4)
+		steps |= SMFIP_NODATA;
+	return steps;
+}
+
+/* Every version is offered every action, as Postfix does: the actions
+ * field is as old as the protocol, and libmilter refuses an MTA that
+ * lacks one its filter registered for (SMFIF_CHGFROM, say). */
 static enum step
 send_optneg(struct milter *m)
 {
@@ -902,8 +949,8 @@ send_optneg(struct milter *m)
 	int ver = m->ch->mc->p.protocol;
 
 	put32(p, (uint32_t)ver);
-	put32(p + 4, ver >= 6 ? SMFIF_ALL : 0x3f);
-	put32(p + 8, ver >= 6 ? SMFIP_CLIENT : 0x7f);
+	put32(p + 4, SMFIF_ALL);
+	put32(p + 8, version_steps((uint32_t)ver));
 	m->st = MS_OPTNEG;
 	return send_cmd(m, SMFIC_OPTNEG, p, sizeof(p), 0, W_OPTNEG);
 }
@@ -1279,6 +1326,11 @@ eom_change(struct milter *m, const struct milter_reply *r)
 			return -1;
 		free(msg->sender);
 		msg->sender = strip_brackets(r->addr);
+		/* its ESMTP arguments: the session checks them (the last
+		 * change wins, arguments and all) */
+		free(msg->sender_args);
+		msg->sender_args = r->args != NULL && r->args[0] != '\0' ?
+		    xstrdup(r->args) : NULL;
 		msg->changed_sender = 1;
 		return 0;
 	case SMFIR_REPLBODY:
@@ -1353,8 +1405,8 @@ stage_step(struct milter *m)
 		ch->step = 1;
 		ch->hdr_i = 0;
 		ch->body_pos = ch->body_off;
-		if (m->proto & SMFIP_NODATA)
-			return STEP_NEXT;
+		if ((m->proto & SMFIP_NODATA) || m->version < 4)
+			return STEP_NEXT;	/* no DATA before version 4 */
 		send_macros(m, SMFIC_DATA);
 		return send_cmd(m, SMFIC_DATA, NULL, 0, SMFIP_NR_DATA, W_CMD);
 	case 1:				/* each header field */
@@ -1504,8 +1556,7 @@ on_reply(struct milter *m, const struct milter_reply *r)
 	char why[128];
 
 	if (r->cmd == SMFIR_PROGRESS && w != W_NONE && w != W_OPTNEG) {
-		arm_timer(m, w == W_BODY || w == W_EOM ?
-		    ch->mc->p.content_timeout : ch->mc->p.command_timeout);
+		arm_timer(m, wait_timeout(ch->mc, w));
 		return;
 	}
 	if (w == W_NONE || w == W_CONNECT || ch->stage == ST_NONE) {
@@ -1515,14 +1566,39 @@ on_reply(struct milter *m, const struct milter_reply *r)
 		return;
 	}
 	if (w == W_OPTNEG) {
-		if (r->cmd != SMFIR_OPTNEG || r->version < 2) {
+		if (r->cmd != SMFIR_OPTNEG) {
 			milter_fail(m, "bad option negotiation");
+			return;
+		}
+		/* an older version is the milter's to choose (libmilter
+		 * answers the lower of the two); a newer one, steps its
+		 * version has not (we cannot tell whether it will answer
+		 * them) or actions beyond ours are a broken negotiation */
+		if (r->version < 2 ||
+		    r->version > (uint32_t)ch->mc->p.protocol) {
+			snprintf(why, sizeof(why), "protocol version %lu, not "
+			    "2 to %d (milter_protocol)",
+			    (unsigned long)r->version, ch->mc->p.protocol);
+			milter_fail(m, why);
+			return;
+		}
+		if ((r->protocol & ~(version_steps(r->version) |
+		    SMFIP_NR_HDR)) != 0 || (r->actions & ~SMFIF_ALL) != 0) {
+			snprintf(why, sizeof(why), "option negotiation asks "
+			    "for steps 0x%lx, actions 0x%lx that protocol "
+			    "version %lu has not",
+			    (unsigned long)(r->protocol &
+			    ~(version_steps(r->version) | SMFIP_NR_HDR)),
+			    (unsigned long)(r->actions & ~SMFIF_ALL),
+			    (unsigned long)r->version);
+			milter_fail(m, why);
 			return;
 		}
 		m->wait = W_NONE;
 		evtimer_del(m->ev_timer);
-		m->actions = r->actions & SMFIF_ALL;
-		m->proto = r->protocol & SMFIP_CLIENT;
+		m->version = r->version;
+		m->actions = r->actions;
+		m->proto = r->protocol;
 		if (r->syms != NULL && (m->actions & SMFIF_SETSYMLIST))
 			milter_symlists(m, r->syms, r->symslen);
 		m->st = MS_READY;
@@ -1826,6 +1902,7 @@ milter_msg_clear(struct milter_msg *m)
 	size_t i;
 
 	free(m->sender);
+	free(m->sender_args);
 	for (i = 0; i < m->nrcpt; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].args);
