@@ -62,10 +62,7 @@ newrec = [x for x in dkimcheck.zone_records(r.stdout)
 drtest.check(len(newrec) == 1, "rotate prints the new record: %r" % r.stdout)
 drtest.check(re.search(r"selector new, rsa-sha256, pending", r.stdout),
              "the new selector is pending: %r" % r.stdout)
-nrel = len(re.findall(r": reloaded /", d.log_text()))
-d.reload()
-drtest.wait_for(lambda: len(re.findall(r": reloaded /", d.log_text())) >
-                nrel, 10, "the reload")
+d.reload(wait=True)
 
 before = send("before the switch")
 sigs = dkimcheck.signatures(before)

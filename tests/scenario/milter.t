@@ -29,7 +29,6 @@ import base64
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -41,6 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import dkimcheck  # noqa: E402
 import world  # noqa: E402
+from fakemilter import listening, stop  # noqa: E402
 
 dkimcheck.require()
 try:
@@ -70,25 +70,7 @@ w.start()
 procs = []
 
 
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 drtest.at_done(lambda: [stop(p) for p in procs])
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-        return True
-    except OSError:
-        return False
 
 
 def start_opendkim(port):
@@ -146,7 +128,6 @@ def metric(name):
         body = r.read().decode()
     m = re.search(r"^%s (\d+)$" % name, body, re.M)
     return int(m.group(1)) if m else None
-reloads = 0
 
 # a bad milter list or default action: refused with file:line
 for opt, val, want in (("milters", "inet:mx.example:8891", "milters: bad "
@@ -164,13 +145,8 @@ d.write_config(milters=MILTERS, milter_default_action="tempfail")
 
 
 def reconfigure(**opts):
-    global reloads
     d.write_config(**opts)
-    reloads += 1
-    d.reload()
-    drtest.wait_for(lambda: len(re.findall(r"info: reloaded /",
-                                           d.log_text())) >= reloads, 10,
-                    "reload")
+    d.reload(wait=True)
 
 
 def message(subject, to="user@rcpt.test", body="Hello from the signer.\r\n"):

@@ -71,17 +71,11 @@ d = w.daemon(start=False, milters=LM, milter_command_timeout="2s",
              milter_content_timeout="6s", milter_connect_timeout="2s",
              min_backoff="1h", tls_cert_file=crt, tls_key_file=ckey)
 d.start(args=["-d"])        # debug: the io pool's read back is logged
-reloads = 0
 
 
 def reconfigure(**opts):
-    global reloads
     d.write_config(**opts)
-    reloads += 1
-    d.reload()
-    drtest.wait_for(lambda: len(re.findall(r"info: reloaded /",
-                                           d.log_text())) >= reloads, 10,
-                    "reload")
+    d.reload(wait=True)
 
 
 def message(subject, to, body="Hello.\r\n"):

@@ -24,14 +24,13 @@ import base64
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import world  # noqa: E402
+from fakemilter import listening, stop  # noqa: E402
 
 try:
     import Milter  # noqa: F401
@@ -46,25 +45,7 @@ w.start()
 procs = []
 
 
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 drtest.at_done(lambda: [stop(p) for p in procs])
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-        return True
-    except OSError:
-        return False
 
 
 def start_milter(name, *mode):
@@ -236,9 +217,7 @@ stages(slog)
 d.write_config(milter_connect_macros="{client_port} j",
                milter_mail_macros="i, {mail_addr}", milter_rcpt_macros="",
                **OPTS)
-d.reload()
-drtest.wait_for(lambda: re.search(r"info: reloaded /", d.log_text()), 10,
-                "reload")
+d.reload(wait=True)
 c = drtest.SMTP(d.host, d.port)
 client_port = c.sock.getsockname()[1]
 c.expect("EHLO client.dr-test.example", 250)

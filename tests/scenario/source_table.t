@@ -177,10 +177,7 @@ drtest.check(m is not None and m.group(1) == SRC_A,
 
 # -- SIGHUP: a `*` line; a bad table is not taken -------------------------------
 write("source_table", TABLE + "*  %s  gw.dr-test.example\n" % SRC_ALL)
-nrel = len(re.findall(r": reloaded /", d.log_text()))
-d.reload()
-drtest.wait_for(lambda: len(re.findall(r": reloaded /", d.log_text())) >
-                nrel, 10, "the reload")
+d.reload(wait=True)
 w.send(d, ["b2@gw.test"], sender="bob@senders-b.test")
 sent_line("b2@gw.test", at="mx")
 m = at_sink(gw, "b2@gw.test")

@@ -425,8 +425,16 @@ class Daemon:
         self.stop()
         self.start()
 
-    def reload(self):
+    def reload(self, wait=False, timeout=10):
+        """SIGHUP; with wait, until the daemon's own "reloaded FILE" line
+        of this reload (each worker's "settings reloaded" may come before
+        the reload is over; a refused reload never says it)."""
+        n = len(re.findall(r": reloaded /", self.log_text()))
         self.proc.send_signal(signal.SIGHUP)
+        if wait:
+            wait_for(lambda: len(re.findall(r": reloaded /",
+                                            self.log_text())) > n,
+                     scaled(timeout), "the reload")
 
     def _close_log(self):
         if self._logfh is not None:
