@@ -767,7 +767,10 @@ send_connect(struct milter *m)
 
 	if (b == NULL)
 		return STEP_NEXT;
-	snprintf(host, sizeof(host), "[%s]", cl->addr);
+	if (cl->name != NULL)
+		dr_strlcpy(host, cl->name, sizeof(host));
+	else
+		snprintf(host, sizeof(host), "[%s]", cl->addr);
 	evbuffer_add(b, host, strlen(host) + 1);
 	if (cl->ss.ss_family == AF_INET) {
 		sin = (const struct sockaddr_in *)(const void *)&cl->ss;
