@@ -11,9 +11,12 @@ in the signed DNS world, with a small milter on Sendmail's libmilter
     macro (the DSN's own queue id, as logged); the relayed message
     carries the smtpd milter's header (`milters`) and not the non-SMTP
     one, the DSN the non-SMTP one and not the smtpd one;
+  - a TLSRPT report mail (`danerelay tlsrpt send`) that the milter
+    defers is not spooled and goes at the next run; one it rejects is
+    not sent and not tried again;
   - a TLSRPT report mail (`danerelay tlsrpt send`) passes the milter and
     is DKIM-signed after it: the signature verifies (strict TLSRPT mode)
-    with the milter's header in the message;
+    with the milter's header and its changed Subject: in the message;
   - the milter unreachable (milter_default_action = tempfail): no DSN,
     the original stays queued and is tried again after a backoff, not in
     a loop; after a reload that points at the milter the DSN arrives
@@ -53,6 +56,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 w = world.World()
 w.dest("perm.test", 11, rules=["RCPT|nobody|0|550 5.1.1 no such user"])
 w.dest("ok.test", 12, tlsrpt="mailto:tlsrpt@reports.test")
+w.dest("ok2.test", 15, tlsrpt="mailto:nsreject@reports.test")
 senders = w.dest("senders.test", 13)
 reports = w.dest("reports.test", 14)
 d = w.daemon(start=False, min_backoff="2s", max_backoff="4s", tlsrpt="yes",
@@ -157,6 +161,7 @@ q1 = bounce("nobody1@perm.test")
 w.send(d, ["user@ok.test"], sender="a@rpt-signer.test",
        data=b"From: <a@rpt-signer.test>\r\nTo: <user@ok.test>\r\n"
        b"Subject: relayed\r\n\r\nHello.\r\n")
+w.send(d, ["user@ok2.test"], sender="a@rpt-signer.test")
 drtest.wait_for(lambda: dsns("nobody1@perm.test"), 30, "the first DSN")
 raw = dsns("nobody1@perm.test")[0]["data"]
 ns = re.search(rb"X-NS-Milter: host=(\S+) addr=(\S+) helo=(\S+) from=(\S+) "
@@ -191,16 +196,39 @@ drtest.check(len(relayed) == 1 and b"X-Smtpd-Milter: host=[127.0.0.1]" in
              "the non-SMTP one")
 
 # -- a TLSRPT report mail: milter, then DKIM signing
+w.expect(d, "ok2.test", "sent", at="mx")
 day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def report(rcpt="tlsrpt@reports.test"):
+    return [x["data"] for x in reports.messages()
+            if x["mail_from"] == "reports@rpt-signer.test" and
+            rcpt in x["rcpts"]]
+
+
+# first with the milter saying "later" (and refusing ok2.test's report):
+# nothing spooled, ok.test's report left for the next run
+set_mode(ns_mode, "tempfail")
+r = d.cli("tlsrpt", "send", "--date", day, timeout=120)
+out = r.stdout + r.stderr
+drtest.check(re.search(r"ok\.test: report to mailto:tlsrpt@reports\.test "
+                       r"deferred by the non_smtpd_milters \(451 4\.7\.1 "
+                       r"nsmilter says later\); will retry", out),
+             "tlsrpt send: the report deferred by the milter: %r" % out)
+drtest.check(re.search(r"ok2\.test: report to mailto:nsreject@reports\.test "
+                       r"not sent: rejected by a milter: 550 5\.7\.1", out),
+             "tlsrpt send: the refused report not sent: %r" % out)
+time.sleep(drtest.scaled(3))
+drtest.check(not report() and not report("nsreject@reports.test"),
+             "no report mail spooled while the milter defers or rejects")
+set_mode(ns_mode, "accept")
 r = d.cli("tlsrpt", "send", "--date", day, timeout=120)
 drtest.check(r.returncode == 0, "tlsrpt send: %s%s" % (r.stdout, r.stderr))
-
-
-def report():
-    return [x["data"] for x in reports.messages()
-            if x["mail_from"] == "reports@rpt-signer.test"]
-
-
+drtest.check(re.search(r"nsreject@reports\.test already failed \(rejected "
+                       r"by a milter", r.stdout) and not re.search(
+                           r"nsreject@reports\.test (queued|deferred)",
+                           r.stdout),
+             "the refused report is not tried again: %r" % r.stdout)
 drtest.wait_for(lambda: report(), 30, "the report mail")
 raw = report()[0]
 drtest.check(re.search(rb"X-NS-Milter: host=localhost addr=127.0.0.1 "
@@ -208,6 +236,10 @@ drtest.check(re.search(rb"X-NS-Milter: host=localhost addr=127.0.0.1 "
                        rb"rcpts=<tlsrpt@reports.test>", head(raw)),
              "the report mail carries the non-SMTP milter's header: %r"
              % head(raw)[:800])
+drtest.check(re.search(rb"\r\nSubject:(?:[^\r]|\r\n[ \t])* \[X-NS-Milter\]"
+                       rb"\r\n", head(raw)),
+             "the milter changed the report's Subject: (a signed field): %r"
+             % re.findall(rb"\r\nSubject:(?:[^\r]|\r\n[ \t])*", head(raw)))
 res = dkimcheck.verify(raw, w.rig, tlsrpt="strict")
 drtest.check(len(res) == 1 and res[0]["ok"] and
              res[0]["d"] == "rpt-signer.test",

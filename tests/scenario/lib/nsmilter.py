@@ -8,11 +8,13 @@ file at each message, so the test changes it without a restart.
 MODEFILE holds one of:
   - "accept" (or a missing file): adds HEADER: with the connect host
     name and address, the HELO, the envelope sender and recipients and
-    the j and i macros, then accepts;
+    the j and i macros, appends " [HEADER]" to the Subject: (a field a
+    DKIM signature covers), then accepts;
   - "reject": 550 5.7.1 "rejected by nsmilter";
   - "tempfail": 451 4.7.1 "nsmilter says later";
   - "sleep N": sleeps N seconds, then as "accept".
-Each end of message is written to stdout before it is answered
+A message to a recipient with "nsreject" in its address is rejected
+whatever the mode.  Each end of message is written to stdout before it is answered
 ("nsmilter: eom MODE from=<...> i=ID").
 """
 import sys
@@ -34,6 +36,7 @@ class NsMilter(Milter.Base):
         self.host = self.addr = self.helo_name = "?"
         self.sender = "?"
         self.rcpts = []
+        self.subject = None
 
     def connect(self, hostname, family, hostaddr):
         self.host = hostname
@@ -48,10 +51,16 @@ class NsMilter(Milter.Base):
     def envfrom(self, mailfrom, *args):
         self.sender = mailfrom
         self.rcpts = []
+        self.subject = None
         return Milter.CONTINUE
 
     def envrcpt(self, to, *args):
         self.rcpts.append(to)
+        return Milter.CONTINUE
+
+    def header(self, name, value):
+        if name.lower() == "subject" and self.subject is None:
+            self.subject = value
         return Milter.CONTINUE
 
     def eom(self):
@@ -59,7 +68,7 @@ class NsMilter(Milter.Base):
         sys.stdout.write("nsmilter: eom %s from=%s i=%s\n" % (
             m, self.sender, self.getsymval("i")))
         sys.stdout.flush()
-        if m == "reject":
+        if m == "reject" or any("nsreject" in r for r in self.rcpts):
             self.setreply("550", "5.7.1", "rejected by nsmilter")
             return Milter.REJECT
         if m == "tempfail":
@@ -72,12 +81,15 @@ class NsMilter(Milter.Base):
                            self.host, self.addr, self.helo_name, self.sender,
                            ",".join(self.rcpts), self.getsymval("j"),
                            self.getsymval("i")))
+        if self.subject is not None:
+            self.chgheader("Subject", 1, "%s [%s]" % (self.subject.strip(),
+                                                     sys.argv[3]))
         return Milter.ACCEPT
 
 
 def main():
     Milter.factory = NsMilter
-    Milter.set_flags(Milter.ADDHDRS)
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS)
     sys.stdout.write("nsmilter: listening on %s\n" % sys.argv[1])
     sys.stdout.flush()
     Milter.runmilter("nsmilter", sys.argv[1], 60)
