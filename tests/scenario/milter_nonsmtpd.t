@@ -23,6 +23,10 @@ in the signed DNS world, with a small milter on Sendmail's libmilter
     exactly once and the original is removed;
   - a milter that rejects the DSN: no DSN, "milter-reject" and "NOT
     sent" logged with the reply, the original removed, never retried;
+  - Debian's OpenDKIM (if installed) as the second non-SMTP milter signs
+    the DSN (From: MAILER-DAEMON@myhostname, the fake client 127.0.0.1
+    in its InternalHosts), over the Subject: the first milter changed;
+    python3-dkim verifies it;
   - kill -9 of the daemon while the milter holds the DSN (it sleeps at
     the end of the message): after the restart the DSN arrives exactly
     once and the original is removed.
@@ -30,6 +34,7 @@ in the signed DNS world, with a small milter on Sendmail's libmilter
 import datetime
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,8 +64,10 @@ w.dest("ok.test", 12, tlsrpt="mailto:tlsrpt@reports.test")
 w.dest("ok2.test", 15, tlsrpt="mailto:nsreject@reports.test")
 senders = w.dest("senders.test", 13)
 reports = w.dest("reports.test", 14)
+# myhostname in the test zone: OpenDKIM's key for the DSNs' From: is there
 d = w.daemon(start=False, min_backoff="2s", max_backoff="4s", tlsrpt="yes",
-             tlsrpt_from="reports@rpt-signer.test")
+             tlsrpt_from="reports@rpt-signer.test",
+             myhostname="relay.nsm-host.test")
 kconf, table = dkimcheck.keygen_config(d)
 r = dkimcheck.cli(kconf, d, "keygen", "rpt-signer.test", "tlsrpt")
 drtest.check(r.returncode == 0, "keygen: %s" % r.stderr.strip())
@@ -70,6 +77,23 @@ with open(table, "w") as f:
     f.write(line + " s=tlsrpt\n")
 r = dkimcheck.cli(kconf, d, "dns", "rpt-signer.test")
 w.dest("rpt-signer.test", records=dkimcheck.zone_records(r.stdout))
+# Debian's OpenDKIM, if installed, as the second non-SMTP milter: it signs
+# the DSNs (From: MAILER-DAEMON@myhostname) for the fake client 127.0.0.1
+OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
+HAVE_OD = os.path.exists(OPENDKIM) and shutil.which("opendkim-genkey")
+MYHOST = d.options["myhostname"]
+kdir = os.path.join(w.tmp, "opendkim")
+if HAVE_OD:
+    os.makedirs(kdir)
+    subprocess.run(["opendkim-genkey", "-b", "2048", "-d", MYHOST, "-s",
+                    "od1", "-D", kdir], check=True)
+    with open(os.path.join(kdir, "od1.txt")) as f:
+        txt = "".join(re.findall(r'"([^"]*)"', f.read()))
+    chunks = [txt[i:i + 255] for i in range(0, len(txt), 255)]
+    w.dest(MYHOST, records=["od1._domainkey.%s. IN TXT %s" % (
+        MYHOST, " ".join('"%s"' % c for c in chunks))])
+else:
+    print("opendkim is not installed: DSNs not signed by it", flush=True)
 w.start()
 
 procs = []
@@ -109,9 +133,28 @@ def start_milter(name, header):
     return port, modefile, log
 
 
+def start_opendkim():
+    port = drtest.free_port("127.0.0.1")
+    conf = os.path.join(kdir, "opendkim.conf")
+    with open(conf, "w") as f:
+        f.write("Syslog no\nMode s\nDomain %s\nSelector od1\n"
+                "KeyFile %s/od1.private\nSocket inet:%d@127.0.0.1\n"
+                "Canonicalization relaxed/relaxed\nRequireSafeKeys no\n"
+                "InternalHosts 127.0.0.1\nPidFile %s/opendkim.pid\n"
+                % (MYHOST, kdir, port, kdir))
+    p = subprocess.Popen([OPENDKIM, "-f", "-x", conf],
+                         stdout=open(os.path.join(kdir, "out.log"), "a"),
+                         stderr=subprocess.STDOUT)
+    procs.append(p)
+    drtest.wait_for(lambda: listening(port), 20, "opendkim listening")
+    return port
+
+
 ns_port, ns_mode, ns_log = start_milter("ns", "X-NS-Milter")
 sd_port, sd_mode, sd_log = start_milter("sd", "X-Smtpd-Milter")
 NS = "inet:127.0.0.1:%d" % ns_port
+if HAVE_OD:
+    NS += ", inet:127.0.0.1:%d" % start_opendkim()
 DEAD = "inet:127.0.0.1:%d" % drtest.free_port("127.0.0.1")
 SD = "inet:127.0.0.1:%d" % sd_port
 opts = dict(dkim_key_table=table, milters=SD, non_smtpd_milters=NS)
@@ -186,6 +229,15 @@ if ns is not None and m is not None:
                                                        ns.group(7)))
 drtest.check(b"X-Smtpd-Milter:" not in head(raw),
              "the smtpd milter did not see the DSN")
+if HAVE_OD:
+    res = dkimcheck.verify(raw, w.rig)
+    drtest.check(len(res) == 1 and res[0]["ok"] and res[0]["d"] == MYHOST
+                 and res[0]["s"] == "od1", "OpenDKIM (the second non-SMTP "
+                 "milter) signed the DSN and it verifies: %r" % res)
+    drtest.check(b"subject" in dkimcheck.signatures(raw)[0].get(
+        b"h", b"").lower().split(b":") and re.search(
+            rb"\r\nSubject:[^\r]* \[X-NS-Milter\]\r\n", head(raw)),
+                 "... over the Subject: the first milter changed")
 drtest.wait_for(lambda: gone(q1), 10, "the bounced message removed")
 w.expect(d, "ok.test", "sent", at="mx")
 relayed = [x for x in w.sinks["ok.test"].messages()
