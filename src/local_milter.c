@@ -359,6 +359,7 @@ rcpt_done(const struct milter_verdict *v, void *arg)
 	j->next++;
 	switch (v->act) {
 	case MILTER_REJECT:
+		stats_inc(S_MILTER_REJECTED);
 		log_warnx("%s: milter-reject: RCPT from %s[%s]: %s; from=<%s> "
 		    "to=<%s>", j->id, LM_CLIENT_NAME, LM_CLIENT_ADDR, v->reply,
 		    j->env->sender, addr);

@@ -11,6 +11,8 @@ in the signed DNS world, with a small milter on Sendmail's libmilter
     macro (the DSN's own queue id, as logged); the relayed message
     carries the smtpd milter's header (`milters`) and not the non-SMTP
     one, the DSN the non-SMTP one and not the smtpd one;
+  - a delay warning (delay_warning_time) passes the milter as well, is
+    recorded in the envelope once sent, and is sent once;
   - a TLSRPT report mail (`danerelay tlsrpt send`) that the milter
     defers is not spooled and goes at the next run; one it rejects is
     not sent and not tried again;
@@ -60,6 +62,7 @@ if _left < drtest.scaled(120):
 HERE = os.path.dirname(os.path.abspath(__file__))
 w = world.World()
 w.dest("perm.test", 11, rules=["RCPT|nobody|0|550 5.1.1 no such user"])
+w.dest("busy.test", 16, rules=["RCPT||0|451 4.2.0 mailbox busy"])
 w.dest("ok.test", 12, tlsrpt="mailto:tlsrpt@reports.test")
 w.dest("ok2.test", 15, tlsrpt="mailto:nsreject@reports.test")
 senders = w.dest("senders.test", 13)
@@ -67,7 +70,8 @@ reports = w.dest("reports.test", 14)
 # myhostname in the test zone: OpenDKIM's key for the DSNs' From: is there
 d = w.daemon(start=False, min_backoff="2s", max_backoff="4s", tlsrpt="yes",
              tlsrpt_from="reports@rpt-signer.test",
-             myhostname="relay.nsm-host.test")
+             myhostname="relay.nsm-host.test", delay_warning_time="3s",
+             queue_lifetime="1h")
 kconf, table = dkimcheck.keygen_config(d)
 r = dkimcheck.cli(kconf, d, "keygen", "rpt-signer.test", "tlsrpt")
 drtest.check(r.returncode == 0, "keygen: %s" % r.stderr.strip())
@@ -247,6 +251,22 @@ drtest.check(len(relayed) == 1 and b"X-Smtpd-Milter: host=[127.0.0.1]" in
              relayed[0]["data"], "relayed mail passed the smtpd milter, not "
              "the non-SMTP one")
 
+# -- a delay warning passes the milter too, and is sent once
+qb = w.send(d, ["someone@busy.test"], sender="sender@senders.test")
+
+
+def warnings():
+    return [x for x in senders.messages() if x["mail_from"] == "" and
+            b"Action: delayed" in x["data"]]
+
+
+drtest.wait_for(lambda: warnings(), 30, "the delay warning")
+drtest.wait_for(lambda: d.read_env(qb).get("warned") in ("1", 1, True), 10,
+                "the warning recorded in the envelope")
+drtest.check(b"X-NS-Milter: host=localhost" in head(warnings()[0]["data"]),
+             "the delay warning carries the non-SMTP milter's header")
+drtest.check(qb in d.queue_ids(), "the delayed message stays queued")
+
 # -- a TLSRPT report mail: milter, then DKIM signing
 w.expect(d, "ok2.test", "sent", at="mx")
 day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
@@ -356,6 +376,8 @@ drtest.wait_for(lambda: dsns("nobody4@perm.test"), 30,
 drtest.wait_for(lambda: gone(q4), 10, "the original removed")
 time.sleep(drtest.scaled(3))
 drtest.check(len(dsns("nobody4@perm.test")) == 1, "the DSN arrived once")
+drtest.check(len(warnings()) == 1, "one delay warning in all: %d"
+             % len(warnings()))
 d.stop()
 w.stop()
 drtest.done()
