@@ -175,32 +175,21 @@ static void
 job_verdict(struct lm_job *j, const char *stage,
     const struct milter_verdict *v)
 {
-	switch (v->act) {
-	case MILTER_DISCARD:
+	enum lm_result res;
+
+	if (v->act == MILTER_DISCARD) {
 		stats_inc(S_MILTER_DISCARDED);
-		log_warnx("%s: milter-discard: %s from %s[%s]: %s; from=<%s> "
-		    "nrcpt=%zu: %s not sent", j->id, stage, LM_CLIENT_NAME,
-		    LM_CLIENT_ADDR, v->reply, j->env->sender, j->env->nrcpt,
-		    j->what);
-		job_end(j, LM_DISCARDED, v->reply);
-		return;
-	case MILTER_REJECT:
+		res = LM_DISCARDED;
+	} else {
 		stats_inc(S_MILTER_REJECTED);
-		log_warnx("%s: milter-reject: %s from %s[%s]: %s; from=<%s> "
-		    "nrcpt=%zu: %s not sent", j->id, stage, LM_CLIENT_NAME,
-		    LM_CLIENT_ADDR, v->reply, j->env->sender, j->env->nrcpt,
-		    j->what);
-		job_end(j, LM_REJECTED, v->reply);
-		return;
-	default:
-		stats_inc(S_MILTER_REJECTED);
-		log_warnx("%s: milter-reject: %s from %s[%s]: %s; from=<%s> "
-		    "nrcpt=%zu: %s deferred", j->id, stage, LM_CLIENT_NAME,
-		    LM_CLIENT_ADDR, v->reply, j->env->sender, j->env->nrcpt,
-		    j->what);
-		job_end(j, LM_TEMPFAIL, v->reply);
-		return;
+		res = v->act == MILTER_REJECT ? LM_REJECTED : LM_TEMPFAIL;
 	}
+	log_warnx("%s: milter-%s: %s from %s[%s]: %s; from=<%s> nrcpt=%zu: "
+	    "%s %s", j->id, res == LM_DISCARDED ? "discard" : "reject", stage,
+	    LM_CLIENT_NAME, LM_CLIENT_ADDR, v->reply, j->env->sender,
+	    j->env->nrcpt, j->what, res == LM_TEMPFAIL ? "deferred" :
+	    "not sent");
+	job_end(j, res, v->reply);
 }
 
 /* The milters' recipients replace the envelope's (kept ones keep their
