@@ -29,6 +29,8 @@ in the signed DNS world, with a small milter on Sendmail's libmilter
     the DSN (From: MAILER-DAEMON@myhostname, the fake client 127.0.0.1
     in its InternalHosts), over the Subject: the first milter changed;
     python3-dkim verifies it;
+  - a milter's quarantine: the DSN is spooled on hold, `danerelay
+    queue` shows the milter's reason, it is not sent;
   - kill -9 of the daemon while the milter holds the DSN (it sleeps at
     the end of the message): after the restart the DSN arrives exactly
     once and the original is removed.
@@ -360,6 +362,23 @@ time.sleep(drtest.scaled(4))
 drtest.check(not dsns("nobody3@perm.test"), "no DSN")
 drtest.check(d.log_text()[at:].count("milter-reject") == 1,
              "not tried again")
+
+# -- a quarantine: the DSN spooled on hold with the milter's reason
+set_mode(ns_mode, "quarantine")
+at = len(d.log_text())
+q5 = bounce("nobody5@perm.test")
+pat = r"%s: sender non-delivery notification: ([0-9A-F]+)" % q5
+drtest.wait_for(lambda: re.search(pat, d.log_text()[at:]), 30,
+                "the quarantined DSN spooled")
+drtest.wait_for(lambda: gone(q5), 10, "the original removed")
+held = re.search(pat, d.log_text()[at:]).group(1)
+r = d.cli("queue")
+drtest.check(held in r.stdout and "on hold" in r.stdout and
+             "held by a milter: held by nsmilter" in r.stdout,
+             "danerelay queue shows the DSN held with the reason: %s"
+             % r.stdout)
+time.sleep(drtest.scaled(2))
+drtest.check(not dsns("nobody5@perm.test"), "the held DSN is not sent")
 
 # -- kill -9 while the milter holds the DSN
 set_mode(ns_mode, "sleep 20")

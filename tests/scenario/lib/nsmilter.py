@@ -12,7 +12,8 @@ MODEFILE holds one of:
     DKIM signature covers), then accepts;
   - "reject": 550 5.7.1 "rejected by nsmilter";
   - "tempfail": 451 4.7.1 "nsmilter says later";
-  - "sleep N": sleeps N seconds, then as "accept".
+  - "sleep N": sleeps N seconds, then as "accept";
+  - "quarantine": as "accept", and quarantined ("held by nsmilter").
 A message to a recipient with "nsreject" in its address is rejected
 whatever the mode.  Each end of message is written to stdout before it is answered
 ("nsmilter: eom MODE from=<...> i=ID").
@@ -76,6 +77,8 @@ class NsMilter(Milter.Base):
             return Milter.TEMPFAIL
         if m.startswith("sleep "):
             time.sleep(float(m.split()[1]))
+        if m == "quarantine":
+            self.quarantine("held by nsmilter")
         self.addheader(sys.argv[3], "host=%s addr=%s helo=%s from=%s "
                        "rcpts=%s j=%s i=%s" % (
                            self.host, self.addr, self.helo_name, self.sender,
@@ -89,7 +92,7 @@ class NsMilter(Milter.Base):
 
 def main():
     Milter.factory = NsMilter
-    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS)
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE)
     sys.stdout.write("nsmilter: listening on %s\n" % sys.argv[1])
     sys.stdout.flush()
     Milter.runmilter("nsmilter", sys.argv[1], 60)
