@@ -183,6 +183,10 @@ struct config {
 	long long milter_command_timeout;	/* default 30s */
 	long long milter_content_timeout;	/* default 300s */
 	int milter_protocol;		/* 2..6, default 6 */
+	/* milter_connect_macros, _helo_, _mail_, _rcpt_, _data_,
+	 * _end_of_data_, _end_of_header_ (libmilter's stage order, as
+	 * milter.h's enum milter_mstage): NULL Postfix's default, "" none */
+	char *milter_macros[7];
 
 	/* TLS memory (issue #23) */
 	enum tls_memory_mode tls_memory;	/* default encrypt */

@@ -98,6 +98,16 @@ struct evbuffer;
 /* what we can do: every step can be left out or left unanswered */
 #define SMFIP_CLIENT		0x1fffff
 
+/*
+ * The stages macros go with, in libmilter's SMFIM_* order: the index of
+ * struct milter_params' lists and of the lists a milter asks for in its
+ * SMFIR_OPTNEG reply (smfi_setsymlist).
+ */
+enum milter_mstage {
+	MILTER_M_CONNECT = 0, MILTER_M_HELO, MILTER_M_MAIL, MILTER_M_RCPT,
+	MILTER_M_DATA, MILTER_M_EOM, MILTER_M_EOH, MILTER_NSTAGES
+};
+
 #define MILTER_PKT_MAX		(1024 * 1024 * 2)	/* one reply */
 #define MILTER_CHUNK		65535			/* body per packet */
 #define MILTER_CHANGES_MAX	10000	/* end-of-message changes, all milters */
@@ -109,6 +119,8 @@ struct milter_reply {
 	char		 cmd;		/* SMFIR_* */
 	/* SMFIR_OPTNEG */
 	uint32_t	 version, actions, protocol;
+	const unsigned char *syms;	/* the macro lists asked for: stage */
+	size_t		 symslen;	/*   (4 octets) and names, repeated */
 	/* SMFIR_ADDHEADER, INSHEADER, CHGHEADER; SETSYMLIST (index=stage) */
 	uint32_t	 index;
 	const char	*name;		/* header name; SETSYMLIST: list */
@@ -156,6 +168,9 @@ struct milter_params {
 	int		 protocol;	/* 2..6 */
 	enum milter_default def;
 	const char	*hostname;	/* the j macro */
+	/* milter_*_macros: names by stage, space or comma separated; NULL:
+	 * Postfix's default list, "": none */
+	const char	*macros[MILTER_NSTAGES];
 };
 
 /* NULL and err on a bad list; a list without milters is a conf with
@@ -191,6 +206,8 @@ struct milter_rcpt {
 /* The message at the end of data, as the milters see and change it. */
 struct milter_msg {
 	char		*sender;	/* envelope, without <> */
+	char		*sender_args;	/* SMFIR_CHGFROM's ESMTP arguments
+					 * ("RET=HDRS ENVID=x"), NULL: none */
 	struct milter_rcpt *rcpts;
 	size_t		 nrcpt;
 	struct evbuffer	*data;		/* the message, CRLF lines */
@@ -202,7 +219,8 @@ struct milter_msg {
 struct milter_client {
 	struct sockaddr_storage ss;	/* the client's address */
 	const char	*addr;		/* as text */
-	const char	*name;		/* its host name; NULL: "[addr]" */
+	const char	*name;		/* its host name (connect, {client_name});
+					 * NULL: "[addr]", "unknown" */
 	const char	*helo;
 	const char	*tls_version;	/* NULL: no TLS */
 	const char	*cipher;
@@ -210,6 +228,9 @@ struct milter_client {
 	const char	*auth_type;	/* NULL: not authenticated */
 	const char	*auth_authen;
 	const char	*queue_id;	/* the i macro, NULL: none yet */
+	const char	*daemon_addr;	/* our end of the connection */
+	int		 daemon_port;
+	const char	*auth_author;	/* MAIL's AUTH= (decoded), NULL */
 };
 
 struct milter_chain;

@@ -178,6 +178,18 @@ void mta_sts_lookup_cancel(struct mta_sts_lookup *l);
 /* Writes to the SQLite cache run on wq (a second connection), completing
  * on port's loop, the manager's; NULL, NULL: on the loop.  Reads see
  * writes not yet done. */
+/*
+ * The policy fetch's HTTPS request (RFC 8461 §3.3): GET
+ * https://mta-sts.DOMAIN:port/.well-known/mta-sts.txt, 200 only (no
+ * redirect), text/plain, at most MTA_STS_MAX_BODY octets.  Fills p's
+ * rules and host (host[hostlen] holds the name p points to); the caller
+ * sets base, ssl_ctx, resolver and the timeouts.  One definition, so
+ * `danerelay check` fetches as delivery does.
+ */
+struct https_params;
+void mta_sts_https_params(struct https_params *p, char *host,
+    size_t hostlen, const char *domain, int port);
+
 struct workq;
 struct workq_port;
 void mta_sts_set_workq(struct mta_sts *m, struct workq *wq,

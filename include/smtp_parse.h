@@ -68,6 +68,7 @@ struct smtp_mail {
 	char ret[5];			/* "FULL", "HDRS" or "" */
 	char envid[SMTP_XTEXT_MAX + 1];	/* xtext as sent, or "" */
 	int requiretls;			/* REQUIRETLS (RFC 8689) */
+	char auth[SMTP_ADDR_MAX + 1];	/* AUTH= decoded, "" absent or <> */
 };
 
 struct smtp_rcpt {

@@ -78,6 +78,9 @@ off_t spool_writer_size(const struct spool_writer *w);
  * one at a time): DKIM signing reads it back before the commit. */
 ssize_t spool_writer_read(struct spool_writer *w, off_t *off, void *buf,
     size_t len);
+/* How much of what was written is in tmp/ID.msg (the rest is in memory):
+ * reading that part is disk I/O, for the io pool. */
+off_t spool_writer_infile(const struct spool_writer *w);
 /* Put buf in front of what was written (header fields added at the top,
  * e.g. DKIM-Signature:).  0 ok, -1 I/O error (errno set). */
 int spool_writer_prepend(struct spool_writer *w, const void *buf,

@@ -690,18 +690,11 @@ start_sts_fetch(struct run *r, struct dom *d)
 	struct sts_arg *a;
 	char host[300], err[512];
 
-	snprintf(host, sizeof(host), "mta-sts.%s", d->name);
-	memset(&p, 0, sizeof(p));
+	mta_sts_https_params(&p, host, sizeof(host), d->name,
+	    r->cf->https_port);
 	p.base = r->base;
 	p.ssl_ctx = r->https_ctx;
 	p.resolver = r->res;
-	p.method = HTTPS_GET;
-	p.host = host;
-	p.port = r->cf->https_port;
-	p.path = MTA_STS_PATH;
-	p.status_rule = HTTPS_STATUS_200;
-	p.want_type = "text/plain";
-	p.max_body = MTA_STS_MAX_BODY;
 	p.connect_timeout_ms = (unsigned)r->o->timeout * 1000;
 	p.timeout_ms = (unsigned)r->o->timeout * 1000;
 	p.logid = "check";
@@ -1154,6 +1147,22 @@ answer_fix(struct check_item *it, const char *domain)
 	    "at receivers)", domain);
 }
 
+/* A record at PREFIX.DOMAIN whose lookup failed: reported (fail, with
+ * answer_fix) -> 1; 0 if it did not fail (found or absent). */
+static int
+lookup_failed(struct run *r, const struct dom *d, const char *check,
+    const char *prefix, const struct dns_result *res)
+{
+	struct check_item *it;
+
+	if (res == NULL || res->status != DNS_TEMPFAIL)
+		return 0;
+	it = item(r, CHECK_FAIL, d->name, check, "the lookup of %s.%s "
+	    "failed: %s", prefix, d->name, why_none(res));
+	answer_fix(it, d->name);
+	return 1;
+}
+
 static void
 report_relay(struct run *r)
 {
@@ -1579,13 +1588,8 @@ report_dmarc(struct run *r, struct dom *d)
 	int dkim_al = 0;
 
 	if (d->dm_rc == 0) {
-		if (d->dmarc != NULL && d->dmarc->status == DNS_TEMPFAIL) {
-			it = item(r, CHECK_FAIL, d->name, "dmarc", "the lookup "
-			    "of _dmarc.%s failed: %s", d->name,
-			    why_none(d->dmarc));
-			answer_fix(it, d->name);
+		if (lookup_failed(r, d, "dmarc", "_dmarc", d->dmarc))
 			return;
-		}
 		it = item(r, CHECK_WARN, d->name, "dmarc", "no DMARC record: "
 		    "large receivers want one from senders (RFC 7489)");
 		fix(it, "_dmarc.%s. IN TXT \"v=DMARC1; p=none; "
@@ -1668,13 +1672,8 @@ report_sts(struct run *r, struct dom *d)
 	size_t i;
 
 	if (d->sts_rc == 0) {
-		if (d->sts != NULL && d->sts->status == DNS_TEMPFAIL) {
-			it = item(r, CHECK_FAIL, d->name, "mta-sts", "the "
-			    "lookup of _mta-sts.%s failed: %s", d->name,
-			    why_none(d->sts));
-			answer_fix(it, d->name);
+		if (lookup_failed(r, d, "mta-sts", "_mta-sts", d->sts))
 			return;
-		}
 		it = item(r, CHECK_INFO, d->name, "mta-sts", "no MTA-STS "
 		    "policy (RFC 8461): senders without DANE deliver to "
 		    "%s opportunistically", d->name);
@@ -1762,13 +1761,8 @@ report_tlsrpt(struct run *r, struct dom *d)
 	int port, usable = 0;
 
 	if (d->tlsrpt == NULL || d->tlsrpt->status != DNS_OK) {
-		if (d->tlsrpt != NULL && d->tlsrpt->status == DNS_TEMPFAIL) {
-			it = item(r, CHECK_FAIL, d->name, "tlsrpt", "the "
-			    "lookup of _smtp._tls.%s failed: %s", d->name,
-			    why_none(d->tlsrpt));
-			answer_fix(it, d->name);
+		if (lookup_failed(r, d, "tlsrpt", "_smtp._tls", d->tlsrpt))
 			return;
-		}
 		it = item(r, CHECK_INFO, d->name, "tlsrpt", "no TLSRPT record "
 		    "(RFC 8460): senders cannot report TLS failures to you");
 		fix(it, "_smtp._tls.%s. IN TXT \"v=TLSRPTv1; "

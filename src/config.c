@@ -323,6 +323,8 @@ config_defaults(struct config *cf)
 void
 config_free(struct config *cf)
 {
+	size_t i;
+
 	if (cf == NULL)
 		return;
 	free(cf->file);
@@ -356,6 +358,9 @@ config_free(struct config *cf)
 	free(cf->postmaster);
 	free(cf->milters);
 	free(cf->non_smtpd_milters);
+	for (i = 0; i < sizeof(cf->milter_macros) /
+	    sizeof(cf->milter_macros[0]); i++)
+		free(cf->milter_macros[i]);
 	memset(cf, 0, sizeof(*cf));
 }
 
@@ -415,6 +420,7 @@ enum opt_type {
 	T_MILTERS,	/* inet:HOST:PORT, unix:/path, ..., empty = none */
 	T_MILTERACT,	/* milter_default_action: tempfail, accept, reject */
 	T_MILTERPROTO,	/* milter_protocol: 2..6 */
+	T_MACROS,	/* milter_*_macros: x or {name}, empty = none */
 	T_LIMITSBY,	/* limits_by: site, domain */
 };
 
@@ -545,6 +551,13 @@ static const struct option {
 	{ "milter_content_timeout",	T_DURATION,
 	    OFF(milter_content_timeout) },
 	{ "milter_protocol",		T_MILTERPROTO,	OFF(milter_protocol) },
+	{ "milter_connect_macros",	T_MACROS,	OFF(milter_macros[0]) },
+	{ "milter_helo_macros",		T_MACROS,	OFF(milter_macros[1]) },
+	{ "milter_mail_macros",		T_MACROS,	OFF(milter_macros[2]) },
+	{ "milter_rcpt_macros",		T_MACROS,	OFF(milter_macros[3]) },
+	{ "milter_data_macros",		T_MACROS,	OFF(milter_macros[4]) },
+	{ "milter_end_of_data_macros",	T_MACROS,	OFF(milter_macros[5]) },
+	{ "milter_end_of_header_macros", T_MACROS,	OFF(milter_macros[6]) },
 };
 #define NOPTIONS	(sizeof(options) / sizeof(options[0]))
 
@@ -670,6 +683,38 @@ valid_mailbox(const char *v)
 	n = snprintf(line, sizeof(line), "TO:<%s>", v);
 	return n > 0 && (size_t)n < sizeof(line) && strchr(v, '@') != NULL &&
 	    smtp_parse_rcpt(line, 1, &r, &e) == 0 && strcmp(r.addr, v) == 0;
+}
+
+/*
+ * milter_*_macros: names separated by spaces or commas, each one
+ * character ("j", "_") or a braced name ("{daemon_addr}") of letters,
+ * digits and '_', as the milter protocol names macros.  Whether danerelay
+ * has such a macro is milter.c's business (it warns).
+ */
+static int
+milter_macro_syntax(const char *v, char *why, size_t whylen)
+{
+	size_t n, k;
+
+	for (v += strspn(v, " ,\t"); *v != '\0'; v += strspn(v, " ,\t")) {
+		n = strcspn(v, " ,\t");
+		if (n == 1 && (isalnum((unsigned char)*v) || *v == '_')) {
+			v += n;
+			continue;
+		}
+		for (k = 1; k + 1 < n && (isalnum((unsigned char)v[k]) ||
+		    v[k] == '_'); k++)
+			;
+		if (n < 3 || n > 62 || v[0] != '{' || v[n - 1] != '}' ||
+		    k != n - 1) {
+			snprintf(why, whylen, "bad macro name \"%.*s\": want "
+			    "one character (j) or {name}", (int)(n > 60 ? 60 :
+			    n), v);
+			return -1;
+		}
+		v += n;
+	}
+	return 0;
 }
 
 /*
@@ -932,6 +977,11 @@ set_option(struct parser *p, struct config *cf, const struct option *o,
 			return perr(p, "%s: %s", o->name, !valid_text(v) ?
 			    "control character in value" : reason);
 		set_str(FIELD(cf, o, char *), *v ? v : NULL);
+		return 0;
+	case T_MACROS:
+		if (milter_macro_syntax(v, reason, sizeof(reason)) == -1)
+			return perr(p, "%s: %s", o->name, reason);
+		set_str(FIELD(cf, o, char *), v);
 		return 0;
 	case T_MILTERACT:
 		if (strcmp(v, "tempfail") == 0)

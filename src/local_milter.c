@@ -80,6 +80,7 @@ local_milter_conf(const struct config *cf, const char *list, char *err,
 	struct milter_params mp;
 	struct milter_conf *mc;
 	char why[400];
+	int i;
 
 	memset(&mp, 0, sizeof(mp));
 	mp.list = list;
@@ -90,6 +91,8 @@ local_milter_conf(const struct config *cf, const char *list, char *err,
 	mp.def = (enum milter_default)cf->milter_default_action;
 	mp.hostname = cf->myhostname != NULL && *cf->myhostname ?
 	    cf->myhostname : "localhost";
+	for (i = 0; i < MILTER_NSTAGES; i++)
+		mp.macros[i] = cf->milter_macros[i];
 	if ((mc = milter_conf_new(&mp, why, sizeof(why))) == NULL) {
 		snprintf(err, errlen, "milters: %s", why);
 		return NULL;

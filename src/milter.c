@@ -33,8 +33,9 @@
  * or answers nonsense gets milter_default_action: accept (go on without
  * it for the rest of the session), tempfail or reject (that answer for
  * this and every later stage of the session).  Every wait has a timer:
- * milter_connect_timeout for the connection, milter_command_timeout for
- * a command, milter_content_timeout for the body and end of message.
+ * milter_connect_timeout for the connection and the option negotiation,
+ * milter_command_timeout for a command, milter_content_timeout for the
+ * body chunks and the end of message (wait_timeout).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -209,12 +210,24 @@ milter_reply_parse(const unsigned char *buf, size_t len,
 			goto bad;
 		return 1;
 	case P_OPTNEG:
-		/* a milter may append the macro lists it wants: ignored */
 		if (n < 12)
 			goto bad;
 		r->version = get32(p);
 		r->actions = get32(p + 4);
 		r->protocol = get32(p + 8);
+		/* then the macro lists it wants (smfi_setsymlist): a stage
+		 * (4 octets) and a NUL-terminated list, repeated */
+		for (off = 12; off < n; ) {
+			if (n - off < 4 || get32(p + off) >= MILTER_NSTAGES)
+				goto bad;
+			off += 4;
+			if (get_str(p, n, &off) == NULL)
+				goto bad;
+		}
+		if (n > 12) {
+			r->syms = p + 12;
+			r->symslen = n - 12;
+		}
 		return 1;
 	case P_IHDR:
 		if (n < 4)
@@ -279,6 +292,95 @@ milter_pkt(struct evbuffer *out, char cmd, const void *data, size_t len)
 }
 
 /*
+ * Macros.  The names danerelay has a value for, and Postfix's default
+ * milter_*_macros lists (postconf(5)), by stage.  A milter may ask for
+ * other lists in its SMFIR_OPTNEG reply; a name without a value at that
+ * point (no TLS, not authenticated, ...) or unknown is not sent.
+ */
+enum macro_src { M_J, M_DAEMON, M_DAEMON_ADDR, M_DAEMON_PORT, M_V,
+    M_UNDERSCORE, M_CLIENT_ADDR, M_CLIENT_PORT, M_CLIENT_NAME, M_TLSV,
+    M_CIPHER, M_BITS, M_CERT, M_I, M_AUTH_TYPE, M_AUTH_AUTHEN,
+    M_AUTH_AUTHOR, M_MAIL_ADDR, M_MAIL_HOST, M_MAILER, M_RCPT_ADDR,
+    M_RCPT_HOST };
+
+static const struct {
+	const char	*name;
+	enum macro_src	 src;
+} macro_names[] = {
+	{ "i",			M_I },
+	{ "j",			M_J },
+	{ "v",			M_V },
+	{ "_",			M_UNDERSCORE },
+	{ "{auth_authen}",	M_AUTH_AUTHEN },
+	{ "{auth_author}",	M_AUTH_AUTHOR },
+	{ "{auth_type}",	M_AUTH_TYPE },
+	{ "{cert_issuer}",	M_CERT },
+	{ "{cert_subject}",	M_CERT },
+	{ "{cipher}",		M_CIPHER },
+	{ "{cipher_bits}",	M_BITS },
+	{ "{client_addr}",	M_CLIENT_ADDR },
+	{ "{client_name}",	M_CLIENT_NAME },
+	{ "{client_port}",	M_CLIENT_PORT },
+	{ "{client_ptr}",	M_CLIENT_NAME },
+	{ "{daemon_addr}",	M_DAEMON_ADDR },
+	{ "{daemon_name}",	M_DAEMON },
+	{ "{daemon_port}",	M_DAEMON_PORT },
+	{ "{mail_addr}",	M_MAIL_ADDR },
+	{ "{mail_host}",	M_MAIL_HOST },
+	{ "{mail_mailer}",	M_MAILER },
+	{ "{rcpt_addr}",	M_RCPT_ADDR },
+	{ "{rcpt_host}",	M_RCPT_HOST },
+	{ "{rcpt_mailer}",	M_MAILER },
+	{ "{tls_version}",	M_TLSV },
+};
+
+static const char *const macro_default[MILTER_NSTAGES] = {
+	[MILTER_M_CONNECT] =	"j {daemon_name} {daemon_addr} v _",
+	[MILTER_M_HELO] =	"{tls_version} {cipher} {cipher_bits} "
+				"{cert_subject} {cert_issuer}",
+	[MILTER_M_MAIL] =	"i {auth_type} {auth_authen} {auth_author} "
+				"{mail_addr} {mail_host} {mail_mailer}",
+	[MILTER_M_RCPT] =	"i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
+	[MILTER_M_DATA] =	"i",
+	[MILTER_M_EOM] =	"i",
+	[MILTER_M_EOH] =	"i",
+};
+
+static const char *const macro_setting[MILTER_NSTAGES] = {
+	"milter_connect_macros", "milter_helo_macros", "milter_mail_macros",
+	"milter_rcpt_macros", "milter_data_macros",
+	"milter_end_of_data_macros", "milter_end_of_header_macros",
+};
+
+/* The next name of a list (space or comma separated) into name; 0 at
+ * the end.  Longer names are cut (and then unknown). */
+static int
+macro_next(const char **list, char *name, size_t len)
+{
+	const char *p = *list;
+	size_t n;
+
+	p += strspn(p, " ,\t");
+	if (*p == '\0')
+		return 0;
+	n = strcspn(p, " ,\t");
+	snprintf(name, len, "%.*s", (int)n, p);
+	*list = p + n;
+	return 1;
+}
+
+static int
+macro_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(macro_names) / sizeof(macro_names[0]); i++)
+		if (strcmp(macro_names[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
  * Settings
  */
 
@@ -293,6 +395,7 @@ struct milter_conf {
 	size_t			 n;
 	struct milter_params	 p;
 	char			*hostname;
+	char			*macros[MILTER_NSTAGES];	/* by stage */
 };
 
 /* One entry: inet:HOST:PORT, inet:PORT@HOST, inet6:..., unix:/path. */
@@ -420,7 +523,9 @@ struct milter_conf *
 milter_conf_new(const struct milter_params *p, char *err, size_t errlen)
 {
 	struct milter_conf *mc = xcalloc(1, sizeof(*mc));
-	char why[300];
+	char why[300], name[64];
+	const char *list;
+	int st;
 
 	mc->p = *p;
 	mc->p.list = NULL;
@@ -429,6 +534,17 @@ milter_conf_new(const struct milter_params *p, char *err, size_t errlen)
 	mc->p.hostname = mc->hostname;
 	if (mc->p.protocol < 2 || mc->p.protocol > 6)
 		mc->p.protocol = 6;
+	for (st = 0; st < MILTER_NSTAGES; st++) {
+		mc->macros[st] = xstrdup(p->macros[st] != NULL ?
+		    p->macros[st] : macro_default[st]);
+		mc->p.macros[st] = NULL;
+		list = mc->macros[st];
+		while (macro_next(&list, name, sizeof(name)))
+			if (macro_find(name) == -1)
+				log_warnx("%s: %s: danerelay has no such "
+				    "macro: never sent", macro_setting[st],
+				    name);
+	}
 	if (list_walk(p->list, add_one, mc, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s", why);
 		milter_conf_free(mc);
@@ -441,6 +557,7 @@ void
 milter_conf_free(struct milter_conf *mc)
 {
 	size_t i;
+	int st;
 
 	if (mc == NULL)
 		return;
@@ -448,6 +565,8 @@ milter_conf_free(struct milter_conf *mc)
 		free(mc->v[i].text);
 	free(mc->v);
 	free(mc->hostname);
+	for (st = 0; st < MILTER_NSTAGES; st++)
+		free(mc->macros[st]);
 	free(mc);
 }
 
@@ -456,40 +575,6 @@ milter_conf_count(const struct milter_conf *mc)
 {
 	return mc != NULL ? mc->n : 0;
 }
-
-/*
- * Macros: Postfix's default milter_*_macros, by the command they go with.
- */
-enum macro_src { M_J, M_DAEMON, M_V, M_UNDERSCORE, M_CLIENT_ADDR, M_TLSV,
-    M_CIPHER, M_BITS, M_I, M_AUTH_TYPE, M_AUTH_AUTHEN, M_MAIL_ADDR,
-    M_MAILER, M_RCPT_ADDR, M_RCPT_HOST };
-
-static const struct {
-	char		 cmd;
-	const char	*name;
-	enum macro_src	 src;
-} macro_tab[] = {
-	{ SMFIC_CONNECT,	"j",			M_J },
-	{ SMFIC_CONNECT,	"{daemon_name}",	M_DAEMON },
-	{ SMFIC_CONNECT,	"v",			M_V },
-	{ SMFIC_CONNECT,	"_",			M_UNDERSCORE },
-	{ SMFIC_CONNECT,	"{client_addr}",	M_CLIENT_ADDR },
-	{ SMFIC_HELO,		"{tls_version}",	M_TLSV },
-	{ SMFIC_HELO,		"{cipher}",		M_CIPHER },
-	{ SMFIC_HELO,		"{cipher_bits}",	M_BITS },
-	{ SMFIC_MAIL,		"i",			M_I },
-	{ SMFIC_MAIL,		"{auth_type}",		M_AUTH_TYPE },
-	{ SMFIC_MAIL,		"{auth_authen}",	M_AUTH_AUTHEN },
-	{ SMFIC_MAIL,		"{mail_addr}",		M_MAIL_ADDR },
-	{ SMFIC_MAIL,		"{mail_mailer}",	M_MAILER },
-	{ SMFIC_RCPT,		"i",			M_I },
-	{ SMFIC_RCPT,		"{rcpt_addr}",		M_RCPT_ADDR },
-	{ SMFIC_RCPT,		"{rcpt_host}",		M_RCPT_HOST },
-	{ SMFIC_RCPT,		"{rcpt_mailer}",	M_MAILER },
-	{ SMFIC_DATA,		"i",			M_I },
-	{ SMFIC_EOH,		"i",			M_I },
-	{ SMFIC_BODYEOB,	"i",			M_I },
-};
 
 /*
  * The chain
@@ -514,12 +599,14 @@ struct milter {
 	enum mstate		 st;
 	enum mwait		 wait;
 	char			 waitcmd;	/* the command waited for */
-	uint32_t		 actions, proto;	/* negotiated */
+	uint32_t		 version, actions, proto;	/* negotiated */
 	int			 connect_done, helo_done;
 	int			 in_tx;		/* MAIL sent, no EOM reply */
 	int			 skip_session;	/* accepted at connect/HELO */
 	int			 skip_msg;	/* accepted in this message */
 	int			 failed;	/* broke outside a stage */
+	char			*syms[MILTER_NSTAGES];	/* macro lists it
+						 * asked for, NULL: the conf's */
 };
 
 struct milter_chain {
@@ -537,6 +624,7 @@ struct milter_chain {
 	int			 step;		/* of the stage, for cur */
 	struct milter_client	 cl;
 	char			*arg1, *arg2;	/* sender/rcpt, args */
+	char			*margs;		/* MAIL's ESMTP arguments */
 	struct milter_msg	*msg;
 	struct mhdr		*hdrs;		/* msg's header fields */
 	size_t			 nhdr;
@@ -569,13 +657,35 @@ macro_value(struct milter_chain *ch, enum macro_src src, char *buf,
 		return ch->mc->hostname;
 	case M_DAEMON:
 		return "danerelay";
+	case M_DAEMON_ADDR:
+		return cl->daemon_addr;
+	case M_DAEMON_PORT:
+		if (cl->daemon_addr == NULL)
+			return NULL;
+		snprintf(buf, len, "%d", cl->daemon_port);
+		return buf;
 	case M_V:
 		return "danerelay " PACKAGE_VERSION;
 	case M_UNDERSCORE:
-		snprintf(buf, len, "[%s] [%s]", cl->addr, cl->addr);
+		/* Postfix's "name [address]"; names are not looked up
+		 * (as Postfix with smtpd_peername_lookup = no) */
+		snprintf(buf, len, "%s [%s]", cl->name != NULL ? cl->name :
+		    "unknown", cl->addr);
 		return buf;
 	case M_CLIENT_ADDR:
 		return cl->addr;
+	case M_CLIENT_PORT:
+		if (cl->ss.ss_family == AF_INET)
+			snprintf(buf, len, "%u", ntohs(((const struct
+			    sockaddr_in *)(const void *)&cl->ss)->sin_port));
+		else if (cl->ss.ss_family == AF_INET6)
+			snprintf(buf, len, "%u", ntohs(((const struct
+			    sockaddr_in6 *)(const void *)&cl->ss)->sin6_port));
+		else
+			return NULL;
+		return buf;
+	case M_CLIENT_NAME:
+		return cl->name != NULL ? cl->name : "unknown";
 	case M_TLSV:
 		return cl->tls_version;
 	case M_CIPHER:
@@ -585,48 +695,93 @@ macro_value(struct milter_chain *ch, enum macro_src src, char *buf,
 			return NULL;
 		snprintf(buf, len, "%d", cl->cipher_bits);
 		return buf;
+	case M_CERT:
+		return NULL;	/* clients are not asked for certificates */
 	case M_I:
 		return cl->queue_id;
 	case M_AUTH_TYPE:
 		return cl->auth_authen != NULL ? cl->auth_type : NULL;
 	case M_AUTH_AUTHEN:
 		return cl->auth_authen;
+	case M_AUTH_AUTHOR:
+		return cl->auth_authen != NULL ? cl->auth_author : NULL;
 	case M_MAIL_ADDR:
 	case M_RCPT_ADDR:
 		return ch->arg1;
 	case M_MAILER:
 		return "smtp";
+	case M_MAIL_HOST:
 	case M_RCPT_HOST:
+		/* the next-hop destination: the address's domain */
 		at = ch->arg1 != NULL ? strrchr(ch->arg1, '@') : NULL;
-		return at != NULL ? at + 1 : NULL;
+		return at != NULL && at[1] != '\0' ? at + 1 : NULL;
 	}
 	return NULL;
 }
 
-/* The macros of cmd, as one SMFIC_MACRO packet. */
+/* The macros of cmd, as one SMFIC_MACRO packet: the milter's own list
+ * for the stage if it asked for one, else milter_*_macros. */
 static void
 send_macros(struct milter *m, char cmd)
 {
-	struct evbuffer *b = evbuffer_new(), *out;
-	char buf[INET6_ADDRSTRLEN * 2 + 8];
-	const char *v;
-	size_t i;
+	static const char stage_cmd[MILTER_NSTAGES] = {
+		[MILTER_M_CONNECT] = SMFIC_CONNECT, [MILTER_M_HELO] = SMFIC_HELO,
+		[MILTER_M_MAIL] = SMFIC_MAIL, [MILTER_M_RCPT] = SMFIC_RCPT,
+		[MILTER_M_DATA] = SMFIC_DATA, [MILTER_M_EOM] = SMFIC_BODYEOB,
+		[MILTER_M_EOH] = SMFIC_EOH,
+	};
+	struct evbuffer *b, *out;
+	char buf[INET6_ADDRSTRLEN * 2 + 16], name[64];
+	const char *v, *list;
+	int st, k;
 
-	if (b == NULL)
+	for (st = 0; st < MILTER_NSTAGES && stage_cmd[st] != cmd; st++)
+		;
+	if (st == MILTER_NSTAGES || (b = evbuffer_new()) == NULL)
 		return;
+	list = m->syms[st] != NULL ? m->syms[st] : m->ch->mc->macros[st];
 	evbuffer_add(b, &cmd, 1);
-	for (i = 0; i < sizeof(macro_tab) / sizeof(macro_tab[0]); i++) {
-		if (macro_tab[i].cmd != cmd || (v = macro_value(m->ch,
-		    macro_tab[i].src, buf, sizeof(buf))) == NULL)
+	while (macro_next(&list, name, sizeof(name))) {
+		if ((k = macro_find(name)) == -1 || (v = macro_value(m->ch,
+		    macro_names[k].src, buf, sizeof(buf))) == NULL)
 			continue;
-		evbuffer_add(b, macro_tab[i].name,
-		    strlen(macro_tab[i].name) + 1);
+		evbuffer_add(b, name, strlen(name) + 1);
 		evbuffer_add(b, v, strlen(v) + 1);
 	}
 	out = bufferevent_get_output(m->bev);
 	milter_pkt(out, SMFIC_MACRO, evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b));
 	evbuffer_free(b);
+}
+
+/* The macro lists a milter asked for (the parser checked their form). */
+static void
+milter_symlists(struct milter *m, const unsigned char *p, size_t len)
+{
+	size_t off = 0, n;
+	uint32_t st;
+
+	while (off + 4 < len) {
+		st = get32(p + off);
+		off += 4;
+		n = strlen((const char *)p + off);
+		free(m->syms[st]);
+		m->syms[st] = xstrdup((const char *)p + off);
+		log_debug("milter %s: asks for %s = %s", m->spec->text,
+		    macro_setting[st], m->syms[st]);
+		off += n + 1;
+	}
+}
+
+static void
+syms_free(struct milter *m)
+{
+	int st;
+
+	for (st = 0; st < MILTER_NSTAGES; st++) {
+		free(m->syms[st]);
+		m->syms[st] = NULL;
+	}
 }
 
 static void
@@ -648,6 +803,7 @@ milter_close(struct milter *m, enum mstate st)
 	m->st = st;
 	m->wait = W_NONE;
 	m->connect_done = m->helo_done = m->in_tx = 0;
+	syms_free(m);
 }
 
 /* The current milter broke: milter_default_action decides. */
@@ -683,6 +839,27 @@ milter_fail(struct milter *m, const char *why)
 	chain_finish(ch, ch->sticky_v.act, ch->sticky_v.reply);
 }
 
+/*
+ * The limit of one wait, as Postfix's: milter_connect_timeout for the
+ * connection and the option negotiation, milter_content_timeout for the
+ * body chunks and the end of message (a filter may scan the whole
+ * message there), milter_command_timeout for the rest.
+ */
+static long long
+wait_timeout(const struct milter_conf *mc, enum mwait w)
+{
+	switch (w) {
+	case W_CONNECT:
+	case W_OPTNEG:
+		return mc->p.connect_timeout;
+	case W_BODY:
+	case W_EOM:
+		return mc->p.content_timeout;
+	default:
+		return mc->p.command_timeout;
+	}
+}
+
 /* Send cmd; wait for its reply unless the milter said it sends none. */
 static enum step
 send_cmd(struct milter *m, char cmd, const void *data, size_t len,
@@ -695,8 +872,7 @@ send_cmd(struct milter *m, char cmd, const void *data, size_t len,
 		return STEP_NEXT;
 	m->wait = w;
 	m->waitcmd = cmd;
-	arm_timer(m, w == W_BODY || w == W_EOM ? mc->p.content_timeout :
-	    mc->p.command_timeout);
+	arm_timer(m, wait_timeout(mc, w));
 	return STEP_WAIT;
 }
 
@@ -711,9 +887,10 @@ milter_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	snprintf(why, sizeof(why), "%s timeout", m->wait == W_CONNECT ?
-	    "connect" : m->wait == W_BODY || m->wait == W_EOM ? "content" :
-	    "command");
+	snprintf(why, sizeof(why), "%s", m->wait == W_CONNECT ?
+	    "connect timeout" : m->wait == W_OPTNEG ? "connect timeout "
+	    "(option negotiation)" : m->wait == W_BODY || m->wait == W_EOM ?
+	    "content timeout" : "command timeout");
 	milter_fail(m, why);
 }
 
@@ -741,6 +918,31 @@ milter_connect(struct milter *m)
 	return STEP_WAIT;
 }
 
+/*
+ * The steps protocol version ver has (Postfix's milter8.c masks): a
+ * milter is offered, and sent, only those - libmilter may hang up on a
+ * command its version does not know.  Version 5 was never released; it
+ * gets 4's.  SMFIP_NR_HDR (libmilter's older SMFIP_NOHREPL) is in every
+ * version libmilter speaks, so a milter may ask for it at any.
+ */
+static uint32_t
+version_steps(uint32_t ver)
+{
+	uint32_t steps = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOMAIL |
+	    SMFIP_NORCPT | SMFIP_NOBODY | SMFIP_NOHDRS | SMFIP_NOEOH;
+
+	if (ver >= 6)
+		return SMFIP_CLIENT;
+	if (ver >= 3)
+		steps |= SMFIP_NOUNKNOWN;
+	if (ver >= 4)
+		steps |= SMFIP_NODATA;
+	return steps;
+}
+
+/* Every version is offered every action, as Postfix does: the actions
+ * field is as old as the protocol, and libmilter refuses an MTA that
+ * lacks one its filter registered for (SMFIF_CHGFROM, say). */
 static enum step
 send_optneg(struct milter *m)
 {
@@ -748,8 +950,8 @@ send_optneg(struct milter *m)
 	int ver = m->ch->mc->p.protocol;
 
 	put32(p, (uint32_t)ver);
-	put32(p + 4, ver >= 6 ? SMFIF_ALL : 0x3f);
-	put32(p + 8, ver >= 6 ? SMFIP_CLIENT : 0x7f);
+	put32(p + 4, SMFIF_ALL);
+	put32(p + 8, version_steps((uint32_t)ver));
 	m->st = MS_OPTNEG;
 	return send_cmd(m, SMFIC_OPTNEG, p, sizeof(p), 0, W_OPTNEG);
 }
@@ -1128,6 +1330,11 @@ eom_change(struct milter *m, const struct milter_reply *r)
 			return -1;
 		free(msg->sender);
 		msg->sender = strip_brackets(r->addr);
+		/* its ESMTP arguments: the session checks them (the last
+		 * change wins, arguments and all) */
+		free(msg->sender_args);
+		msg->sender_args = r->args != NULL && r->args[0] != '\0' ?
+		    xstrdup(r->args) : NULL;
 		msg->changed_sender = 1;
 		return 0;
 	case SMFIR_REPLBODY:
@@ -1186,7 +1393,7 @@ stage_step(struct milter *m)
 		if (m->proto & SMFIP_NOMAIL)
 			return STEP_DONE;
 		return send_strs(m, SMFIC_MAIL, ch->arg2 != NULL ?
-		    ch->arg2 : "<>", NULL, SMFIP_NR_MAIL);
+		    ch->arg2 : "<>", ch->margs, SMFIP_NR_MAIL);
 	case ST_RCPT:
 		if (ch->step++ > 0 || (m->proto & SMFIP_NORCPT))
 			return STEP_DONE;
@@ -1202,8 +1409,8 @@ stage_step(struct milter *m)
 		ch->step = 1;
 		ch->hdr_i = 0;
 		ch->body_pos = ch->body_off;
-		if (m->proto & SMFIP_NODATA)
-			return STEP_NEXT;
+		if ((m->proto & SMFIP_NODATA) || m->version < 4)
+			return STEP_NEXT;	/* no DATA before version 4 */
 		send_macros(m, SMFIC_DATA);
 		return send_cmd(m, SMFIC_DATA, NULL, 0, SMFIP_NR_DATA, W_CMD);
 	case 1:				/* each header field */
@@ -1353,8 +1560,7 @@ on_reply(struct milter *m, const struct milter_reply *r)
 	char why[128];
 
 	if (r->cmd == SMFIR_PROGRESS && w != W_NONE && w != W_OPTNEG) {
-		arm_timer(m, w == W_BODY || w == W_EOM ?
-		    ch->mc->p.content_timeout : ch->mc->p.command_timeout);
+		arm_timer(m, wait_timeout(ch->mc, w));
 		return;
 	}
 	if (w == W_NONE || w == W_CONNECT || ch->stage == ST_NONE) {
@@ -1364,14 +1570,41 @@ on_reply(struct milter *m, const struct milter_reply *r)
 		return;
 	}
 	if (w == W_OPTNEG) {
-		if (r->cmd != SMFIR_OPTNEG || r->version < 2) {
+		if (r->cmd != SMFIR_OPTNEG) {
 			milter_fail(m, "bad option negotiation");
+			return;
+		}
+		/* an older version is the milter's to choose (libmilter
+		 * answers the lower of the two); a newer one, steps its
+		 * version has not (we cannot tell whether it will answer
+		 * them) or actions beyond ours are a broken negotiation */
+		if (r->version < 2 ||
+		    r->version > (uint32_t)ch->mc->p.protocol) {
+			snprintf(why, sizeof(why), "protocol version %lu, not "
+			    "2 to %d (milter_protocol)",
+			    (unsigned long)r->version, ch->mc->p.protocol);
+			milter_fail(m, why);
+			return;
+		}
+		if ((r->protocol & ~(version_steps(r->version) |
+		    SMFIP_NR_HDR)) != 0 || (r->actions & ~SMFIF_ALL) != 0) {
+			snprintf(why, sizeof(why), "option negotiation asks "
+			    "for steps 0x%lx, actions 0x%lx that protocol "
+			    "version %lu has not",
+			    (unsigned long)(r->protocol &
+			    ~(version_steps(r->version) | SMFIP_NR_HDR)),
+			    (unsigned long)(r->actions & ~SMFIF_ALL),
+			    (unsigned long)r->version);
+			milter_fail(m, why);
 			return;
 		}
 		m->wait = W_NONE;
 		evtimer_del(m->ev_timer);
-		m->actions = r->actions & SMFIF_ALL;
-		m->proto = r->protocol & SMFIP_CLIENT;
+		m->version = r->version;
+		m->actions = r->actions;
+		m->proto = r->protocol;
+		if (r->syms != NULL && (m->actions & SMFIF_SETSYMLIST))
+			milter_symlists(m, r->syms, r->symslen);
 		m->st = MS_READY;
 		log_debug("milter %s: version %lu, actions 0x%lx, steps 0x%lx",
 		    m->spec->text, (unsigned long)r->version,
@@ -1561,6 +1794,7 @@ milter_chain_free(struct milter_chain *ch)
 		evbuffer_free(ch->newbody);
 	free(ch->arg1);
 	free(ch->arg2);
+	free(ch->margs);
 	event_free(ch->ev_done);
 	free(ch->m);
 	free(ch);
@@ -1600,10 +1834,11 @@ milter_mail(struct milter_chain *ch, const struct milter_client *cl,
 	ch->tx_discard = 0;
 	for (i = 0; i < ch->n; i++)
 		ch->m[i].skip_msg = 0;
+	free(ch->margs);
+	ch->margs = args != NULL ? xstrdup(args) : NULL;
 	/* arg1 {mail_addr}, arg2 the MAIL argument */
 	stage_start(ch, ST_MAIL, cl, sender, s, cb, arg);
 	free(s);
-	(void)args;
 }
 
 void
@@ -1671,6 +1906,7 @@ milter_msg_clear(struct milter_msg *m)
 	size_t i;
 
 	free(m->sender);
+	free(m->sender_args);
 	for (i = 0; i < m->nrcpt; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].args);

@@ -1099,6 +1099,21 @@ fetch_done(const struct https_result *res, void *arg)
 	refresh_arm(m);
 }
 
+void
+mta_sts_https_params(struct https_params *p, char *host, size_t hostlen,
+    const char *domain, int port)
+{
+	snprintf(host, hostlen, "mta-sts.%s", domain);
+	memset(p, 0, sizeof(*p));
+	p->method = HTTPS_GET;
+	p->host = host;
+	p->port = port;
+	p->path = MTA_STS_PATH;
+	p->status_rule = HTTPS_STATUS_200;
+	p->want_type = "text/plain";
+	p->max_body = MTA_STS_MAX_BODY;
+}
+
 /* Start the HTTPS fetch of f. */
 static void
 fetch_https(struct fetch *f)
@@ -1107,18 +1122,11 @@ fetch_https(struct fetch *f)
 	struct https_params p;
 	char host[300], err[512];
 
-	snprintf(host, sizeof(host), "mta-sts.%s", f->domain);
-	memset(&p, 0, sizeof(p));
+	mta_sts_https_params(&p, host, sizeof(host), f->domain,
+	    m->cf->https_port);
 	p.base = m->base;
 	p.ssl_ctx = m->ssl_ctx;
 	p.resolver = m->res;
-	p.method = HTTPS_GET;
-	p.host = host;
-	p.port = m->cf->https_port;
-	p.path = MTA_STS_PATH;
-	p.status_rule = HTTPS_STATUS_200;
-	p.want_type = "text/plain";
-	p.max_body = MTA_STS_MAX_BODY;
 	p.connect_timeout_ms = STS_CONNECT_MS;
 	p.timeout_ms = STS_FETCH_MS;
 	log_debug("mta-sts: %s: fetching https://%s:%d%s for id=%s%s",

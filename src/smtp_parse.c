@@ -515,8 +515,9 @@ smtp_parse_mail(const char *arg, struct smtp_mail *out,
 				    "no value");
 			out->requiretls = 1;
 		} else if (strcasecmp(key, "AUTH") == 0) {
-			/* RFC 4954 §5: accepted and ignored (we never
-			 * relay the submitter identity). */
+			/* RFC 4954 §5: never relayed (we do not pass the
+			 * submitter identity on); kept for the milters'
+			 * {auth_author} */
 			if (seen_auth)
 				goto dup;
 			seen_auth = 1;
@@ -524,6 +525,9 @@ smtp_parse_mail(const char *arg, struct smtp_mail *out,
 			    !xtext_valid(val)))
 				return perr(err, 501, "5.5.4 Bad AUTH "
 				    "parameter");
+			if (strcmp(val, "<>") != 0 && dsn_xtext_decode(val,
+			    out->auth, sizeof(out->auth)) == -1)
+				out->auth[0] = '\0';
 		} else
 			return perr(err, 555, "5.5.4 Unsupported parameter "
 			    "%.40s", key);

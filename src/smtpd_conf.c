@@ -47,6 +47,9 @@ cert_not_after(SSL_CTX *ctx)
 	return (long long)timegm(&tm);
 }
 
+_Static_assert(sizeof(((struct config *)0)->milter_macros) /
+    sizeof(char *) == MILTER_NSTAGES, "one milter_*_macros per stage");
+
 /* The milters of list with the milter_* settings; NULL and err if bad,
  * NULL without error for an empty list.  Built as non_smtpd_milters
  * are (local_milter.c). */

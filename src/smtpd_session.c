@@ -161,6 +161,8 @@ struct smtpd_session {
 	char			 delayed_text[160];
 	int			 dead;		/* freed when auth_job is back */
 	struct smtpd_commit	*commit;	/* spool commit in flight */
+	struct smtpd_mread	*mread;		/* milters: the read back of
+						 * the message in flight */
 
 	int			 errors;
 	int			 discarding;	/* inside an overlong line */
@@ -198,7 +200,11 @@ struct smtpd_milter {
 	struct smtp_rcpt	 rcpt;		/* RCPT the milters look at */
 	enum smtp_state		 prev;		/* state before S_MILTER */
 	struct milter_msg	 msg;		/* the message they look at */
+	char			 daemon_addr[INET6_ADDRSTRLEN];	/* our end */
+	int			 daemon_port;
 };
+
+static void sockaddr_text(const struct sockaddr_storage *, char *, size_t);
 
 static void smtp_enter_state(struct smtpd_session *, enum smtp_state);
 static void smtp_process_input(struct smtpd_session *);
@@ -424,11 +430,76 @@ smtp_milters(struct smtpd_session *s)
 	if (s->conf->milters == NULL)
 		return 0;
 	if (s->mil == NULL) {
+		struct sockaddr_storage me;
+		socklen_t melen = sizeof(me);
+
 		s->mil = xcalloc(1, sizeof(*s->mil));
 		s->mil->chain = milter_chain_new(s->sd->base,
 		    s->conf->milters);
+		/* {daemon_addr} and {daemon_port} */
+		if (getsockname(s->fd, (struct sockaddr *)&me, &melen) == 0 &&
+		    (me.ss_family == AF_INET || me.ss_family == AF_INET6)) {
+			sockaddr_text(&me, s->mil->daemon_addr,
+			    sizeof(s->mil->daemon_addr));
+			s->mil->daemon_port = ntohs(me.ss_family == AF_INET ?
+			    ((struct sockaddr_in *)(void *)&me)->sin_port :
+			    ((struct sockaddr_in6 *)(void *)&me)->sin6_port);
+		}
 	}
 	return s->mil->chain != NULL;
+}
+
+/* One ESMTP parameter more in buf (cut when full: the milters are told
+ * less, never something else). */
+static void
+smtp_arg_add(char *buf, size_t len, const char *key, const char *val)
+{
+	size_t n = strlen(buf);
+
+	if (snprintf(buf + n, len - n, "%s%s%s", n > 0 ? " " : "", key,
+	    val) >= (int)(len - n))
+		buf[n] = '\0';
+}
+
+/* A transaction's ESMTP parameters again, as the client sent them, for
+ * the milters: MAIL's (r NULL) or r's. */
+static void
+smtp_milter_args(const struct smtpd_session *s, const struct smtp_rcpt *r,
+    char *buf, size_t len)
+{
+	const struct smtp_mail *m = &s->mail;
+	char v[32];
+
+	buf[0] = '\0';
+	if (r != NULL) {
+		if (r->notify & DSN_NOTIFY_NEVER)
+			smtp_arg_add(buf, len, "NOTIFY=", "NEVER");
+		else if (r->notify != 0) {
+			snprintf(v, sizeof(v), "%s%s%s",
+			    r->notify & DSN_NOTIFY_SUCCESS ? ",SUCCESS" : "",
+			    r->notify & DSN_NOTIFY_FAILURE ? ",FAILURE" : "",
+			    r->notify & DSN_NOTIFY_DELAY ? ",DELAY" : "");
+			smtp_arg_add(buf, len, "NOTIFY=", v + 1);
+		}
+		if (r->orcpt[0] != '\0')
+			smtp_arg_add(buf, len, "ORCPT=", r->orcpt);
+		return;
+	}
+	if (m->has_size) {
+		snprintf(v, sizeof(v), "%llu", m->size);
+		smtp_arg_add(buf, len, "SIZE=", v);
+	}
+	if (m->body != BODY_UNSPEC)
+		smtp_arg_add(buf, len, "BODY=", m->body == BODY_7BIT ? "7BIT" :
+		    "8BITMIME");
+	if (m->smtputf8)
+		smtp_arg_add(buf, len, "SMTPUTF8", "");
+	if (m->ret[0] != '\0')
+		smtp_arg_add(buf, len, "RET=", m->ret);
+	if (m->envid[0] != '\0')
+		smtp_arg_add(buf, len, "ENVID=", m->envid);
+	if (m->requiretls)
+		smtp_arg_add(buf, len, "REQUIRETLS", "");
 }
 
 static void
@@ -452,7 +523,12 @@ smtp_milter_client(struct smtpd_session *s, struct milter_client *cl)
 		cl->auth_type = s->auth_mech;
 		cl->auth_authen = s->auth_user;
 	}
+	cl->auth_author = s->mail.auth[0] != '\0' ? s->mail.auth : NULL;
 	cl->queue_id = s->qid[0] != '\0' ? s->qid : NULL;
+	if (s->mil != NULL && s->mil->daemon_addr[0] != '\0') {
+		cl->daemon_addr = s->mil->daemon_addr;
+		cl->daemon_port = s->mil->daemon_port;
+	}
 }
 
 /* The verdict is in and answered: read on. */
@@ -478,6 +554,9 @@ smtp_milter_mail_done(const struct milter_verdict *v, void *arg)
 		log_info("NOQUEUE: milter-reject: MAIL from unknown[%s]: %s; "
 		    "from=<%s> helo=<%s>", s->addr, v->reply, s->mail.addr,
 		    s->helo);
+		spool_writer_abort(s->w);	/* no transaction */
+		s->w = NULL;
+		s->qid[0] = '\0';
 		smtp_enter_state(s, S_HELO);
 		smtp_reply_lines(s, v->reply);
 	} else {
@@ -513,6 +592,68 @@ smtp_milter_rcpt_done(const struct milter_verdict *v, void *arg)
 	smtp_milter_resume(s);
 }
 
+/*
+ * SMFIR_CHGFROM: the new sender and its ESMTP arguments, checked by the
+ * parser of the client's MAIL, as if the client had sent "MAIL
+ * FROM:<addr> ARGS".  Postfix (cleanup_chg_from) ignores the arguments;
+ * here those that describe the delivery are applied:
+ *   - RET= and ENVID= replace the client's (DSNs of the new sender's);
+ *   - BODY=8BITMIME and SMTPUTF8 only add (a milter may have put 8-bit
+ *     text or a UTF-8 address in); never taken away, the message may
+ *     still need them;
+ *   - REQUIRETLS only adds: the client's stays even if the milter's
+ *     arguments lack it (logged), no milter weakens it;
+ *   - SIZE= is the client's estimate of what it sends: ignored.
+ * Arguments the parser refuses are logged with the queue id and dropped:
+ * the sender change is kept without them (Postfix keeps it too).  An
+ * address the parser refuses: -1 (the change cannot be applied).
+ */
+static int
+smtp_milter_sender(struct smtpd_session *s, const struct milter_msg *m)
+{
+	struct smtp_mail nm;
+	struct smtp_perr e;
+	const char *args = m->sender_args;
+	char *line;
+	int rc;
+
+	line = xasprintf("FROM:<%s>%s%s", m->sender, args != NULL ? " " :
+	    "", args != NULL ? args : "");
+	rc = smtp_parse_mail(line, &nm, &e);
+	free(line);
+	if (rc == -1 && args != NULL) {
+		log_warnx("%s: milter: sender change: ignoring ESMTP "
+		    "arguments \"%.100s\": %s", s->qid, args, e.text);
+		args = NULL;
+		line = xasprintf("FROM:<%s>%s", m->sender, s->mail.smtputf8 ?
+		    " SMTPUTF8" : "");
+		rc = smtp_parse_mail(line, &nm, &e);
+		free(line);
+	}
+	if (rc == -1) {
+		log_warnx("%s: milter: cannot change the sender to <%s>: %s",
+		    s->qid, m->sender, e.text);
+		return -1;
+	}
+	log_info("%s: milter: sender <%s> -> <%s>%s%s", s->qid, s->mail.addr,
+	    nm.addr, args != NULL ? " with " : "", args != NULL ? args : "");
+	dr_strlcpy(s->mail.addr, nm.addr, sizeof(s->mail.addr));
+	if (nm.ret[0] != '\0')
+		dr_strlcpy(s->mail.ret, nm.ret, sizeof(s->mail.ret));
+	if (nm.envid[0] != '\0')
+		dr_strlcpy(s->mail.envid, nm.envid, sizeof(s->mail.envid));
+	if (nm.body == BODY_8BITMIME)
+		s->mail.body = BODY_8BITMIME;
+	if (nm.smtputf8)
+		s->mail.smtputf8 = 1;
+	if (s->mail.requiretls && !nm.requiretls && args != NULL)
+		log_info("%s: milter: sender change without REQUIRETLS: "
+		    "the client's REQUIRETLS kept", s->qid);
+	if (nm.requiretls)
+		s->mail.requiretls = 1;
+	return 0;
+}
+
 /* The milters' envelope changes into the session's transaction. */
 static int
 smtp_milter_envelope(struct smtpd_session *s, const struct milter_msg *m)
@@ -523,13 +664,8 @@ smtp_milter_envelope(struct smtpd_session *s, const struct milter_msg *m)
 	size_t i, k;
 	int rc;
 
-	if (m->changed_sender) {
-		if (strlen(m->sender) >= sizeof(s->mail.addr))
-			return -1;
-		log_info("%s: milter: sender <%s> -> <%s>", s->qid,
-		    s->mail.addr, m->sender);
-		dr_strlcpy(s->mail.addr, m->sender, sizeof(s->mail.addr));
-	}
+	if (m->changed_sender && smtp_milter_sender(s, m) == -1)
+		return -1;
 	if (!m->changed_rcpts)
 		return 0;
 	nr = xcalloc(m->nrcpt > 0 ? m->nrcpt : 1, sizeof(*nr));
@@ -656,15 +792,132 @@ smtp_milter_msg_done(const struct milter_verdict *v, void *arg)
 	smtp_milter_resume(s);
 }
 
-/* The message to the milters; 0 they have it, -1 answered (451). */
+/*
+ * The message back for the milters.  A message over the spool writer's
+ * memory buffer (1 MiB) is partly in tmp/ID.msg: that part is read on
+ * the io pool - a pread of tens of MiB on the loop would stall every
+ * other session - and the part still in memory here, when it is back.
+ * Meanwhile the session waits in S_MILTER, reading nothing, and the
+ * writer is the job's to read (nobody writes it: the session reads no
+ * input).  A session that ends meanwhile is only marked dead, like one
+ * with a commit in flight, and freed when the job is back; at shutdown
+ * the job gets the writer and aborts it.
+ */
+struct smtpd_mread {
+	struct smtpd_session	*s;	/* NULL: session freed (shutdown) */
+	struct spool_writer	*w;
+	struct evbuffer		*data;
+	off_t			 off, end;	/* read so far, file part */
+	int			 error;		/* errno, 0: ok */
+};
+
+/* Read w from *off up to end (-1: to its end) into data: 0, -1 errno. */
+static int
+smtp_milter_readback(struct spool_writer *w, off_t *off, off_t end,
+    struct evbuffer *data)
+{
+	char buf[65536];
+	size_t want;
+	ssize_t n;
+
+	for (;;) {
+		want = sizeof(buf);
+		if (end >= 0 && end - *off < (off_t)want)
+			want = (size_t)(end - *off);
+		if (want == 0)
+			return 0;
+		if ((n = spool_writer_read(w, off, buf, want)) <= 0)
+			return n == 0 && end < 0 ? 0 : -1;
+		if (evbuffer_add(data, buf, (size_t)n) == -1) {
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+}
+
+/* On the io pool: the file part. */
+static void
+mread_work(void *arg)
+{
+	struct smtpd_mread *j = arg;
+
+	if (smtp_milter_readback(j->w, &j->off, j->end, j->data) == -1)
+		j->error = errno != 0 ? errno : EIO;
+}
+
+static int smtp_milter_message_go(struct smtpd_session *, struct evbuffer *,
+    off_t);
+
+static void
+mread_done(void *arg)
+{
+	struct smtpd_mread *j = arg;
+	struct smtpd_session *s = j->s;
+	struct evbuffer *data;
+
+	if (s == NULL) {		/* shutdown: the writer is ours */
+		spool_writer_abort(j->w);
+		goto out;
+	}
+	s->mread = NULL;
+	if (s->dead) {
+		smtp_free(s);
+		goto out;
+	}
+	if (s->state != S_MILTER) {	/* 421 already sent */
+		smtp_check_close(s);
+		goto out;
+	}
+	if (j->error != 0) {
+		log_warnx("%s: cannot read queue file back: %s", s->qid,
+		    strerror(j->error));
+		milter_msg_clear(&s->mil->msg);
+		smtp_reply(s, 451, "4.3.0 Error: queue file read error");
+	} else {
+		data = j->data;
+		j->data = NULL;
+		if (smtp_milter_message_go(s, data, j->off) == 0)
+			goto out;
+	}
+	smtp_commit_finish(s);
+	smtp_milter_resume(s);
+out:
+	if (j->data != NULL)
+		evbuffer_free(j->data);
+	free(j);
+}
+
+/* The rest of the message from off on (in memory, or all of it without
+ * a pool), then to the milters (data is the message's from here on): 0,
+ * or -1 answered (451, the caller ends the transaction). */
+static int
+smtp_milter_message_go(struct smtpd_session *s, struct evbuffer *data,
+    off_t off)
+{
+	struct milter_msg *m = &s->mil->msg;
+	struct milter_client cl;
+
+	if (smtp_milter_readback(s->w, &off, -1, data) == -1) {
+		log_warn("%s: cannot read queue file back", s->qid);
+		evbuffer_free(data);
+		milter_msg_clear(m);
+		smtp_reply(s, 451, "4.3.0 Error: queue file read error");
+		return -1;
+	}
+	m->data = data;
+	smtp_milter_client(s, &cl);
+	milter_message(s->mil->chain, &cl, m, smtp_milter_msg_done, s);
+	return 0;
+}
+
+/* The message to the milters; 0 they have it (or will: the read back
+ * is on the pool), -1 answered (451). */
 static int
 smtp_milter_message(struct smtpd_session *s)
 {
 	struct milter_msg *m = &s->mil->msg;
-	struct milter_client cl;
-	char buf[16384];
-	off_t off = 0;
-	ssize_t n;
+	struct smtpd_mread *j;
+	struct evbuffer *data;
 	size_t i;
 
 	milter_msg_clear(m);
@@ -673,19 +926,30 @@ smtp_milter_message(struct smtpd_session *s)
 	for (i = 0; i < s->nrcpt; i++)
 		m->rcpts[i].addr = xstrdup(s->rcpts[i].addr);
 	m->nrcpt = s->nrcpt;
-	m->data = evbuffer_new();
-	while ((n = spool_writer_read(s->w, &off, buf, sizeof(buf))) > 0)
-		evbuffer_add(m->data, buf, (size_t)n);
-	if (n < 0 || m->data == NULL) {
-		log_warn("%s: cannot read queue file back", s->qid);
+	if ((data = evbuffer_new()) == NULL) {
+		log_warnx("%s: cannot read queue file back: out of memory",
+		    s->qid);
 		milter_msg_clear(m);
 		smtp_reply(s, 451, "4.3.0 Error: queue file read error");
 		return -1;
 	}
 	smtp_enter_state(s, S_MILTER);
-	smtp_milter_client(s, &cl);
-	milter_message(s->mil->chain, &cl, m, smtp_milter_msg_done, s);
-	return 0;
+	if (spool_writer_infile(s->w) > 0 && s->sd->wq_io != NULL &&
+	    s->sd->port != NULL) {
+		j = xcalloc(1, sizeof(*j));
+		j->s = s;
+		j->w = s->w;
+		j->data = data;
+		j->end = spool_writer_infile(s->w);
+		s->mread = j;
+		log_debug("%s: milter: reading %lld bytes back on the io pool",
+		    s->qid, (long long)j->end);
+		workq_submit(s->sd->wq_io, s->sd->port, mread_work, mread_done,
+		    j);
+		return 0;
+	}
+	/* in memory, or no pool */
+	return smtp_milter_message_go(s, data, 0);
 }
 
 /*
@@ -780,10 +1044,18 @@ smtp_mail(struct smtpd_session *s, const char *arg)
 	}
 	if (smtp_milters(s)) {
 		struct milter_client cl;
+		char args[SMTP_XTEXT_MAX + 200];
 
+		/* The queue id from MAIL on, for the milters' i macro (no
+		 * file until DATA: nothing to clean up but memory). */
+		if (s->w == NULL && (s->w = spool_writer_new(s->sd->spool,
+		    args, sizeof(args))) != NULL)
+			dr_strlcpy(s->qid, spool_writer_id(s->w),
+			    sizeof(s->qid));
+		smtp_milter_args(s, NULL, args, sizeof(args));
 		smtp_enter_state(s, S_MILTER);
 		smtp_milter_client(s, &cl);
-		milter_mail(s->mil->chain, &cl, s->mail.addr, NULL,
+		milter_mail(s->mil->chain, &cl, s->mail.addr, args,
 		    smtp_milter_mail_done, s);
 		return;
 	}
@@ -897,11 +1169,14 @@ smtp_rcpt(struct smtpd_session *s, const char *arg)
 	if (smtp_milters(s)) {
 		struct milter_client cl;
 
+		char args[SMTP_XTEXT_MAX + 64];
+
 		s->mil->rcpt = r;
 		s->mil->prev = s->state;
+		smtp_milter_args(s, &r, args, sizeof(args));
 		smtp_enter_state(s, S_MILTER);
 		smtp_milter_client(s, &cl);
-		milter_rcpt(s->mil->chain, &cl, r.addr, NULL,
+		milter_rcpt(s->mil->chain, &cl, r.addr, args,
 		    smtp_milter_rcpt_done, s);
 		return;
 	}
@@ -997,8 +1272,8 @@ smtp_data(struct smtpd_session *s)
 	default:
 		break;
 	}
-	if ((s->w = spool_writer_new(s->sd->spool, err, sizeof(err))) ==
-	    NULL) {
+	if (s->w == NULL && (s->w = spool_writer_new(s->sd->spool, err,
+	    sizeof(err))) == NULL) {
 		log_warnx("smtpd %s: cannot create queue file: %s", s->addr,
 		    err);
 		smtp_reply(s, 451, "4.3.0 Error: queue file write error");
@@ -2297,8 +2572,8 @@ smtp_free(struct smtpd_session *s)
 {
 	struct smtpd *sd = s->sd;
 
-	if (s->auth_job != NULL || s->commit != NULL) {
-		/* auth_done() or smtp_commit_done() frees it */
+	if (s->auth_job != NULL || s->commit != NULL || s->mread != NULL) {
+		/* auth_done(), smtp_commit_done() or mread_done() frees it */
 		s->dead = 1;
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		if (s->ev_session != NULL)
@@ -2481,6 +2756,11 @@ smtpd_sessions_free(struct smtpd *sd)
 		if (s->commit != NULL) {	/* still queued when durable */
 			s->commit->s = NULL;
 			s->commit = NULL;
+		}
+		if (s->mread != NULL) {		/* the read back has the writer */
+			s->mread->s = NULL;
+			s->mread = NULL;
+			s->w = NULL;
 		}
 		smtp_free(s);
 	}

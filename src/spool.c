@@ -880,6 +880,12 @@ spool_writer_write(struct spool_writer *w, const void *buf, size_t len)
 	return 0;
 }
 
+off_t
+spool_writer_infile(const struct spool_writer *w)
+{
+	return w->size - (off_t)w->buflen;
+}
+
 ssize_t
 spool_writer_read(struct spool_writer *w, off_t *off, void *buf, size_t len)
 {

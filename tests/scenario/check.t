@@ -372,6 +372,11 @@ expect(dl, "dead.slow.test", "mx", "fail", r"timeout|fail|SERVFAIL",
        r"IN MX")
 expect(dl, "dead.slow.test", "spf", "fail", r"lookup failed",
        r"make every nameserver of dead\.slow\.test answer")
+for chk, owner in (("dmarc", "_dmarc"), ("mta-sts", "_mta-sts"),
+                   ("tlsrpt", "_smtp\\._tls")):
+    expect(dl, "dead.slow.test", chk, "fail",
+           r"the lookup of %s\.dead\.slow\.test failed" % owner,
+           r"make every nameserver of dead\.slow\.test answer")
 nofix = [x for x in dl if x[0] in ("warn", "fail") and not x[4]]
 drtest.check(not nofix, "dead.slow.test: every warn and fail line has a "
              "fix: %s" % nofix)

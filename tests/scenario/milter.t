@@ -21,8 +21,8 @@
   - a milter that cannot be reached: 451 (milter_default_action =
     tempfail, the default); after a reload with accept, mail flows,
     signed by OpenDKIM, which still runs;
-  - a milter that never answers: the default action once
-    milter_command_timeout has passed; one that answers garbage: the
+  - a milter that answers the option negotiation and then nothing: the
+    default action once milter_command_timeout has passed; one that answers garbage: the
     default action at once, and the relay keeps serving.
 """
 import base64
@@ -400,12 +400,17 @@ class Bad(threading.Thread):
             except OSError:
                 return
             self.conns.append(s)
-            if self.garbage:
-                try:
-                    s.recv(4096)
+            try:
+                s.recv(4096)
+                if self.garbage:
                     s.sendall(b"\x00\x00\x00\x05Zjunk and more junk\r\n")
-                except OSError:
-                    pass
+                else:
+                    # the option negotiation answered (version 6, no
+                    # actions, every step), then silence: the command
+                    # timeout (milter_limits.t has a silent negotiation)
+                    s.sendall(struct.pack(">IcIII", 13, b"O", 6, 0, 0))
+            except OSError:
+                pass
 
 
 class Raw(threading.Thread):

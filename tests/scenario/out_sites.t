@@ -7,7 +7,8 @@ a.test's MX host, so both are one site, and so are c.test and d.test.
 
  1. sites: max_connections_per_destination = 1, messages to a.test and
     b.test at once (each taking 0.4 s at the MX): never more than one
-    connection open at mx.a.test, all arrive;
+    connection open at mx.a.test, all arrive; with limits_by = domain
+    the two domains count apart: two connections at once;
  2. idle sessions count: with two workers (a.test and b.test are
     delivered by different ones), b.test's message waits until the
     session a.test left idle in the other worker's cache is closed:
@@ -110,6 +111,16 @@ drtest.check(got == sorted(rcpts), "all ten arrived once at mx.a.test: %s"
              % got)
 drtest.check(overlap(mx) == 1, "one site: never two connections at "
              "mx.a.test, saw %d" % overlap(mx))
+d.stop()
+
+# 1b. limits_by = domain: the same two domains count apart
+since = time.time()
+d = w.daemon(name="d1b", max_connections_per_destination=1, workers=1,
+             limits_by="domain")
+interleaved(d, "v", ("a.test", "b.test"), 5)
+drtest.check(overlap(mx, since) == 2, "limits_by = domain: a.test and "
+             "b.test one connection each, two at once at mx.a.test, saw %d"
+             % overlap(mx, since))
 d.stop()
 
 # 2. an idle session in another worker's cache counts

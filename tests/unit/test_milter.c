@@ -77,9 +77,25 @@ main(void)
 	/* option negotiation: version, actions, steps; macro lists after
 	 * them are allowed */
 	n = pkt(b, SMFIR_OPTNEG, "\0\0\0\6\0\0\1\xff\0\x1f\xff\xff"
-	    "\0\0\0\1{x}\0", 18);
+	    "\0\0\0\1{x}\0", 20);
 	CHECK(parse(b, n, &r, &used) == 1 && r.version == 6 &&
 	    r.actions == 0x1ff && r.protocol == 0x1fffff);
+	CHECK(r.syms != NULL && r.symslen == 8 && r.syms[3] == 1 &&
+	    memcmp(r.syms + 4, "{x}", 4) == 0);
+	n = pkt(b, SMFIR_OPTNEG, "\0\0\0\6\0\0\1\xff\0\x1f\xff\xff",
+	    12);
+	CHECK(parse(b, n, &r, &used) == 1 && r.syms == NULL);
+	/* a list not NUL-terminated, a stage past SMFIM_EOH, a short
+	 * stage number */
+	n = pkt(b, SMFIR_OPTNEG, "\0\0\0\6\0\0\1\xff\0\x1f\xff\xff"
+	    "\0\0\0\1{x}", 19);
+	CHECK(parse(b, n, &r, &used) == -1);
+	n = pkt(b, SMFIR_OPTNEG, "\0\0\0\6\0\0\1\xff\0\x1f\xff\xff"
+	    "\0\0\0\7{x}\0", 20);
+	CHECK(parse(b, n, &r, &used) == -1);
+	n = pkt(b, SMFIR_OPTNEG, "\0\0\0\6\0\0\1\xff\0\x1f\xff\xff"
+	    "\0\0", 14);
+	CHECK(parse(b, n, &r, &used) == -1);
 	n = pkt(b, SMFIR_OPTNEG, "\0\0\0\6\0\0", 6);
 	CHECK(parse(b, n, &r, &used) == -1);
 
