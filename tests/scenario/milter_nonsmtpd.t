@@ -39,8 +39,6 @@ import datetime
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -48,6 +46,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import drtest  # noqa: E402
 import dkimcheck  # noqa: E402
+import fakemilter  # noqa: E402
 import world  # noqa: E402
 
 dkimcheck.require()
@@ -103,27 +102,8 @@ else:
 w.start()
 
 procs = []
-
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-drtest.at_done(lambda: [stop(p) for p in procs])
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-        return True
-    except OSError:
-        return False
+drtest.at_done(lambda: [fakemilter.stop(p) for p in procs])
+listening = fakemilter.listening
 
 
 def start_milter(name, header):
