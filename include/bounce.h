@@ -34,4 +34,12 @@ struct spool_env *bounce_delay_spool(struct spool *sp,
     const struct config *cf, const struct spool_env *env, char *err,
     size_t errlen);
 
+/* The DSN (delayed 0) or delay warning (1) built but not spooled: its
+ * envelope, and its text (malloc'ed, CRLF lines) in *text, for the
+ * non_smtpd_milters (local_milter.h) to see before the commit; NULL with
+ * err.  The caller spools it (and logs it). */
+struct spool_env *bounce_build(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, int delayed, char **text, size_t *len,
+    char *err, size_t errlen);
+
 #endif

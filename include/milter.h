@@ -219,6 +219,8 @@ struct milter_msg {
 struct milter_client {
 	struct sockaddr_storage ss;	/* the client's address */
 	const char	*addr;		/* as text */
+	const char	*name;		/* its host name (connect, {client_name});
+					 * NULL: "[addr]", "unknown" */
 	const char	*helo;
 	const char	*tls_version;	/* NULL: no TLS */
 	const char	*cipher;

@@ -40,6 +40,9 @@
 static struct spool_env *dsn_spool(struct spool *sp,
     const struct config *cf, const struct spool_env *env, int delayed,
     char *err, size_t errlen);
+static struct spool_env *dsn_build(struct spool *sp,
+    const struct config *cf, const struct spool_env *env, int delayed,
+    char **textp, size_t *lenp, char *err, size_t errlen);
 
 /* Is recipient r in the DSN of this kind (RFC 3461 §4.1 NOTIFY)? */
 static int
@@ -257,18 +260,61 @@ bounce_delay_spool(struct spool *sp, const struct config *cf,
 	return dsn_spool(sp, cf, env, 1, err, errlen);
 }
 
-/*
- * delayed == 0: a non-delivery report for the FAILED recipients;
- * delayed == 1: a delay warning (Action: delayed) for the PENDING ones.
- */
+struct spool_env *
+bounce_build(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, int delayed, char **text, size_t *len,
+    char *err, size_t errlen)
+{
+	return dsn_build(sp, cf, env, delayed, text, len, err, errlen);
+}
+
 static struct spool_env *
 dsn_spool(struct spool *sp, const struct config *cf,
     const struct spool_env *env, int delayed, char *err, size_t errlen)
 {
+	struct spool_writer *w;
+	struct spool_env *benv;
+	char *text;
+	size_t textlen;
+
+	if ((benv = dsn_build(sp, cf, env, delayed, &text, &textlen, err,
+	    errlen)) == NULL)
+		return NULL;
+	if ((w = spool_writer_new(sp, err, errlen)) == NULL) {
+		free(text);
+		spool_env_free(benv);
+		return NULL;
+	}
+	if (spool_writer_write(w, text, textlen) == -1) {
+		snprintf(err, errlen, "write: %s", strerror(errno));
+		spool_writer_abort(w);
+		free(text);
+		spool_env_free(benv);
+		return NULL;
+	}
+	free(text);
+	if (spool_writer_commit(w, benv, err, errlen) == -1) {
+		spool_env_free(benv);
+		return NULL;
+	}
+	log_info("%s: sender %s notification: %s", env->id,
+	    delayed ? "delay" : "non-delivery", benv->id);
+	return benv;
+}
+
+/*
+ * delayed == 0: a non-delivery report for the FAILED recipients;
+ * delayed == 1: a delay warning (Action: delayed) for the PENDING ones.
+ * The text (malloc'ed, CRLF lines) in *textp, the envelope returned.
+ */
+static struct spool_env *
+dsn_build(struct spool *sp, const struct config *cf,
+    const struct spool_env *env, int delayed, char **textp, size_t *lenp,
+    char *err, size_t errlen)
+{
 	char until[64], dec[DSN_ORCPT_MAX + 1];
 	size_t nfailed = 0;
 	int full, redact;
-	struct spool_writer *w;
 	struct spool_env *benv;
 	char date[64], adate[64], boundary[64], *text = NULL, status[16];
 	char *hdrs;
@@ -491,17 +537,6 @@ dsn_spool(struct spool *sp, const struct config *cf,
 	fclose(f);
 
  spool:
-	if ((w = spool_writer_new(sp, err, errlen)) == NULL) {
-		free(text);
-		return NULL;
-	}
-	if (spool_writer_write(w, text, textlen) == -1) {
-		snprintf(err, errlen, "write: %s", strerror(errno));
-		spool_writer_abort(w);
-		free(text);
-		return NULL;
-	}
-	free(text);
 	benv = spool_env_new();
 	benv->sender = xstrdup("");
 	benv->created = time(NULL);
@@ -513,11 +548,7 @@ dsn_spool(struct spool *sp, const struct config *cf,
 	benv->body_8bit = full && env->body_8bit;
 	benv->smtputf8 = env->smtputf8 && !redact;
 	spool_env_add_rcpt(benv, env->sender);
-	if (spool_writer_commit(w, benv, err, errlen) == -1) {
-		spool_env_free(benv);
-		return NULL;
-	}
-	log_info("%s: sender %s notification: %s", env->id,
-	    delayed ? "delay" : "non-delivery", benv->id);
+	*textp = text;
+	*lenp = textlen;
 	return benv;
 }

@@ -669,7 +669,8 @@ macro_value(struct milter_chain *ch, enum macro_src src, char *buf,
 	case M_UNDERSCORE:
 		/* Postfix's "name [address]"; names are not looked up
 		 * (as Postfix with smtpd_peername_lookup = no) */
-		snprintf(buf, len, "unknown [%s]", cl->addr);
+		snprintf(buf, len, "%s [%s]", cl->name != NULL ? cl->name :
+		    "unknown", cl->addr);
 		return buf;
 	case M_CLIENT_ADDR:
 		return cl->addr;
@@ -684,7 +685,7 @@ macro_value(struct milter_chain *ch, enum macro_src src, char *buf,
 			return NULL;
 		return buf;
 	case M_CLIENT_NAME:
-		return "unknown";
+		return cl->name != NULL ? cl->name : "unknown";
 	case M_TLSV:
 		return cl->tls_version;
 	case M_CIPHER:
@@ -968,7 +969,10 @@ send_connect(struct milter *m)
 
 	if (b == NULL)
 		return STEP_NEXT;
-	snprintf(host, sizeof(host), "[%s]", cl->addr);
+	if (cl->name != NULL)
+		dr_strlcpy(host, cl->name, sizeof(host));
+	else
+		snprintf(host, sizeof(host), "[%s]", cl->addr);
 	evbuffer_add(b, host, strlen(host) + 1);
 	if (cl->ss.ss_family == AF_INET) {
 		sin = (const struct sockaddr_in *)(const void *)&cl->ss;

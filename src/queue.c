@@ -30,6 +30,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "dsn.h"
+#include "local_milter.h"
 #include "log.h"
 #include "stats.h"
 #include "queue.h"
@@ -73,6 +74,11 @@ struct qmsg {
 	int removing;		/* the removal is in flight */
 	int gone;		/* out of q->msgs: freed when idle */
 	int remove_after;	/* remove once the rewrite is back */
+	/* non_smtpd_milters (local_milter.h): its DSN in the milters */
+	struct lm_job *lmjob;
+	int lm_delayed;		/* that DSN is a delay warning */
+	int lm_tries;		/* milter tempfails in a row */
+	time_t lm_retry;	/* after a tempfail: not before */
 };
 TAILQ_HEAD(qmsg_list, qmsg);
 
@@ -104,6 +110,7 @@ struct queue {
 	struct event *timer;
 	struct event *save_timer;	/* retries of failed rewrites */
 	struct suspended susp;		/* domains not delivered to now */
+	struct local_milter *lm;	/* non_smtpd_milters, or NULL */
 };
 
 static void queue_schedule(struct queue *q, double delay);
@@ -159,7 +166,7 @@ qmsg_pending(const struct qmsg *m)
 static void
 qmsg_release(struct qmsg *m)
 {
-	if (m->gone && !m->saving && !m->removing)
+	if (m->gone && !m->saving && !m->removing && m->lmjob == NULL)
 		qmsg_free(m);
 }
 
@@ -254,6 +261,103 @@ qmsg_remove(struct queue *q, struct qmsg *m)
 	}
 }
 
+/* Out of the queue and off the spool, once the rewrite in flight is
+ * back. */
+static void
+qmsg_forget(struct queue *q, struct qmsg *m)
+{
+	TAILQ_REMOVE(&q->msgs, m, entry);
+	q->nmsgs--;
+	m->gone = 1;
+	m->dirty = 0;
+	if (m->saving)
+		m->remove_after = 1;	/* after the rewrite in flight */
+	else
+		qmsg_remove(q, m);
+}
+
+/*
+ * non_smtpd_milters (local_milter.c): a DSN or delay warning passes the
+ * milters before it is spooled.  Meanwhile the message stays in the
+ * queue as it is (m->lmjob set: not finished, warned or freed twice), so
+ * a crash loses nothing: the next start makes the DSN again.  A tempfail
+ * leaves it as it was and tries again after a backoff; a reject or a
+ * discard counts as sent (said loudly), so the message does not come
+ * back for ever.  The job keeps the milter list it started with across a
+ * reload.
+ */
+static void
+qmsg_filtered(const struct lm_outcome *o, void *arg)
+{
+	struct qmsg *m = arg;
+	struct queue *q = m->q;
+	const char *kind = m->lm_delayed ? "delay" : "non-delivery";
+	long long b;
+
+	m->lmjob = NULL;
+	switch (o->res) {
+	case LM_TEMPFAIL:
+		b = backoff(q->cf, ++m->lm_tries);
+		m->lm_retry = time(NULL) + b;
+		log_warnx("%s: sender %s notification deferred by the "
+		    "non_smtpd_milters (%s); trying again in %llds",
+		    m->env->id, kind, o->why != NULL ? o->why : "", b);
+		if (!q->stopping)
+			queue_schedule(q, (double)b);
+		return;
+	case LM_QUEUED:
+		log_info("%s: sender %s notification: %s", m->env->id, kind,
+		    o->env->id);
+		queue_add(q, o->env);
+		break;
+	case LM_REJECTED:
+	case LM_DISCARDED:
+		log_warnx("%s: sender %s notification NOT sent: %s by the "
+		    "non_smtpd_milters (%s)", m->env->id, kind,
+		    o->res == LM_REJECTED ? "rejected" : "discarded",
+		    o->why != NULL ? o->why : "");
+		break;
+	}
+	m->lm_tries = 0;
+	m->lm_retry = 0;
+	if (m->lm_delayed) {
+		m->env->delay_warned = 1;
+		qmsg_save(q, m);
+	} else if (!m->gone)
+		qmsg_forget(q, m);
+	if (!q->stopping)
+		queue_schedule(q, 0);
+}
+
+/* The DSN (delayed 0) or delay warning (1) of m to the milters; 0 on its
+ * way (or deferred), -1 it cannot be built now (said). */
+static int
+qmsg_filter(struct queue *q, struct qmsg *m, int delayed)
+{
+	struct spool_env *benv;
+	char err[256], *text, *what;
+	size_t len;
+
+	if ((benv = bounce_build(q->sp, q->cf, m->env, delayed, &text, &len,
+	    err, sizeof(err))) == NULL) {
+		log_warnx("%s: cannot create %s notification: %s", m->env->id,
+		    delayed ? "delay" : "delivery status", err);
+		return -1;
+	}
+	what = xasprintf("%s notification for %s", delayed ? "delay" :
+	    "non-delivery", m->env->id);
+	m->lm_delayed = delayed;
+	m->lmjob = local_milter_submit(q->base, q->lm, q->sp, what, benv,
+	    text, len, NULL, NULL, qmsg_filtered, m, err, sizeof(err));
+	free(what);
+	if (m->lmjob == NULL) {
+		struct lm_outcome o = { LM_TEMPFAIL, NULL, err };
+
+		qmsg_filtered(&o, m);
+	}
+	return 0;
+}
+
 /* All recipients final: send the DSN we owe, then forget the message. */
 static void
 qmsg_finish(struct queue *q, struct qmsg *m)
@@ -261,7 +365,13 @@ qmsg_finish(struct queue *q, struct qmsg *m)
 	struct spool_env *dsn;
 	char err[256];
 
+	if (m->lmjob != NULL || m->lm_retry > time(NULL))
+		return;		/* its DSN in the milters, or waiting */
 	if (bounce_owed(m->env)) {
+		if (q->lm != NULL) {
+			(void)qmsg_filter(q, m, 0);
+			return;	/* forgotten when the milters are done */
+		}
 		if ((dsn = bounce_spool(q->sp, q->cf, m->env, err,
 		    sizeof(err))) == NULL) {
 			/* Keep the message: the next start will try again. */
@@ -272,14 +382,7 @@ qmsg_finish(struct queue *q, struct qmsg *m)
 		queue_add(q, dsn);
 		spool_env_free(dsn);
 	}
-	TAILQ_REMOVE(&q->msgs, m, entry);
-	q->nmsgs--;
-	m->gone = 1;
-	m->dirty = 0;
-	if (m->saving)
-		m->remove_after = 1;	/* after the rewrite in flight */
-	else
-		qmsg_remove(q, m);
+	qmsg_forget(q, m);
 }
 
 static void
@@ -319,6 +422,8 @@ qmsg_delay_warn(struct queue *q, struct qmsg *m, time_t now)
 	struct spool_env *env = m->env, *dsn;
 	char err[256];
 
+	if (m->lmjob != NULL || m->lm_retry > now)
+		return;		/* a DSN in the milters, or waiting */
 	if (q->cf->delay_warning_time <= 0 || env->delay_warned ||
 	    env->sender == NULL || env->sender[0] == '\0' || env->is_bounce ||
 	    env->is_report || now - env->created < q->cf->delay_warning_time ||
@@ -329,6 +434,10 @@ qmsg_delay_warn(struct queue *q, struct qmsg *m, time_t now)
 		env->delay_warned = 1;
 		qmsg_save(q, m);
 		return;
+	}
+	if (q->lm != NULL) {
+		(void)qmsg_filter(q, m, 1);
+		return;		/* warned when the milters are done */
 	}
 	if ((dsn = bounce_delay_spool(q->sp, q->cf, env, err,
 	    sizeof(err))) == NULL) {
@@ -633,6 +742,9 @@ queue_run(evutil_socket_t fd, short ev, void *arg)
 			continue;
 		qmsg_expire(q, m, now);
 		qmsg_delay_warn(q, m, now);
+		if (m->lm_retry > now && m->lmjob == NULL &&
+		    (next == 0 || m->lm_retry < next))
+			next = m->lm_retry;	/* a milter tempfail */
 		if (m->njobs == 0 && !qmsg_pending(m)) {
 			qmsg_finish(q, m);
 			continue;
@@ -674,6 +786,19 @@ queue_schedule(struct queue *q, double delay)
 			return;
 	}
 	evtimer_add(q->timer, &tv);
+}
+
+/* non_smtpd_milters of q->cf: later DSNs pass them (one in the milters
+ * keeps the list it started with). */
+static void
+queue_milters(struct queue *q)
+{
+	char err[512];
+
+	local_milter_unref(q->lm);
+	if ((q->lm = local_milter_new(q->cf, err, sizeof(err))) == NULL &&
+	    err[0] != '\0')
+		log_warnx("non_smtpd_milters: %s: DSNs pass no milter", err);
 }
 
 static struct qmsg *
@@ -788,6 +913,7 @@ queue_new(struct event_base *base, const struct config *cf, struct spool *sp,
 	q->timer = evtimer_new(base, queue_run, q);
 	q->save_timer = evtimer_new(base, save_retry, q);
 	queue_sites(q);
+	queue_milters(q);
 	return q;
 }
 
@@ -911,6 +1037,8 @@ one_delete(struct queue *q, const char *id)
 	if (m == NULL)
 		return -1;
 	qmsg_cancel(q, m);
+	local_milter_cancel(m->lmjob);	/* its DSN is not sent */
+	m->lmjob = NULL;
 	/* the operator's delete is made durable at once (fsync) */
 	if (spool_remove(q->sp, id) == -1)
 		log_warn("%s: cannot remove from spool", id);
@@ -1025,6 +1153,7 @@ void
 queue_reload(struct queue *q, const struct config *cf)
 {
 	q->cf = cf;
+	queue_milters(q);
 	queue_schedule(q, 0);
 }
 
@@ -1234,8 +1363,10 @@ queue_free(struct queue *q)
 	queue_cancel_all(q);
 	while ((m = TAILQ_FIRST(&q->msgs)) != NULL) {
 		TAILQ_REMOVE(&q->msgs, m, entry);
+		local_milter_cancel(m->lmjob);	/* made again next start */
 		qmsg_free(m);
 	}
+	local_milter_unref(q->lm);
 	event_free(q->timer);
 	event_free(q->save_timer);
 	connlimit_forget(q->limits, q->wakearg);

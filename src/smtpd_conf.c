@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "config.h"
 #include "dkim.h"
+#include "local_milter.h"
 #include "log.h"
 #include "milter.h"
 #include "smtpd_conf.h"
@@ -50,32 +51,13 @@ _Static_assert(sizeof(((struct config *)0)->milter_macros) /
     sizeof(char *) == MILTER_NSTAGES, "one milter_*_macros per stage");
 
 /* The milters of list with the milter_* settings; NULL and err if bad,
- * NULL without error for an empty list. */
+ * NULL without error for an empty list.  Built as non_smtpd_milters
+ * are (local_milter.c). */
 struct milter_conf *
 smtpd_milter_conf(const struct config *cf, const char *list, char *err,
     size_t errlen)
 {
-	struct milter_params mp;
-	struct milter_conf *mc;
-	char why[400];
-	int i;
-
-	memset(&mp, 0, sizeof(mp));
-	mp.list = list;
-	mp.connect_timeout = cf->milter_connect_timeout;
-	mp.command_timeout = cf->milter_command_timeout;
-	mp.content_timeout = cf->milter_content_timeout;
-	mp.protocol = cf->milter_protocol;
-	mp.def = (enum milter_default)cf->milter_default_action;
-	mp.hostname = cf->myhostname != NULL && *cf->myhostname ?
-	    cf->myhostname : "localhost";
-	for (i = 0; i < MILTER_NSTAGES; i++)
-		mp.macros[i] = cf->milter_macros[i];
-	if ((mc = milter_conf_new(&mp, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "milters: %s", why);
-		return NULL;
-	}
-	return mc;
+	return local_milter_conf(cf, list, err, errlen);
 }
 
 struct smtpd_conf *
@@ -113,9 +95,6 @@ smtpd_conf_new(const struct config *cf, char *err, size_t errlen)
 	if (cf->milters != NULL && (c->milters = smtpd_milter_conf(cf,
 	    cf->milters, err, errlen)) == NULL)
 		goto fail;
-	if (cf->non_smtpd_milters != NULL)
-		log_warnx("non_smtpd_milters is not applied yet: mail the relay "
-		    "makes itself (DSNs, TLSRPT reports) passes no milter");
 	if ((cf->tls_cert_file == NULL || *cf->tls_cert_file == '\0') &&
 	    cf->tls_key_file != NULL && *cf->tls_key_file != '\0') {
 		snprintf(err, errlen, "tls_key_file is set but tls_cert_file "

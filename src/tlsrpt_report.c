@@ -63,6 +63,7 @@
 #include "config.h"
 #include "dkim.h"
 #include "https.h"
+#include "local_milter.h"
 #include "log.h"
 #include "resolver.h"
 #include "spool.h"
@@ -98,6 +99,8 @@ struct post {
 	int tries;
 	struct https_req *req;
 	unsigned char *gz;		/* the body while the POST runs */
+	struct lm_job *lmjob;		/* mailto: in the non_smtpd_milters */
+	char *rid, *addr;		/*   its report id and recipient */
 };
 TAILQ_HEAD(post_list, post);
 
@@ -116,6 +119,7 @@ struct tlsrpt_run {
 	char *org, *contact, *submitter, *from;
 	char *ca_file;
 	struct dkim_table *dkim;	/* dkim_key_table, or NULL */
+	struct local_milter *lm;	/* non_smtpd_milters, or NULL */
 	int dkim_defer;			/* dkim_failure_action = defer */
 	char day[11];			/* "" = everything due */
 	char today[11], oldest[11];
@@ -182,6 +186,8 @@ post_free(struct post *p)
 	free(p->gz);
 	free(p->domain);
 	free(p->uri);
+	free(p->rid);
+	free(p->addr);
 	free(p);
 }
 
@@ -202,7 +208,10 @@ run_free(struct tlsrpt_run *run)
 	}
 	while ((p = TAILQ_FIRST(&run->posting)) != NULL) {
 		TAILQ_REMOVE(&run->posting, p, entry);
-		https_cancel(p->req);
+		if (p->lmjob != NULL)
+			local_milter_cancel(p->lmjob);	/* sent next run */
+		else
+			https_cancel(p->req);
 		post_free(p);
 	}
 	while ((p = TAILQ_FIRST(&run->posts)) != NULL) {
@@ -218,6 +227,7 @@ run_free(struct tlsrpt_run *run)
 	free(run->submitter);
 	free(run->from);
 	dkim_table_unref(run->dkim);
+	local_milter_unref(run->lm);
 	free(run->ca_file);
 	free(run);
 }
@@ -593,15 +603,85 @@ report_sign(struct tlsrpt_run *run, const struct post *p, char **msg,
 	return 0;
 }
 
-/* mailto: commit the report mail to the spool and hand it to the queue. */
+/* The report mail is durable as env: the destination is done. */
 static void
+mail_queued(struct tlsrpt_run *run, struct post *p, const char *id,
+    const char *addr, const struct spool_env *env)
+{
+	char *note;
+
+	note = xasprintf("queued as %s", env->id);
+	dest_update(run, p, "sent", p->tries + 1, note);
+	free(note);
+	log_info("%s: TLSRPT report %s for %s (%s) to <%s>, from=<%s>",
+	    env->id, id, p->domain, p->day, addr, env->sender);
+	say(run, "%s %s: report to %s queued as %s%s", p->day, p->domain,
+	    p->uri, env->id, run->submit ? "" : " (delivered when danerelayd "
+	    "runs)");
+	if (run->submit != NULL)
+		run->submit(env, run->submit_arg);
+}
+
+static int
+mail_sign(char **msg, size_t *len, void *arg)
+{
+	struct post *p = arg;
+
+	return report_sign(p->run, p, msg, len);
+}
+
+/*
+ * non_smtpd_milters (local_milter.c): the report mail passes them before
+ * it is signed and spooled.  The destination is marked sent only once
+ * the mail is durable; a tempfail leaves it pending for the next run (an
+ * error of this one), a reject or discard marks it failed, said loudly.
+ */
+static void
+mail_filtered(const struct lm_outcome *o, void *arg)
+{
+	struct post *p = arg;
+	struct tlsrpt_run *run = p->run;
+	char *note;
+
+	p->lmjob = NULL;
+	TAILQ_REMOVE(&run->posting, p, entry);
+	switch (o->res) {
+	case LM_QUEUED:
+		mail_queued(run, p, p->rid, p->addr, o->env);
+		break;
+	case LM_TEMPFAIL:
+		say(run, "%s %s: report to %s deferred by the "
+		    "non_smtpd_milters (%s); will retry", p->day, p->domain,
+		    p->uri, o->why != NULL ? o->why : "");
+		run->nerrors++;
+		break;
+	case LM_REJECTED:
+	case LM_DISCARDED:
+		note = xasprintf("%s by a milter: %s", o->res == LM_REJECTED ?
+		    "rejected" : "discarded", o->why != NULL ? o->why : "");
+		log_warnx("tlsrpt: report %s for %s (%s) to <%s> NOT sent: %s",
+		    p->rid, p->domain, p->day, p->addr, note);
+		say(run, "%s %s: report to %s not sent: %s", p->day, p->domain,
+		    p->uri, note);
+		dest_update(run, p, "failed", p->tries + 1, note);
+		free(note);
+		run->nerrors++;
+		break;
+	}
+	post_free(p);
+	kick(run);
+}
+
+/* mailto: commit the report mail to the spool and hand it to the queue;
+ * 1 if it is in the milters now (mail_filtered() ends it). */
+static int
 send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
     const unsigned char *gz, size_t gzlen)
 {
 	struct tlsrpt_meta m;
 	struct spool_writer *w;
 	struct spool_env *env;
-	char addr[256], err[512], *msg, *note;
+	char addr[256], err[512], *msg;
 	size_t len;
 
 	if (tlsrpt_mailto_addr(p->uri, addr, sizeof(addr)) == -1) {
@@ -609,7 +689,7 @@ send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
 		    p->uri);
 		dest_update(run, p, "failed", p->tries + 1, "bad address");
 		run->nerrors++;
-		return;
+		return 0;
 	}
 	memset(&m, 0, sizeof(m));
 	m.org = run->org;
@@ -622,12 +702,34 @@ send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
 		say(run, "%s %s: cannot build the report mail", p->day,
 		    p->domain);
 		run->nerrors++;
-		return;
+		return 0;
+	}
+	env = spool_env_new();
+	env->sender = xstrdup(run->from);
+	env->created = time(NULL);
+	env->client_addr = xstrdup("127.0.0.1");
+	env->client_helo = xstrdup(run->submitter);
+	env->is_report = 1;
+	spool_env_add_rcpt(env, addr);
+	if (run->lm != NULL) {
+		/* signed after the milters, so that their changes do not
+		 * break the signature */
+		p->rid = xstrdup(id);
+		p->addr = xstrdup(addr);
+		if ((p->lmjob = local_milter_submit(run->base, run->lm,
+		    run->sp, "TLSRPT report", env, msg, len, mail_sign, p,
+		    mail_filtered, p, err, sizeof(err))) != NULL)
+			return 1;
+		say(run, "%s %s: %s: cannot spool the report: %s", p->day,
+		    p->domain, p->uri, err);
+		run->nerrors++;
+		return 0;
 	}
 	if (report_sign(run, p, &msg, &len) == -1) {
 		free(msg);
+		spool_env_free(env);
 		run->nerrors++;
-		return;		/* dkim_failure_action = defer: next run */
+		return 0;	/* dkim_failure_action = defer: next run */
 	}
 	if ((w = spool_writer_new(run->sp, err, sizeof(err))) == NULL ||
 	    spool_writer_write(w, msg, len) == -1) {
@@ -636,37 +738,23 @@ send_mail(struct tlsrpt_run *run, struct post *p, const char *id,
 			    strerror(errno));
 		spool_writer_abort(w);
 		free(msg);
+		spool_env_free(env);
 		say(run, "%s %s: %s: cannot spool the report: %s", p->day,
 		    p->domain, p->uri, err);
 		run->nerrors++;
-		return;
+		return 0;
 	}
 	free(msg);
-	env = spool_env_new();
-	env->sender = xstrdup(run->from);
-	env->created = time(NULL);
-	env->client_addr = xstrdup("127.0.0.1");
-	env->client_helo = xstrdup(run->submitter);
-	env->is_report = 1;
-	spool_env_add_rcpt(env, addr);
 	if (spool_writer_commit(w, env, err, sizeof(err)) == -1) {
 		spool_env_free(env);
 		say(run, "%s %s: %s: cannot spool the report: %s", p->day,
 		    p->domain, p->uri, err);
 		run->nerrors++;
-		return;
+		return 0;
 	}
-	note = xasprintf("queued as %s", env->id);
-	dest_update(run, p, "sent", p->tries + 1, note);
-	free(note);
-	log_info("%s: TLSRPT report %s for %s (%s) to <%s>, from=<%s>",
-	    env->id, id, p->domain, p->day, addr, run->from);
-	say(run, "%s %s: report to %s queued as %s%s", p->day, p->domain,
-	    p->uri, env->id, run->submit ? "" : " (delivered when danerelayd "
-	    "runs)");
-	if (run->submit != NULL)
-		run->submit(env, run->submit_arg);
+	mail_queued(run, p, id, addr, env);
 	spool_env_free(env);
+	return 0;
 }
 
 static void
@@ -770,7 +858,7 @@ send_one(struct tlsrpt_run *run, struct post *p)
 		dest_update(run, p, "failed", p->tries, "report missing");
 		run->nerrors++;
 	} else if (strncasecmp(p->uri, "mailto:", 7) == 0)
-		send_mail(run, p, id, gz, gzlen);
+		inflight = send_mail(run, p, id, gz, gzlen);
 	else {
 		inflight = send_post(run, p, gz, gzlen) == 0;
 		gz = NULL;	/* p owns it */
@@ -918,6 +1006,9 @@ tlsrpt_run_start(struct event_base *base, const struct config *cf,
 	    cf->dkim_key_table, err, errlen)) == NULL)
 		goto fail;
 	run->dkim_defer = cf->dkim_failure_defer;
+	if ((run->lm = local_milter_new(cf, err, errlen)) == NULL &&
+	    err[0] != '\0')
+		goto fail;
 	tlsrpt_day(now, run->today);
 	tlsrpt_day(now - (time_t)TLSRPT_KEEP_DAYS * 86400, run->oldest);
 	if (day != NULL) {
