@@ -41,6 +41,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -898,6 +899,8 @@ static enum step
 milter_connect(struct milter *m)
 {
 	struct milter_chain *ch = m->ch;
+	evutil_socket_t fd;
+	int one = 1;
 
 	m->bev = bufferevent_socket_new(ch->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (m->bev == NULL) {
@@ -914,6 +917,13 @@ milter_connect(struct milter *m)
 		milter_fail(m, "connect failed");
 		return STEP_WAIT;
 	}
+	/* Commands are small and each waits for its reply: none is held
+	 * back by Nagle's algorithm. */
+	if (m->spec->ss.ss_family != AF_UNIX && (fd =
+	    bufferevent_getfd(m->bev)) != -1 && setsockopt(fd, IPPROTO_TCP,
+	    TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_debug("milter %s: TCP_NODELAY: %s", m->spec->text,
+		    strerror(errno));
 	bufferevent_enable(m->bev, EV_READ | EV_WRITE);
 	return STEP_WAIT;
 }
@@ -1711,7 +1721,21 @@ milter_read_cb(struct bufferevent *bev, void *arg)
 	size_t used, need;
 	char why[160];
 	int rc;
+#ifdef TCP_QUICKACK
+	int one = 1;
+#endif
 
+#ifdef TCP_QUICKACK
+	/* A milter that answers the end of message with two packets
+	 * written apart (a change, then accept: OpenDKIM) has the second
+	 * held back by its Nagle until we acknowledge the first, and
+	 * Linux delays that ACK by 40 ms: acknowledge at once (the flag
+	 * does not stick, so on every read).  bench/run with OpenDKIM:
+	 * 108 -> 194 msg/s. */
+	if (m->spec->ss.ss_family != AF_UNIX)
+		(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP,
+		    TCP_QUICKACK, &one, sizeof(one));
+#endif
 	while (m->bev == bev && evbuffer_get_length(in) >= 4) {
 		evbuffer_copyout(in, h, 4);
 		need = 4 + (size_t)get32(h);
